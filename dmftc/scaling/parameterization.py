@@ -1,0 +1,170 @@
+"""The exponent table: every weight's forward multiplier, init std and learning rate.
+
+Convention (THEORY.md section 1, SPEC.md): entries W_ij ~ N(0, init_std^2), forward
+`multiplier * W x`, and the GD update W <- W - lr * dLoss/dW. Presets are rows of one
+table keyed by (preset, role); the depth factors of residual networks and the
+key/query factors of attention are read from the spec's own expressions
+(branch scale beta0 / L**alpha_L, logit scale N**-alpha_A), then per-weight
+overrides replace any entry. Both the finite simulator and the DMFT read
+`resolve_parameterization`, so the two cannot disagree about a scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+import sympy
+
+from ..graph.build import Graph, Weight
+from ..notation import hyper_symbol, size_symbol
+from ..spec.types import Attention, Residual, Spec
+
+Expr = sympy.Expr
+PRESET_ALIASES = {"mean_field": "mup", "depth_mup": "mup", "completep": "mup"}
+#: presets whose branch-scale exponent alpha_L is fixed by name (checked against the spec).
+PRESET_ALPHA_L = {"depth_mup": sympy.Rational(1, 2), "completep": sympy.Integer(1)}
+
+
+@dataclass(frozen=True)
+class WeightScaling:
+    """multiplier, init_std and lr (the full per-parameter GD step, global lr included) of one weight."""
+
+    multiplier: Expr
+    init_std: Expr
+    lr: Expr
+
+    def abc(self, n: sympy.Symbol) -> tuple[Expr, Expr, Expr]:
+        """Yang & Hu's (a, b, c): multiplier n^-a, init std n^-b, lr n^-c (leading powers of n)."""
+        return (-leading_power(self.multiplier, n), -leading_power(self.init_std, n),
+                -leading_power(self.lr, n))
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the table rows need to know about the network as a whole."""
+
+    lr: Expr           # training.lr
+    gamma0: Expr       # richness
+    readout_fan_in: Expr
+    depth: Expr        # L (the residual block count), 1 without residual blocks
+    alpha_L: Expr | None  # branch-scale exponent, None without residual blocks
+
+
+def leading_power(expr: Expr, n: sympy.Symbol) -> Expr:
+    """The power p with expr ~ n^p as n -> infinity (expr a product of powers, or a sum of such).
+
+    Sums take their leading term; exponents may be symbolic (then sums must be comparable).
+    """
+    expr = sympy.powsimp(sympy.expand_power_base(sympy.sympify(expr), force=True), force=True)
+    if expr.is_Add:
+        return sympy.Max(*(leading_power(t, n) for t in expr.args))
+    if expr.has(n) and not (expr.is_Mul or expr.is_Pow or expr == n):
+        # log, exp, sqrt of n: use the growth of log(expr) / log(n)
+        return sympy.limit(sympy.log(expr) / sympy.log(n), n, sympy.oo)
+    total = sympy.Integer(0)
+    for base, e in _powers(expr):
+        if base == n:
+            total += e
+        elif base.has(n):
+            total += e * leading_power(base, n)
+    return sympy.simplify(total)
+
+
+def _powers(expr: Expr):
+    for factor in sympy.Mul.make_args(expr):
+        base, e = factor.as_base_exp()
+        yield base, e
+
+
+# ---------------------------------------------------------------- the table
+def _row_mup(w: Weight, c: Context, attn: Attention | None) -> WeightScaling:
+    step = c.lr * c.gamma0**2 * c.readout_fan_in * _depth_lr(c)
+    if w.role == "readout":
+        m = _depth_io(c) / (c.gamma0 * w.fan_in)
+        return WeightScaling(m, 1 / _depth_io(c), step)
+    if w.role in ("key", "query") and attn is not None:
+        alpha_A = attention_alpha(attn)
+        N, H = attn.key_dim, attn.heads
+        return WeightScaling(N ** (alpha_A - sympy.Rational(3, 2)) / sympy.sqrt(H), N ** (1 - alpha_A), step)
+    if w.role == "embed" and c.alpha_L is not None:
+        return WeightScaling(_depth_io(c) / sympy.sqrt(w.fan_in), 1 / _depth_io(c), step)
+    return WeightScaling(1 / sympy.sqrt(w.fan_in), sympy.Integer(1), step)
+
+
+def _row_ntk(w: Weight, c: Context, attn: Attention | None) -> WeightScaling:
+    return WeightScaling(1 / sympy.sqrt(w.fan_in), sympy.Integer(1), c.lr)
+
+
+def _row_sp(w: Weight, c: Context, attn: Attention | None) -> WeightScaling:
+    return WeightScaling(sympy.Integer(1), 1 / sympy.sqrt(w.fan_in), c.lr)
+
+
+TABLE = {"mup": _row_mup, "ntk": _row_ntk, "sp": _row_sp}
+
+
+def _depth_lr(c: Context) -> Expr:
+    """SGD step factor L^(2 alpha_L - 1) of THEORY.md section 4 (1 without residual blocks)."""
+    return c.depth ** (2 * c.alpha_L - 1) if c.alpha_L is not None else sympy.Integer(1)
+
+
+def _depth_io(c: Context) -> Expr:
+    """Embedding/readout multiplier factor L^(1/2 - alpha_L) (the init std takes its inverse)."""
+    return c.depth ** (sympy.Rational(1, 2) - c.alpha_L) if c.alpha_L is not None else sympy.Integer(1)
+
+
+# ---------------------------------------------------------------- reading the spec's own exponents
+def attention_alpha(attn: Attention) -> Expr:
+    """alpha_A from the logit scale N^-alpha_A (N the key/query dimension)."""
+    return -leading_power(attn.logit_scale, _main_symbol(attn.key_dim))
+
+
+def residual_alpha(spec_ops) -> tuple[Expr | None, Expr]:
+    """(alpha_L, L) read from the branch scales beta0 / L**alpha_L; (None, 1) without residual blocks."""
+    scales = [op.scale for op in _iter_ops(spec_ops) if isinstance(op, Residual)]
+    if not scales:
+        return None, sympy.Integer(1)
+    L = size_symbol("L")
+    return -leading_power(scales[0], L), L
+
+
+def _main_symbol(expr: Expr) -> sympy.Symbol:
+    syms = sorted(expr.free_symbols, key=lambda s: s.name)
+    return syms[0] if syms else size_symbol("N")
+
+
+def _iter_ops(ops):
+    for op in ops:
+        yield op
+        yield from _iter_ops(getattr(op, "body", ()) or getattr(op, "branch", ()))
+
+
+def _attention_of(graph: Graph, w: Weight) -> Attention | None:
+    for n in graph.walk():
+        if n.id == w.node and isinstance(n.op, Attention):
+            return n.op
+    return None
+
+
+def context(spec: Spec, graph: Graph) -> Context:
+    """The whole-network facts the table rows use."""
+    readout = [w for w in graph.weights.values() if w.role == "readout"]
+    alpha_L, depth = residual_alpha(spec.model)
+    gamma0 = hyper_symbol("gamma0") if "gamma0" in spec.hyper else sympy.Integer(1)
+    return Context(spec.training.lr, gamma0, readout[0].fan_in if readout else sympy.Integer(1), depth, alpha_L)
+
+
+def resolve_parameterization(spec: Spec, graph: Graph) -> Mapping[str, WeightScaling]:
+    """weight name -> WeightScaling: the preset's row for each weight, then the spec's overrides."""
+    preset = spec.parameterization.preset or "mup"
+    row = TABLE[PRESET_ALIASES.get(preset, preset)]
+    c = context(spec, graph)
+    out = {}
+    for name, w in sorted(graph.weights.items()):
+        ws = row(w, c, _attention_of(graph, w))
+        o = spec.parameterization.overrides.get(name)
+        if o is not None:
+            ws = replace(ws, **{k: getattr(o, k) * (c.lr if k == "lr" else 1)
+                                for k in ("multiplier", "init_std", "lr") if getattr(o, k) is not None})
+        out[name] = ws
+    return out

@@ -1,0 +1,223 @@
+"""The typed, immutable `Spec`: what a validated spec file says.
+
+Every expression is a plain sympy expression in the symbols of `dmftc.notation`
+(`size_symbol`, `hyper_symbol`), built by the whitelist parser, never by
+`sympify` of spec text. Source positions ride along (`pos`) for error messages
+of later stages; they take no part in equality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Mapping
+
+import sympy
+
+from ..errors import Location
+
+Expr = sympy.Expr
+
+ACTIVATIONS = ("linear", "relu", "tanh", "erf", "gelu", "quadratic", "sigmoid")
+PRESETS = ("sp", "ntk", "mup", "mean_field", "depth_mup", "completep")
+LOSSES = ("mse",)
+OPTIMIZERS = ("gd",)
+TARGETS = ("tanh_linear", "linear", "sign_linear", "random")
+
+
+def _pos() -> Location | None:
+    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------- model ops
+@dataclass(frozen=True)
+class Op:
+    """Base of the model ops; `kind` is the key the op has in the spec."""
+
+    kind: ClassVar[str] = ""
+
+
+@dataclass(frozen=True)
+class Dense(Op):
+    """y = multiplier * W x with W of shape (out, fan_in); `name` names W."""
+
+    kind: ClassVar[str] = "dense"
+    out: Expr
+    name: str | None = None
+    pos: Location | None = _pos()
+
+
+@dataclass(frozen=True)
+class Act(Op):
+    """Elementwise nonlinearity phi, one of `ACTIVATIONS`."""
+
+    kind: ClassVar[str] = "act"
+    fn: str
+    pos: Location | None = _pos()
+
+
+@dataclass(frozen=True)
+class Repeat(Op):
+    """`body` applied `times` times; layer index symbol `index` (default ell)."""
+
+    kind: ClassVar[str] = "repeat"
+    times: Expr
+    body: tuple[Op, ...]
+    index: str = "ell"
+    pos: Location | None = _pos()
+
+
+@dataclass(frozen=True)
+class Residual(Op):
+    """h <- h + scale * branch(h)."""
+
+    kind: ClassVar[str] = "residual"
+    scale: Expr
+    branch: tuple[Op, ...]
+    pos: Location | None = _pos()
+
+
+@dataclass(frozen=True)
+class LayerNorm(Op):
+    """Parameter-free LayerNorm over the feature axis, per token: (h - mean) / std."""
+
+    kind: ClassVar[str] = "layernorm"
+    pos: Location | None = _pos()
+
+
+@dataclass(frozen=True)
+class Attention(Op):
+    """Multi-head self-attention: `heads` heads of key/query/value dimension `key_dim`.
+
+    Logits A_{ss'} = logit_scale * k_s . q_{s'}, softmax over keys, output
+    projection back to the residual width heads * key_dim. Weight names are
+    `name` + _K, _Q, _V, _O.
+    """
+
+    kind: ClassVar[str] = "attention"
+    heads: Expr
+    key_dim: Expr
+    logit_scale: Expr
+    name: str | None = None
+    pos: Location | None = _pos()
+
+
+@dataclass(frozen=True)
+class Pool(Op):
+    """Pooling over tokens (`mode` 'mean')."""
+
+    kind: ClassVar[str] = "pool"
+    mode: str = "mean"
+    pos: Location | None = _pos()
+
+
+@dataclass(frozen=True)
+class Readout(Op):
+    """Scalar output f = multiplier * w . x; `name` names w."""
+
+    kind: ClassVar[str] = "readout"
+    name: str | None = None
+    pos: Location | None = _pos()
+
+
+OP_TYPES: tuple[type[Op], ...] = (Dense, Act, Repeat, Residual, LayerNorm, Attention, Pool, Readout)
+
+
+# ------------------------------------------------------------- parameterization
+@dataclass(frozen=True)
+class WeightOverride:
+    """Per-weight override of the preset: any of multiplier, init std, learning-rate factor.
+
+    The finite network uses W_ij ~ N(0, init_std^2), forward `multiplier * W x`, and the
+    GD update W <- W - training.lr * lr * dLoss/dW. `None` keeps the preset's value.
+    """
+
+    multiplier: Expr | None = None
+    init_std: Expr | None = None
+    lr: Expr | None = None
+    pos: Location | None = _pos()
+
+
+@dataclass(frozen=True)
+class Parameterization:
+    """A preset (a row of the exponent table) plus per-weight overrides keyed by weight name."""
+
+    preset: str | None = "mup"
+    overrides: Mapping[str, WeightOverride] = field(default_factory=dict)
+    pos: Location | None = _pos()
+
+
+# ------------------------------------------------------------ training and data
+@dataclass(frozen=True)
+class Training:
+    """Full-batch GD on Loss = (1/2P) sum_mu (f_mu - y_mu)^2 with global step `lr`."""
+
+    loss: str = "mse"
+    optimizer: str = "gd"
+    lr: Expr = sympy.Integer(1)
+    steps: int = 10
+    pos: Location | None = _pos()
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """An .npz with X (P, D) or (P, S, D) and y (P,); `path` is resolved against the spec's folder."""
+
+    path: Path
+    pos: Location | None = _pos()
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    """Data made on the fly, deterministically from `seed`.
+
+    X ~ N(0, 1) of shape (P, D) or (P, S, D); y = target(X) as described in the README.
+    """
+
+    P: int
+    D: int
+    S: int | None = None
+    target: str = "tanh_linear"
+    seed: int = 0
+    pos: Location | None = _pos()
+
+
+Data = DataFile | Synthetic
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """Numerical options of the DMFT solve."""
+
+    samples: int = 4096
+    tol: float = 1e-4
+    max_iter: int = 100
+    damping: float = 0.5
+    seed: int = 0
+    dtype: str = "float64"
+    pos: Location | None = _pos()
+
+
+# --------------------------------------------------------------------- the spec
+@dataclass(frozen=True)
+class Spec:
+    """A validated spec (format version 1).
+
+    sizes: size symbol name -> finite value (N, H, L, S, ...); P and D come from the data.
+    hyper: hyperparameter name -> value (gamma0, eta, beta0, alpha_A, ...).
+    limit: the sizes that go to infinity, in the order given.
+    """
+
+    version: int
+    name: str
+    description: str
+    sizes: Mapping[str, int]
+    hyper: Mapping[str, float]
+    model: tuple[Op, ...]
+    parameterization: Parameterization
+    limit: tuple[str, ...]
+    training: Training
+    data: Data
+    solver: SolverOptions = SolverOptions()
+    source: Path | None = field(default=None, compare=False)
+    raw: Mapping | None = field(default=None, compare=False, repr=False)
