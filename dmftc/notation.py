@@ -35,3 +35,47 @@ def size_symbol(name: str) -> sympy.Symbol:
 def hyper_symbol(name: str) -> sympy.Symbol:
     """The hyperparameter symbol `name` (positive real)."""
     return sympy.Symbol(name, positive=True)
+
+
+# ---------------------------------------------------------------- DMFT vocabulary
+#: index symbols: times t, s; samples mu, nu; layer ell.
+t, s = sympy.symbols("t s", integer=True, nonnegative=True)
+mu, nu = sympy.symbols("mu nu", integer=True, nonnegative=True)
+ell = sympy.Symbol("ell", integer=True, positive=True)
+
+#: per-draw single-site fields (indices [layer, sample, time]) and their sources.
+h, z, g, u, r = (sympy.IndexedBase(n) for n in ("h", "z", "g", "u", "r"))
+#: two-time order parameters (indices [layer, mu, nu, t, s]).
+Phi, G, A, B = (sympy.IndexedBase(n) for n in ("Phi", "G", "A", "B"))
+#: deterministic output quantities: f[mu, t], Delta[mu, t], y[mu], data kernel Phi0[mu, nu], loss[t].
+f, Delta, y, Phi0, Loss = (sympy.IndexedBase(n) for n in ("f", "Delta", "y", "Phi0", "Loss"))
+#: equal-time kernels of the lazy limit (indices [layer, mu, nu]): preactivation covariance,
+#: feature kernel, derivative kernel, gradient kernel, and the NTK K[mu, nu], output covariance Sigma_f.
+Sigma, Phik, Phid, Gk, K, Sigmaf = (sympy.IndexedBase(n) for n in ("Sigma", "PhiK", "PhiD", "GK", "K", "Sigmaf"))
+
+#: the activation and its derivative as undefined functions (the compiler maps them by name).
+phi = sympy.Function("phi")
+dphi = sympy.Function("dphi")
+#: expectation over the single-site process, and a response (derivative of a field w.r.t. a source).
+Expect = sympy.Function("E")
+Response = sympy.Function("Response")
+#: Gaussian expectation maps of the lazy limit: E_{u ~ N(0, Sigma)}[phi(u) phi(u)^T] and [phi' phi'].
+GaussPhi = sympy.Function("GaussPhi")
+GaussDPhi = sympy.Function("GaussDPhi")
+
+#: code name -> (LaTeX, meaning, paper equation); one table for printers, docs and docstrings.
+NOTATION = {
+    "h": (r"h", "preactivation of layer ell (forward field)", "BP22 eq. (9)"),
+    "z": (r"z", "backward field before the activation derivative", "BP22 eq. (9)"),
+    "g": (r"g", "backward field g = phi'(h) z = gamma0 N df/dh", "BP22 eq. (9)"),
+    "u": (r"u", "forward Gaussian source, covariance Phi^{ell-1}", "BP22 eq. (9)"),
+    "r": (r"r", "backward Gaussian source, covariance G^{ell+1}", "BP22 eq. (9)"),
+    "Phi": (r"\Phi", "feature kernel <phi(h(t)) phi(h(s))>", "BP22 eq. (8)"),
+    "G": (r"G", "gradient kernel <g(t) g(s)>", "BP22 eq. (8)"),
+    "A": (r"A", "forward response <d phi(h(t)) / d r(s)>", "BP22 eq. (10)"),
+    "B": (r"B", "backward response <d g(t) / d u(s)>", "BP22 eq. (10)"),
+    "Delta": (r"\Delta", "error signal (y - f) / P", "THEORY.md sec. 1"),
+    "f": (r"f", "network output", "BP22 eq. (11)"),
+    "Phi0": (r"\Phi^{0}", "data kernel x . x' / D", "THEORY.md sec. 2"),
+    "K": (r"K", "neural tangent kernel (lazy limit)", "THEORY.md sec. 2"),
+}

@@ -1,0 +1,150 @@
+"""The `dmftc` command line. Exit codes: 0 ok, 1 the user's error (no traceback), 2 a bug."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from .errors import DmftcError
+
+
+def _sizes(text: str | None) -> dict[str, list[int]]:
+    """'N=128,256' -> {'N': [128, 256]}; several axes separated by ';'."""
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(";"):
+        name, _, vals = part.partition("=")
+        if not name.isidentifier() or not vals:
+            raise DmftcError(f"--sizes/--size expects NAME=V1,V2,... (got {part!r})")
+        try:
+            out[name] = [int(v) for v in vals.split(",")]
+        except ValueError:
+            raise DmftcError(f"--sizes/--size values must be integers (got {vals!r})") from None
+    return out
+
+
+def _load(args):
+    from .spec import load
+
+    return load(args.spec, overrides=tuple(args.set or ()))
+
+
+def cmd_schema(args) -> None:
+    from .spec import json_schema
+
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))
+
+
+def cmd_graph(args) -> None:
+    from .graph import build_graph
+
+    g = build_graph(_load(args))
+    if args.dot:
+        from .codegen.emit import write_atomic
+
+        write_atomic(Path(args.dot), g.to_dot())
+        print(f"wrote {args.dot}")
+    print(g.describe())
+
+
+def cmd_analyze(args) -> None:
+    from .scaling import analyze
+
+    sc = analyze(_load(args))
+    print(json.dumps(sc.to_json(), indent=2, sort_keys=True) if args.json else str(sc))
+
+
+def cmd_compile(args) -> None:
+    from .program import compile_spec
+
+    prog = compile_spec(_load(args))
+    py, tex = prog.write(args.out)
+    print(f"wrote {py} and {tex} ({prog.equations.regime} limit, {prog.equations.method})")
+
+
+def cmd_latex(args) -> None:
+    from .program import compile_spec
+
+    print(compile_spec(_load(args)).latex(standalone=args.standalone), end="")
+
+
+def cmd_solve(args) -> None:
+    from .program import compile_spec
+
+    prog = compile_spec(_load(args))
+    sol = prog.solve()
+    path = sol.save(args.out, prog.spec)
+    loss = sol.loss
+    print(f"wrote {path}: loss {loss[0]:.6g} -> {loss[-1]:.6g} over {len(loss) - 1} steps "
+          f"({sol.meta['seconds']:.2f} s, {sol.meta['method']})")
+
+
+def cmd_simulate(args) -> None:
+    from .simulate import simulate
+
+    spec = _load(args)
+    sizes = {k: v[0] for k, v in _sizes(args.size).items()}
+    sim = simulate(spec, sizes=sizes or None, seeds=args.seeds)
+    path = sim.save(args.out)
+    print(f"wrote {path}: mean loss {sim.loss.mean(0)[0]:.6g} -> {sim.loss.mean(0)[-1]:.6g} ({args.seeds} seeds)")
+
+
+def cmd_check(args) -> None:
+    from .check import run_check
+
+    report = run_check(_load(args), _sizes(args.sizes), seeds=args.seeds, out_dir=Path(args.out))
+    print(report.table())
+    print(report.summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dmftc", description="DMFT compiler for neural-network training dynamics")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name, fn, help_, spec=True):
+        sp = sub.add_parser(name, help=help_)
+        if spec:
+            sp.add_argument("spec", help="the spec file (YAML)")
+            sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scalar by dotted path")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    add("schema", cmd_schema, "print the JSON Schema of the spec format", spec=False)
+    add("graph", cmd_graph, "print the computation graph").add_argument("--dot", help="also write Graphviz DOT here")
+    add("analyze", cmd_analyze, "symbolic scaling analysis").add_argument("--json", action="store_true")
+    add("compile", cmd_compile, "write generated/<name>.py and .tex").add_argument("--out", default="generated")
+    add("latex", cmd_latex, "print the DMFT equations as LaTeX").add_argument("--standalone", action="store_true")
+    add("solve", cmd_solve, "solve the DMFT; writes solution.npz/json").add_argument("--out", required=True)
+    sim = add("simulate", cmd_simulate, "train finite networks of the spec")
+    sim.add_argument("--out", required=True)
+    sim.add_argument("--size", help="e.g. N=1024")
+    sim.add_argument("--seeds", type=int, default=8)
+    chk = add("check", cmd_check, "DMFT vs finite networks as sizes grow")
+    chk.add_argument("--out", required=True)
+    chk.add_argument("--sizes", help="e.g. N=128,256,512,1024")
+    chk.add_argument("--seeds", type=int, default=8)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except DmftcError as e:
+        print(f"dmftc {args.command}: {e.render() if hasattr(e, 'render') else e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # a bug: show everything
+        traceback.print_exc()
+        print("dmftc: internal error (a bug); please report it with the spec", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

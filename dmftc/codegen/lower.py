@@ -1,0 +1,281 @@
+"""Lowering: each scheduled equation of an EquationSystem -> a few lines of JAX.
+
+The lowering is by the shape of the sympy expression, not by the equation's name:
+  Sum over (nu, s < t or s <= t) of coefficient * arrays * field   -> rt.causal_sum (einsum, causal mask)
+  Sum with no per-draw field                                        -> rt.causal_sum_det
+  E[X(t) X(s)]                                                      -> rt.kernel_row (row t of a kernel)
+  E[Response(F(t), source(s))]                                      -> rt.ibp_row (Gaussian integration by parts)
+  E[Response(F(t), scalar source)]                                  -> rt.expect(w, xi * F) (Stein, unit variance)
+  anything else                                                     -> the strict pointwise printer
+Responses use a control variate: F minus its value with every field replaced by its
+source (the gamma0 = 0 process), whose response vanishes exactly in expectation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from ..dmft.system import Equation, EquationSystem, Loop, SourceLaw, Step
+from ..errors import CodegenError
+from ..notation import Delta, ell, mu, nu, s, t
+from .printer import FIELDS, pycode
+
+KERNELS = ("Phi", "G", "A", "B")
+
+
+@dataclass(frozen=True)
+class Stmt:
+    """Lowered code of one scheduled equation: its label and source lines (no indentation)."""
+
+    label: str
+    lines: tuple[str, ...]
+    comment: str
+
+
+class Lowerer:
+    """Lowers the equations of one system (holds only the system and the hyper names)."""
+
+    def __init__(self, system: EquationSystem, hyper: tuple[str, ...]):
+        self.sys = system
+        self.hyper = hyper
+
+    # ---------------------------------------------------------- entry points
+    def step(self, st: Step, loop: tuple[int, int] | None) -> Stmt | None:
+        """Lower one scheduled step; inside a loop over ell in [lo, hi] (given as `loop`), guard the
+        template's layer range only where it does not hold for the whole loop (None: never runs)."""
+        item = self.sys.get(st.label)
+        at = sympy.sympify(st.layer) if st.layer is not None else ell
+        if isinstance(item, SourceLaw):
+            return self._source(item, at)
+        eq = _at_layer(item, at)
+        lower = {"field": self._field, "kernel": self._kernel, "response": self._response,
+                 "output": self._output, "error": self._error, "lazy": self._lazy}[eq.kind]
+        lines = lower(eq)
+        guard = self._guard(item, at, loop) if loop else None
+        if guard is False:
+            return None
+        if guard:
+            lines = (f"if {guard}:", *("    " + ln for ln in lines))
+        return Stmt(item.label, tuple(lines), f"{item.label}: {_pretty(eq)}")
+
+    def _guard(self, item, at, loop) -> str | bool | None:
+        """A condition keeping a template inside its layer range: None if always true, False if never."""
+        if item.layers is None or not at.has(ell):
+            return None
+        lo, hi = (int(x) for x in item.layers)
+        first, last = sorted(int(at.subs(ell, v)) for v in loop)
+        if lo <= first and last <= hi:
+            return None
+        if last < lo or first > hi:
+            return False
+        return f"{lo} <= {pycode(at)} <= {hi}"
+
+    # ---------------------------------------------------------- sources
+    def _source(self, src: SourceLaw, at) -> Stmt:
+        fld = _subs_ell(src.field, src, at)
+        base, layer = fld.base.name, pycode(fld.indices[0])
+        key = f'("{base}", {layer})'
+        coef = pycode(src.coefficient, hyper=self.hyper)
+        if src.structure == "scalar":
+            lines = (f"{base}_t[{layer}] = jnp.broadcast_to(xi[{key}], (M, P))",)
+        elif src.structure == "static":
+            lines = (f"{base}_t[{layer}] = static[{key}]",)
+        else:
+            cov = _subs_ell(src.covariance, src, at)
+            kern = f"{cov.base.name}[{pycode(cov.indices[0])}]"
+            lines = (f"fac[{key}] = rt.grow_factor(fac[{key}], {coef} * rt.flat({kern}), t, P, rcond)",
+                     f"{base}_t[{layer}] = rt.sample_row(fac[{key}], xi[{key}], t, P)")
+        return Stmt(src.label, lines, f"{src.label}: {src.field} ~ N(0, {src.coefficient} {src.covariance})")
+
+    # ---------------------------------------------------------- equations
+    def _field(self, eq: Equation) -> tuple[str, ...]:
+        name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])
+        rhs = self._expr(eq.rhs, det=False)
+        return (f"{name}_t[{layer}] = {rhs}", f"{name}[{layer}] = {name}[{layer}].at[:, t].set({name}_t[{layer}])")
+
+    def _kernel(self, eq: Equation) -> tuple[str, ...]:
+        name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])
+        (arg,) = eq.rhs.args
+        left, right = _split_times(arg)
+        row = f"rt.kernel_row(w, {pycode(left, 'now', self.hyper)}, {pycode(right, 'hist', self.hyper)}, t)"
+        return (f"{name}[{layer}] = rt.set_kernel_row({name}[{layer}], {row}, t)",)
+
+    def _response(self, eq: Equation) -> tuple[str, ...]:
+        name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])
+        (resp,) = eq.rhs.args
+        F, src = resp.args
+        key = f'("{src.base.name}", {pycode(src.indices[0])})'
+        strict = "True" if eq.support == "strict" else "False"
+        cv = self._control_variate(F)
+        return (f"{name}[{layer}] = {name}[{layer}].at[t].set(rt.ibp_row(w, {cv}, xi[{key}], fac[{key}], t, P, "
+                f"strict={strict}))",)
+
+    def _output(self, eq: Equation) -> tuple[str, ...]:
+        return (f"f_t = {self._expr(eq.rhs, det=True)}", "f = f.at[t].set(f_t)")
+
+    def _error(self, eq: Equation) -> tuple[str, ...]:
+        return (f"Delta_t = {pycode(eq.rhs, 'now', self.hyper)}", "Delta = Delta.at[t].set(Delta_t)")
+
+    def _lazy(self, eq: Equation) -> tuple[str, ...]:
+        rhs = eq.rhs
+        lhs = pycode(eq.lhs, "matrix", self.hyper)
+        return (f"{lhs} = {self._matrix(rhs)}",)
+
+    def loss(self, eq: Equation) -> str:
+        """The loss: sums over samples become jnp.sum over the last axis of trajectories (n_t, P)."""
+        parts = []
+        for fac in sympy.Mul.make_args(eq.rhs):
+            if isinstance(fac, sympy.Sum):
+                (v, lo, hi), = fac.limits
+                if v != mu:
+                    raise CodegenError(f"cannot lower loss sum over {v}")
+                parts.append(f"jnp.sum({pycode(fac.function, 'traj', self.hyper)}, axis=-1)")
+            else:
+                parts.append(f"({pycode(fac, 'now', self.hyper)})")
+        return " * ".join(parts)
+
+    # ---------------------------------------------------------- expressions
+    def _expr(self, e, det: bool) -> str:
+        parts = []
+        for term in sympy.Add.make_args(e):
+            if isinstance(term, sympy.Sum):
+                parts.append(self._sum(term))
+            elif _has_expect(term):
+                parts.append(self._scalar_response(term))
+            else:
+                parts.append(pycode(term, "now", self.hyper))
+        return " + ".join(parts)
+
+    def _sum(self, S: sympy.Sum) -> str:
+        (v1, lo1, hi1), (v2, lo2, hi2) = S.limits
+        if (v1, v2) != (nu, s) or lo2 != 0 or hi2 not in (t - 1, t):
+            raise CodegenError(f"cannot lower sum {S}: expected a sum over nu and s <= t")
+        strict = hi2 == t - 1
+        groups: dict[sympy.Expr, list[sympy.Expr]] = {}
+        for mono in sympy.Add.make_args(sympy.expand(S.function)):
+            fld = [f for f in sympy.Mul.make_args(mono) if _is_field(f)]
+            if len(fld) > 1:
+                raise CodegenError(f"cannot lower {mono}: more than one per-draw field in a product")
+            key = fld[0] if fld else Delta[nu, s]
+            groups.setdefault(key, []).append(mono / key)
+        out = []
+        for X, coefs in groups.items():
+            C = " + ".join(self._coef_array(c) for c in coefs)
+            if _is_field(X):
+                out.append(f"rt.causal_sum({C}, {pycode(X, 'hist', self.hyper)}, t, strict={strict})")
+            else:
+                out.append(f"rt.causal_sum_det({C}, Delta, t, strict={strict})")
+        return " + ".join(out)
+
+    def _coef_array(self, c) -> str:
+        """A deterministic coefficient over (mu, s, nu) as a broadcastable array expression."""
+        scal, arrays = [], []
+        for fac in sympy.Mul.make_args(c):
+            if isinstance(fac, sympy.Indexed):
+                arrays.append(_broadcast(fac))
+            else:
+                scal.append(fac)
+        head = pycode(sympy.Mul(*scal), "now", self.hyper)
+        if not arrays:
+            return f"jnp.full((1, 1, 1), {head})"
+        return " * ".join(([head] if head != "1" else []) + arrays)
+
+    def _scalar_response(self, term) -> str:
+        coef, resp = [], None
+        for fac in sympy.Mul.make_args(term):
+            if _has_expect(fac):
+                resp = fac.args[0]
+            else:
+                coef.append(fac)
+        F, src = resp.args
+        key = f'("{src.base.name}", {pycode(src.indices[0])})'
+        head = pycode(sympy.Mul(*coef), "now", self.hyper)
+        return f"{head} * rt.expect(w, xi[{key}] * ({self._control_variate(F)}))"
+
+    def _control_variate(self, F) -> str:
+        F0 = self._lazy_part(F)
+        return f"{pycode(F, 'now', self.hyper)} - {pycode(F0, 'now', self.hyper)}"
+
+    def _lazy_part(self, e):
+        """e with every field replaced by its source (the gamma0 = 0 single-site process).
+
+        h -> u and z -> r at the same layer (the arrays u_t, r_t hold every layer's source, static
+        and scalar ones included); g by its own equation first.
+        """
+        geq = next(q for q in self.sys.equations if q.kind == "field" and q.lhs.base.name == "g")
+
+        def rule(x):
+            if x.base.name == "g":
+                return self._lazy_part(geq.rhs.subs(ell, x.indices[0]))
+            return sympy.Indexed({"h": "u", "z": "r"}[x.base.name], *x.indices)
+        return e.replace(lambda x: isinstance(x, sympy.Indexed) and x.base.name in ("h", "z", "g"), rule)
+
+    def _matrix(self, e) -> str:
+        if isinstance(e, sympy.Sum):
+            (v, lo, hi), = e.limits
+            return (f"sum(({self._matrix(e.function)} for {v} in range({pycode(lo, hyper=self.hyper)}, "
+                    f"{pycode(hi, hyper=self.hyper)} + 1)), jnp.zeros((P, P), dtype))")
+        if e.is_Add:
+            return " + ".join(f"({self._matrix(a)})" for a in e.args)
+        if e.is_Mul:
+            return " * ".join(f"({self._matrix(a)})" for a in e.args)
+        if isinstance(e, sympy.Function) and e.func.__name__ in ("GaussPhi", "GaussDPhi"):
+            fn = "phi_kernel" if e.func.__name__ == "GaussPhi" else "dphi_kernel"
+            return f"cf.{fn}(ACTIVATION, {pycode(e.args[0], 'matrix', self.hyper)})"
+        return pycode(e, "matrix", self.hyper)
+
+
+# ---------------------------------------------------------- helpers
+def _at_layer(eq: Equation, at) -> Equation:
+    """The template instantiated at ell = `at` (a number or an expression in the loop variable ell)."""
+    if eq.layers is None:
+        return eq
+    sub = {ell: at}
+    return Equation(eq.label, eq.lhs.subs(sub), eq.rhs.subs(sub), eq.kind, eq.meaning, eq.layers, eq.support)
+
+
+def _subs_ell(expr, src: SourceLaw, at):
+    """A source law's expression at ell = `at`."""
+    return expr.subs(ell, at)
+
+
+def _split_times(arg):
+    """E[X(t) X(s)] -> (X at t, X at s)."""
+    facs = sympy.Mul.make_args(arg)
+    now = [f for f in facs if _time_of(f) == t]
+    past = [f for f in facs if _time_of(f) == s]
+    if len(now) != 1 or len(past) != 1:
+        raise CodegenError(f"cannot lower kernel E[{arg}]: expected X(t) X(s)")
+    return now[0], past[0]
+
+
+def _time_of(e):
+    for x in e.atoms(sympy.Indexed):
+        return x.indices[-1]
+    return None
+
+
+def _is_field(e) -> bool:
+    return any(x.base.name in FIELDS for x in e.atoms(sympy.Indexed))
+
+
+def _has_expect(e) -> bool:
+    return any(getattr(f, "func", None) is not None and f.func.__name__ == "E" for f in e.atoms(sympy.Function))
+
+
+def _broadcast(x: sympy.Indexed) -> str:
+    """A deterministic array indexed by some of (mu, nu, t, s) as an array over (mu, s, nu)."""
+    base, idx = x.base.name, x.indices
+    if base == "Delta" and tuple(idx) == (nu, s):
+        return "Delta[None]"
+    if base == "Phi0" and tuple(idx) == (mu, nu):
+        return "Phi0[:, None, :]"
+    if base in KERNELS and tuple(idx[1:]) == (mu, nu, t, s):
+        return f"{base}[{pycode(idx[0])}][t]"
+    raise CodegenError(f"cannot broadcast {x} over (mu, s, nu)")
+
+
+def _pretty(eq: Equation) -> str:
+    return f"{sympy.sstr(eq.lhs)} = {sympy.sstr(eq.rhs)}"

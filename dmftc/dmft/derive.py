@@ -1,0 +1,274 @@
+"""Graph + exponent table -> EquationSystem: the DMFT of an MLP in its width limit.
+
+Compositional: every dense op contributes a Gaussian source (its initial weights used
+forward), a response term (the same weights reused backward), and an update term (its
+accumulated GD updates); the readout contributes the output equation and the top
+backward field. Each term's prefactor (`coefficients`) decides whether it survives the
+limit. When every hidden update term vanishes the network is lazy and the system is
+the kernel one: NNGP and NTK at initialization and linear output dynamics.
+Discrete-time GD, THEORY.md section 2; the B^ell(t, t) term is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import sympy
+from sympy import Sum
+
+from ..errors import Unsupported
+from ..graph.build import Graph
+from ..notation import (
+    A, B, Delta, Expect, G, GaussDPhi, GaussPhi, Gk, K, Loss, Phi, Phi0, Phid, Phik, Response,
+    Sigma, Sigmaf, dphi, ell, f, g, h, mu, nu, phi, r, s, size_symbol, t, u, y, z,
+)
+from ..scaling.parameterization import WeightScaling
+from ..spec.types import Act, Dense, Readout, Repeat, Spec
+from .coefficients import Prefactors, dense_prefactors, readout_prefactors, take_limit
+from .system import Equation, EquationSystem, Loop, SourceLaw, Step
+
+P = size_symbol("P")
+ONE = sympy.Integer(1)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Hidden layer ell: weight `weight` (fan-in `fan_in`) followed by activation `fn`."""
+
+    weight: str
+    fn: str
+    fan_in: sympy.Expr
+    fan_out: sympy.Expr
+
+
+# ------------------------------------------------------------------ structure
+def mlp_layers(spec: Spec, graph: Graph) -> tuple[list[Layer], str]:
+    """Unroll the graph into hidden layers (dense + activation) and the readout's weight name."""
+    ops = list(_unroll(spec.model, spec.sizes))
+    layers, readout = [], None
+    for i, op in enumerate(ops):
+        if isinstance(op, Dense):
+            nxt = ops[i + 1] if i + 1 < len(ops) else None
+            fn = nxt.fn if isinstance(nxt, Act) else "linear"
+            w = graph.weights[op.name]
+            layers.append(Layer(op.name, fn, w.fan_in, w.fan_out))
+        elif isinstance(op, Readout):
+            readout = op.name
+        elif not isinstance(op, Act):
+            raise Unsupported(f"the DMFT of '{op.kind}' ops", "this version derives MLPs (dense, act, repeat, readout)")
+    if not layers or readout is None:
+        raise Unsupported("a model without hidden dense layers or readout", "write dense/act layers then a readout")
+    fns = {lay.fn for lay in layers}
+    if len(fns) > 1:
+        raise Unsupported(f"different activations per layer {sorted(fns)}", "use one activation throughout")
+    return layers, readout
+
+
+def _unroll(ops, sizes):
+    for op in ops:
+        if isinstance(op, Repeat):
+            times = int(op.times.subs({size_symbol(k): v for k, v in sizes.items()}))
+            for _ in range(times):
+                yield from _unroll(op.body, sizes)
+        else:
+            yield op
+
+
+# ------------------------------------------------------------------ coefficients
+LEARNING_TERMS = ("upd", "bupd")
+LAZY_TERMS = ("src", "bsrc", "ntk", "f0")
+
+
+def limit_coefficients(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling],
+                       only: tuple[str, ...] | None = None) -> dict[str, sympy.Expr]:
+    """Term prefactors after the limit, named '<term>:<weight>' (and '<term>:readout').
+
+    `only` restricts the terms computed: a lazy system needs no response prefactors (they
+    diverge there while the responses they multiply vanish; the NTK carries their product).
+    """
+    layers, ro = mlp_layers(spec, graph)
+    ws_ro = params[ro]
+    s_hat = ws_ro.multiplier * ws_ro.init_std
+    out = {}
+    for i, lay in enumerate(layers):
+        pre = dense_prefactors(params[lay.weight], lay.fan_in, lay.fan_out, s_hat)
+        # the first layer acts on data: no backward field, so no backward terms and no response
+        terms = ("src", "upd", "ntk") if i == 0 else tuple(Prefactors.__dataclass_fields__)
+        for term in terms:
+            if only is None or term in only:
+                out[f"{term}:{lay.weight}"] = take_limit(getattr(pre, term), spec.limit,
+                                                         f"the {term} term of weight {lay.weight}", spec.hyper)
+    for term, expr in readout_prefactors(ws_ro, graph.weights[ro].fan_in).items():
+        if only is None or term in only:
+            out[f"{term}:readout"] = take_limit(expr, spec.limit, f"the {term} term of the readout {ro}", spec.hyper)
+    return out
+
+
+def _uniform(c: Mapping[str, sympy.Expr], term: str, layers: list[Layer]) -> sympy.Expr:
+    vals = {c[f"{term}:{lay.weight}"] for lay in layers}
+    if len(vals) != 1:
+        raise Unsupported(f"different {term} prefactors across hidden layers {sorted(map(str, vals))}",
+                          "give the hidden layers one parameterization")
+    return vals.pop()
+
+
+# ------------------------------------------------------------------ the system
+def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> EquationSystem:
+    """The DMFT equation system of an MLP spec in the limit `spec.limit`."""
+    layers, _ = mlp_layers(spec, graph)
+    c = limit_coefficients(spec, graph, params, only=LEARNING_TERMS)
+    if any(v != 0 for v in c.values()):
+        c = limit_coefficients(spec, graph, params)
+        if c["f0:readout"] != 0:
+            raise Unsupported("feature learning with a random O(1) output at initialization",
+                              "use mup (output multiplier 1/(gamma0 N)) or a lazy parameterization")
+        return _feature_learning(spec, layers, c)
+    return _lazy(spec, layers, limit_coefficients(spec, graph, params, only=LAZY_TERMS))
+
+
+def _ell_range(lo, hi):
+    return (sympy.sympify(lo), sympy.sympify(hi))
+
+
+def _feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSystem:
+    L = len(layers)
+    fn = layers[0].fn
+    hid = layers[1:]
+    first = layers[0].weight
+    Lsym = sympy.Integer(L)
+    sum_past = lambda e: Sum(e, (nu, 0, P - 1), (s, 0, t - 1))     # noqa: E731  s < t
+    sum_now = lambda e: Sum(e, (nu, 0, P - 1), (s, 0, t))          # noqa: E731  s <= t
+    cu0 = c[f"upd:{first}"]
+    eqs = [
+        Equation("eq:field.h1", h[1, mu, t], u[1, mu] + sum_past(cu0 * Delta[nu, s] * Phi0[mu, nu] * g[1, nu, s]),
+                 "field", "first-layer preactivation: static source plus the first weights' updates",
+                 _ell_range(1, 1)),
+    ]
+    if hid:
+        cr, cu = _uniform(c, "resp", hid), _uniform(c, "upd", hid)
+        cbr, cbu = _uniform(c, "bresp", hid), _uniform(c, "bupd", hid)
+        eqs.append(Equation(
+            "eq:field.h", h[ell + 1, mu, t],
+            u[ell + 1, mu, t] + sum_past((cr * A[ell, mu, nu, t, s] + cu * Delta[nu, s] * Phi[ell, mu, nu, t, s])
+                                         * g[ell + 1, nu, s]),
+            "field", "hidden preactivation: source, response of the reused W(0), weight updates",
+            _ell_range(1, L - 1)))
+        eqs.append(Equation(
+            "eq:field.z", z[ell, mu, t],
+            r[ell, mu, t] + sum_now(cbr * B[ell, mu, nu, t, s] * phi(h[ell, nu, s]))
+            + sum_past(cbu * Delta[nu, s] * G[ell + 1, mu, nu, t, s] * phi(h[ell, nu, s])),
+            "field", "backward field: source, response (s <= t: the backward pass of step t reuses W(0)), updates",
+            _ell_range(1, L - 1)))
+    eqs += [
+        Equation("eq:field.zL", z[Lsym, mu, t],
+                 r[Lsym] + sum_past(c["zupd:readout"] * Delta[nu, s] * phi(h[Lsym, nu, s])),
+                 "field", "top backward field: the readout weight, constant source plus its updates",
+                 _ell_range(L, L)),
+        Equation("eq:field.g", g[ell, mu, t], dphi(h[ell, mu, t]) * z[ell, mu, t], "field",
+                 "backward field at the preactivation", _ell_range(1, L)),
+        Equation("eq:kernel.Phi", Phi[ell, mu, nu, t, s], Expect(phi(h[ell, mu, t]) * phi(h[ell, nu, s])),
+                 "kernel", "feature kernel", _ell_range(1, L)),
+        Equation("eq:kernel.G", G[ell, mu, nu, t, s], Expect(g[ell, mu, t] * g[ell, nu, s]),
+                 "kernel", "gradient kernel", _ell_range(1, L)),
+    ]
+    if hid:
+        eqs += [
+            Equation("eq:response.A", A[ell, mu, nu, t, s], Expect(Response(phi(h[ell, mu, t]), r[ell, nu, s])),
+                     "response", "forward response to the backward source, s < t", _ell_range(1, L - 1), "strict"),
+            Equation("eq:response.B", B[ell, mu, nu, t, s], Expect(Response(g[ell + 1, mu, t], u[ell + 1, nu, s])),
+                     "response", "backward response to the forward source, s <= t", _ell_range(1, L - 1), "causal"),
+        ]
+    eqs += [
+        Equation("eq:output.f", f[mu, t],
+                 c["fresp:readout"] * Expect(Response(phi(h[Lsym, mu, t]), r[Lsym]))
+                 + sum_past(c["fupd:readout"] * Delta[nu, s] * Phi[Lsym, mu, nu, t, s]),
+                 "output", "output: response of the readout's initial weights plus its updates"),
+        Equation("eq:error.Delta", Delta[mu, t], (y[mu] - f[mu, t]) / P, "error", "error signal"),
+        Equation("eq:loss", Loss[t], Sum((f[mu, t] - y[mu]) ** 2, (mu, 0, P - 1)) / (2 * P), "loss",
+                 "training loss (deterministic in this limit)"),
+    ]
+    sources = [
+        SourceLaw("src:u1", u[1, mu], Phi0[mu, nu], c[f"src:{first}"], "static",
+                  "first-layer source, covariance the data kernel", _ell_range(1, 1)),
+        SourceLaw("src:rL", r[Lsym], ONE, ONE, "scalar", "the readout weight's initial value", _ell_range(L, L)),
+    ]
+    if hid:
+        sources += [
+            SourceLaw("src:u", u[ell + 1, mu, t], Phi[ell, mu, nu, t, s], _uniform(c, "src", hid), "dynamic",
+                      "forward source of layer ell + 1", _ell_range(1, L - 1)),
+            SourceLaw("src:r", r[ell, mu, t], G[ell + 1, mu, nu, t, s], _uniform(c, "bsrc", hid), "dynamic",
+                      "backward source of layer ell", _ell_range(1, L - 1)),
+        ]
+    forward = [Step("src:u1", ONE), Step("eq:field.h1", ONE), Step("eq:kernel.Phi", ONE)]
+    if hid:
+        forward.append(Step("eq:response.A", ONE))
+        forward.append(Loop(ONE, Lsym - 1, 1, (
+            Step("src:u", ell), Step("eq:field.h", ell), Step("eq:kernel.Phi", ell + 1), Step("eq:response.A", ell + 1),
+        ), "forward sweep up the layers"))
+    backward = [Step("src:rL", Lsym), Step("eq:field.zL", Lsym), Step("eq:field.g", Lsym), Step("eq:kernel.G", Lsym)]
+    if hid:
+        backward.append(Loop(Lsym - 1, ONE, -1, (
+            Step("src:r", ell), Step("eq:response.B", ell), Step("eq:field.z", ell), Step("eq:field.g", ell),
+            Step("eq:kernel.G", ell),
+        ), "backward sweep down the layers"))
+    method = "exact_gaussian" if fn == "linear" else "monte_carlo"
+    notes = (
+        "A and B here are eta*gamma0 times Bordelon & Pehlevan's (the prefactor sits in the term).",
+        "Responses are computed by Gaussian integration by parts on the whitened sources.",
+    )
+    sysm = EquationSystem(spec.name, "feature_learning", method, spec.limit, L, fn, tuple(eqs), tuple(sources),
+                          tuple(forward), (Step("eq:output.f"), Step("eq:error.Delta")), tuple(backward), c, notes)
+    sysm.check()
+    return sysm
+
+
+def _lazy(spec: Spec, layers: list[Layer], c) -> EquationSystem:
+    """Kernel limit: Sigma^1 = c Phi0, PhiK^ell = E[phi phi], PhiD^ell = E[phi' phi'], Sigma^{ell+1} = c PhiK^ell,
+    GK^L = PhiD^L, GK^ell = c GK^{ell+1} PhiD^ell, K = sum_W kappa_W GK * PhiK_in, f(t+1) = f(t) + K Delta(t)."""
+    L = len(layers)
+    fn = layers[0].fn
+    Lsym = sympy.Integer(L)
+    first, hid = layers[0], layers[1:]
+    csrc = _uniform(c, "src", hid) if hid else ONE
+    cbsrc = _uniform(c, "bsrc", hid) if hid else ONE
+    kap = _uniform(c, "ntk", hid) if hid else sympy.Integer(0)
+    eqs = [
+        Equation("eq:lazy.Sigma1", Sigma[1, mu, nu], c[f"src:{first.weight}"] * Phi0[mu, nu], "lazy",
+                 "first-layer preactivation covariance", _ell_range(1, 1)),
+        Equation("eq:lazy.Sigma", Sigma[ell + 1, mu, nu], csrc * Phik[ell, mu, nu], "lazy",
+                 "preactivation covariance (NNGP recursion)", _ell_range(1, L - 1)),
+        Equation("eq:lazy.Phi", Phik[ell, mu, nu], GaussPhi(Sigma[ell, mu, nu]), "lazy",
+                 "feature kernel E[phi(u) phi(u)], u ~ N(0, Sigma^ell)", _ell_range(1, L)),
+        Equation("eq:lazy.PhiD", Phid[ell, mu, nu], GaussDPhi(Sigma[ell, mu, nu]), "lazy",
+                 "derivative kernel E[phi'(u) phi'(u)]", _ell_range(1, L)),
+        Equation("eq:lazy.GL", Gk[Lsym, mu, nu], Phid[Lsym, mu, nu], "lazy", "top gradient kernel",
+                 _ell_range(L, L)),
+        Equation("eq:lazy.G", Gk[ell, mu, nu], cbsrc * Gk[ell + 1, mu, nu] * Phid[ell, mu, nu], "lazy",
+                 "gradient kernel recursion", _ell_range(1, L - 1)),
+        Equation("eq:lazy.K", K[mu, nu],
+                 c[f"ntk:{first.weight}"] * Gk[1, mu, nu] * Phi0[mu, nu]
+                 + (Sum(kap * Gk[ell + 1, mu, nu] * Phik[ell, mu, nu], (ell, 1, Lsym - 1)) if kap != 0 and hid else 0)
+                 + c["ntk:readout"] * Phik[Lsym, mu, nu], "lazy", "neural tangent kernel (eta included)"),
+        Equation("eq:lazy.Sigmaf", Sigmaf[mu, nu], c["f0:readout"] * Phik[Lsym, mu, nu], "lazy",
+                 "covariance of the Gaussian output at initialization"),
+        Equation("eq:lazy.f", f[mu, t + 1], f[mu, t] + Sum(K[mu, nu] * Delta[nu, t], (nu, 0, P - 1)), "lazy_output",
+                 "linear output dynamics, f(0) ~ N(0, Sigma_f)"),
+        Equation("eq:error.Delta", Delta[mu, t], (y[mu] - f[mu, t]) / P, "error", "error signal"),
+        Equation("eq:loss", Loss[t], Sum(Expect((f[mu, t] - y[mu]) ** 2), (mu, 0, P - 1)) / (2 * P), "loss",
+                 "loss averaged over initializations (keeps the variance of f(0))"),
+    ]
+    if not hid:
+        eqs = [e for e in eqs if e.label not in ("eq:lazy.Sigma", "eq:lazy.G")]
+    forward = [Step("eq:lazy.Sigma1", ONE),
+               Loop(ONE, Lsym, 1, tuple(Step(lab, ell) for lab in ("eq:lazy.Phi", "eq:lazy.PhiD", "eq:lazy.Sigma")
+                                        if hid or lab != "eq:lazy.Sigma"), "NNGP recursion up the layers")]
+    backward = [Step("eq:lazy.GL", Lsym)]
+    if hid:
+        backward.append(Loop(Lsym - 1, ONE, -1, (Step("eq:lazy.G", ell),), "gradient kernels down the layers"))
+    output = (Step("eq:lazy.K"), Step("eq:lazy.Sigmaf"))
+    method = "closed_form" if fn in ("linear", "relu", "erf", "quadratic") else "quadrature"
+    sysm = EquationSystem(spec.name, "lazy", method, spec.limit, L, fn, tuple(eqs), (), tuple(forward), output,
+                          tuple(backward), c, ("Kernels at initialization; the features do not move in this limit.",))
+    sysm.check()
+    return sysm

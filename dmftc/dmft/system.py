@@ -1,0 +1,144 @@
+"""The equation system: labelled sympy equations, source laws and the causal schedule.
+
+Plain sympy objects (Eq-like lhs/rhs pairs of Indexed fields, Sum, and the undefined
+functions E, Response, phi, dphi of `dmftc.notation`); metadata lives beside them in
+frozen dataclasses. Labels are stable: the LaTeX `\\label` and the comment above the
+generated code that implements an equation carry the same one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import sympy
+
+from ..errors import CodegenError
+
+Expr = sympy.Expr
+
+
+@dataclass(frozen=True)
+class Equation:
+    """lhs = rhs for layers ell in [lo, hi] (a template in ell when lo < hi).
+
+    kind: field | kernel | response | output | error | loss | lazy.
+    support: for responses, 'strict' (s < t) or 'causal' (s <= t).
+    """
+
+    label: str
+    lhs: Expr
+    rhs: Expr
+    kind: str
+    meaning: str
+    layers: tuple[Expr, Expr] | None = None
+    support: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceLaw:
+    """A Gaussian source: `field` ~ N(0, coefficient * covariance).
+
+    structure: 'scalar' (one N(0,1) number per draw, constant in time and sample),
+    'static' (constant in time, covariance over samples), 'dynamic' (a Gaussian process
+    over (time, sample), sampled conditionally on the draw's own past).
+    """
+
+    label: str
+    field: Expr
+    covariance: Expr
+    coefficient: Expr
+    structure: str
+    meaning: str
+    layers: tuple[Expr, Expr] | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scheduled item: equation or source `label` evaluated at layer `layer` (an expression in ell)."""
+
+    label: str
+    layer: Expr | None = None
+
+
+@dataclass(frozen=True)
+class Loop:
+    """A loop over ell from `start` to `stop` (inclusive, `step` +1 or -1) over `body` steps."""
+
+    start: Expr
+    stop: Expr
+    step: int
+    body: tuple[Step, ...]
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class EquationSystem:
+    """The DMFT saddle-point equations of one spec in one limit, in causal order.
+
+    regime: 'feature_learning' (the full single-site process, Monte Carlo or exact Gaussian)
+    or 'lazy' (kernels at initialization and linear output dynamics).
+    method: 'monte_carlo', 'exact_gaussian' (linear networks: fields linear in the sources),
+    or 'closed_form' / 'quadrature' (lazy limit Gaussian maps).
+    """
+
+    name: str
+    regime: str
+    method: str
+    limit: tuple[str, ...]
+    depth: int
+    activation: str
+    equations: tuple[Equation, ...]
+    sources: tuple[SourceLaw, ...] = ()
+    forward: tuple[Step | Loop, ...] = ()
+    output: tuple[Step, ...] = ()
+    backward: tuple[Step | Loop, ...] = ()
+    coefficients: Mapping[str, Expr] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def get(self, label: str) -> Equation | SourceLaw:
+        for e in (*self.equations, *self.sources):
+            if e.label == label:
+                return e
+        raise KeyError(label)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(e.label for e in (*self.sources, *self.equations))
+
+    def check(self) -> None:
+        """Labels unique; every scheduled label exists; every equation scheduled once at least."""
+        labels = self.labels
+        if len(set(labels)) != len(labels):
+            raise CodegenError(f"duplicate equation labels in {labels}")
+        scheduled = {st.label for st in _steps(self.forward + self.output + self.backward)}
+        missing = scheduled - set(labels)
+        if missing:
+            raise CodegenError(f"schedule names unknown equations {sorted(missing)}")
+        unscheduled = {e.label for e in self.equations if e.kind not in ("loss",)} - scheduled
+        if self.regime == "feature_learning" and unscheduled:
+            raise CodegenError(f"equations never evaluated: {sorted(unscheduled)}")
+
+    def latex(self, standalone: bool = False) -> str:
+        from .latex import system_latex
+
+        return system_latex(self, standalone=standalone)
+
+    def _repr_latex_(self) -> str:
+        return self.latex()
+
+    def __str__(self) -> str:
+        lines = [f"EquationSystem {self.name}: {self.regime} limit {self.limit}, method {self.method}"]
+        for src in self.sources:
+            lines.append(f"  [{src.label}] {src.field} ~ N(0, {src.coefficient} * {src.covariance})")
+        for e in self.equations:
+            lines.append(f"  [{e.label}] {e.lhs} = {e.rhs}")
+        return "\n".join(lines)
+
+
+def _steps(items):
+    for it in items:
+        if isinstance(it, Loop):
+            yield from it.body
+        else:
+            yield it

@@ -1,0 +1,160 @@
+"""The spine: spec -> graph -> exponent table -> scaling -> equations -> solver module.
+
+`compile_spec` runs every stage once and keeps each stage's object in a `Program`, so each
+can be printed, checked and tested on its own (as devito's `IRs` record does).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .codegen.emit import emit_module, write_atomic
+from .dmft.derive import derive
+from .dmft.system import EquationSystem
+from .errors import SolverError
+from .graph.build import Graph, build_graph
+from .scaling.parameterization import WeightScaling, resolve_parameterization
+from .spec import load, load_data
+from .spec.types import Spec
+
+
+@dataclass(frozen=True)
+class Program:
+    """Every stage's output for one spec."""
+
+    spec: Spec
+    graph: Graph
+    params: Mapping[str, WeightScaling]
+    scaling: Any
+    equations: EquationSystem
+    module: str
+    regenerate: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def latex(self, standalone: bool = False) -> str:
+        return self.equations.latex(standalone=standalone)
+
+    def write(self, out_dir: str | Path = "generated") -> tuple[Path, Path]:
+        """Write <name>.py and <name>.tex atomically into out_dir."""
+        out = Path(out_dir)
+        py, tex = out / f"{self.name}.py", out / f"{self.name}.tex"
+        write_atomic(py, self.module)
+        write_atomic(tex, self.latex(standalone=True))
+        return py, tex
+
+    def load_module(self):
+        """Import the generated solver module from its text (our own output; a fresh module object)."""
+        return _import_text(self.name, self.module)
+
+    def solve(self, *, steps: int | None = None, samples: int | None = None, seed: int | None = None,
+              dtype: str | None = None) -> "Solution":
+        """Solve the DMFT; defaults from the spec's training and solver sections."""
+        opts = self.spec.solver
+        X, y = load_data(self.spec)
+        mod = self.load_module()
+        kw = dict(steps=steps or self.spec.training.steps, samples=samples or opts.samples,
+                  seed=opts.seed if seed is None else seed, dtype=dtype or opts.dtype)
+        t0 = time.perf_counter()
+        arrays = {k: np.asarray(v) for k, v in mod.solve(X, y, dict(self.spec.hyper), **kw).items()}
+        elapsed = time.perf_counter() - t0
+        _check_finite(arrays, self)
+        return Solution(self.name, arrays, {"settings": kw, "seconds": elapsed, "regime": self.equations.regime,
+                                            "method": self.equations.method})
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A DMFT solution: arrays by name (loss, f, kernels) and metadata."""
+
+    name: str
+    arrays: Mapping[str, np.ndarray]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def loss(self) -> np.ndarray:
+        return self.arrays["loss"]
+
+    @property
+    def f(self) -> np.ndarray:
+        return self.arrays["f"]
+
+    def save(self, out_dir: str | Path, spec: Spec | None = None) -> Path:
+        """solution.npz and solution.json, each written atomically."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / ".solution.npz.tmp.npz"
+        np.savez(tmp, **self.arrays)
+        tmp.replace(out / "solution.npz")
+        meta = dict(self.meta, name=self.name, spec=(spec.raw if spec is not None else None))
+        write_atomic(out / "solution.json", json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        return out / "solution.npz"
+
+
+def compile_spec(spec: Spec | str | Path, overrides: Sequence[str] = ()) -> Program:
+    """Run the compiler's stages on a spec (a loaded Spec or a path)."""
+    if not isinstance(spec, Spec):
+        spec = load(spec, overrides=overrides)                      # text -> Spec
+    graph = build_graph(spec)                                       # Spec -> Graph
+    params = resolve_parameterization(spec, graph)                  # Graph -> exponent table
+    scaling = _analyze(spec, graph, params)                         # -> Scaling (regimes, term exponents)
+    equations = derive(spec, graph, params)                         # -> EquationSystem
+    regen = f"dmftc compile {_display_path(spec)}"
+    module = emit_module(equations, tuple(spec.hyper), _canonical(spec), regen)  # -> module text
+    return Program(spec, graph, params, scaling, equations, module, regen)
+
+
+def _analyze(spec, graph, params):
+    try:
+        from .scaling import analyze
+    except ImportError:  # pragma: no cover - the scaling stage is always installed with dmftc
+        return None
+    return analyze(spec, graph, params)
+
+
+def _canonical(spec: Spec) -> str:
+    return json.dumps(spec.raw if spec.raw is not None else repr(spec), sort_keys=True, default=str)
+
+
+def _display_path(spec: Spec) -> str:
+    if spec.source is None:
+        return f"<{spec.name}>.yaml"
+    p = Path(spec.source)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return p.name
+
+
+def _import_text(name: str, text: str):
+    mod_name = f"dmftc_generated_{name}"
+    spec = importlib.util.spec_from_loader(mod_name, loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    code = compile(text, f"<generated {name}.py>", "exec")
+    sys.modules[mod_name] = mod
+    _run_code(code, mod.__dict__)
+    return mod
+
+
+def _run_code(code, namespace) -> None:
+    # safe: runs only module text that dmftc itself generated from validated equations
+    exec(code, namespace)  # safe: generated code, never spec text
+
+
+def _check_finite(arrays: Mapping[str, np.ndarray], prog: Program) -> None:
+    bad = sorted(k for k, v in arrays.items() if not np.all(np.isfinite(v)))
+    if bad:
+        raise SolverError(
+            f"the DMFT solve of {prog.name} produced NaN or inf in {bad}. Remedies: lower the learning rate "
+            f"(training.lr), use solver.dtype: float64, raise solver.samples, or shorten training.steps; "
+            f"a diverging loss also means the discrete-time dynamics are unstable at this step size.")

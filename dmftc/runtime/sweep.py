@@ -1,0 +1,205 @@
+"""Numerics of the causal DMFT sweep, called by generated solvers (imports only jax).
+
+Index conventions: time t = 0..T (n_t = T + 1 slots), samples mu = 0..P-1, draws m = 0..M-1.
+A per-draw field is an array (M, n_t, P); a two-time kernel is (n_t, P, n_t, P) over
+(t, mu, s, nu); a Gaussian source over the flattened index i = t * P + mu has a
+block lower-triangular square root `Lf` (u = Lf xi, xi whitened draws) and its
+block pseudo-inverse `Li`, both (n, n) with n = n_t * P, grown by one block row of P
+per time step. Growing the factor as time advances costs one factorisation overall
+(THEORY.md section 7) and samples u(t) conditionally on the draw's own past.
+
+Expectations are weighted sums over draws, E[X] = sum_m w_m X_m: Monte Carlo uses
+w_m = 1/M; the exact Gaussian mode (linear networks, whose fields are linear in the
+whitened sources) uses the identity basis as draws and w_m = 1.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Factor(NamedTuple):
+    """Block lower-triangular square root Lf of a source covariance and its pseudo-inverse Li."""
+
+    Lf: jax.Array
+    Li: jax.Array
+
+
+# ------------------------------------------------------------------ factors
+def empty_factor(n_t: int, P: int, dtype) -> Factor:
+    """A factor with no block filled yet."""
+    n = n_t * P
+    z = jnp.zeros((n, n), dtype)
+    return Factor(z, z)
+
+
+def _psd_sqrt(S: jax.Array, rcond: float) -> tuple[jax.Array, jax.Array]:
+    """(D, D^+) with D D^T = S restricted to eigenvalues above rcond * scale (negatives clipped).
+
+    MC estimates of a Schur complement can be slightly indefinite, and kernels of slowly
+    moving features make it nearly singular: clipping keeps sampling real and the
+    pseudo-inverse bounded (directions below the threshold carry no source).
+    """
+    S = 0.5 * (S + S.T)
+    lam, V = jnp.linalg.eigh(S)
+    scale = jnp.maximum(jnp.max(jnp.abs(lam)), jnp.finfo(S.dtype).tiny)
+    keep = lam > rcond * scale
+    root = jnp.where(keep, jnp.sqrt(jnp.where(keep, lam, 1.0)), 0.0)
+    inv = jnp.where(keep, 1.0 / jnp.where(keep, root, 1.0), 0.0)
+    return V * root[None, :], (V * inv[None, :]).T
+
+
+def grow_factor(F: Factor, K: jax.Array, t, P: int, rcond: float) -> Factor:
+    """Add block row t to the factor of the covariance K (n x n, rows <= t valid).
+
+    L_{t,<t} = K_{t,<t} Li_{<t}^T, S = K_tt - L_{t,<t} L_{t,<t}^T, L_tt = S^(1/2),
+    Li_{t,t} = S^(+1/2), Li_{t,<t} = -S^(+1/2) L_{t,<t} Li_{<t}.
+    """
+    n = K.shape[0]
+    rows = jax.lax.dynamic_slice_in_dim(K, t * P, P, axis=0)              # (P, n)
+    past = (jnp.arange(n) < t * P).astype(K.dtype)
+    Lrow = (rows * past[None, :]) @ F.Li.T                                # (P, n), support < t
+    Ktt = jax.lax.dynamic_slice(K, (t * P, t * P), (P, P))
+    D, Dp = _psd_sqrt(Ktt - Lrow @ Lrow.T, rcond)
+    Lirow = -Dp @ (Lrow @ F.Li)
+    Lf = jax.lax.dynamic_update_slice(F.Lf, Lrow, (t * P, 0))
+    Lf = jax.lax.dynamic_update_slice(Lf, D, (t * P, t * P))
+    Li = jax.lax.dynamic_update_slice(F.Li, Lirow, (t * P, 0))
+    Li = jax.lax.dynamic_update_slice(Li, Dp, (t * P, t * P))
+    return Factor(Lf, Li)
+
+
+def sample_row(F: Factor, xi: jax.Array, t, P: int) -> jax.Array:
+    """u(t) for every draw: block row t of Lf applied to the whitened draws xi (M, n) -> (M, P)."""
+    rows = jax.lax.dynamic_slice_in_dim(F.Lf, t * P, P, axis=0)
+    return xi @ rows.T
+
+
+def static_factor(K: jax.Array, rcond: float) -> tuple[jax.Array, jax.Array]:
+    """(D, D^+) for a time-independent source with covariance K (P x P)."""
+    return _psd_sqrt(K, rcond)
+
+
+# ------------------------------------------------------------------ expectations
+def expect(w: jax.Array, X: jax.Array) -> jax.Array:
+    """E[X] over the leading draw axis."""
+    return jnp.tensordot(w, X, axes=1)
+
+
+def kernel_row(w: jax.Array, Xt: jax.Array, X: jax.Array, t) -> jax.Array:
+    """Row t of a two-time kernel: E[X_mu(t) X_nu(s)] for s <= t (zero for s > t).
+
+    Xt (M, P) is the field at time t, X (M, n_t, P) its history. Returns (P, n_t, P).
+    """
+    n_t = X.shape[1]
+    row = jnp.einsum("m,ma,msb->asb", w, Xt, X)
+    return row * (jnp.arange(n_t) <= t)[None, :, None]
+
+
+def set_kernel_row(K: jax.Array, row: jax.Array, t) -> jax.Array:
+    """Write row t and, by symmetry, column t of a kernel (n_t, P, n_t, P)."""
+    K = K.at[t].set(row)
+    return K.at[:, :, t, :].set(jnp.transpose(row, (1, 2, 0)))
+
+
+def flat(K: jax.Array) -> jax.Array:
+    """(n_t, P, n_t, P) -> (n, n) over i = t * P + mu."""
+    n = K.shape[0] * K.shape[1]
+    return K.reshape(n, n)
+
+
+def ibp_row(w: jax.Array, Ft: jax.Array, xi: jax.Array, F: Factor, t, P: int, *, strict: bool) -> jax.Array:
+    """Response row E[dF_mu(t) / d source_nu(s)] by Gaussian integration by parts.
+
+    With source = Lf xi: E[F xi^T] = E[dF/dsource] Lf, so E[dF/dsource] = E[F xi^T] Li on the
+    causal support s < t (strict) or s <= t. Ft (M, P) -> (P, n_t, P). Never needs phi''.
+    """
+    n = xi.shape[1]
+    n_t = n // P
+    stop = t * P + (0 if strict else P)
+    support = (jnp.arange(n) < stop).astype(Ft.dtype)
+    corr = jnp.einsum("m,ma,mi->ai", w, Ft, xi) * support[None, :]
+    resp = (corr @ F.Li) * support[None, :]
+    return resp.reshape(P, n_t, P)
+
+
+def causal_sum(C: jax.Array, X: jax.Array, t, *, strict: bool) -> jax.Array:
+    """sum_{s < t (or <= t)} sum_nu C_{mu nu}(s) X_nu(s) for every draw.
+
+    C (P, n_t, P) over (mu, s, nu); X (M, n_t, P) -> (M, P).
+    """
+    n_t = X.shape[1]
+    mask = (jnp.arange(n_t) < t + (0 if strict else 1)).astype(X.dtype)
+    return jnp.einsum("asb,msb->ma", C * mask[None, :, None], X)
+
+
+def causal_sum_det(C: jax.Array, x: jax.Array, t, *, strict: bool) -> jax.Array:
+    """The same for a deterministic x (n_t, P): returns (P,)."""
+    n_t = x.shape[0]
+    mask = (jnp.arange(n_t) < t + (0 if strict else 1)).astype(x.dtype)
+    return jnp.einsum("asb,sb->a", C * mask[None, :, None], x)
+
+
+# ------------------------------------------------------------------ draws
+def gaussian_draws(key, M: int, dims: tuple[int, ...], dtype, antithetic: bool = True) -> tuple[jax.Array, ...]:
+    """Whitened draws for each source (M, d); antithetic pairs (xi, -xi) make odd moments vanish exactly."""
+    keys = jax.random.split(key, len(dims))
+    half = M // 2 if antithetic else M
+    out = []
+    for k, d in zip(keys, dims):
+        x = jax.random.normal(k, (half, d), dtype)
+        out.append(jnp.concatenate([x, -x]) if antithetic else x)
+    return tuple(out)
+
+
+def basis_draws(dims: tuple[int, ...], dtype) -> tuple[jax.Array, ...]:
+    """Exact Gaussian mode: the identity basis of all sources stacked (each draw one basis vector)."""
+    total = sum(dims)
+    eye = jnp.eye(total, dtype=dtype)
+    out, start = [], 0
+    for d in dims:
+        out.append(eye[:, start:start + d])
+        start += d
+    return tuple(out)
+
+
+# ------------------------------------------------------------------ plumbing for generated solvers
+def source_draws(key, dims: dict, samples: int, method: str, dtype):
+    """Whitened draws per source key (sorted for determinism) and the expectation weights w.
+
+    method 'exact_gaussian': the identity basis over all sources (M = total dimension), w = 1;
+    otherwise Monte Carlo with antithetic pairs, w = 1/M.
+    """
+    keys = sorted(dims)
+    sizes = tuple(dims[k] for k in keys)
+    if method == "exact_gaussian":
+        xs = basis_draws(sizes, dtype)
+        w = jnp.ones((xs[0].shape[0],), dtype)
+    else:
+        M = samples + (samples % 2)
+        xs = gaussian_draws(key, M, sizes, dtype)
+        w = jnp.full((M,), 1.0 / M, dtype)
+    return dict(zip(keys, xs)), w
+
+
+def copy(x):
+    """A shallow copy of a dict of arrays (so a step function never mutates its input)."""
+    return dict(x) if isinstance(x, dict) else x
+
+
+def prepare(X, y, hp, names, dtype: str):
+    """Arrays in the requested precision and the hyperparameters as a dict of scalars; checks names."""
+    import numpy as np
+
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    missing = [k for k in names if k not in hp]
+    if missing:
+        raise ValueError(f"missing hyperparameters {missing}; this solver needs {list(names)}")
+    dt = jnp.dtype(dtype)
+    X = jnp.asarray(np.asarray(X), dt)
+    X = X.reshape(X.shape[0], -1) if X.ndim > 2 else X
+    return X, jnp.asarray(np.asarray(y), dt), {k: jnp.asarray(float(hp[k]), dt) for k in names}
