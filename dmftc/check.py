@@ -1,0 +1,76 @@
+"""`dmftc check`: the DMFT of a spec against finite networks of the same spec as sizes grow.
+
+Solves the DMFT (several Monte Carlo seeds when it samples, for its own standard error),
+simulates each size, and hands the arrays to `dmftc.crosscheck`: seed-averaged bias
+(predicted rate n^-1) and single-network fluctuation (n^-1/2; none where the output at
+initialization is an O(1) random variable, as in ntk), fits, verdicts, check.json, plots.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .crosscheck import (
+    crosscheck, plot_convergence, plot_curves, progress, seed_mean_se, write_json_atomic,
+)
+from .errors import DmftcError
+from .program import Program, compile_spec
+from .simulate import simulate
+from .spec.types import Spec
+
+
+def dmft_reference(prog: Program, seeds: int = 2, samples: int | None = None) -> tuple[dict, dict]:
+    """DMFT arrays averaged over `seeds` Monte Carlo seeds, and their standard errors (zero when exact)."""
+    exact = prog.equations.method != "monte_carlo"
+    runs = [prog.solve(seed=prog.spec.solver.seed + k, samples=samples).arrays for k in range(1 if exact else seeds)]
+    mean = {k: np.mean([r[k] for r in runs], axis=0) for k in runs[0]}
+    se = {k: (np.std([r[k] for r in runs], axis=0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1
+              else np.zeros_like(mean[k])) for k in runs[0]}
+    return mean, se
+
+
+def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
+    """Quantities present in both the DMFT solution and the simulation."""
+    names = ["loss", "f"]
+    if prog.equations.regime == "feature_learning":
+        names += sorted(k for k in sim_order if re.fullmatch(r"(Phi|G)\d+", k))
+    return names
+
+
+def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8, out_dir: Path,
+              dmft_seeds: int = 2, samples: int | None = None):
+    """Run the cross-check over one size axis; writes out_dir/check.json and PNG plots."""
+    if len(sizes) != 1:
+        raise DmftcError(f"check needs exactly one size axis, e.g. --sizes N=128,256,512 (got {dict(sizes)})")
+    (name, values), = sizes.items()
+    if name not in spec.sizes:
+        raise DmftcError(f"--sizes names {name!r}, which the spec does not declare (sizes: {sorted(spec.sizes)})")
+    prog = compile_spec(spec)
+    ref, ref_se = dmft_reference(prog, dmft_seeds, samples)
+    finite, order_names = {}, []
+    for n in progress(sorted(values), total=len(values), desc=f"check {name}"):
+        sim = simulate(spec, sizes={name: n}, seeds=seeds)
+        order_names = list(sim.order)
+        finite[n] = {"loss": sim.loss, "f": sim.f, **sim.order}
+    qs = [q for q in compared(prog, order_names) if q in ref]
+    random_f0 = prog.equations.coefficients.get("f0:readout", 0) != 0
+    report = crosscheck({q: ref[q] for q in qs}, {n: {q: d[q] for q in qs} for n, d in finite.items()},
+                        size_name=name, predicted={"bias": -1.0, "fluct": 0.0 if random_f0 else -0.5},
+                        reference_se={q: ref_se[q] for q in qs})
+    _write(report, ref, finite, out_dir, name)
+    return report
+
+
+def _write(report, ref, finite, out_dir: Path, name: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / "check.json", report.to_json())
+    means, ses = {}, {}
+    for n, d in finite.items():
+        means[n], ses[n] = seed_mean_se(d["loss"])
+    plot_curves(ref["loss"], means, ses, out_dir / "loss_curves.png", size_name=name)
+    for q in report.to_json().get("quantities", {}):
+        plot_convergence(report, q, out_dir / f"convergence_{q}.png")
