@@ -1,0 +1,307 @@
+"""Power laws in the size, and verdicts on measured versus predicted rates.
+
+A distance d(n) measured at sizes n_i with standard errors s_i is fitted as
+d = A n^p by weighted least squares of log d on log n (the error of log d is
+s / d). A second model, d = floor + c n^p0 with the predicted exponent p0
+held fixed, is linear in (floor, c); a significant positive floor means the
+finite networks do not approach the DMFT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from dmftc.crosscheck.stats import RESOLVED_SIGMA
+
+STATUSES = ("consistent", "inconsistent", "not_converging", "unresolved")
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """A fitted power law value = prefactor * size**exponent, with the data it was fitted on.
+
+    Attributes
+    ----------
+    exponent, exponent_se : float
+        Fitted exponent p and its standard error (NaN with fewer than 2 points).
+        When chi2/dof > 1 the error is inflated by sqrt(chi2/dof) (never deflated).
+    prefactor : float
+        A, the value extrapolated to size 1.
+    chi2_dof : float
+        chi^2 per degree of freedom in log space (NaN with no degree of freedom).
+    n_points : int
+        Number of points used.
+    sizes, values, ses : tuple of float
+        All the data given, sorted by size.
+    used : tuple of bool
+        Which points entered the fit (values and errors positive and finite).
+    resolved : tuple of bool
+        Which values are distinguishable from zero (at 2 sigma).
+    excluded : tuple of str
+        One reason per excluded point, e.g. "N=2048: value -3.1e-05 is not positive".
+    size_name, label : str
+        Names for sentences and plots ("N", "loss bias").
+    """
+
+    exponent: float
+    exponent_se: float
+    prefactor: float
+    chi2_dof: float
+    n_points: int
+    sizes: tuple[float, ...]
+    values: tuple[float, ...]
+    ses: tuple[float, ...]
+    used: tuple[bool, ...]
+    resolved: tuple[bool, ...]
+    excluded: tuple[str, ...]
+    size_name: str = "N"
+    label: str = "distance"
+
+    def __call__(self, size):
+        """The fitted curve at `size`."""
+        return self.prefactor * np.asarray(size, dtype=float) ** self.exponent
+
+
+@dataclass(frozen=True)
+class FloorFit:
+    """value = floor + coef * size**exponent with the exponent held fixed.
+
+    Attributes
+    ----------
+    floor, floor_se : float
+        The limit at infinite size and its standard error.
+    coef, coef_se : float
+        Amplitude of the decaying part.
+    exponent : float
+        The fixed (predicted) exponent.
+    chi2_dof : float
+        chi^2 per degree of freedom (NaN with none).
+    significant : bool
+        The floor exceeds n_sigma standard errors and this model fits at least
+        as well as the free power law (both have two parameters): a distance
+        that merely falls slower than predicted is not a floor.
+    """
+
+    floor: float
+    floor_se: float
+    coef: float
+    coef_se: float
+    exponent: float
+    chi2_dof: float
+    significant: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Does a measured rate agree with the predicted one?
+
+    Attributes
+    ----------
+    status : str
+        "consistent", "inconsistent", "not_converging" or "unresolved".
+    sentence : str
+        The verdict in plain words, with the numbers.
+    predicted, exponent, exponent_se : float
+        Predicted and fitted exponents.
+    sigmas : float
+        |exponent - predicted| / exponent_se (NaN when there is no fit).
+    n_resolved, n_sizes : int
+        Sizes where the value is distinguishable from zero, out of all sizes.
+    floor : FloorFit or None
+        The floor model (with at least 3 points).
+    """
+
+    status: str
+    sentence: str
+    predicted: float
+    exponent: float
+    exponent_se: float
+    sigmas: float
+    n_resolved: int
+    n_sizes: int
+    floor: FloorFit | None = None
+
+
+def fit_power_law(sizes, values, ses, *, resolved=None, size_name="N", label="distance") -> PowerLaw:
+    """Weighted least-squares fit of log value against log size.
+
+    Parameters
+    ----------
+    sizes, values, ses : array_like, shape (K,)
+        Sizes n_i > 0, measured values d_i and their standard errors s_i.
+    resolved : array_like of bool, optional
+        Which values are distinguishable from zero; default d_i > 2 s_i.
+    size_name, label : str
+        Used in sentences and plots.
+
+    Returns
+    -------
+    PowerLaw
+        Points with non-positive or non-finite values or errors are excluded,
+        each with a reason in `excluded`.
+    """
+    n, d, s = (np.asarray(a, dtype=float).reshape(-1) for a in (sizes, values, ses))
+    order = np.argsort(n, kind="stable")
+    n, d, s = n[order], d[order], s[order]
+    res = d > RESOLVED_SIGMA * s if resolved is None else np.asarray(resolved, dtype=bool).reshape(-1)[order]
+    used, excluded = _usable(n, d, s, size_name)
+    p, p_se, a, chi2_dof = _wls_loglog(n[used], d[used], s[used])
+    return PowerLaw(
+        exponent=p, exponent_se=p_se, prefactor=a, chi2_dof=chi2_dof, n_points=int(used.sum()),
+        sizes=_tup(n), values=_tup(d), ses=_tup(s), used=tuple(bool(u) for u in used),
+        resolved=tuple(bool(r) for r in res), excluded=tuple(excluded), size_name=size_name, label=label,
+    )
+
+
+def fit_floor(fit: PowerLaw, exponent: float, *, n_sigma: float = 3.0) -> FloorFit | None:
+    """Fit value = floor + coef * size**exponent (exponent fixed) in linear space.
+
+    All finite points with positive errors enter, negative values included
+    (no selection on sign). Returns None with fewer than 3 such points.
+    """
+    n, d, s = (np.asarray(a) for a in (fit.sizes, fit.values, fit.ses))
+    ok = np.isfinite(d) & np.isfinite(s) & (s > 0)
+    if ok.sum() < 3:
+        return None
+    design = np.stack([np.ones(ok.sum()), n[ok] ** exponent], axis=1)
+    beta, cov, chi2_dof = _wls(design, d[ok], s[ok])
+    se = np.sqrt(np.diag(cov))
+    rival = fit.chi2_dof if np.isfinite(fit.chi2_dof) else np.inf
+    return FloorFit(
+        floor=float(beta[0]), floor_se=float(se[0]), coef=float(beta[1]), coef_se=float(se[1]),
+        exponent=float(exponent), chi2_dof=chi2_dof,
+        significant=bool(beta[0] > n_sigma * se[0] and chi2_dof <= rival),
+    )
+
+
+def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = 3.0, margin: float = 0.1,
+                 hint: str = "add seeds") -> Verdict:
+    """Judge a fitted rate against the predicted exponent.
+
+    Parameters
+    ----------
+    fit : PowerLaw
+    predicted : float
+        Predicted exponent p0 (e.g. -1 for the bias, -1/2 for fluctuations).
+    n_sigma : float
+        Agreement means |p - p0| <= n_sigma * se; a floor is significant above
+        n_sigma of its error.
+    margin : float
+        The distance must fall at least as fast as n^-margin (and by more
+        than n_sigma errors) to count as falling at all.
+    hint : str
+        What to do when the values are not resolved (e.g. "add seeds").
+
+    Returns
+    -------
+    Verdict
+        "unresolved" when fewer than min(3, K) sizes resolve the value from
+        zero, or the fit cannot tell p0 from no convergence; "not_converging"
+        when the distance does not fall, or falls slower than predicted and a
+        nonzero floor is significant; "inconsistent" when it falls at another
+        rate; "consistent" otherwise.
+    """
+    k, k_res = len(fit.sizes), sum(fit.resolved)
+    floor = fit_floor(fit, predicted, n_sigma=n_sigma)
+    base = dict(predicted=float(predicted), exponent=fit.exponent, exponent_se=fit.exponent_se,
+                n_resolved=k_res, n_sizes=k, floor=floor)
+    if k < 2:
+        sentence = f"unresolved: one size gives no rate; check at least 3 sizes of {fit.size_name}"
+        return Verdict("unresolved", sentence, sigmas=float("nan"), **base)
+    if k_res < min(3, k) or fit.n_points < 2 or not np.isfinite(fit.exponent_se):
+        sentence = (f"unresolved: {fit.label} is indistinguishable from zero (at {RESOLVED_SIGMA:g} sigma) "
+                    f"at {k - k_res} of {k} sizes; {hint}")
+        return Verdict("unresolved", sentence, sigmas=float("nan"), **base)
+    status, sentence = _judge(fit, predicted, floor, n_sigma, margin)
+    sigmas = abs(fit.exponent - predicted) / fit.exponent_se if fit.exponent_se > 0 else float("inf")
+    return Verdict(status, sentence, sigmas=float(sigmas), **base)
+
+
+def format_power(size_name: str, exponent: float) -> str:
+    """`N^-1`, `N^-1/2` for simple fractions, else `N^-0.97`."""
+    frac = Fraction(exponent).limit_denominator(4)
+    if abs(float(frac) - exponent) < 1e-9:
+        return f"{size_name}^{frac}"
+    return f"{size_name}^{exponent:.2f}"
+
+
+def format_measured(size_name: str, exponent: float, se: float) -> str:
+    """`N^-0.97 ± 0.08`, with as many decimals as the error warrants (2 to 4)."""
+    return f"{size_name}^{_pm(exponent, se)}"
+
+
+def _pm(value: float, se: float, sign: str = "") -> str:
+    """`-0.97 ± 0.08`, `-1.000 ± 0.022`: the error to one significant digit (two when it starts
+    with 1 or 2), with 2 to 4 decimals."""
+    digits = 2
+    if se > 0 and np.isfinite(se):
+        first = -int(np.floor(np.log10(se)))
+        digits = int(np.clip(first + (se * 10.0**first < 3), 2, 4))
+    value = 0.0 if round(value, digits) == 0 else value  # no "-0.000"
+    return f"{value:{sign}.{digits}f} ± {se:.{digits}f}"
+
+
+def _judge(fit: PowerLaw, p0: float, floor: FloorFit | None, n_sigma: float, margin: float) -> tuple[str, str]:
+    """The status and sentence once the fit is resolved."""
+    p, se, name, what = fit.exponent, fit.exponent_se, fit.size_name, fit.label
+    measured, pred = format_measured(name, p, se), format_power(name, p0)
+    falling = p < -max(n_sigma * se, margin)
+    agrees = abs(p - p0) <= n_sigma * se
+    if agrees and falling:
+        return "consistent", f"{what} falls as {measured}, consistent with the predicted {pred}"
+    if agrees:
+        return "unresolved", (f"unresolved: {what} exponent {_pm(p, se, '+')} cannot tell the predicted "
+                              f"{pred} from no convergence; add seeds or sizes")
+    if p > p0 and not falling:
+        return "not_converging", (f"the data do not support convergence: {what} does not fall "
+                                  f"(exponent {_pm(p, se, '+')}, predicted {pred})")
+    zs = abs(p - p0) / se
+    if p > p0 and floor is not None and floor.significant:
+        return "not_converging", (
+            f"the data do not support convergence: {what} falls as {measured}, slower than the predicted "
+            f"{pred} ({zs:.1f} sigma), and levels off at {floor.floor:.3g} ± {floor.floor_se:.2g}: "
+            f"the DMFT and the networks disagree at infinite {name}")
+    slower = "slower" if p > p0 else "faster"
+    return "inconsistent", (f"{what} falls as {measured}, {slower} than the predicted {pred} ({zs:.1f} sigma)"
+                            + ("; no significant floor" if p > p0 else "; sizes may be pre-asymptotic"))
+
+
+def _usable(n, d, s, size_name: str) -> tuple[np.ndarray, list[str]]:
+    """Mask of points usable in log space, and a reason for each excluded one."""
+    used = np.isfinite(d) & np.isfinite(s) & (d > 0) & (s > 0) & (n > 0)
+    reasons = []
+    for ni, di, si, ok in zip(n, d, s, used):
+        if not ok:
+            why = f"value {di:.3g} is not positive" if not di > 0 else f"standard error {si:.3g} is not positive"
+            reasons.append(f"{size_name}={ni:g}: {why}")
+    return used, reasons
+
+
+def _wls_loglog(n, d, s) -> tuple[float, float, float, float]:
+    """Exponent, its error, prefactor and chi2/dof of log d = log A + p log n."""
+    if n.size < 2:
+        return (float("nan"),) * 4
+    x = np.log(n)
+    x0 = x.mean()  # centring decorrelates slope and intercept; A is restored below
+    design = np.stack([np.ones_like(x), x - x0], axis=1)
+    beta, cov, chi2_dof = _wls(design, np.log(d), s / d)
+    return float(beta[1]), float(np.sqrt(cov[1, 1])), float(np.exp(beta[0] - beta[1] * x0)), chi2_dof
+
+
+def _wls(design: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Weighted least squares; the covariance is inflated by chi2/dof when that exceeds 1 (Birge ratio)."""
+    a, b = design / sigma[:, None], y / sigma
+    beta = np.linalg.lstsq(a, b, rcond=None)[0]
+    cov = np.linalg.pinv(a.T @ a)
+    dof = y.size - design.shape[1]
+    chi2_dof = float(np.sum((a @ beta - b) ** 2) / dof) if dof > 0 else float("nan")
+    if dof > 0 and chi2_dof > 1.0:
+        cov = cov * chi2_dof
+    return beta, cov, chi2_dof
+
+
+def _tup(a: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(v) for v in a)

@@ -1,0 +1,106 @@
+"""Power-law fits, the floor model and the verdicts, on constructed data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dmftc.crosscheck import compare_rate, fit_floor, fit_power_law
+from dmftc.crosscheck.fit import format_measured, format_power
+
+SIZES = np.array([128, 256, 512, 1024, 2048])
+
+
+def test_exact_power_law_is_recovered():
+    fit = fit_power_law(SIZES, 3.0 * SIZES**-0.7, 0.01 * SIZES**-0.7)
+    assert fit.exponent == pytest.approx(-0.7, abs=1e-12)
+    assert fit.prefactor == pytest.approx(3.0, rel=1e-10)
+    assert fit.chi2_dof == pytest.approx(0.0, abs=1e-12) and fit.n_points == 5
+    assert fit(1000.0) == pytest.approx(3.0 * 1000.0**-0.7)
+
+
+def test_exponent_error_is_the_weighted_least_squares_error():
+    """Relative errors e on every point: se(p) = e / sqrt(sum (x - xbar)^2) in log space."""
+    fit = fit_power_law(SIZES, SIZES**-1.0, 0.05 * SIZES**-1.0)
+    x = np.log(SIZES)
+    assert fit.exponent_se == pytest.approx(0.05 / np.sqrt(np.sum((x - x.mean()) ** 2)), rel=1e-10)
+
+
+def test_bad_fit_inflates_the_error_by_the_birge_ratio():
+    values = SIZES**-1.0 * np.array([1.0, 1.3, 0.8, 1.25, 0.85])
+    tight = fit_power_law(SIZES, values, 0.01 * values)
+    loose = fit_power_law(SIZES, values, 1.0 * values)
+    assert tight.chi2_dof > 1 and loose.chi2_dof < 1
+    assert tight.exponent_se == pytest.approx(loose.exponent_se * np.sqrt(tight.chi2_dof) / 100, rel=1e-10)
+
+
+def test_non_positive_points_are_excluded_and_named():
+    fit = fit_power_law(SIZES, [4.0, 2.0, -0.1, 0.5, 0.0], [0.1, 0.1, 0.1, 0.1, 0.1], size_name="H")
+    assert fit.used == (True, True, False, True, False) and fit.n_points == 3
+    assert fit.excluded == ("H=512: value -0.1 is not positive", "H=2048: value 0 is not positive")
+
+
+def test_fewer_than_two_points_give_no_exponent_and_an_unresolved_verdict():
+    fit = fit_power_law([128, 256], [1.0, -1.0], [0.1, 0.1])
+    assert np.isnan(fit.exponent)
+    assert compare_rate(fit, -1.0).status == "unresolved"
+
+
+def _fit(exponent, rel_se=0.03, floor=0.0, label="loss bias"):
+    v = SIZES**exponent + floor
+    return fit_power_law(SIZES, v, rel_se * v, label=label)
+
+
+def test_consistent_sentence():
+    v = compare_rate(_fit(-1.0), -1.0)
+    assert v.status == "consistent"
+    assert v.sentence == "loss bias falls as N^-1.000 ± 0.014, consistent with the predicted N^-1"
+
+
+def test_flat_distance_is_not_converging():
+    v = compare_rate(_fit(0.02), -1.0)
+    assert v.status == "not_converging"
+    assert v.sentence == ("the data do not support convergence: loss bias does not fall "
+                          "(exponent +0.020 ± 0.014, predicted N^-1)")
+
+
+def test_shallow_rate_with_a_floor_is_not_converging_and_reports_the_floor():
+    v = compare_rate(_fit(-1.0, rel_se=0.02, floor=2e-3), -1.0)
+    assert v.status == "not_converging" and v.floor.significant
+    assert v.floor.floor == pytest.approx(2e-3, rel=0.05)
+    assert "levels off at 0.002" in v.sentence and "disagree at infinite N" in v.sentence
+
+
+def test_other_rates_without_a_floor_are_inconsistent():
+    slow = compare_rate(_fit(-0.6), -1.0)
+    fast = compare_rate(_fit(-1.6), -1.0)
+    assert (slow.status, fast.status) == ("inconsistent", "inconsistent")
+    assert "slower than the predicted N^-1" in slow.sentence and not slow.floor.significant
+    assert "faster than the predicted N^-1" in fast.sentence
+
+
+def test_imprecise_fit_that_cannot_tell_the_rate_from_no_convergence_is_unresolved():
+    v = compare_rate(_fit(-0.5, rel_se=0.4), -1.0)
+    assert v.status == "unresolved" and "cannot tell the predicted N^-1 from no convergence" in v.sentence
+
+
+def test_values_within_two_errors_of_zero_are_unresolved_with_the_hint():
+    fit = fit_power_law(SIZES[:4], [1e-2, 1e-3, 1e-3, -1e-3], [1e-3, 1e-3, 1e-3, 1e-3], label="loss bias")
+    v = compare_rate(fit, -1.0, hint="add seeds")
+    assert v.status == "unresolved" and (v.n_resolved, v.n_sizes) == (1, 4)
+    assert v.sentence == "unresolved: loss bias is indistinguishable from zero (at 2 sigma) at 3 of 4 sizes; add seeds"
+
+
+def test_floor_fit_keeps_negative_values():
+    n = SIZES.astype(float)
+    values = 1e-3 + 2.0 / n + np.array([0, 0, 0, 0, -3e-3])
+    fl = fit_floor(fit_power_law(n, values, np.full(5, 1e-3)), -1.0)
+    assert fl is not None and fl.floor < 1e-3  # the negative point pulls the floor down
+
+
+def test_formats():
+    assert format_power("N", -1.0) == "N^-1" and format_power("H", -0.5) == "H^-1/2"
+    assert format_power("N", -0.97) == "N^-0.97"
+    assert format_measured("N", -0.97, 0.08) == "N^-0.97 ± 0.08"
+    assert format_measured("N", -0.5012, 0.0044) == "N^-0.501 ± 0.004"
+    assert format_measured("N", -0.5012, 0.0014) == "N^-0.5012 ± 0.0014"
