@@ -1,0 +1,279 @@
+"""Readers of the sections other than `model` and `data`: header, symbols, limit,
+parameterization, training, solver."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import sympy
+
+from ..notation import DATA_SIZES, hyper_symbol, size_symbol
+from . import checks as c
+from .schema import (
+    DTYPES, INF_WORDS, PARAM_KEYS, SOLVER_KEYS, TRAINING_KEYS, TRAINING_REQUIRED, VERSION, WEIGHT_KEYS,
+)  # fmt: skip
+from .types import LOSSES, OPTIMIZERS, PRESETS, Parameterization, SolverOptions, Training, WeightOverride
+from .yamlpos import MapNode, Node, Scalar
+
+PRESET_ALIASES = {"mean_field": "mup"}
+
+
+# ----------------------------------------------------------------------- header
+def read_version(ctx: c.Ctx, node: Node | None) -> int | None:
+    """`dmftc: 1`."""
+    if c.skip(node):
+        return None
+    if isinstance(node, Scalar) and node.tag == "int" and node.value == VERSION:
+        return VERSION
+    ctx.add(node, "dmftc", "unsupported format version", received=c.show(node), allowed=str(VERSION),
+            hint=f"write `dmftc: {VERSION}`")
+    return None
+
+
+def read_name(ctx: c.Ctx, node: Node | None) -> str | None:
+    """An identifier: it names the generated Python module."""
+    return c.identifier(ctx, node, "name", "the spec name")
+
+
+def read_description(ctx: c.Ctx, node: Node | None) -> str:
+    """Free text (optional)."""
+    if node is None or (isinstance(node, Scalar) and node.tag == "null"):
+        return ""
+    return c.text(ctx, node, "description") or ""
+
+
+# ---------------------------------------------------------------------- symbols
+def read_sizes(ctx: c.Ctx, node: Node | None) -> dict[str, int]:
+    """Size symbols -> positive integers; declares every name, valid value or not."""
+    entries = c.free_mapping(ctx, node, "sizes", "size names to positive integers")
+    if entries is None:
+        ctx.symbols_ok = ctx.symbols_ok and node is None
+        entries = []
+    for name in DATA_SIZES:
+        ctx.symbols[name] = size_symbol(name)
+    sizes: dict[str, int] = {}
+    for key, value in entries:
+        path = c.join("sizes", key.value)
+        if c.check_symbol_name(ctx, key, path, "size"):
+            ctx.symbols[key.value] = size_symbol(key.value)
+            number = c.integer(ctx, value, path)
+            if number is not None:
+                sizes[key.value] = number
+                ctx.values[size_symbol(key.value)] = float(number)
+    return sizes
+
+
+def read_hyper(ctx: c.Ctx, node: Node | None) -> dict[str, float]:
+    """Hyperparameter names -> positive numbers (their symbols are declared positive)."""
+    entries = c.free_mapping(ctx, node, "hyper", "names to numbers")
+    if entries is None:
+        ctx.symbols_ok = ctx.symbols_ok and node is None
+        entries = []
+    hyper: dict[str, float] = {}
+    for key, value in entries:
+        path = c.join("hyper", key.value)
+        if not c.check_symbol_name(ctx, key, path, "hyperparameter"):
+            continue
+        if key.value in ctx.symbols:
+            ctx.add(key, path, f"{key.value!r} is already a size", received=repr(key.value),
+                    hint="sizes and hyperparameters need different names (P, D, S are sizes)")
+            continue
+        ctx.symbols[key.value] = hyper_symbol(key.value)
+        number = _hyper_value(ctx, value, path)
+        if number is not None:
+            hyper[key.value] = number
+            ctx.values[hyper_symbol(key.value)] = float(number)
+    return hyper
+
+
+def _hyper_value(ctx: c.Ctx, node: Node, path: str) -> int | float | None:
+    if isinstance(node, Scalar) and node.tag == "str" and "/" in node.value:
+        ctx.add(node, path, "hyperparameters are numbers, not formulas", received=c.show(node),
+                hint="write a decimal, e.g. 0.5 for 1/2 (decimals are read exactly)")
+        return None
+    value = c.number(ctx, node, path, 0.0)
+    if value is not None and isinstance(node, Scalar) and node.tag == "int":
+        return int(value)  # kept exact: alpha_A: 1 stays the integer 1
+    return value
+
+
+def exact(value: int | float) -> sympy.Rational:
+    """The exact rational a spec number stands for (floats read from their shortest repr)."""
+    fraction = Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
+    return sympy.Rational(fraction.numerator, fraction.denominator)
+
+
+# ------------------------------------------------------------------------ limit
+def read_limit(ctx: c.Ctx, node: Node | None, sizes: dict[str, int]) -> tuple[str, ...] | None:
+    """Sizes that go to infinity, in the order written: ``{N: inf}``."""
+    if isinstance(node, c.SeqNode):
+        ctx.add(node, "limit", "expected a mapping of sizes to inf", received=c.show(node),
+                hint="write e.g. `limit: {N: inf}`")
+        return None
+    entries = c.free_mapping(ctx, node, "limit", "sizes to inf")
+    if entries is None:
+        return None
+    if not entries:
+        ctx.add(node, "limit", "no size goes to infinity", hint="write e.g. `limit: {N: inf}`")
+        return None
+    names = [_limit_entry(ctx, key, value, sizes) for key, value in entries]
+    return None if None in names else tuple(n for n in names if n is not None)
+
+
+def _limit_entry(ctx: c.Ctx, key: Scalar, value: Node, sizes: dict[str, int]) -> str | None:
+    path = c.join("limit", key.value)
+    if key.value in DATA_SIZES:
+        ctx.add(key, path, f"{key.value} is set by the data and cannot go to infinity",
+                received=repr(key.value), allowed=_limit_allowed(ctx), hint="limit a model size such as N")
+        return None
+    if key.value not in sizes:
+        _not_a_size(ctx, key, path, sizes)
+        return None
+    if not _is_inf(value):
+        if not c.skip(value):
+            ctx.add(value, path, "expected inf", received=c.show(value), allowed="inf, .inf",
+                    hint=f"write `{key.value}: inf`")
+        return None
+    return key.value
+
+
+def _not_a_size(ctx: c.Ctx, key: Scalar, path: str, sizes: dict[str, int]) -> None:
+    symbol = ctx.symbols.get(key.value)
+    if symbol is size_symbol(key.value):
+        return  # a declared size whose value was already reported
+    what = f"unknown size {key.value!r}"
+    if symbol is not None:
+        what = f"{key.value!r} is a hyperparameter, not a size"
+    if symbol is not None or ctx.symbols_ok:
+        hint = c.close_hint(key.value, list(sizes), f"declare {key.value} under sizes")
+        ctx.add(key, path, what, received=repr(key.value), allowed=_limit_allowed(ctx), hint=hint)
+
+
+def _limit_allowed(ctx: c.Ctx) -> str:
+    names = [n for n, s in ctx.symbols.items() if s is size_symbol(n) and n not in DATA_SIZES]
+    return ", ".join(names) or "(no sizes declared)"
+
+
+def _is_inf(node: Node) -> bool:
+    if not isinstance(node, Scalar):
+        return False
+    if node.tag == "float":
+        return math.isinf(node.value) and node.value > 0
+    return node.tag == "str" and node.value.strip().lower() in INF_WORDS
+
+
+# ------------------------------------------------------------- parameterization
+def read_parameterization(
+    ctx: c.Ctx, node: Node | None, weights: list[str] | None
+) -> Parameterization | None:
+    """A preset and per-weight overrides; `weights` are the model's weight names (None: unknown)."""
+    fields = c.mapping(ctx, node, "parameterization", PARAM_KEYS)
+    if fields is None:
+        return None
+    preset = _preset(ctx, fields.get("preset"))
+    entries: list | None = []
+    if "weights" in fields:
+        what = "weight names to overrides"
+        entries = c.free_mapping(ctx, fields["weights"], "parameterization.weights", what)
+    overrides = {}
+    for key, value in entries or []:
+        item = _weight(ctx, key, value, weights)
+        if item is not None:
+            overrides[key.value] = item
+    complete = _complete(ctx, node, preset, overrides, weights)
+    if preset == "" or entries is None or len(overrides) < len(entries) or not complete:
+        return None
+    return Parameterization(preset=preset, overrides=overrides, pos=node.loc if node is not None else None)
+
+
+def _preset(ctx: c.Ctx, node: Node | None) -> str | None:
+    if node is None:
+        return "mup"
+    if isinstance(node, Scalar) and node.tag == "null":
+        return None  # no preset: every weight spells out multiplier, init_std and lr
+    value = c.choice(ctx, node, "parameterization.preset", PRESETS, "preset")
+    return "" if value is None else PRESET_ALIASES.get(value, value)
+
+
+def _weight(ctx: c.Ctx, key: Scalar, value: Node, weights: list[str] | None) -> WeightOverride | None:
+    path = c.join("parameterization.weights", key.value)
+    if weights is not None and key.value not in weights:
+        ctx.add(key, path, f"no weight named {key.value!r} in the model", received=repr(key.value),
+                allowed=", ".join(weights),
+                hint=c.close_hint(key.value, weights, "use one of the weight names"))
+        return None
+    fields = c.mapping(ctx, value, path, WEIGHT_KEYS)
+    if fields is None:
+        return None
+    kinds = {"multiplier": "positive", "init_std": "nonnegative", "lr": "nonnegative"}
+    parsed = {k: _valued_expr(ctx, fields[k], c.join(path, k), kinds[k]) for k in fields}
+    if any(v is None for v in parsed.values()) or weights is None:
+        return None
+    return WeightOverride(**parsed, pos=key.loc)
+
+
+def _valued_expr(ctx: c.Ctx, node: Node, path: str, kind: str) -> sympy.Expr | None:
+    expr = c.expression(ctx, node, path)
+    if expr is not None:
+        c.valued(ctx, node, path, expr, kind)
+    return expr
+
+
+def _complete(
+    ctx: c.Ctx, node: Node | None, preset: str | None, overrides: dict, weights: list[str] | None
+) -> bool:
+    """Without a preset every weight must give multiplier, init_std and lr."""
+    if preset is not None or weights is None:
+        return True
+    missing = [f"{w}.{k}" for w in weights for k in WEIGHT_KEYS if getattr(overrides.get(w), k, None) is None]
+    if missing:
+        shown = ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else "")
+        message = "without a preset every weight needs multiplier, init_std and lr"
+        ctx.add(node, "parameterization.weights", message,
+                received=f"missing {shown}", allowed=", ".join(p for p in PRESETS),
+                hint="choose a `preset:` or give the missing entries")
+    return not missing
+
+
+# --------------------------------------------------------------------- training
+def read_training(ctx: c.Ctx, node: Node | None) -> Training | None:
+    """Full-batch GD on the MSE loss: lr (expression, > 0) and steps (>= 1)."""
+    fields = c.mapping(ctx, node, "training", TRAINING_KEYS, TRAINING_REQUIRED)
+    if fields is None:
+        return None
+    before = len(ctx.problems)
+    loss = c.choice(ctx, fields["loss"], "training.loss", LOSSES, "loss") if "loss" in fields else "mse"
+    optimizer = "gd"
+    if "optimizer" in fields:
+        optimizer = c.choice(ctx, fields["optimizer"], "training.optimizer", OPTIMIZERS, "optimizer")
+    lr = _valued_expr(ctx, fields["lr"], "training.lr", "positive") if "lr" in fields else None
+    steps = c.integer(ctx, fields.get("steps"), "training.steps") if "steps" in fields else None
+    if len(ctx.problems) > before or None in (loss, optimizer, lr, steps):
+        return None
+    return Training(loss=loss, optimizer=optimizer, lr=lr, steps=steps, pos=node.loc)
+
+
+# ----------------------------------------------------------------------- solver
+def read_solver(ctx: c.Ctx, node: Node | None) -> SolverOptions | None:
+    """Numerical options of the DMFT solve; every key optional (defaults of `SolverOptions`)."""
+    if node is None:
+        return SolverOptions()
+    fields = c.mapping(ctx, node, "solver", SOLVER_KEYS)
+    if fields is None:
+        return None
+    readers = {
+        "samples": lambda n, p: c.integer(ctx, n, p),
+        "tol": lambda n, p: c.number(ctx, n, p, 0.0),
+        "max_iter": lambda n, p: c.integer(ctx, n, p),
+        "damping": lambda n, p: c.number(ctx, n, p, 0.0, 1.0),
+        "seed": lambda n, p: c.integer(ctx, n, p, minimum=0),
+        "dtype": lambda n, p: c.choice(ctx, n, p, DTYPES, "dtype"),
+    }
+    values = {k: readers[k](v, c.join("solver", k)) for k, v in fields.items()}
+    if any(v is None for v in values.values()):
+        return None
+    for key in ("tol", "damping"):
+        if key in values:
+            values[key] = float(values[key])
+    return SolverOptions(**values, pos=node.loc if isinstance(node, MapNode) else None)
