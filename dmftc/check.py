@@ -41,28 +41,39 @@ def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
     return names
 
 
-def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8, out_dir: Path,
-              dmft_seeds: int = 2, samples: int | None = None):
-    """Run the cross-check over one size axis; writes out_dir/check.json and PNG plots."""
+def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8, out_dir: Path | None,
+              dmft_seeds: int = 2, samples: int | None = None, program: Program | None = None,
+              quantities: Sequence[str] | None = None):
+    """Run the cross-check over one size axis; writes out_dir/check.json and PNG plots (unless None).
+
+    `program` replaces the compiled spec (a test injects a deliberately wrong DMFT this way);
+    `quantities` restricts what is compared (default: loss, f and every kernel both sides have).
+    """
     if len(sizes) != 1:
         raise DmftcError(f"check needs exactly one size axis, e.g. --sizes N=128,256,512 (got {dict(sizes)})")
     (name, values), = sizes.items()
     if name not in spec.sizes:
         raise DmftcError(f"--sizes names {name!r}, which the spec does not declare (sizes: {sorted(spec.sizes)})")
-    prog = compile_spec(spec)
+    prog = program or compile_spec(spec)
     ref, ref_se = dmft_reference(prog, dmft_seeds, samples)
     finite, order_names = {}, []
     for n in progress(sorted(values), total=len(values), desc=f"check {name}"):
         sim = simulate(spec, sizes={name: n}, seeds=seeds)
-        order_names = list(sim.order)
-        finite[n] = {"loss": sim.loss, "f": sim.f, **sim.order}
-    qs = [q for q in compared(prog, order_names) if q in ref]
+        order_names = [_plain(k) for k in sim.order]
+        finite[n] = {"loss": sim.loss, "f": sim.f, **{_plain(k): v for k, v in sim.order.items()}}
+    qs = [q for q in (quantities or compared(prog, order_names)) if q in ref]
     random_f0 = prog.equations.coefficients.get("f0:readout", 0) != 0
     report = crosscheck({q: ref[q] for q in qs}, {n: {q: d[q] for q in qs} for n, d in finite.items()},
                         size_name=name, predicted={"bias": -1.0, "fluct": 0.0 if random_f0 else -0.5},
                         reference_se={q: ref_se[q] for q in qs})
-    _write(report, ref, finite, out_dir, name)
+    if out_dir is not None:
+        _write(report, ref, finite, out_dir, name)
     return report
+
+
+def _plain(name: str) -> str:
+    """Order-parameter names without braces: 'Phi{1}' -> 'Phi1' (the DMFT's spelling)."""
+    return re.sub(r"\{(\d+)\}", r"\1", name)
 
 
 def _write(report, ref, finite, out_dir: Path, name: str) -> None:
