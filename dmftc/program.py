@@ -6,6 +6,7 @@ can be printed, checked and tested on its own (as devito's `IRs` record does).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import sys
@@ -54,7 +55,7 @@ class Program:
         return py, tex
 
     def load_module(self):
-        """Import the generated solver module from its text (our own output; a fresh module object)."""
+        """The generated solver module, imported once per distinct text (so jit compiles once)."""
         return _import_text(self.name, self.module)
 
     def solve(self, *, steps: int | None = None, samples: int | None = None, seed: int | None = None,
@@ -136,7 +137,17 @@ def _display_path(spec: Spec) -> str:
         return p.name
 
 
+_MODULES: dict[str, Any] = {}
+
+
 def _import_text(name: str, text: str):
+    key = hashlib.sha256(text.encode()).hexdigest()
+    if key not in _MODULES:
+        _MODULES[key] = _fresh_module(f"{name}_{key[:12]}", text)
+    return _MODULES[key]
+
+
+def _fresh_module(name: str, text: str):
     mod_name = f"dmftc_generated_{name}"
     spec = importlib.util.spec_from_loader(mod_name, loader=None)
     mod = importlib.util.module_from_spec(spec)
