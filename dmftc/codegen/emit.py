@@ -107,7 +107,7 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
     L = system.depth
     srcs = _sources(system)
     kern = {"Phi": range(1, L + 1), "G": range(1, L + 1), "A": range(1, L), "B": range(1, L)}
-    names = ", ".join(f'"{k}"' for k in ("h", "z", "g", "Phi", "G", "A", "B", "fac", "f", "Delta"))
+    names = ", ".join(f'"{k}"' for k in ("h", "z", "g", "u", "r", "Phi", "G", "A", "B", "fac", "f", "Delta"))
     src0 = next(s for s in system.sources if s.structure == "static")
     lines = [
         f"SOURCES = {tuple(srcs)!r}",
@@ -128,11 +128,12 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         f'    xi, w = rt.source_draws(key, _dims(P, n), samples, "{system.method}", dtype)',
         "    M = w.shape[0]",
         f"    # [{src0.label}: static source, covariance {src0.coefficient} {src0.covariance}]",
-        "    static = {(b, l): xi[(b, l)] @ rt.static_factor("
-        f"{pycode(src0.coefficient, hyper=low.hyper)} * Phi0, rcond)[0].T for b, l, k in SOURCES if k == \"static\"}}",
+        "    static = {(b, l): rt.static_factor("
+        f"{pycode(src0.coefficient, hyper=low.hyper)} * Phi0, rcond)[0] for b, l, k in SOURCES if k == \"static\"}}",
+        '    kind = {(b, l): k for b, l, k in SOURCES}',
         "    field = lambda: {l: jnp.zeros((M, n_t, P), dtype) for l in range(1, DEPTH + 1)}",
         "    kernel = lambda layers: {l: jnp.zeros((n_t, P, n_t, P), dtype) for l in layers}",
-        "    state = dict(h=field(), z=field(), g=field(),",
+        "    state = dict(h=field(), z=field(), g=field(), u=field(), r=field(),",
         f"                 Phi=kernel({tuple(kern['Phi'])!r}), G=kernel({tuple(kern['G'])!r}),",
         f"                 A=kernel({tuple(kern['A'])!r}), B=kernel({tuple(kern['B'])!r}),",
         '                 fac={(b, l): rt.empty_factor(n_t, P, dtype) for b, l, k in SOURCES if k == "dynamic"},',
@@ -140,12 +141,13 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         "",
         "    def step(t, state):",
         '        """One time step of the causal sweep: forward up the layers, output, backward down."""',
-        f"        h, z, g, Phi, G, A, B, fac, f, Delta = (rt.copy(state[k]) for k in ({names}))",
+        f"        h, z, g, u, r, Phi, G, A, B, fac, f, Delta = (rt.copy(state[k]) for k in ({names}))",
         "        h_t, z_t, g_t, u_t, r_t = {}, {}, {}, {}, {}",
+        "        cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, P, n_t, dtype)",
         *_schedule(system.forward, low, 2),
         *_schedule(system.output, low, 2),
         *_schedule(system.backward, low, 2),
-        "        return dict(h=h, z=z, g=g, Phi=Phi, G=G, A=A, B=B, fac=fac, f=f, Delta=Delta)",
+        "        return dict(h=h, z=z, g=g, u=u, r=r, Phi=Phi, G=G, A=A, B=B, fac=fac, f=f, Delta=Delta)",
         "",
         "    state = jax.lax.fori_loop(0, n_t, step, state)",
         "    f = state[\"f\"]",

@@ -81,12 +81,13 @@ class Lowerer:
         if src.structure == "scalar":
             lines = (f"{base}_t[{layer}] = jnp.broadcast_to(xi[{key}], (M, P))",)
         elif src.structure == "static":
-            lines = (f"{base}_t[{layer}] = static[{key}]",)
+            lines = (f"{base}_t[{layer}] = xi[{key}] @ static[{key}].T",)
         else:
             cov = _subs_ell(src.covariance, src, at)
             kern = f"{cov.base.name}[{pycode(cov.indices[0])}]"
             lines = (f"fac[{key}] = rt.grow_factor(fac[{key}], {coef} * rt.flat({kern}), t, P, rcond)",
                      f"{base}_t[{layer}] = rt.sample_row(fac[{key}], xi[{key}], t, P)")
+        lines += (f"{base}[{layer}] = {base}[{layer}].at[:, t].set({base}_t[{layer}])",)
         return Stmt(src.label, lines, f"{src.label}: {src.field} ~ N(0, {src.coefficient} {src.covariance})")
 
     # ---------------------------------------------------------- equations
@@ -100,7 +101,34 @@ class Lowerer:
         (arg,) = eq.rhs.args
         left, right = _split_times(arg)
         row = f"rt.kernel_row(w, {pycode(left, 'now', self.hyper)}, {pycode(right, 'hist', self.hyper)}, t)"
+        exact = self._exact_lazy_row(left)
+        if exact is not None:
+            # control variate: E[X X'] = E[X X' - X0 X0'] + E[X0 X0'] exactly (X0 the gamma0 = 0 part)
+            l0, r0 = self._lazy_part(left), self._lazy_part(right)
+            row += (f" - rt.kernel_row(w, {pycode(l0, 'now', self.hyper)}, {pycode(r0, 'hist', self.hyper)}, t)"
+                    f" + {exact}")
         return (f"{name}[{layer}] = rt.set_kernel_row({name}[{layer}], {row}, t)",)
+
+    def _exact_lazy_row(self, X) -> str | None:
+        """Row t of E[X0(t) X0(s)] in closed form, when X0 factors into one function per independent source.
+
+        phi(u), dphi(u) -> the pairwise Gaussian maps of the activation; a bare source -> its covariance.
+        None when X0 has another shape (then the kernel is a plain Monte Carlo average).
+        """
+        parts = []
+        for fac in sympy.Mul.make_args(self._lazy_part(X)):
+            if isinstance(fac, sympy.Indexed) and fac.base.name in ("u", "r"):
+                parts.append((fac, "rt.cov_gauss_row({cov}, t, P)"))
+            elif (isinstance(fac, sympy.Function) and fac.func.__name__ in ("phi", "dphi")
+                  and isinstance(fac.args[0], sympy.Indexed) and fac.args[0].base.name in ("u", "r")):
+                pair = "cf.pair_phi(ACTIVATION)" if fac.func.__name__ == "phi" else "cf.pair_dphi(ACTIVATION)"
+                parts.append((fac.args[0], f"rt.gauss_row({pair}, {{cov}}, t, P)"))
+            else:
+                return None
+        keys = [(src.base.name, src.indices[0]) for src, _ in parts]
+        if len(set(keys)) != len(keys):
+            return None   # two functions of one source: no product formula
+        return " * ".join(tpl.format(cov=f'cov(("{b}", {pycode(lay)}))') for (b, lay), (_, tpl) in zip(keys, parts))
 
     def _response(self, eq: Equation) -> tuple[str, ...]:
         name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])

@@ -45,12 +45,8 @@ class DmftPrinter(JaxPrinter):
         idx = expr.indices
         if base in FIELDS:
             layer = self._layer(idx[0])
-            if len(idx) == 1:                       # scalar source, e.g. r[L]
-                return f"{base}_t[{layer}]"
-            static = len(idx) == 2                  # static source u[1, mu]
-            if self.mode == "now" or static:
-                return f"{base}_t[{layer}]"
-            return f"{base}[{layer}]"
+            # scalar sources r[L] and static ones u[1, mu] keep a history too (constant in time)
+            return f"{base}_t[{layer}]" if self.mode == "now" else f"{base}[{layer}]"
         if base in ("Sigma", "PhiK", "PhiD", "GK"):
             return f"{base}[{self._layer(idx[0])}]"
         if base in ("Phi0", "K", "Sigmaf"):

@@ -203,3 +203,55 @@ def prepare(X, y, hp, names, dtype: str):
     X = jnp.asarray(np.asarray(X), dt)
     X = X.reshape(X.shape[0], -1) if X.ndim > 2 else X
     return X, jnp.asarray(np.asarray(y), dt), {k: jnp.asarray(float(hp[k]), dt) for k in names}
+
+
+# ------------------------------------------------------------------ exact Gaussian parts (control variates)
+class CovRow(NamedTuple):
+    """Row t of a source's covariance: variances at time t (P,), at every slot (n,), covariances (P, n)."""
+
+    var_t: jax.Array
+    var: jax.Array
+    cov: jax.Array
+
+
+def cov_row_dynamic(F: Factor, t, P: int) -> CovRow:
+    """From the grown factor: Cov = Lf Lf^T restricted to row block t (entries s > t are unused)."""
+    rows = jax.lax.dynamic_slice_in_dim(F.Lf, t * P, P, axis=0)
+    var = jnp.sum(F.Lf**2, axis=1)
+    return CovRow(jax.lax.dynamic_slice_in_dim(var, t * P, P), var, rows @ F.Lf.T)
+
+
+def cov_row_static(Dm: jax.Array, n_t: int) -> CovRow:
+    """A time-constant source u_mu with covariance Dm Dm^T: the same P x P block at every (t, s)."""
+    K = Dm @ Dm.T
+    d = jnp.diagonal(K)
+    return CovRow(d, jnp.tile(d, n_t), jnp.tile(K, (1, n_t)))
+
+
+def cov_row_scalar(P: int, n_t: int, dtype) -> CovRow:
+    """One N(0, 1) number per draw, shared by every (t, mu)."""
+    return CovRow(jnp.ones((P,), dtype), jnp.ones((n_t * P,), dtype), jnp.ones((P, n_t * P), dtype))
+
+
+def gauss_row(pair, c: CovRow, t, P: int) -> jax.Array:
+    """Row t of E[a(x_mu(t)) a(x_nu(s))] for a Gaussian source x, by a pairwise closed form or quadrature.
+
+    pair(var_i, var_j, cov_ij) -> expectation, broadcasting; returns (P, n_t, P), zero for s > t.
+    """
+    n = c.var.shape[0]
+    row = pair(c.var_t[:, None], c.var[None, :], c.cov).reshape(P, n // P, P)
+    return row * (jnp.arange(n // P) <= t)[None, :, None]
+
+
+def cov_gauss_row(c: CovRow, t, P: int) -> jax.Array:
+    """Row t of E[x_mu(t) x_nu(s)] itself (the bare source), (P, n_t, P), zero for s > t."""
+    return gauss_row(lambda a, b, k: k, c, t, P)
+
+
+def source_cov_row(kind: str, F: Factor | None, Dm: jax.Array | None, t, P: int, n_t: int, dtype) -> CovRow:
+    """Row t of a source's covariance by its structure (dynamic, static or scalar)."""
+    if kind == "dynamic":
+        return cov_row_dynamic(F, t, P)
+    if kind == "static":
+        return cov_row_static(Dm, n_t)
+    return cov_row_scalar(P, n_t, dtype)
