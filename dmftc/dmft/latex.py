@@ -7,10 +7,12 @@ equation carries \\label{<label>}, the label the generated code cites.
 
 from __future__ import annotations
 
-import sympy
+from typing import TYPE_CHECKING
+
 from sympy.printing.latex import LatexPrinter
 
-from .system import EquationSystem, SourceLaw
+if TYPE_CHECKING:  # the printer needs only the objects' fields, not the module
+    from .system import EquationSystem, SourceLaw
 
 _BASES = {"h": "h", "z": "z", "g": "g", "u": "u", "r": "r", "Phi": r"\Phi", "G": "G", "A": "A", "B": "B",
           "Delta": r"\Delta", "f": "f", "y": "y", "Phi0": r"\Phi^{0}", "Loss": r"\mathcal{L}",
