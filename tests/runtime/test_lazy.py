@@ -38,17 +38,23 @@ def _init(rng, N, L):
     """
     mats = [(N, D)] + [(N, N)] * (L - 1)
     draw = lambda s: rng.standard_normal(s, dtype=np.float32).astype(float)  # noqa: E731
-    return [[draw(s), np.zeros((s[0], 0)), np.zeros((s[1], 0))] for s in mats] + [draw((N,))]
+    return [[jnp.asarray(draw(s)), np.zeros((s[0], 0)), np.zeros((s[1], 0))] for s in mats] + [draw((N,))]
+
+
+# W(0) products through XLA: numpy's threaded BLAS on (P x N) @ (N x N) slowed
+# down 10-fold when the 2 cores were shared with other jobs; XLA's did not.
+_dense = jax.jit(lambda W, x: x @ W.T)
+_dense_t = jax.jit(lambda W, d: d @ W)
 
 
 def _apply(W, x):
     """x @ W(t)^T."""
-    return x @ W[0].T + (x @ W[2]) @ W[1].T
+    return np.asarray(_dense(W[0], x)) + (x @ W[2]) @ W[1].T
 
 
 def _apply_t(W, d):
     """d @ W(t)."""
-    return d @ W[0] + (d @ W[1]) @ W[2].T
+    return np.asarray(_dense_t(W[0], d)) + (d @ W[1]) @ W[2].T
 
 
 def _forward_backward(params, X, fn, sigma):
