@@ -11,11 +11,14 @@ overrides replace any entry. Both the finite simulator and the DMFT read
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Mapping
 
 import sympy
 
+from ..errors import LimitError
 from ..graph.build import Graph, Weight
 from ..notation import hyper_symbol, size_symbol
 from ..spec.types import Attention, Residual, Spec
@@ -75,6 +78,36 @@ def _powers(expr: Expr):
     for factor in sympy.Mul.make_args(expr):
         base, e = factor.as_base_exp()
         yield base, e
+
+
+# ---------------------------------------------------------------- exponents as numbers (stage 3)
+def to_rational(value) -> sympy.Rational:
+    """A hyper value as an exact rational (0.5 -> 1/2, 0.3333333333333333 -> 1/3)."""
+    f = Fraction(value).limit_denominator(10**6) if isinstance(value, float) else Fraction(value)
+    return sympy.Rational(f.numerator, f.denominator)
+
+
+@functools.lru_cache(maxsize=4096)
+def _exponent(expr: Expr, n: sympy.Symbol) -> Fraction | float:
+    if expr == 0:
+        return float("-inf")
+    p = sympy.nsimplify(leading_power(expr, n))
+    if not p.is_Rational:
+        raise LimitError(f"cannot count powers of {n} in {expr}: the exponent {p} is not a number; "
+                         "give the hyperparameters in its exponents numeric values in `hyper`")
+    return Fraction(int(p.p), int(p.q))
+
+
+def exponent(expr, n: sympy.Symbol, hyper: Mapping[sympy.Symbol, Expr]) -> Fraction | float:
+    """e(expr) as a number: the power of n, hyper values substituted into exponents only.
+
+    Prefactors (eta, gamma0) stay symbols; an expression equal to 0 has exponent -inf.
+    """
+    expr = sympy.sympify(expr)
+    if hyper:
+        expr = expr.replace(lambda e: e.is_Pow and bool(e.exp.free_symbols & set(hyper)),
+                            lambda e: sympy.Pow(e.base, e.exp.xreplace(hyper)))
+    return _exponent(expr, n)
 
 
 # ---------------------------------------------------------------- the table
