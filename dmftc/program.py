@@ -109,6 +109,8 @@ def compile_spec(spec: Spec | str | Path, overrides: Sequence[str] = ()) -> Prog
     graph = build_graph(spec)                                       # Spec -> Graph
     params = resolve_parameterization(spec, graph)                  # Graph -> exponent table
     scaling = _analyze(spec, graph, params)                         # -> Scaling (regimes, term exponents)
+    if scaling is not None:
+        scaling.raise_if_unstable()                                 # an ill-posed limit stops here, with reasons
     equations = derive(spec, graph, params)                         # -> EquationSystem
     regen = f"dmftc compile {_display_path(spec)}"
     module = emit_module(equations, tuple(spec.hyper), _canonical(spec), regen)  # -> module text
