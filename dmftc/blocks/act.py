@@ -1,0 +1,52 @@
+"""Elementwise nonlinearities phi: one closed table shared by every stage.
+
+Conventions (the DMFT must use the same functions):
+- gelu is the exact x * Phi(x) = x (1 + erf(x / sqrt 2)) / 2, not the tanh approximation;
+- erf is the plain error function erf(x) (no rescaling of its argument);
+- quadratic is x^2; sigmoid is 1 / (1 + e^-x); linear is the identity.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.special
+
+from ..errors import Unsupported
+
+KIND = "act"
+
+
+def linear(x: jax.Array) -> jax.Array:
+    return x
+
+
+def gelu(x: jax.Array) -> jax.Array:
+    return jax.nn.gelu(x, approximate=False)
+
+
+#: activation name -> phi; the keys are exactly `dmftc.spec.types.ACTIVATIONS`.
+ACTIVATIONS: Mapping[str, Callable[[jax.Array], jax.Array]] = MappingProxyType({
+    "linear": linear,
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "erf": jax.scipy.special.erf,
+    "gelu": gelu,
+    "quadratic": jnp.square,
+    "sigmoid": jax.nn.sigmoid,
+})
+
+
+def phi(fn: str) -> Callable[[jax.Array], jax.Array]:
+    """The activation function named `fn`."""
+    if fn not in ACTIVATIONS:
+        raise Unsupported(f"activation {fn!r}", f"use one of {', '.join(sorted(ACTIVATIONS))}")
+    return ACTIVATIONS[fn]
+
+
+def forward(x: jax.Array, fn: str) -> jax.Array:
+    """phi(x) elementwise."""
+    return phi(fn)(x)

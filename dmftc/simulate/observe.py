@@ -1,0 +1,89 @@
+"""One observation of a network at its current weights: loss, f, GD gradients and records.
+
+What is recorded at one time step (`record`):
+- "none": nothing beyond loss and f;
+- "diag": the equal-time kernels Phi{l}(t,t) = phi(h^l) . phi(h^l) / n and G{l}(t,t) = g^l . g^l / n
+  over the sites' (sample[, token]) index, and the attention logits;
+- "full": the site features phi(h^l) and g^l themselves (kernels over (t, s) are formed by
+  `kernels_full` after the time loop), and the logits.
+g^l = (df / dh^l) / m_readout, with m_readout the readout's multiplier: gamma0 N df/dh in mup,
+sqrt(N) df/dh in ntk, O(1) in both (THEORY.md section 2). Caveat: where the readout's init std
+is not 1 this is not O(1) and not invariant under the abc symmetry (multiplier n^-k, init
+std n^k, which changes neither f nor df/dh): sp gives G ~ 1/N, and the depth factors of
+residual networks (readout std L^(alpha_L - 1/2)) give G ~ L^(2 alpha_L - 1). Dividing by
+m_readout * std_readout instead would fix both. For token sites the (sample, token) index is
+flattened sample-major: row mu * S + s.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+
+from ..blocks.act import phi as activation
+from ..errors import DmftcError
+from .forward import apply
+from .network import Network
+
+RECORDS = ("full", "diag", "none")
+
+
+def check_record(record: str) -> str:
+    """`record` itself, or an error naming the allowed values."""
+    if record not in RECORDS:
+        raise DmftcError(f"record={record!r} is not one of {', '.join(map(repr, RECORDS))}: "
+                         "'full' keeps the two-time kernels, 'diag' only t = s, 'none' only loss and f")
+    return record
+
+
+def zero_taps(net: Network, x: jax.Array, names: tuple[str, ...]) -> dict[str, jax.Array]:
+    """Zero perturbations of the named activations (their gradients are the backward fields)."""
+    if not names:
+        return {}
+    params = {k: jax.ShapeDtypeStruct(p.shape, x.dtype) for k, p in net.params.items()}
+    _, acts = jax.eval_shape(lambda p: apply(net, p, x), params)
+    return {n: jnp.zeros(acts[n].shape, x.dtype) for n in names}
+
+
+def observe(net: Network, params, x, y, taps: Mapping[str, jax.Array], record: str, numbers):
+    """(gradient of the loss, (loss, f, records)) at `params`; `taps` as from `zero_taps`,
+    `numbers` as `Network.numbers()` (possibly traced)."""
+    f, vjp, acts = jax.vjp(lambda p, t: apply(net, p, x, t, numbers), params, dict(taps), has_aux=True)
+    err = f - y
+    loss = 0.5 * jnp.mean(jnp.square(err))
+    grads, _ = vjp(err / y.shape[0])
+    recs: dict[str, jax.Array] = {}
+    if record != "none":
+        _, back = vjp(jnp.ones_like(f))
+        recs = _records(net, acts, back, record, numbers["m_readout"])
+    return grads, (loss, f, recs)
+
+
+def _records(net: Network, acts, back, record: str, m_readout) -> dict[str, jax.Array]:
+    recs = {}
+    for site in net.sites:
+        F = _sites(activation(site.phi)(acts[site.tap]))
+        G = _sites(back[site.tap]) / m_readout
+        recs[f"Phi{{{site.index}}}"], recs[f"G{{{site.index}}}"] = (
+            (F, G) if record == "full" else (_gram(F), _gram(G)))
+    if net.attentions:
+        # (L_attn, P, H, S, S) -> (L_attn, H, P, S, S)
+        recs["logits"] = jnp.stack([acts[f"logits:{a}"] for a in net.attentions]).swapaxes(1, 2)
+    return recs
+
+
+def _sites(h: jax.Array) -> jax.Array:
+    """(P, n) or (P, S, n) -> (P[*S], n)."""
+    return h.reshape(-1, h.shape[-1])
+
+
+def _gram(F: jax.Array) -> jax.Array:
+    return F @ F.T / F.shape[-1]
+
+
+def kernels_full(recs: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """Features (seeds, T+1, M, n) -> two-time kernels (seeds, T+1, M, T+1, M); logits unchanged."""
+    return {k: (v if k == "logits" else jnp.einsum("atmi,asni->atmsn", v, v) / v.shape[-1])
+            for k, v in recs.items()}

@@ -1,0 +1,133 @@
+"""simulate(): recorded arrays, their shapes, determinism, the saved file."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import data_of, resnet_spec
+
+from dmftc.errors import DmftcError
+from dmftc.simulate import Simulation, simulate, sweep
+
+T, P = 5, 8
+
+
+@pytest.fixture(scope="module")
+def full(mlp):
+    return simulate(mlp, seeds=3, data=data_of(mlp))
+
+
+def test_mlp_shapes_full(full):
+    assert isinstance(full, Simulation) and full.steps == T
+    shapes = {k: v.shape for k, v in full.arrays().items()}
+    kernel = (3, T + 1, P, T + 1, P)
+    assert shapes == {"loss": (3, T + 1), "f": (3, T + 1, P), "f0": (3, P),
+                      "Phi{1}": kernel, "Phi{2}": kernel, "G{1}": kernel, "G{2}": kernel}
+    assert all(v.dtype == np.float32 for v in full.arrays().values())
+    np.testing.assert_array_equal(full.f0, full.f[:, 0])
+    assert full.sizes == {"D": 16, "L": 2, "N": 64, "P": 8}
+
+
+def test_loss_is_half_mean_square_error(full, mlp):
+    _, y = data_of(mlp)
+    np.testing.assert_allclose(full.loss, 0.5 * np.mean((full.f - y) ** 2, axis=-1), rtol=1e-5)
+    assert np.all(np.diff(full.loss.mean(0)) < 0)  # a small step: the loss goes down
+
+
+def test_kernels_are_symmetric_gram_matrices(full):
+    for name in ("Phi{1}", "G{2}"):
+        K = full.order[name].reshape(3, (T + 1) * P, (T + 1) * P)
+        np.testing.assert_allclose(K, K.transpose(0, 2, 1), rtol=1e-5, atol=1e-6)
+        assert np.linalg.eigvalsh(K.astype(np.float64)).min() > -1e-4
+
+
+def test_diag_is_the_equal_time_part_of_full(full, mlp):
+    diag = simulate(mlp, seeds=3, record="diag", data=data_of(mlp))
+    np.testing.assert_array_equal(diag.loss, full.loss)
+    t = np.arange(T + 1)
+    for name in ("Phi{1}", "Phi{2}", "G{1}", "G{2}"):
+        assert diag.order[name].shape == (3, T + 1, P, P)
+        np.testing.assert_allclose(diag.order[name], full.order[name][:, t, :, t].transpose(1, 0, 2, 3),
+                                   rtol=1e-5, atol=1e-7)
+    none = simulate(mlp, seeds=3, record="none", data=data_of(mlp))
+    assert set(none.arrays()) == {"loss", "f", "f0"}
+    np.testing.assert_array_equal(none.f, full.f)
+
+
+def test_same_seed_same_arrays_and_networks_independent_of_ensemble_size(full, mlp):
+    again = simulate(mlp, seeds=3, data=data_of(mlp))
+    for k, v in full.arrays().items():
+        np.testing.assert_array_equal(again.arrays()[k], v, err_msg=k)
+    two = simulate(mlp, seeds=2, record="none", data=data_of(mlp))
+    np.testing.assert_allclose(two.f, full.f[:2], rtol=1e-6, atol=1e-7)
+    other = simulate(mlp, seeds=2, record="none", seed=1, data=data_of(mlp))
+    assert not np.allclose(other.f0, full.f0[:2])
+
+
+def test_float64_agrees_with_float32(full, mlp):
+    x64 = simulate(mlp, seeds=3, dtype="float64", data=data_of(mlp))
+    assert x64.loss.dtype == np.float64 and x64.order["G{1}"].dtype == np.float64
+    np.testing.assert_allclose(x64.f, full.f, rtol=1e-3, atol=1e-5)
+
+
+def test_transformer_shapes(transformer):
+    sim = simulate(dataclasses.replace(transformer, training=dataclasses.replace(transformer.training, steps=2)),
+                   seeds=2, data=data_of(transformer))
+    M = 8 * 4  # P * S (sample, token) sites
+    assert sim.order["Phi{0}"].shape == (2, 3, M, 3, M) and sim.order["G{2}"].shape == (2, 3, M, 3, M)
+    assert set(sim.order) == {"Phi{0}", "Phi{1}", "Phi{2}", "G{0}", "G{1}", "G{2}", "logits"}
+    assert sim.order["logits"].shape == (2, 3, 2, 4, 8, 4, 4)  # (seeds, T+1, L_attn, H, P, S, S)
+    # the stream entering block 0 is the embedding: Phi{0}(0,0) has the data kernel's shape
+    assert np.all(np.isfinite(sim.loss)) and sim.loss[:, -1].mean() < sim.loss[:, 0].mean()
+
+
+def test_residual_network_streams():
+    spec = resnet_spec(L_=3, steps=2)
+    sim = simulate(spec, seeds=2, record="diag", data=data_of(spec))
+    assert sorted(sim.order) == ["G{0}", "G{1}", "G{2}", "G{3}", "Phi{0}", "Phi{1}", "Phi{2}", "Phi{3}"]
+    assert sim.order["G{3}"].shape == (2, 3, 8, 8)
+
+
+def test_save_writes_every_array_atomically(full, tmp_path):
+    path = full.save(tmp_path / "out")
+    assert path.name == "simulation.npz" and sorted(p.name for p in path.parent.iterdir()) == ["simulation.npz"]
+    with np.load(path, allow_pickle=False) as npz:
+        assert set(npz.files) == set(full.arrays())
+        for k, v in full.arrays().items():
+            np.testing.assert_array_equal(npz[k], v)
+
+
+def test_default_data_come_from_the_spec(mlp):
+    sims = sweep(mlp, [{"N": 32}, {"N": 40}], seeds=1, record="none")
+    explicit = simulate(mlp, {"N": 40}, seeds=1, record="none", data=data_of(mlp))
+    np.testing.assert_array_equal(sims[1].f, explicit.f)
+    assert [s.sizes["N"] for s in sims] == [32, 40]
+
+
+@pytest.mark.parametrize("option, message", [
+    ({"record": "some"}, "record='some' is not one of 'full', 'diag', 'none'"),
+    ({"dtype": "float16"}, "dtype='float16' is not one of"),
+    ({"seeds": 0}, "seeds=0 must be at least 1"),
+])
+def test_bad_options_name_the_allowed_values(mlp, option, message):
+    with pytest.raises(DmftcError, match=message):
+        simulate(mlp, data=data_of(mlp), **option)
+
+
+@pytest.mark.slow
+def test_same_arrays_across_processes_and_hash_seeds(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys; sys.path[:0] = ['.', 'tests/simulate']\n"
+            "from conftest import mlp_spec, data_of\nfrom dmftc.simulate import simulate\n"
+            "s = mlp_spec(); simulate(s, seeds=2, data=data_of(s)).save(sys.argv[1])\n")
+    for h in ("1", "2"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / h)], check=True, cwd=root,
+                       env={"PYTHONHASHSEED": h, "PATH": "/usr/bin:/bin"})
+    with np.load(tmp_path / "1" / "simulation.npz") as a, np.load(tmp_path / "2" / "simulation.npz") as b:
+        assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
