@@ -36,7 +36,9 @@ def dmft_reference(prog: Program, seeds: int = 2, samples: int | None = None) ->
 def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
     """Quantities present in both the DMFT solution and the simulation."""
     names = ["loss", "f"]
-    if prog.equations.regime == "feature_learning":
+    # kernels share a definition on both sides only for MLPs (the simulator's residual-stream kernels are
+    # of h itself, positions 0..L, and its G is normalised by the readout multiplier alone)
+    if prog.equations.regime == "feature_learning" and "eq:field.z" in prog.equations.labels:
         names += sorted(k for k in sim_order if re.fullmatch(r"(Phi|G)\d+", k))
     return names
 

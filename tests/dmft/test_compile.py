@@ -60,6 +60,14 @@ def test_sp_at_fixed_learning_rate_is_rejected_with_the_growth_and_the_fix():
     assert "grows as N^" in msg and "learning rate" in msg
 
 
+def test_residual_system_has_the_stream_and_the_identity_path():
+    eqs = compile_spec(spec("resnet_completep")).equations
+    assert eqs.regime == "feature_learning" and eqs.depth == 5          # L = 4 blocks: stream positions 1..5
+    h_rhs, g_rhs = str(eqs.get("eq:field.h").rhs), str(eqs.get("eq:field.g").rhs)
+    assert "h[ell, mu, t]" in h_rhs and "g[ell + 1, mu, t]" in g_rhs
+    assert "beta0" in str(eqs.get("src:u").coefficient)                   # the branch scale is in the prefactors
+
+
 def test_attention_dmft_is_reported_unsupported_not_wrong():
     with pytest.raises(Unsupported):
         compile_spec(spec("transformer_mup"))

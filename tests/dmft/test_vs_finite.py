@@ -53,6 +53,24 @@ def test_dmft_within_error_of_extrapolated_finite_networks(fn, gamma0):
     assert np.max(np.sqrt(a_se**2 + dmft_se**2)) < 0.25 * (dmft[0] - dmft[-1])
 
 
+@pytest.mark.parametrize("name", ["resnet_depth_mup", "resnet_completep"])
+def test_residual_dmft_within_error_of_extrapolated_finite_networks(name):
+    """Residual ReLU stream, L = 4 blocks, alpha_L = 1/2 and 1, width limit at finite depth."""
+    spec = dmftc.load(SPECS / f"{name}.yaml", overrides=("training.steps=8",))
+    prog = dmftc.compile_spec(spec)
+    runs = np.array([prog.solve(samples=16384, seed=k).loss for k in range(3)])
+    dmft, dmft_se = runs.mean(0), runs.std(0, ddof=1) / np.sqrt(len(runs))
+    means, ses = [], []
+    for n in SIZES:
+        sim = dmftc.simulate(spec, sizes={"N": n}, seeds=24, record="none", dtype="float64", seed=7)
+        means.append(sim.loss.mean(0))
+        ses.append(sim.loss.std(0, ddof=1) / np.sqrt(sim.loss.shape[0]) + 1e-12)
+    a, a_se = extrapolate(np.array(means), np.array(ses))
+    z = np.abs(a - dmft) / np.sqrt(a_se**2 + dmft_se**2)
+    assert np.all(z < 4.0), f"z-scores {np.round(z, 2)}"
+    assert np.max(np.sqrt(a_se**2 + dmft_se**2)) < 0.25 * (dmft[0] - dmft[-1])
+
+
 def test_the_same_comparison_rejects_a_dmft_without_the_forward_response():
     """Negative control: dropping A(t, s) from the forward field puts the DMFT many sigma off."""
     import sys
