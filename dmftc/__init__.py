@@ -20,6 +20,6 @@ from .simulate import simulate as simulate
 from .program import Program as Program
 from .program import Solution as Solution
 from .program import compile_spec as compile_spec
-from .check import run_check as check
+from .check import run_check as check  # noqa: F401  (public name: dmftc.check)
 
 __version__ = "0.1.0"

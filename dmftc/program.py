@@ -21,6 +21,7 @@ from .codegen.emit import emit_module, write_atomic
 from .dmft.derive import derive
 from .dmft.system import EquationSystem
 from .errors import SolverError
+from .files import save_npz_atomic, write_text_atomic
 from .graph.build import Graph, build_graph
 from .scaling.parameterization import WeightScaling, resolve_parameterization
 from .spec import load, load_data
@@ -93,12 +94,9 @@ class Solution:
     def save(self, out_dir: str | Path, spec: Spec | None = None) -> Path:
         """solution.npz and solution.json, each written atomically."""
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / ".solution.npz.tmp.npz"
-        np.savez(tmp, **self.arrays)
-        tmp.replace(out / "solution.npz")
+        save_npz_atomic(out / "solution.npz", self.arrays)
         meta = dict(self.meta, name=self.name, spec=(spec.raw if spec is not None else None))
-        write_atomic(out / "solution.json", json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        write_text_atomic(out / "solution.json", json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
         return out / "solution.npz"
 
 

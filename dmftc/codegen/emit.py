@@ -9,14 +9,12 @@ absolute paths, so the same spec gives byte-identical files across runs and hash
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import sympy
 
-from ..dmft.system import EquationSystem, Loop, Step
+from ..dmft.system import EquationSystem, Loop
+from ..files import write_text_atomic
 from ..notation import ell
 from .lower import Lowerer, Stmt
 from .printer import pycode
@@ -209,15 +207,5 @@ _SOLVE_LAZY = '''def solve(X, y, hp, *, steps, samples=0, seed=0, rcond=0.0, dty
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write text to path atomically (temp file in the same folder, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write text to path atomically (see dmftc.files)."""
+    write_text_atomic(path, text)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from ..dmft.system import Equation, EquationSystem, Loop, SourceLaw, Step
+from ..dmft.system import Equation, EquationSystem, SourceLaw, Step
 from ..errors import CodegenError
 from ..notation import Delta, ell, mu, nu, s, t
 from .printer import FIELDS, pycode
@@ -166,15 +166,16 @@ class Lowerer:
 
     # ---------------------------------------------------------- expressions
     def _expr(self, e, det: bool) -> str:
-        parts = []
-        for term in sympy.Add.make_args(e):
-            if isinstance(term, sympy.Sum):
-                parts.append(self._sum(term))
-            elif _has_expect(term):
-                parts.append(self._scalar_response(term))
-            else:
-                parts.append(pycode(term, "now", self.hyper))
-        return " + ".join(parts)
+        """Pointwise code around the structured nodes (sums, responses), recursively through + and *."""
+        if isinstance(e, sympy.Sum):
+            return self._sum(e)
+        if not (e.has(sympy.Sum) or _has_expect(e)):
+            return pycode(e, "now", self.hyper)
+        if e.is_Add:
+            return " + ".join(self._expr(a, det) for a in e.args)
+        if e.is_Mul and not _has_expect(e):
+            return " * ".join(f"({self._expr(a, det)})" for a in e.args)
+        return self._scalar_response(e)
 
     def _sum(self, S: sympy.Sum) -> str:
         (v1, lo1, hi1), (v2, lo2, hi2) = S.limits
@@ -227,18 +228,15 @@ class Lowerer:
         return f"{pycode(F, 'now', self.hyper)} - {pycode(F0, 'now', self.hyper)}"
 
     def _lazy_part(self, e):
-        """e with every field replaced by its source (the gamma0 = 0 single-site process).
-
-        h -> u and z -> r at the same layer (the arrays u_t, r_t hold every layer's source, static
-        and scalar ones included); g by its own equation first.
-        """
-        geq = next(q for q in self.sys.equations if q.kind == "field" and q.lhs.base.name == "g")
+        """e with every field replaced by its gamma0 = 0 part (the system's `lazy_parts` templates)."""
+        parts = self.sys.lazy_parts
 
         def rule(x):
-            if x.base.name == "g":
-                return self._lazy_part(geq.rhs.subs(ell, x.indices[0]))
-            return sympy.Indexed({"h": "u", "z": "r"}[x.base.name], *x.indices)
-        return e.replace(lambda x: isinstance(x, sympy.Indexed) and x.base.name in ("h", "z", "g"), rule)
+            tpl = parts[x.base.name]
+            idx = tuple(x.indices) + (None,) * (3 - len(x.indices))
+            sub = {ell: idx[0], mu: idx[1] if idx[1] is not None else mu, t: idx[2] if idx[2] is not None else t}
+            return tpl.subs(sub, simultaneous=True)
+        return e.replace(lambda x: isinstance(x, sympy.Indexed) and x.base.name in parts, rule)
 
     def _matrix(self, e) -> str:
         if isinstance(e, sympy.Sum):

@@ -11,7 +11,7 @@ Discrete-time GD, THEORY.md section 2; the B^ell(t, t) term is kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import sympy
@@ -24,7 +24,7 @@ from ..notation import (
     Sigma, Sigmaf, dphi, ell, f, g, h, mu, nu, phi, r, s, size_symbol, t, u, y, z,
 )
 from ..scaling.parameterization import WeightScaling
-from ..spec.types import Act, Dense, Readout, Repeat, Spec
+from ..spec.types import Act, Dense, Readout, Repeat, Residual, Spec
 from .coefficients import Prefactors, dense_prefactors, readout_prefactors, take_limit
 from .system import Equation, EquationSystem, Loop, SourceLaw, Step
 
@@ -34,18 +34,33 @@ ONE = sympy.Integer(1)
 
 @dataclass(frozen=True)
 class Layer:
-    """Hidden layer ell: weight `weight` (fan-in `fan_in`) followed by activation `fn`."""
+    """One dense weight of the chain: `weight` (fan-in `fan_in`), then activation `fn` on its output.
+
+    `scale` is the residual branch scale multiplying the weight's output (1 outside residual blocks).
+    """
 
     weight: str
     fn: str
     fan_in: sympy.Expr
     fan_out: sympy.Expr
+    scale: sympy.Expr = sympy.Integer(1)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The network as the derivation sees it: an MLP, or an embedding plus a residual stream of blocks."""
+
+    layers: tuple[Layer, ...]
+    readout: str
+    residual: bool
 
 
 # ------------------------------------------------------------------ structure
-def mlp_layers(spec: Spec, graph: Graph) -> tuple[list[Layer], str]:
-    """Unroll the graph into hidden layers (dense + activation) and the readout's weight name."""
+def chain_of(spec: Spec, graph: Graph) -> Chain:
+    """Unroll the graph into its dense weights with their activations (and residual scales)."""
     ops = list(_unroll(spec.model, spec.sizes))
+    if any(isinstance(op, Residual) for op in ops):
+        return _residual_chain(ops, graph)
     layers, readout = [], None
     for i, op in enumerate(ops):
         if isinstance(op, Dense):
@@ -56,13 +71,39 @@ def mlp_layers(spec: Spec, graph: Graph) -> tuple[list[Layer], str]:
         elif isinstance(op, Readout):
             readout = op.name
         elif not isinstance(op, Act):
-            raise Unsupported(f"the DMFT of '{op.kind}' ops", "this version derives MLPs (dense, act, repeat, readout)")
+            raise Unsupported(f"the DMFT of '{op.kind}' ops", "this version derives MLPs and residual networks")
     if not layers or readout is None:
         raise Unsupported("a model without hidden dense layers or readout", "write dense/act layers then a readout")
-    fns = {lay.fn for lay in layers}
+    return _one_activation(Chain(tuple(layers), readout, False))
+
+
+def _residual_chain(ops, graph: Graph) -> Chain:
+    """embed dense, residual blocks [act, dense] with branch scale, an optional act, the readout."""
+    hint = ("write the residual network as: dense (embedding), repeat of residual{scale, branch: [act, dense]}, "
+            "act, readout")
+    if not (isinstance(ops[0], Dense) and isinstance(ops[-1], Readout)):
+        raise Unsupported("a residual network without a dense embedding first and a readout last", hint)
+    blocks = [op for op in ops[1:-1] if isinstance(op, Residual)]
+    rest = [op for op in ops[1:-1] if not isinstance(op, Residual)]
+    if any(not (len(b.branch) == 2 and isinstance(b.branch[0], Act) and isinstance(b.branch[1], Dense))
+           for b in blocks) or any(not isinstance(op, Act) for op in rest) or len(rest) > 1:
+        raise Unsupported("residual branches other than [act, dense] (or ops between blocks)", hint)
+    fn = blocks[0].branch[0].fn if blocks else (rest[0].fn if rest else "linear")
+    if rest and rest[0].fn != fn or not rest:
+        raise Unsupported("a residual network whose readout does not read phi(h) with the branches' phi", hint)
+    emb = graph.weights[ops[0].name]
+    layers = [Layer(ops[0].name, fn, emb.fan_in, emb.fan_out)]
+    for b in blocks:
+        w = graph.weights[b.branch[1].name]
+        layers.append(Layer(w.name, b.branch[0].fn, w.fan_in, w.fan_out, b.scale))
+    return _one_activation(Chain(tuple(layers), ops[-1].name, True))
+
+
+def _one_activation(chain: Chain) -> Chain:
+    fns = {lay.fn for lay in chain.layers}
     if len(fns) > 1:
         raise Unsupported(f"different activations per layer {sorted(fns)}", "use one activation throughout")
-    return layers, readout
+    return chain
 
 
 def _unroll(ops, sizes):
@@ -87,21 +128,27 @@ def limit_coefficients(spec: Spec, graph: Graph, params: Mapping[str, WeightScal
     `only` restricts the terms computed: a lazy system needs no response prefactors (they
     diverge there while the responses they multiply vanish; the NTK carries their product).
     """
-    layers, ro = mlp_layers(spec, graph)
+    ch = chain_of(spec, graph)
+    layers, ro = ch.layers, ch.readout
     ws_ro = params[ro]
     s_hat = ws_ro.multiplier * ws_ro.init_std
+    finite = {size_symbol(k): v for k, v in spec.sizes.items() if k not in spec.limit}
     out = {}
     for i, lay in enumerate(layers):
-        pre = dense_prefactors(params[lay.weight], lay.fan_in, lay.fan_out, s_hat)
+        # a residual branch scale multiplies the weight's output: it acts as part of its multiplier
+        ws = replace(params[lay.weight], multiplier=params[lay.weight].multiplier * lay.scale)
+        pre = dense_prefactors(ws, lay.fan_in, lay.fan_out, s_hat)
         # the first layer acts on data: no backward field, so no backward terms and no response
         terms = ("src", "upd", "ntk") if i == 0 else tuple(Prefactors.__dataclass_fields__)
         for term in terms:
             if only is None or term in only:
-                out[f"{term}:{lay.weight}"] = take_limit(getattr(pre, term), spec.limit,
-                                                         f"the {term} term of weight {lay.weight}", spec.hyper)
+                value = take_limit(getattr(pre, term), spec.limit, f"the {term} term of weight {lay.weight}",
+                                   spec.hyper)
+                out[f"{term}:{lay.weight}"] = value.subs(finite)      # finite sizes (L at a width limit)
     for term, expr in readout_prefactors(ws_ro, graph.weights[ro].fan_in).items():
         if only is None or term in only:
-            out[f"{term}:readout"] = take_limit(expr, spec.limit, f"the {term} term of the readout {ro}", spec.hyper)
+            out[f"{term}:readout"] = take_limit(expr, spec.limit, f"the {term} term of the readout {ro}",
+                                                spec.hyper).subs(finite)
     return out
 
 
@@ -116,14 +163,22 @@ def _uniform(c: Mapping[str, sympy.Expr], term: str, layers: list[Layer]) -> sym
 # ------------------------------------------------------------------ the system
 def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> EquationSystem:
     """The DMFT equation system of an MLP spec in the limit `spec.limit`."""
-    layers, _ = mlp_layers(spec, graph)
+    ch = chain_of(spec, graph)
+    layers = list(ch.layers)
     c = limit_coefficients(spec, graph, params, only=LEARNING_TERMS)
     if any(v != 0 for v in c.values()):
         c = limit_coefficients(spec, graph, params)
+        if ch.residual:
+            if c["f0:readout"] != 0:
+                raise Unsupported("feature learning with a random O(1) output at initialization",
+                                  "use the mup / depth_mup / completep presets")
+            return _residual_feature_learning(spec, layers, c)
         if c["f0:readout"] != 0:
             raise Unsupported("feature learning with a random O(1) output at initialization",
                               "use mup (output multiplier 1/(gamma0 N)) or a lazy parameterization")
         return _feature_learning(spec, layers, c)
+    if ch.residual:
+        raise Unsupported("the lazy (kernel) limit of a residual network", "use a feature-learning parameterization")
     return _lazy(spec, layers, limit_coefficients(spec, graph, params, only=LAZY_TERMS))
 
 
@@ -218,7 +273,90 @@ def _feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSystem:
         "Responses are computed by Gaussian integration by parts on the whitened sources.",
     )
     sysm = EquationSystem(spec.name, "feature_learning", method, spec.limit, L, fn, tuple(eqs), tuple(sources),
-                          tuple(forward), (Step("eq:output.f"), Step("eq:error.Delta")), tuple(backward), c, notes)
+                          tuple(forward), (Step("eq:output.f"), Step("eq:error.Delta")), tuple(backward), c, notes,
+                          LAZY_PARTS)
+    sysm.check()
+    return sysm
+
+
+#: the gamma0 = 0 single-site process, field by field: the control variates of responses and kernels.
+LAZY_PARTS = {"h": u[ell, mu, t], "z": r[ell, mu, t], "g": dphi(u[ell, mu, t]) * r[ell, mu, t]}
+
+
+def _residual_feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSystem:
+    """The residual stream in its width limit at finite depth (THEORY.md section 4).
+
+    Stream positions ell = 1..L+1 (h^1 the embedding), block ell maps h^ell to h^{ell+1}; the
+    branch scale sits in every prefactor of block ell's terms.
+    """
+    L = len(layers) - 1
+    fn = layers[0].fn
+    Ls, top = sympy.Integer(L), sympy.Integer(L + 1)
+    blocks, first = layers[1:], layers[0].weight
+    sum_past = lambda e: Sum(e, (nu, 0, P - 1), (s, 0, t - 1))     # noqa: E731  s < t
+    sum_now = lambda e: Sum(e, (nu, 0, P - 1), (s, 0, t))          # noqa: E731  s <= t
+    cr, cu = _uniform(c, "resp", blocks), _uniform(c, "upd", blocks)
+    cbr, cbu = _uniform(c, "bresp", blocks), _uniform(c, "bupd", blocks)
+    eqs = [
+        Equation("eq:field.h1", h[1, mu, t],
+                 u[1, mu] + sum_past(c[f"upd:{first}"] * Delta[nu, s] * Phi0[mu, nu] * g[1, nu, s]),
+                 "field", "embedding: static source plus the embedding's updates", _ell_range(1, 1)),
+        Equation("eq:field.h", h[ell + 1, mu, t],
+                 h[ell, mu, t] + u[ell + 1, mu, t]
+                 + sum_past((cr * A[ell, mu, nu, t, s] + cu * Delta[nu, s] * Phi[ell, mu, nu, t, s]) * g[ell + 1, nu, s]),
+                 "field", "residual stream: block ell adds its source, response and updates", _ell_range(1, L)),
+        Equation("eq:field.zL", z[top, mu, t],
+                 r[top] + sum_past(c["zupd:readout"] * Delta[nu, s] * phi(h[top, nu, s])),
+                 "field", "readout backward field: its initial weight plus its updates", _ell_range(L + 1, L + 1)),
+        Equation("eq:field.gL", g[top, mu, t], dphi(h[top, mu, t]) * z[top, mu, t], "field",
+                 "backward field at the top of the stream", _ell_range(L + 1, L + 1)),
+        Equation("eq:field.g", g[ell, mu, t],
+                 g[ell + 1, mu, t] + dphi(h[ell, mu, t]) * (
+                     r[ell, mu, t] + sum_now(cbr * B[ell, mu, nu, t, s] * phi(h[ell, nu, s]))
+                     + sum_past(cbu * Delta[nu, s] * G[ell + 1, mu, nu, t, s] * phi(h[ell, nu, s]))),
+                 "field", "backward stream: identity path plus block ell's backward source, response, updates",
+                 _ell_range(1, L)),
+        Equation("eq:kernel.Phi", Phi[ell, mu, nu, t, s], Expect(phi(h[ell, mu, t]) * phi(h[ell, nu, s])),
+                 "kernel", "feature kernel of the stream after phi", _ell_range(1, L + 1)),
+        Equation("eq:kernel.G", G[ell, mu, nu, t, s], Expect(g[ell, mu, t] * g[ell, nu, s]),
+                 "kernel", "gradient kernel of the stream", _ell_range(1, L + 1)),
+        Equation("eq:response.A", A[ell, mu, nu, t, s], Expect(Response(phi(h[ell, mu, t]), r[ell, nu, s])),
+                 "response", "block input's response to the block's backward source, s < t", _ell_range(1, L),
+                 "strict"),
+        Equation("eq:response.B", B[ell, mu, nu, t, s], Expect(Response(g[ell + 1, mu, t], u[ell + 1, nu, s])),
+                 "response", "stream backward field's response to the block's source, s <= t", _ell_range(1, L),
+                 "causal"),
+        Equation("eq:output.f", f[mu, t],
+                 c["fresp:readout"] * Expect(Response(phi(h[top, mu, t]), r[top]))
+                 + sum_past(c["fupd:readout"] * Delta[nu, s] * Phi[top, mu, nu, t, s]),
+                 "output", "output: response of the readout's initial weights plus its updates"),
+        Equation("eq:error.Delta", Delta[mu, t], (y[mu] - f[mu, t]) / P, "error", "error signal"),
+        Equation("eq:loss", Loss[t], Sum((f[mu, t] - y[mu]) ** 2, (mu, 0, P - 1)) / (2 * P), "loss",
+                 "training loss (deterministic in this limit)"),
+    ]
+    sources = (
+        SourceLaw("src:u1", u[1, mu], Phi0[mu, nu], c[f"src:{first}"], "static",
+                  "embedding source, covariance the data kernel", _ell_range(1, 1)),
+        SourceLaw("src:rL", r[top], ONE, ONE, "scalar", "the readout weight's initial value",
+                  _ell_range(L + 1, L + 1)),
+        SourceLaw("src:u", u[ell + 1, mu, t], Phi[ell, mu, nu, t, s], _uniform(c, "src", blocks), "dynamic",
+                  "block ell's forward source (branch scale included)", _ell_range(1, L)),
+        SourceLaw("src:r", r[ell, mu, t], G[ell + 1, mu, nu, t, s], _uniform(c, "bsrc", blocks), "dynamic",
+                  "block ell's backward source (branch scale included)", _ell_range(1, L)),
+    )
+    forward = (Step("src:u1", ONE), Step("eq:field.h1", ONE), Step("eq:kernel.Phi", ONE), Step("eq:response.A", ONE),
+               Loop(ONE, Ls, 1, (Step("src:u", ell), Step("eq:field.h", ell), Step("eq:kernel.Phi", ell + 1),
+                                 Step("eq:response.A", ell + 1)), "forward along the stream"))
+    backward = (Step("src:rL", top), Step("eq:field.zL", top), Step("eq:field.gL", top), Step("eq:kernel.G", top),
+                Loop(Ls, ONE, -1, (Step("src:r", ell), Step("eq:response.B", ell), Step("eq:field.g", ell),
+                                   Step("eq:kernel.G", ell)), "backward along the stream"))
+    method = "exact_gaussian" if fn == "linear" else "monte_carlo"
+    notes = ("Residual stream at finite depth L in the width limit; the branch scale beta0 / L^alpha_L and the "
+             "depth factors of the parameterization are inside the prefactors.",
+             "A and B here are eta*gamma0 times Bordelon & Pehlevan's (the prefactor sits in the term).")
+    sysm = EquationSystem(spec.name, "feature_learning", method, spec.limit, L + 1, fn, tuple(eqs), sources,
+                          forward, (Step("eq:output.f"), Step("eq:error.Delta")), backward, c, notes,
+                          {"h": u[ell, mu, t], "z": r[ell, mu, t], "g": dphi(u[ell, mu, t]) * r[ell, mu, t]})
     sysm.check()
     return sysm
 

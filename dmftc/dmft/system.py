@@ -95,6 +95,9 @@ class EquationSystem:
     backward: tuple[Step | Loop, ...] = ()
     coefficients: Mapping[str, Expr] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: field base -> its gamma0 = 0 part as a template in (ell, mu, t): sources only, so responses of it to
+    #: any source vanish in expectation and its kernels have closed forms (the solver's control variates)
+    lazy_parts: Mapping[str, Expr] = field(default_factory=dict)
 
     def get(self, label: str) -> Equation | SourceLaw:
         for e in (*self.equations, *self.sources):

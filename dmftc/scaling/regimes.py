@@ -261,7 +261,6 @@ def _sentence(o, a: SymbolAudit, spec: Spec, graph: Graph, roles: dict) -> tuple
     pw = lambda x: power(n, x)  # noqa: E731
     kind, name = roles.get(o.vector, ("features", o.vector))
     ctx = _context(spec, n)
-    w = prog.weights[name][0] if kind == "weight" else (prog.readout if kind == "output" else None)
     if kind == "output" and o.kind == "F":
         return 0, (kind, "F"), (f"the output at initialization grows as {pw(p)} ({ctx}): scale the "
                                 f"readout's multiplier or init std by {pw(-p)}")
@@ -276,7 +275,7 @@ def _sentence(o, a: SymbolAudit, spec: Spec, graph: Graph, roles: dict) -> tuple
         ins = prog.attentions[name][0]
         hint = _alpha_hint(spec, graph, name, n, ins.ls - p)
         if kind == "logit":
-            what = ("at initialization grow as" if o.kind == "F" else f"change by")
+            what = ("at initialization grow as" if o.kind == "F" else "change by")
             tail = "" if o.kind == "F" else (
                 f" {when}: the queries move coherently along the keys (and back), so k . q sums "
                 f"that change over the key dimension {pw(ins.nc)}")

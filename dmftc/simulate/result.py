@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from ..files import save_npz_atomic
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,22 +45,8 @@ class Simulation:
         return {"loss": self.loss, "f": self.f, "f0": self.f0, **self.order}
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write DIR/simulation.npz atomically (a temp file in DIR, then os.replace); returns its path."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        target = directory / "simulation.npz"
-        # a unique name in the same folder, created with the usual permissions (mkstemp's are 0600)
-        tmp = directory / f".simulation.{os.getpid()}.{uuid.uuid4().hex}.npz.tmp"
-        try:
-            with open(tmp, "xb") as fh:
-                np.savez(fh, **self.arrays())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return target
+        """Write DIR/simulation.npz atomically (see dmftc.files); returns its path."""
+        return save_npz_atomic(Path(directory) / "simulation.npz", self.arrays())
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.sizes.items())

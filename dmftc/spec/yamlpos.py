@@ -204,7 +204,7 @@ def _scalar(node: yaml.ScalarNode, filename: str, problems: list[Problem], path:
         return Scalar(None, node.value, INVALID, loc)
     try:
         value = getattr(_CONSTRUCTOR, _BUILDERS[short])(node)
-    except (yaml.YAMLError, ValueError) as exc:  # e.g. `!!int abc`
+    except (yaml.YAMLError, ValueError):  # e.g. `!!int abc`
         bad = Problem(f"not a valid {short}", loc, path, received=repr(node.value), hint="remove the tag")
         problems.append(bad)
         return Scalar(None, node.value, INVALID, loc)
