@@ -23,6 +23,13 @@ from .simulate import simulate
 from .spec.types import Spec
 
 
+def default_sizes(spec: Spec) -> dict[str, list[int]]:
+    """The first size that goes to infinity, at 1/8, 1/4, 1/2 and 1 times its value in the spec."""
+    name = spec.limit[0]
+    n = int(spec.sizes[name])
+    return {name: sorted({max(2, n // k) for k in (8, 4, 2, 1)})}
+
+
 def dmft_reference(prog: Program, seeds: int = 2, samples: int | None = None) -> tuple[dict, dict]:
     """DMFT arrays averaged over `seeds` Monte Carlo seeds, and their standard errors (zero when exact)."""
     exact = prog.equations.method != "monte_carlo"
@@ -51,6 +58,8 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     `program` replaces the compiled spec (a test injects a deliberately wrong DMFT this way);
     `quantities` restricts what is compared (default: loss, f and every kernel both sides have).
     """
+    if not sizes:
+        sizes = default_sizes(spec)
     if len(sizes) != 1:
         raise DmftcError(f"check needs exactly one size axis, e.g. --sizes N=128,256,512 (got {dict(sizes)})")
     (name, values), = sizes.items()
