@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .codegen.emit import emit_module, write_atomic
-from .dmft.derive import derive
+from .dmft.derive import DTAU, derive
 from .dmft.system import EquationSystem
 from .errors import SolverError
 from .files import save_npz_atomic, write_text_atomic
@@ -60,8 +60,12 @@ class Program:
         return _import_text(self.name, self.module)
 
     def solve(self, *, steps: int | None = None, samples: int | None = None, seed: int | None = None,
-              dtype: str | None = None) -> "Solution":
-        """Solve the DMFT; defaults from the spec's training and solver sections."""
+              dtype: str | None = None, depth_error: bool = True) -> "Solution":
+        """Solve the DMFT; defaults from the spec's training and solver sections.
+
+        In a depth limit (L -> oo on a grid of K steps) the solution's meta also reports the
+        discretisation error, estimated as the largest loss difference between K and K/2 steps.
+        """
         opts = self.spec.solver
         X, y = load_data(self.spec)
         mod = self.load_module()
@@ -71,8 +75,19 @@ class Program:
         arrays = {k: np.asarray(v) for k, v in mod.solve(X, y, dict(self.spec.hyper), **kw).items()}
         elapsed = time.perf_counter() - t0
         _check_finite(arrays, self)
-        return Solution(self.name, arrays, {"settings": kw, "seconds": elapsed, "regime": self.equations.regime,
-                                            "method": self.equations.method})
+        meta = {"settings": kw, "seconds": elapsed, "regime": self.equations.regime, "method": self.equations.method}
+        if "dtau" in getattr(mod, "HYPER", ()) and depth_error and mod.DEPTH_STEPS >= 2:
+            meta.update(depth_discretisation(self, arrays["loss"], mod.DEPTH_STEPS, kw))
+        return Solution(self.name, arrays, meta)
+
+
+def depth_discretisation(prog: Program, loss: np.ndarray, K: int, kw: dict) -> dict:
+    """max_t |loss_K(t) - loss_{K/2}(t)|: the depth grid's error estimate (Monte Carlo noise included)."""
+    from dataclasses import replace as _replace
+
+    half = _replace(prog.spec, solver=_replace(prog.spec.solver, depth_steps=K // 2))
+    coarse = compile_spec(half).solve(**kw, depth_error=False).loss
+    return {"depth_steps": K, "depth_discretisation_error": float(np.max(np.abs(loss - coarse)))}
 
 
 @dataclass(frozen=True)
@@ -111,7 +126,8 @@ def compile_spec(spec: Spec | str | Path, overrides: Sequence[str] = ()) -> Prog
         scaling.raise_if_unstable()                                 # an ill-posed limit stops here, with reasons
     equations = derive(spec, graph, params)                         # -> EquationSystem
     regen = f"dmftc compile {_display_path(spec)}"
-    module = emit_module(equations, tuple(spec.hyper), _canonical(spec), regen)  # -> module text
+    hyper = tuple(spec.hyper) + (("dtau",) if any(c.has(DTAU) for c in equations.coefficients.values()) else ())
+    module = emit_module(equations, hyper, _canonical(spec), regen)  # -> module text
     return Program(spec, graph, params, scaling, equations, module, regen)
 
 

@@ -64,8 +64,15 @@ REGIME = "{system.regime}"
 METHOD = "{system.method}"
 HYPER = {tuple(sorted(hyper))!r}
 phi, dphi = cf.FUNCTIONS[ACTIVATION]
-
+{_depth_line(system, hyper)}
 '''
+
+
+def _depth_line(system: EquationSystem, hyper) -> str:
+    """DEPTH_STEPS for a depth-limit system: K blocks on the layer-time grid, d tau = 1 / K."""
+    if "dtau" not in hyper:
+        return ""
+    return f"DEPTH_STEPS = {system.depth - 1}  # layer-time grid tau = l / K of the L -> oo limit, d tau = 1 / K\n"
 
 
 def _lines(stmts: list[Stmt], depth: int) -> list[str]:
@@ -157,7 +164,9 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         "    return out",
         "",
         "",
-        _SOLVE_FL,
+        _SOLVE_FL if "dtau" not in low.hyper else _SOLVE_FL.replace(
+            "    X, y, hp = rt.prepare(", "    hp = dict(hp, dtau=1.0 / DEPTH_STEPS)  # the layer-time step\n"
+            "    X, y, hp = rt.prepare(", 1),
     ]
     return "\n".join(lines) + "\n"
 

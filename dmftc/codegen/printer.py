@@ -34,7 +34,7 @@ class DmftPrinter(JaxPrinter):
         self.hyper = set(hyper)
 
     def _print_Symbol(self, expr):
-        if expr.name in self.hyper:
+        if expr.name in self.hyper or expr.name == "dtau":
             return f'hp["{expr.name}"]'
         if expr.name in ("P", "ell", "t", "L"):
             return expr.name

@@ -17,13 +17,13 @@ from typing import Mapping
 import sympy
 from sympy import Sum
 
-from ..errors import Unsupported
+from ..errors import LimitError, Unsupported
 from ..graph.build import Graph
 from ..notation import (
     A, B, Delta, Expect, G, GaussDPhi, GaussPhi, Gk, K, Loss, Phi, Phi0, Phid, Phik, Response,
     Sigma, Sigmaf, dphi, ell, f, g, h, mu, nu, phi, r, s, size_symbol, t, u, y, z,
 )
-from ..scaling.parameterization import WeightScaling
+from ..scaling.parameterization import WeightScaling, leading_power
 from ..spec.types import Act, Dense, Readout, Repeat, Residual, Spec
 from .coefficients import Prefactors, dense_prefactors, readout_prefactors, take_limit
 from .system import Equation, EquationSystem, Loop, SourceLaw, Step
@@ -142,14 +142,44 @@ def limit_coefficients(spec: Spec, graph: Graph, params: Mapping[str, WeightScal
         terms = ("src", "upd", "ntk") if i == 0 else tuple(Prefactors.__dataclass_fields__)
         for term in terms:
             if only is None or term in only:
-                value = take_limit(getattr(pre, term), spec.limit, f"the {term} term of weight {lay.weight}",
-                                   spec.hyper)
+                what = f"the {term} term of weight {lay.weight}"
+                if lay.scale != 1 and "L" in spec.limit and term != "ntk":
+                    value = depth_limit(getattr(pre, term), spec, what)   # a block of the stream as L -> oo
+                else:
+                    value = take_limit(getattr(pre, term), spec.limit, what, spec.hyper)
                 out[f"{term}:{lay.weight}"] = value.subs(finite)      # finite sizes (L at a width limit)
     for term, expr in readout_prefactors(ws_ro, graph.weights[ro].fan_in).items():
         if only is None or term in only:
             out[f"{term}:readout"] = take_limit(expr, spec.limit, f"the {term} term of the readout {ro}",
                                                 spec.hyper).subs(finite)
     return out
+
+
+#: the layer-time step d tau = 1 / K of the depth grid (THEORY.md section 4)
+DTAU = sympy.Symbol("dtau", positive=True)
+
+
+def depth_limit(expr: sympy.Expr, spec: Spec, what: str) -> sympy.Expr:
+    """A block term's prefactor as L -> infinity, in units of the layer-time step d tau = 1 / L.
+
+    The other limits are taken first. A prefactor ~ L^-1 survives as c d tau: an integral over
+    tau for update and response terms, a Brownian increment for a source variance; ~ L^p with
+    p < -1 vanishes (e.g. the random branches at alpha_L = 1); p > -1 diverges.
+    """
+    others = tuple(n for n in spec.limit if n != "L")
+    expr = take_limit(expr, others, what, spec.hyper) if others else sympy.simplify(expr)
+    L = size_symbol("L")
+    # hypers in exponents (alpha_L) are fixed numbers here: the limit's existence depends on them
+    in_exponents = {x for pw in expr.atoms(sympy.Pow) for x in pw.exp.free_symbols if x.name in spec.hyper}
+    expr = expr.subs({x: sympy.nsimplify(spec.hyper[x.name]) for x in in_exponents})
+    p = leading_power(expr, L)
+    if p > -1:
+        raise LimitError(f"{what} summed over the L blocks grows as L^{sympy.nsimplify(p + 1)} (prefactor {expr}): "
+                         f"the depth limit is ill-posed; use a branch scale beta0 / L**alpha_L with alpha_L in "
+                         f"[1/2, 1] and the depth_mup or completep preset")
+    if p < -1:
+        return sympy.Integer(0)
+    return sympy.simplify(sympy.limit(expr * L, L, sympy.oo)) * DTAU
 
 
 def _uniform(c: Mapping[str, sympy.Expr], term: str, layers: list[Layer]) -> sympy.Expr:
@@ -162,7 +192,14 @@ def _uniform(c: Mapping[str, sympy.Expr], term: str, layers: list[Layer]) -> sym
 
 # ------------------------------------------------------------------ the system
 def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> EquationSystem:
-    """The DMFT equation system of an MLP spec in the limit `spec.limit`."""
+    """The DMFT equation system of an MLP or residual spec in the limit `spec.limit`.
+
+    With L in the limit (residual networks), the stream is written on a grid of K = solver.depth_steps
+    layer-time steps (default: the spec's L) with the L -> oo prefactors in units of d tau = 1 / K.
+    """
+    if "L" in spec.limit:
+        K = spec.solver.depth_steps or int(spec.sizes["L"])
+        spec = replace(spec, sizes={**spec.sizes, "L": K})
     ch = chain_of(spec, graph)
     layers = list(ch.layers)
     c = limit_coefficients(spec, graph, params, only=LEARNING_TERMS)
@@ -351,8 +388,12 @@ def _residual_feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSy
                 Loop(Ls, ONE, -1, (Step("src:r", ell), Step("eq:response.B", ell), Step("eq:field.g", ell),
                                    Step("eq:kernel.G", ell)), "backward along the stream"))
     method = "exact_gaussian" if fn == "linear" else "monte_carlo"
-    notes = ("Residual stream at finite depth L in the width limit; the branch scale beta0 / L^alpha_L and the "
-             "depth factors of the parameterization are inside the prefactors.",
+    depth = ("Depth limit L -> oo: ell indexes the layer-time grid tau = ell dtau, dtau = 1/K; the sums over blocks "
+             "are Euler steps of integrals over tau in [0, 1] (sources of variance ~ dtau are Brownian increments; "
+             "terms ~ dtau^2 vanished)." if "dtau" in str(c) else
+             "Residual stream at finite depth L in the width limit; the branch scale beta0 / L^alpha_L and the "
+             "depth factors of the parameterization are inside the prefactors.")
+    notes = (depth,
              "A and B here are eta*gamma0 times Bordelon & Pehlevan's (the prefactor sits in the term).")
     sysm = EquationSystem(spec.name, "feature_learning", method, spec.limit, L + 1, fn, tuple(eqs), sources,
                           forward, (Step("eq:output.f"), Step("eq:error.Delta")), backward, c, notes,

@@ -60,7 +60,7 @@ class DmftLatexPrinter(LatexPrinter):
         return super()._print_Function(expr, exp)
 
     def _print_Symbol(self, expr, style="plain"):
-        special = {"gamma0": r"\gamma_0", "eta": r"\eta", "ell": r"\ell", "beta0": r"\beta_0",
+        special = {"dtau": r"\mathrm{d}\tau", "gamma0": r"\gamma_0", "eta": r"\eta", "ell": r"\ell", "beta0": r"\beta_0",
                    "alpha_A": r"\alpha_A", "alpha_L": r"\alpha_L"}
         return special.get(expr.name, super()._print_Symbol(expr, style))
 

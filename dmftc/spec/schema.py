@@ -45,7 +45,7 @@ TRAINING_REQUIRED = ("lr", "steps")
 DATA_KEYS = ("file", "synthetic")
 SYNTHETIC_KEYS = ("P", "D", "S", "target", "seed")
 SYNTHETIC_REQUIRED = ("P", "D")
-SOLVER_KEYS = ("samples", "tol", "max_iter", "damping", "seed", "dtype")
+SOLVER_KEYS = ("samples", "tol", "max_iter", "damping", "seed", "dtype", "depth_steps")
 DTYPES = ("float32", "float64")
 INF_WORDS = ("inf",)
 
@@ -257,5 +257,6 @@ def _solver() -> dict[str, Any]:
             "damping": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
             "seed": {"type": "integer", "minimum": 0},
             "dtype": {"enum": list(DTYPES)},
+            "depth_steps": _ref("positive_int"),
         }
     )

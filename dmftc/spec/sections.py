@@ -269,6 +269,7 @@ def read_solver(ctx: c.Ctx, node: Node | None) -> SolverOptions | None:
         "damping": lambda n, p: c.number(ctx, n, p, 0.0, 1.0),
         "seed": lambda n, p: c.integer(ctx, n, p, minimum=0),
         "dtype": lambda n, p: c.choice(ctx, n, p, DTYPES, "dtype"),
+        "depth_steps": lambda n, p: c.integer(ctx, n, p),
     }
     values = {k: readers[k](v, c.join("solver", k)) for k, v in fields.items()}
     if any(v is None for v in values.values()):

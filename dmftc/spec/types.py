@@ -195,6 +195,8 @@ class SolverOptions:
     damping: float = 0.5
     seed: int = 0
     dtype: str = "float64"
+    #: depth steps K of the layer-time grid tau = l / K when L -> infinity (None: the spec's L)
+    depth_steps: int | None = None
     pos: Location | None = _pos()
 
 
