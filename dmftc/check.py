@@ -42,7 +42,7 @@ def dmft_reference(prog: Program, seeds: int = 2, samples: int | None = None) ->
 
 def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
     """Quantities present in both the DMFT solution and the simulation."""
-    names = ["loss", "f"]
+    names = ["loss", "f"] + (["Htop"] if "eq:kernel.H" in prog.equations.labels else [])
     # kernels share a definition on both sides only for MLPs (the simulator's residual-stream kernels are
     # of h itself, positions 0..L, and its G is normalised by the readout multiplier alone)
     if prog.equations.regime == "feature_learning" and "eq:field.z" in prog.equations.labels:
@@ -72,6 +72,12 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
         sim = simulate(spec, sizes={name: n}, seeds=seeds)
         order_names = [_plain(k) for k in sim.order]
         finite[n] = {"loss": sim.loss, "f": sim.f, **{_plain(k): v for k, v in sim.order.items()}}
+        if "eq:kernel.H" in prog.equations.labels:
+            # the stream kernel at the top (tau = 1): the simulator's last stream position vs the DMFT's
+            top = max(int(k[4:-1]) for k in sim.order if k.startswith("Phi{"))
+            finite[n]["Htop"] = sim.order[f"Phi{{{top}}}"]
+    if "eq:kernel.H" in prog.equations.labels:
+        ref["Htop"], ref_se["Htop"] = ref[f"H{prog.equations.depth}"], ref_se[f"H{prog.equations.depth}"]
     qs = [q for q in (quantities or compared(prog, order_names)) if q in ref]
     if prog.equations.coefficients.get("f0:readout", 0) != 0:
         # a random O(1) output at init: compare each network with the DMFT given its own f(0)

@@ -47,6 +47,8 @@ ell = sympy.Symbol("ell", integer=True, positive=True)
 h, z, g, u, r = (sympy.IndexedBase(n) for n in ("h", "z", "g", "u", "r"))
 #: two-time order parameters (indices [layer, mu, nu, t, s]).
 Phi, G, A, B = (sympy.IndexedBase(n) for n in ("Phi", "G", "A", "B"))
+#: the residual stream's own kernel <h(t) h(s)> (indices [layer, mu, nu, t, s]).
+H = sympy.IndexedBase("H")
 #: deterministic output quantities: f[mu, t], Delta[mu, t], y[mu], data kernel Phi0[mu, nu], loss[t].
 f, Delta, y, Phi0, Loss = (sympy.IndexedBase(n) for n in ("f", "Delta", "y", "Phi0", "Loss"))
 #: equal-time kernels of the lazy limit (indices [layer, mu, nu]): preactivation covariance,

@@ -3,7 +3,7 @@
 Regenerate with: dmftc compile specs/resnet_completep.yaml
 Limit: N -> oo; regime: feature_learning; method: monte_carlo.
 The equations are in resnet_completep.tex; each block below cites the label it implements.
-digest: sha256:36d1be158b03cccbbf5f2ce0594932c61bcb648bc9779e174bab48b04824ba44
+digest: sha256:c4fa8d5072b2023509184edbddda93056f62b5fc974d1ba7ca037d1328e0a1f4
 """
 
 import functools
@@ -46,13 +46,14 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
     kernel = lambda layers: {l: jnp.zeros((n_t, P, n_t, P), dtype) for l in layers}
     state = dict(h=field(), z=field(), g=field(), u=field(), r=field(),
                  Phi=kernel((1, 2, 3, 4, 5)), G=kernel((1, 2, 3, 4, 5)),
-                 A=kernel((1, 2, 3, 4)), B=kernel((1, 2, 3, 4)),
+                 H=kernel((1, 2, 3, 4, 5)), A=kernel((1, 2, 3, 4)),
+                 B=kernel((1, 2, 3, 4)),
                  fac={(b, l): rt.empty_factor(n_t, P, dtype) for b, l, k in SOURCES if k == "dynamic"},
                  f=jnp.zeros((n_t, P), dtype), Delta=jnp.zeros((n_t, P), dtype))
 
     def step(t, state):
         """One time step of the causal sweep: forward up the layers, output, backward down."""
-        h, z, g, u, r, Phi, G, A, B, fac, f, Delta = (rt.copy(state[k]) for k in ("h", "z", "g", "u", "r", "Phi", "G", "A", "B", "fac", "f", "Delta"))
+        h, z, g, u, r, Phi, G, H, A, B, fac, f, Delta = (rt.copy(state[k]) for k in ("h", "z", "g", "u", "r", "Phi", "G", "H", "A", "B", "fac", "f", "Delta"))
         h_t, z_t, g_t, u_t, r_t = {}, {}, {}, {}, {}
         cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, P, n_t, dtype)
         # [src:u1: u[1, mu] ~ N(0, 1 Phi0[mu, nu])]
@@ -65,6 +66,8 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
         Phi[1] = rt.set_kernel_row(Phi[1], rt.kernel_row(w, phi(h_t[1]), phi(h[1]), t) - rt.kernel_row(w, phi(u_t[1]), phi(u[1]), t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u", 1)), t, P), t)
         # [eq:response.A: A[1, mu, nu, t, s] = E(Response(phi(h[1, mu, t]), r[1, nu, s]))]
         A[1] = A[1].at[t].set(rt.ibp_row(w, phi(h_t[1]) - phi(u_t[1]), xi[("r", 1)], fac[("r", 1)], t, P, strict=True))
+        # [eq:kernel.H: H[1, mu, nu, t, s] = E(h[1, mu, t]*h[1, nu, s])]
+        H[1] = rt.set_kernel_row(H[1], rt.kernel_row(w, h_t[1], h[1], t) - rt.kernel_row(w, u_t[1], u[1], t) + rt.cov_gauss_row(cov(("u", 1)), t, P), t)
         for ell in range(1, 5):  # forward along the stream
             # [src:u: u[ell + 1, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) Phi[ell, mu, nu, t, s])]
             fac[("u", ell + 1)] = rt.grow_factor(fac[("u", ell + 1)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[ell]), t, P, rcond)
@@ -75,6 +78,8 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             h[ell + 1] = h[ell + 1].at[:, t].set(h_t[ell + 1])
             # [eq:kernel.Phi: Phi[ell + 1, mu, nu, t, s] = E(phi(h[ell + 1, mu, t])*phi(h[ell + 1, nu, s]))]
             Phi[ell + 1] = rt.set_kernel_row(Phi[ell + 1], rt.kernel_row(w, phi(h_t[ell + 1]), phi(h[ell + 1]), t) - rt.kernel_row(w, phi(u_t[ell + 1]), phi(u[ell + 1]), t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u", ell + 1)), t, P), t)
+            # [eq:kernel.H: H[ell + 1, mu, nu, t, s] = E(h[ell + 1, mu, t]*h[ell + 1, nu, s])]
+            H[ell + 1] = rt.set_kernel_row(H[ell + 1], rt.kernel_row(w, h_t[ell + 1], h[ell + 1], t) - rt.kernel_row(w, u_t[ell + 1], u[ell + 1], t) + rt.cov_gauss_row(cov(("u", ell + 1)), t, P), t)
             # [eq:response.A: A[ell + 1, mu, nu, t, s] = E(Response(phi(h[ell + 1, mu, t]), r[ell + 1, nu, s]))]
             if 1 <= ell + 1 <= 4:
                 A[ell + 1] = A[ell + 1].at[t].set(rt.ibp_row(w, phi(h_t[ell + 1]) - phi(u_t[ell + 1]), xi[("r", ell + 1)], fac[("r", ell + 1)], t, P, strict=True))
@@ -107,14 +112,14 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             g[ell] = g[ell].at[:, t].set(g_t[ell])
             # [eq:kernel.G: G[ell, mu, nu, t, s] = E(g[ell, mu, t]*g[ell, nu, s])]
             G[ell] = rt.set_kernel_row(G[ell], rt.kernel_row(w, g_t[ell], g[ell], t) - rt.kernel_row(w, dphi(u_t[ell])*r_t[ell], dphi(u[ell])*r[ell], t) + rt.cov_gauss_row(cov(("r", ell)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", ell)), t, P), t)
-        return dict(h=h, z=z, g=g, u=u, r=r, Phi=Phi, G=G, A=A, B=B, fac=fac, f=f, Delta=Delta)
+        return dict(h=h, z=z, g=g, u=u, r=r, Phi=Phi, G=G, H=H, A=A, B=B, fac=fac, f=f, Delta=Delta)
 
     state = jax.lax.fori_loop(0, n_t, step, state)
     f = state["f"]
     # [eq:loss]
     loss = (1/2) * (1 / P) * jnp.sum((f - y)**2, axis=-1)
     out = {"loss": loss, "f": f, "Delta": state["Delta"]}
-    for name in ("Phi", "G", "A", "B"):
+    for name in ('Phi', 'G', 'H', 'A', 'B'):
         out.update({f"{name}{l}": K for l, K in state[name].items()})
     return out
 

@@ -108,11 +108,24 @@ def _sources(system: EquationSystem) -> list[tuple[str, int, str]]:
     return sorted(out)
 
 
+def _kernels(system: EquationSystem) -> dict[str, range]:
+    """Two-time order parameters (kernels, then responses) and the layers each exists at, in equation order."""
+    out = {}
+    for e in system.equations:
+        if e.kind in ("kernel", "response"):
+            lo, hi = (int(x) for x in e.layers)
+            out[e.lhs.base.name] = range(lo, hi + 1)
+    return out
+
+
 def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
     L = system.depth
     srcs = _sources(system)
-    kern = {"Phi": range(1, L + 1), "G": range(1, L + 1), "A": range(1, L), "B": range(1, L)}
-    names = ", ".join(f'"{k}"' for k in ("h", "z", "g", "u", "r", "Phi", "G", "A", "B", "fac", "f", "Delta"))
+    kern = _kernels(system)
+    order = ("h", "z", "g", "u", "r", *kern, "fac", "f", "Delta")
+    names = ", ".join(f'"{k}"' for k in order)
+    pairs = [", ".join(f"{k}=kernel({tuple(v)!r})" for k, v in list(kern.items())[i:i + 2]) + ","
+             for i in range(0, len(kern), 2)]
     src0 = next(s for s in system.sources if s.structure == "static")
     lines = [
         f"SOURCES = {tuple(srcs)!r}",
@@ -139,27 +152,26 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         "    field = lambda: {l: jnp.zeros((M, n_t, P), dtype) for l in range(1, DEPTH + 1)}",
         "    kernel = lambda layers: {l: jnp.zeros((n_t, P, n_t, P), dtype) for l in layers}",
         "    state = dict(h=field(), z=field(), g=field(), u=field(), r=field(),",
-        f"                 Phi=kernel({tuple(kern['Phi'])!r}), G=kernel({tuple(kern['G'])!r}),",
-        f"                 A=kernel({tuple(kern['A'])!r}), B=kernel({tuple(kern['B'])!r}),",
+        *(f"                 {pr}" for pr in pairs),
         '                 fac={(b, l): rt.empty_factor(n_t, P, dtype) for b, l, k in SOURCES if k == "dynamic"},',
         "                 f=jnp.zeros((n_t, P), dtype), Delta=jnp.zeros((n_t, P), dtype))",
         "",
         "    def step(t, state):",
         '        """One time step of the causal sweep: forward up the layers, output, backward down."""',
-        f"        h, z, g, u, r, Phi, G, A, B, fac, f, Delta = (rt.copy(state[k]) for k in ({names}))",
+        f"        {', '.join(order)} = (rt.copy(state[k]) for k in ({names}))",
         "        h_t, z_t, g_t, u_t, r_t = {}, {}, {}, {}, {}",
         "        cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, P, n_t, dtype)",
         *_schedule(system.forward, low, 2),
         *_schedule(system.output, low, 2),
         *_schedule(system.backward, low, 2),
-        "        return dict(h=h, z=z, g=g, u=u, r=r, Phi=Phi, G=G, A=A, B=B, fac=fac, f=f, Delta=Delta)",
+        f"        return dict({', '.join(f'{k}={k}' for k in order)})",
         "",
         "    state = jax.lax.fori_loop(0, n_t, step, state)",
         "    f = state[\"f\"]",
         f"    # [{system.get('eq:loss').label}]",
         f"    loss = {low.loss(system.get('eq:loss'))}",
         "    out = {\"loss\": loss, \"f\": f, \"Delta\": state[\"Delta\"]}",
-        "    for name in (\"Phi\", \"G\", \"A\", \"B\"):",
+        f"    for name in {tuple(kern)!r}:",
         "        out.update({f\"{name}{l}\": K for l, K in state[name].items()})",
         "    return out",
         "",

@@ -22,7 +22,7 @@ from ..errors import CodegenError
 from ..notation import Delta, ell, mu, nu, s, t
 from .printer import FIELDS, pycode
 
-KERNELS = ("Phi", "G", "A", "B")
+KERNELS = ("Phi", "G", "H", "A", "B")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sympy import Sum
 from ..errors import LimitError, Unsupported
 from ..graph.build import Graph
 from ..notation import (
-    A, B, Delta, Expect, G, GaussDPhi, GaussPhi, Gk, K, Loss, Phi, Phi0, Phid, Phik, Response,
+    A, B, Delta, Expect, G, H, GaussDPhi, GaussPhi, Gk, K, Loss, Phi, Phi0, Phid, Phik, Response,
     Sigma, Sigmaf, dphi, ell, f, g, h, mu, nu, phi, r, s, size_symbol, t, u, y, z,
 )
 from ..scaling.parameterization import WeightScaling, leading_power
@@ -357,6 +357,8 @@ def _residual_feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSy
                  "kernel", "feature kernel of the stream after phi", _ell_range(1, L + 1)),
         Equation("eq:kernel.G", G[ell, mu, nu, t, s], Expect(g[ell, mu, t] * g[ell, nu, s]),
                  "kernel", "gradient kernel of the stream", _ell_range(1, L + 1)),
+        Equation("eq:kernel.H", H[ell, mu, nu, t, s], Expect(h[ell, mu, t] * h[ell, nu, s]),
+                 "kernel", "kernel of the residual stream itself", _ell_range(1, L + 1)),
         Equation("eq:response.A", A[ell, mu, nu, t, s], Expect(Response(phi(h[ell, mu, t]), r[ell, nu, s])),
                  "response", "block input's response to the block's backward source, s < t", _ell_range(1, L),
                  "strict"),
@@ -382,8 +384,10 @@ def _residual_feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSy
                   "block ell's backward source (branch scale included)", _ell_range(1, L)),
     )
     forward = (Step("src:u1", ONE), Step("eq:field.h1", ONE), Step("eq:kernel.Phi", ONE), Step("eq:response.A", ONE),
+               Step("eq:kernel.H", ONE),
                Loop(ONE, Ls, 1, (Step("src:u", ell), Step("eq:field.h", ell), Step("eq:kernel.Phi", ell + 1),
-                                 Step("eq:response.A", ell + 1)), "forward along the stream"))
+                                 Step("eq:kernel.H", ell + 1), Step("eq:response.A", ell + 1)),
+                    "forward along the stream"))
     backward = (Step("src:rL", top), Step("eq:field.zL", top), Step("eq:field.gL", top), Step("eq:kernel.G", top),
                 Loop(Ls, ONE, -1, (Step("src:r", ell), Step("eq:response.B", ell), Step("eq:field.g", ell),
                                    Step("eq:kernel.G", ell)), "backward along the stream"))

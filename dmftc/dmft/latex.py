@@ -14,10 +14,10 @@ from sympy.printing.latex import LatexPrinter
 if TYPE_CHECKING:  # the printer needs only the objects' fields, not the module
     from .system import EquationSystem, SourceLaw
 
-_BASES = {"h": "h", "z": "z", "g": "g", "u": "u", "r": "r", "Phi": r"\Phi", "G": "G", "A": "A", "B": "B",
+_BASES = {"H": "H", "h": "h", "z": "z", "g": "g", "u": "u", "r": "r", "Phi": r"\Phi", "G": "G", "A": "A", "B": "B",
           "Delta": r"\Delta", "f": "f", "y": "y", "Phi0": r"\Phi^{0}", "Loss": r"\mathcal{L}",
           "Sigma": r"\Sigma", "PhiK": r"\Phi", "PhiD": r"\dot{\Phi}", "GK": "G", "K": "K", "Sigmaf": r"\Sigma^{f}"}
-_TWO_TIME = ("Phi", "G", "A", "B")
+_TWO_TIME = ("Phi", "G", "H", "A", "B")
 _FIELDS = ("h", "z", "g", "u", "r")
 
 
