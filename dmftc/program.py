@@ -157,7 +157,10 @@ _MODULES: dict[str, Any] = {}
 
 
 def _import_text(name: str, text: str):
-    key = hashlib.sha256(text.encode()).hexdigest()
+    # the header's digest line names the spec (hyperparameter values included); the code itself does not
+    # depend on them, so modules equal but for that line share one import and one jit cache
+    code = "\n".join(ln for ln in text.splitlines() if not ln.startswith("digest: sha256:"))
+    key = hashlib.sha256(code.encode()).hexdigest()
     if key not in _MODULES:
         _MODULES[key] = _fresh_module(f"{name}_{key[:12]}", text)
     return _MODULES[key]

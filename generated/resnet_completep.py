@@ -119,7 +119,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
     # [eq:loss]
     loss = (1/2) * (1 / P) * jnp.sum((f - y)**2, axis=-1)
     out = {"loss": loss, "f": f, "Delta": state["Delta"]}
-    for name in ('Phi', 'G', 'H', 'A', 'B'):
+    for name in ("Phi", "G", "H", "A", "B"):
         out.update({f"{name}{l}": K for l, K in state[name].items()})
     return out
 

@@ -171,7 +171,7 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         f"    # [{system.get('eq:loss').label}]",
         f"    loss = {low.loss(system.get('eq:loss'))}",
         "    out = {\"loss\": loss, \"f\": f, \"Delta\": state[\"Delta\"]}",
-        f"    for name in {tuple(kern)!r}:",
+        f"    for name in ({', '.join(chr(34) + k + chr(34) for k in kern)}):",
         "        out.update({f\"{name}{l}\": K for l, K in state[name].items()})",
         "    return out",
         "",
