@@ -171,8 +171,11 @@ def source_draws(key, dims: dict, samples: int, method: str, dtype):
     """Whitened draws per source key (sorted for determinism) and the expectation weights w.
 
     method 'exact_gaussian': the identity basis over all sources (M = total dimension), w = 1;
-    otherwise Monte Carlo with antithetic pairs, w = 1/M.
+    otherwise Monte Carlo with antithetic pairs, w = 1/M. With several devices the draw axis
+    of each array is split over them (`devices.shard_draws`); on one device nothing changes.
     """
+    from .devices import shard_draws  # imported here: this function is the only user in the file
+
     keys = sorted(dims)
     sizes = tuple(dims[k] for k in keys)
     if method == "exact_gaussian":
@@ -182,7 +185,9 @@ def source_draws(key, dims: dict, samples: int, method: str, dtype):
         M = samples + (samples % 2)
         xs = gaussian_draws(key, M, sizes, dtype)
         w = jnp.full((M,), 1.0 / M, dtype)
-    return dict(zip(keys, xs)), w
+    # Splitting the draws over devices makes every expectation a cross-device reduction;
+    # sharding propagation carries the split to every per-draw field computed from them.
+    return {k: shard_draws(x) for k, x in zip(keys, xs)}, shard_draws(w)
 
 
 def copy(x):

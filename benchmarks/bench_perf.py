@@ -1,0 +1,407 @@
+"""Performance of the DMFT solve, measured side by side in one run (figures printed, nothing asserted).
+
+    python benchmarks/bench_perf.py [--quick] [--out benchmarks/out] [--json FILE]
+
+(d) achieved FLOP rate of the dominant contraction: the per-step expectation rows
+    `rt.kernel_row` (E[X(t) X(s)], 2 M P^2 n_t flops) and `rt.ibp_row` (E[F xi^T] Li, 2 M P n + 2 P n^2)
+    with M draws, timed under jit in isolation at the reference size P = 16, T = 50, M = 4096,
+    against this machine's matmul peak (a 2048^3 jnp matmul timed the same way), float64 and
+    float32; plus the share of a whole solve these calls account for.
+(e) time and peak memory of `Program.solve` as P x T grows, each size in its own process
+    (peak RSS, and XLA's own buffer plan of the solve), a table, a log-log plot (--out), and
+    the exponents fitted in n = P (T + 1) against the algorithm's (time n^3 + M n^2, memory n^2 + M n).
+(f) float32 vs float64 on the reference spec (mlp_mup_relu, P = 16, 50 steps): the loss-curve
+    difference against the Monte Carlo standard error of one float64 solve (spread over seeds),
+    and the time ratio; at the spec's rcond and at rcond = 1e-6 (above float32's round-off).
+(g) the draws split over 2 host CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=2):
+    time and loss difference against one device, in units of the same standard error.
+These machines are shared and noisy: read the figures as what one run measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp  # noqa: E402
+
+import dmftc  # noqa: E402
+from dmftc.runtime import sweep as rt  # noqa: E402
+from dmftc.spec import load, load_data  # noqa: E402
+
+REF_SPEC = ROOT / "specs" / "mlp_mup_relu.yaml"
+REF = {"P": 16, "T": 50, "M": 4096}
+CONTRACTIONS = ("kernel_row", "ibp_row", "causal_sum")  # the O(M P n) per-step contractions over draws
+
+
+# ------------------------------------------------------------------ timing
+def best_time(fn, *args, repeats: int = 5) -> float:
+    """Best wall time of a jitted call (compiled and warmed first), waiting for the result."""
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def xla_flops(fn, *args) -> float | None:
+    """XLA's own flop count of a jitted function (None where the backend gives none)."""
+    cost = fn.lower(*args).compile().cost_analysis()
+    cost = (cost[0] if isinstance(cost, list) else cost) or {}
+    return float(cost["flops"]) if cost.get("flops") else None
+
+
+# ------------------------------------------------------------------ (d)
+def matmul_peak(dtype, n: int = 2048) -> dict:
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), dtype)
+    mm = jax.jit(jnp.matmul)
+    sec = best_time(mm, a, b, repeats=3)
+    return {"n": n, "seconds": sec, "gflops": 2 * n**3 / sec / 1e9}
+
+
+def contraction_rates(P: int, T: int, M: int, dtype) -> dict:
+    """GFLOP/s of rt.kernel_row and rt.ibp_row at the last step (full causal support)."""
+    n_t = T + 1
+    n = n_t * P
+    k = jax.random.split(jax.random.PRNGKey(0), 5)
+    w = jnp.full((M,), 1.0 / M, dtype)
+    Xt = jax.random.normal(k[0], (M, P), dtype)
+    X = jax.random.normal(k[1], (M, n_t, P), dtype)
+    xi = jax.random.normal(k[2], (M, n), dtype)
+    Li = jnp.tril(jax.random.normal(k[3], (n, n), dtype)) / n
+    fac = rt.Factor(Li, Li)
+    t = jnp.asarray(T)
+    C = jax.random.normal(k[4], (P, n_t, P), dtype)
+    kr = jax.jit(rt.kernel_row)
+    ibp = jax.jit(lambda w, Ft, xi, F, t: rt.ibp_row(w, Ft, xi, F, t, P, strict=False))
+    cs = jax.jit(lambda C, X, t: rt.causal_sum(C, X, t, strict=False))
+    cases = (  # name, function, arguments, the per-draw array streamed, analytic flops
+        ("kernel_row", kr, (w, Xt, X, t), X, 2 * M * P * P * n_t + M * P),  # E_m[X_a(t) X_b(s)], w folded in
+        ("ibp_row", ibp, (w, Xt, xi, fac, t), xi, 2 * M * P * n + M * P + 2 * P * n * n),  # E[F xi^T], then @ Li
+        ("causal_sum", cs, (C, X, t), X, 2 * M * P * n + P * n),  # sum_{s, nu} C_{mu nu}(s) X_nu(s) per draw
+    )
+    stream = jax.jit(lambda X: jnp.sum(X, axis=0))  # reads the per-draw array once: the bandwidth roofline
+    out = {"stream_gib_s": X.size * X.dtype.itemsize / best_time(stream, X, repeats=10) / 2**30}
+    for name, fn, args, streamed, flops in cases:
+        sec = best_time(fn, *args, repeats=10)
+        out[name] = {"flops": flops, "xla_flops": xla_flops(fn, *args), "seconds": sec, "gflops": flops / sec / 1e9,
+                     "bytes_read": int(streamed.size * streamed.dtype.itemsize)}
+    return out
+
+
+def calls_per_step(prog) -> dict:
+    """How many kernel_row / ibp_row calls one time step of the generated solver makes (counted at trace)."""
+    mod = prog.load_module()
+    X, y = load_data(prog.spec)
+    Xj, yj, hp = rt.prepare(X, y, dict(prog.spec.hyper), mod.HYPER, "float64")
+    counts = {name: 0 for name in CONTRACTIONS}
+    saved = {name: getattr(rt, name) for name in counts}
+
+    def counting(name):
+        def call(*a, **kw):
+            counts[name] += 1
+            return saved[name](*a, **kw)
+        return call
+
+    try:
+        for name in counts:
+            setattr(rt, name, counting(name))
+        # A fresh trace (steps=1 is not used elsewhere): the fori_loop body is traced once.
+        jax.jit(mod._solve.__wrapped__, static_argnames=("steps", "samples")).lower(
+            Xj, yj, hp, jax.random.PRNGKey(0), 1e-10, steps=1, samples=2)
+    finally:
+        for name, fn in saved.items():
+            setattr(rt, name, fn)
+    return counts
+
+
+def bench_d(P: int, T: int, M: int, rounds: int = 3) -> dict:
+    res = {"P": P, "T": T, "M": M, "load_before": os.getloadavg()[0]}
+    for label, dtype in (("float64", jnp.float64), ("float32", jnp.float32)):
+        # Peak and contractions measured in alternation, each keeping its best round, so that a
+        # shared machine's load (other jobs) weighs on both sides of the ratio alike.
+        best: dict = {}
+        for _ in range(rounds):
+            for name, r in {"peak": matmul_peak(dtype), **contraction_rates(P, T, M, dtype)}.items():
+                if name == "stream_gib_s":
+                    best[name] = max(best.get(name, 0.0), r)
+                elif name not in best or r["seconds"] < best[name]["seconds"]:
+                    best[name] = r
+        res[label] = best
+    spec = load(REF_SPEC, overrides=(f"data.synthetic.P={P}", f"training.steps={T}"))
+    prog = dmftc.compile_spec(spec)
+    res["calls_per_step"] = calls_per_step(prog)
+    prog.solve(samples=M)  # compiles
+    res["solve_seconds"] = min(prog.solve(samples=M).meta["seconds"] for _ in range(3))
+    f64 = res["float64"]
+    res["contraction_seconds"] = (T + 1) * sum(res["calls_per_step"][k] * f64[k]["seconds"]
+                                               for k in res["calls_per_step"])
+    return res
+
+
+# ------------------------------------------------------------------ (e)
+_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+
+
+def peak_mb():
+    # VmHWM, the peak RSS of this process image. ru_maxrss is the same figure on a process started
+    # from a small parent, but Linux carries the forking parent's peak across fork + exec into it
+    # (this benchmark's parent is past 1 GB by now), so it is the fallback only.
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(l.split()[1]) / 1024 for l in fh if l.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+import jax
+import dmftc
+from dmftc.runtime import sweep as rt
+from dmftc.spec import load, load_data
+spec = load({spec!r}, overrides=("data.synthetic.P={P}", "training.steps={T}"))
+base = peak_mb()
+prog = dmftc.compile_spec(spec)
+t0 = time.perf_counter(); prog.solve(samples={M}); t1 = time.perf_counter()
+prog.solve(samples={M}); t2 = time.perf_counter()
+mod = prog.load_module()
+X, y = load_data(spec)
+Xj, yj, hp = rt.prepare(X, y, dict(spec.hyper), mod.HYPER, "float64")
+mem = mod._solve.lower(Xj, yj, hp, jax.random.PRNGKey(0), 1e-10, steps={T}, samples={M}).compile().memory_analysis()
+xla = (mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes) / 2**20
+print(json.dumps({{"first": t1 - t0, "run": t2 - t1, "import_mb": base, "xla_mb": xla,
+                  "maxrss_mb": peak_mb()}}))
+"""
+
+
+def fit_exponent(n, v) -> float:
+    """Least-squares slope of log v against log n (NaN unless every v > 0)."""
+    v = np.asarray(v, float)
+    if not np.all(v > 0):
+        return float("nan")
+    return float(np.polyfit(np.log(np.asarray(n, float)), np.log(v), 1)[0])
+
+
+def bench_e(grid, M: int) -> dict:
+    rows = []  # one run per size: the largest take tens of seconds
+    for P, T in grid:
+        code = _CHILD.format(root=str(ROOT), spec=str(REF_SPEC), P=P, T=T, M=M)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        rows.append({"P": P, "T": T, "n": P * (T + 1), **json.loads(out.stdout.strip().splitlines()[-1])})
+    n = np.array([r["n"] for r in rows], float)
+    model_t, model_m = n**3 + M * n**2, n**2 + M * n  # unit constants: the slope the model alone gives
+    return {"M": M, "rows": rows,
+            "time_exponent": fit_exponent(n, [r["run"] for r in rows]),
+            "maxrss_exponent": fit_exponent(n, [r["maxrss_mb"] for r in rows]),
+            "maxrss_above_import_exponent": fit_exponent(n, [r["maxrss_mb"] - r["import_mb"] for r in rows]),
+            "xla_memory_exponent": fit_exponent(n, [r["xla_mb"] for r in rows]),
+            "model_time_exponent": fit_exponent(n, model_t), "model_memory_exponent": fit_exponent(n, model_m),
+            # the slope between the two largest sizes, where fixed per-call overheads matter least
+            "time_exponent_last": fit_exponent(n[-2:], [r["run"] for r in rows[-2:]]),
+            "xla_memory_exponent_last": fit_exponent(n[-2:], [r["xla_mb"] for r in rows[-2:]]),
+            "model_time_exponent_last": fit_exponent(n[-2:], model_t[-2:]),
+            "model_memory_exponent_last": fit_exponent(n[-2:], model_m[-2:])}
+
+
+def plot_e(res: dict, out_dir: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    rows = res["rows"]
+    n = np.array([r["n"] for r in rows], float)
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
+    series_t = [("run", "solve time (s)", "o-")]
+    series_m = [("maxrss_mb", "peak RSS (MB)", "o-"), ("above_import_mb", "peak RSS above import (MB)", "^-"),
+                ("xla_mb", "XLA buffers (MB)", "s-")]
+    rows = [dict(r, above_import_mb=r["maxrss_mb"] - r["import_mb"]) for r in rows]
+    for ax, series, ylabel in ((ax_t, series_t, "seconds"), (ax_m, series_m, "MB")):
+        for key, label, style in series:
+            v = np.array([r[key] for r in rows], float)
+            ax.loglog(n, v, style, label=f"{label}: slope {fit_exponent(n, v):.2f}")
+        ax.set_xlabel("n = P (T + 1)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    M = res["M"]
+    models = ((ax_t, n**3 + M * n**2, "n^3 + M n^2", "run"), (ax_m, n**2 + M * n, "n^2 + M n", "xla_mb"))
+    for ax, model, name, key in models:
+        ref = np.array([r[key] for r in rows], float)
+        ax.loglog(n, model * ref[-1] / model[-1], "k--", label=f"{name} (M = {M}), through the last point")
+        ax.legend(fontsize=7)
+        ax.set_xticks(n, [str(int(v)) for v in n])  # after the last loglog, which resets the ticks
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    fig.suptitle("mlp_mup_relu DMFT solve: scaling in n = P (T + 1)")
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "bench_perf_scaling.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------ (f)
+def bench_f(P: int, T: int, M: int, seeds: int) -> dict:
+    spec = load(REF_SPEC, overrides=(f"data.synthetic.P={P}", f"training.steps={T}"))
+    prog = dmftc.compile_spec(spec)
+    mod = prog.load_module()
+    X, y = load_data(spec)
+    hp = dict(spec.hyper)
+
+    def solve(dtype, seed=0, rcond=1e-10, repeats=1):
+        """The loss curve and the best time of `repeats` runs after a compiling one."""
+        kw = dict(steps=T, samples=M, seed=seed, rcond=rcond, dtype=dtype)
+        loss = np.asarray(mod.solve(X, y, hp, **kw)["loss"], float)  # compiles
+        return loss, best_time(lambda: mod.solve(X, y, hp, **kw), repeats=repeats) if repeats else None
+
+    runs = [solve("float64", seed=k, repeats=0)[0] for k in range(seeds)]
+    l64, t64 = solve("float64", repeats=3)
+    se = np.std(runs, axis=0, ddof=1)  # Monte Carlo error of one solve at each t
+    res = {"P": P, "T": T, "M": M, "seeds": seeds, "loss64": l64.tolist(), "se": se.tolist(), "seconds64": t64}
+    for rcond in (1e-10, 1e-6):
+        l32, t32 = solve("float32", rcond=rcond, repeats=3)
+        ref = solve("float64", rcond=rcond, repeats=0)[0] if rcond != 1e-10 else l64
+        ratio = _over_se(np.abs(l32 - ref), se)
+        finite = np.isfinite(l32)
+        res[f"rcond={rcond:g}"] = {
+            "seconds32": t32, "time_ratio_64_over_32": t64 / t32,
+            "first_nonfinite_t": int(np.argmin(finite)) if not finite.all() else None,
+            "max_abs_diff": float(np.nanmax(np.abs(l32 - ref))),
+            "diff_over_se": [float(r) for r in ratio],
+            "last_t_within_se": _last_within(ratio, 1.0), "last_t_within_2se": _last_within(ratio, 2.0)}
+    return res
+
+
+def _over_se(diff: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """|diff| in units of the Monte Carlo SE; steps without sampling noise (SE = 0: t = 0) count as 0."""
+    return np.where(se > 0, diff / np.where(se > 0, se, 1.0), 0.0)
+
+
+def _last_within(ratio: np.ndarray, k: float) -> int:
+    """The last t such that every step up to it has |diff| <= k SE (-1 if t = 0 already fails)."""
+    bad = np.where(~(ratio <= k))[0]  # NaN counts as outside
+    return int(bad[0] - 1) if bad.size else len(ratio) - 1
+
+
+# ------------------------------------------------------------------ (g)
+_SHARD_CHILD = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+import jax
+import dmftc
+from dmftc.spec import load
+prog = dmftc.compile_spec(load({spec!r}, overrides=("data.synthetic.P={P}", "training.steps={T}")))
+sol = prog.solve(samples={M})
+seconds = min(prog.solve(samples={M}).meta["seconds"] for _ in range(3))
+print(json.dumps({{"devices": jax.device_count(), "seconds": seconds, "loss": sol.loss.tolist()}}))
+"""
+
+
+def bench_g(P: int, T: int, M: int, se: list[float]) -> dict:
+    out = {}
+    for n_dev in (1, 2):
+        env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={n_dev}")
+        code = _SHARD_CHILD.format(root=str(ROOT), spec=str(REF_SPEC), P=P, T=T, M=M)
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+        out[n_dev] = json.loads(proc.stdout.strip().splitlines()[-1])
+    d = np.abs(np.array(out[2]["loss"]) - np.array(out[1]["loss"]))
+    ratio = _over_se(d, np.array(se))
+    return {"seconds_1": out[1]["seconds"], "seconds_2": out[2]["seconds"], "max_abs_diff": float(d.max()),
+            "max_diff_over_se": float(ratio.max()), "last_t_diff_below_1e-10": _last_within(d, 1e-10)}
+
+
+# ------------------------------------------------------------------ report
+def print_d(r: dict) -> None:
+    print(f"(d) dominant contraction at P={r['P']}, T={r['T']}, M={r['M']} (jit, best of 3 x 10), vs a "
+          f"{r['float64']['peak']['n']}^3 matmul (load average {r['load_before']:.1f} on {os.cpu_count()} cores):")
+    for dt in ("float64", "float32"):
+        peak = r[dt]["peak"]["gflops"]
+        print(f"    {dt}: matmul peak {peak:6.1f} GFLOP/s; streaming the (M, T+1, P) array alone: "
+              f"{r[dt]['stream_gib_s']:.1f} GiB/s")
+        for name in CONTRACTIONS:
+            c = r[dt][name]
+            xla = f"{c['xla_flops'] / 1e6:.1f}" if c["xla_flops"] else "n/a"
+            print(f"      {name:10s} {c['flops'] / 1e6:7.1f} MFLOP (XLA counts {xla}) in {c['seconds'] * 1e3:7.2f} ms "
+                  f"-> {c['gflops']:6.1f} GFLOP/s = {100 * c['gflops'] / peak:5.1f}% of peak "
+                  f"(streams {c['bytes_read'] / 2**20:.0f} MB: {c['bytes_read'] / c['seconds'] / 2**30:.1f} GiB/s)")
+    calls = ", ".join(f"{k} x{v}" for k, v in r["calls_per_step"].items())
+    print(f"    per time step the solver calls {calls}: at the isolated float64 times that is "
+          f"{r['contraction_seconds']:.2f} s of a {r['solve_seconds']:.2f} s float64 solve "
+          f"({100 * r['contraction_seconds'] / r['solve_seconds']:.0f}%)")
+
+
+def print_e(r: dict, plot: Path) -> None:
+    print(f"(e) Program.solve as P x T grows (M={r['M']}, float64, each size in its own process):")
+    print("      P    T  n=P(T+1)  first call s  run s  peak RSS MB  (above import)  XLA buffers MB")
+    for row in r["rows"]:
+        print(f"    {row['P']:3d} {row['T']:4d} {row['n']:9d} {row['first']:13.2f} {row['run']:6.2f} "
+              f"{row['maxrss_mb']:12.0f} {row['maxrss_mb'] - row['import_mb']:15.0f} {row['xla_mb']:15.1f}")
+    print(f"    fitted exponents in n: time {r['time_exponent']:.2f} (model n^3 + M n^2 over the same n: "
+          f"{r['model_time_exponent']:.2f}); memory: XLA buffers {r['xla_memory_exponent']:.2f}, peak RSS "
+          f"{r['maxrss_exponent']:.2f}, RSS above import {r['maxrss_above_import_exponent']:.2f} "
+          f"(model n^2 + M n: {r['model_memory_exponent']:.2f})")
+    print(f"    between the two largest sizes: time {r['time_exponent_last']:.2f} (model "
+          f"{r['model_time_exponent_last']:.2f}), XLA buffers {r['xla_memory_exponent_last']:.2f} "
+          f"(model {r['model_memory_exponent_last']:.2f})")
+    print(f"    plot: {plot}")
+
+
+def print_f(r: dict) -> None:
+    se = np.array(r["se"])
+    print(f"(f) float32 vs float64, reference spec P={r['P']}, T={r['T']}, M={r['M']}: Monte Carlo SE of one "
+          f"float64 solve ({r['seeds']} seeds) {se[1:].min():.1e} .. {se.max():.1e}; "
+          f"float64 solve {r['seconds64']:.2f} s")
+    for key in ("rcond=1e-10", "rcond=1e-06"):
+        c = r[key]
+        nonfinite = f", NaN/inf from t = {c['first_nonfinite_t']}" if c["first_nonfinite_t"] is not None else ""
+        print(f"    {key}: max |L32 - L64| {c['max_abs_diff']:.2e}{nonfinite}; within 1 SE up to t = "
+              f"{c['last_t_within_se']}, within 2 SE up to t = {c['last_t_within_2se']} (of {r['T']}); "
+              f"time float64 / float32 = {c['time_ratio_64_over_32']:.2f}")
+
+
+def print_g(r: dict) -> None:
+    print(f"(g) draws split over 2 host devices: {r['seconds_2']:.2f} s vs {r['seconds_1']:.2f} s on one "
+          f"(ratio {r['seconds_1'] / r['seconds_2']:.2f}); max |L2 - L1| {r['max_abs_diff']:.1e} = "
+          f"{r['max_diff_over_se']:.2f} SE; below 1e-10 up to t = {r['last_t_diff_below_1e-10']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller problems (a smoke run)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out"), help="directory for the plot")
+    ap.add_argument("--json", help="also write every figure here")
+    a = ap.parse_args()
+    ref = {"P": 8, "T": 10, "M": 512} if a.quick else REF
+    grid = [(4, 7), (8, 7), (8, 15)] if a.quick else [(8, 15), (16, 15), (16, 31), (32, 31), (32, 63)]
+    res = {"d": bench_d(**ref)}
+    print_d(res["d"])
+    res["e"] = bench_e(grid, M=256 if a.quick else 2048)
+    print_e(res["e"], plot_e(res["e"], Path(a.out)))
+    res["f"] = bench_f(**ref, seeds=3 if a.quick else 4)
+    print_f(res["f"])
+    res["g"] = bench_g(**ref, se=res["f"]["se"])
+    print_g(res["g"])
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""dmftc.sweep.run_sweep: a grid of `--set` overrides -> one labelled row per point, here or on Dask."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dmftc import DmftcError, SpecError, compile_spec, load
+from dmftc.sweep import SweepTable, _yaml_text, run_sweep
+
+SPEC = Path(__file__).resolve().parents[2] / "specs" / "mlp_mup_relu.yaml"
+SMALL = {"data.synthetic.P": [4], "training.steps": [3], "solver.samples": [128]}
+GRID = {"hyper.gamma0": [0.5, 1.0], **SMALL}
+
+
+@pytest.fixture(scope="module")
+def local() -> SweepTable:
+    return run_sweep(SPEC, GRID)
+
+
+def test_local_rows_are_labelled_in_grid_order(local):
+    assert local.keys == ("hyper.gamma0", "data.synthetic.P", "training.steps", "solver.samples")
+    assert list(local.column("hyper.gamma0")) == [0.5, 1.0]
+    for row in local:
+        assert row["error"] is None and row["loss"].shape == (4,) and row["final_loss"] == row["loss"][-1]
+    assert local[0]["final_loss"] != local[1]["final_loss"]
+
+
+def test_a_row_is_the_solve_of_its_overrides(local):
+    sol = compile_spec(SPEC, overrides=("hyper.gamma0=1.0", "data.synthetic.P=4", "training.steps=3",
+                                        "solver.samples=128")).solve()
+    np.testing.assert_array_equal(local[1]["loss"], sol.loss)
+
+
+def test_to_csv_has_the_settings_the_results_and_the_curve(local, tmp_path):
+    path = local.to_csv(tmp_path / "sweep.csv")
+    rows = list(csv.DictReader(path.open()))
+    assert list(rows[0])[:7] == [*local.keys, "final_loss", "seconds", "error"]
+    assert [float(r["hyper.gamma0"]) for r in rows] == [0.5, 1.0]
+    assert float(rows[1]["loss_3"]) == local[1]["final_loss"] == float(rows[1]["final_loss"])
+
+
+def test_a_point_with_an_ill_posed_limit_is_a_row_with_its_error():
+    table = run_sweep(SPEC, {"parameterization.preset": ["sp"], **SMALL})
+    assert math.isnan(table[0]["final_loss"]) and table[0]["error"].startswith("LimitError: ")
+    assert "scale the learning rate" in table[0]["error"]
+
+
+def test_grid_mistakes_fail_before_anything_runs():
+    with pytest.raises(SpecError, match="gama0"):
+        run_sweep(SPEC, {"hyper.gama0": [1.0]})
+    with pytest.raises(DmftcError, match="non-empty lists"):
+        run_sweep(SPEC, {"hyper.gamma0": 1.0})
+    with pytest.raises(DmftcError, match="allowed: local, dask"):
+        run_sweep(SPEC, {"hyper.gamma0": [1.0]}, backend="ray")
+
+
+def test_dask_backend_gives_the_local_rows(local):
+    pytest.importorskip("distributed")
+    table = run_sweep(SPEC, GRID, backend="dask", workers=2)
+    assert table.keys == local.keys
+    for got, want in zip(table, local):
+        assert {k: got[k] for k in local.keys} == {k: want[k] for k in local.keys}
+        np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("value", [1e-05, 0.5, 3, 2.0e20, np.float64(1e-7)])
+def test_grid_values_reach_the_spec_unchanged(value):
+    assert load(SPEC, overrides=(f"hyper.eta={_yaml_text(value)}",)).hyper["eta"] == value
