@@ -81,3 +81,12 @@ NOTATION = {
     "Phi0": (r"\Phi^{0}", "data kernel x . x' / D", "THEORY.md sec. 2"),
     "K": (r"K", "neural tangent kernel (lazy limit)", "THEORY.md sec. 2"),
 }
+
+
+def as_expr(x) -> sympy.Expr:
+    """A sympy object from a sympy object or a Python number; strings are refused (never parsed)."""
+    if isinstance(x, sympy.Basic):
+        return x
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise TypeError(f"expected a sympy expression or a number, got {type(x).__name__}")
+    return sympy.Integer(x) if isinstance(x, int) else sympy.Float(x)

@@ -119,7 +119,6 @@ def _kernels(system: EquationSystem) -> dict[str, range]:
 
 
 def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
-    L = system.depth
     srcs = _sources(system)
     kern = _kernels(system)
     order = ("h", "z", "g", "u", "r", *kern, "fac", "f", "Delta")

@@ -19,7 +19,7 @@ import sympy
 
 from ..dmft.system import Equation, EquationSystem, SourceLaw, Step
 from ..errors import CodegenError
-from ..notation import Delta, ell, mu, nu, s, t
+from ..notation import Delta, as_expr, ell, mu, nu, s, t
 from .printer import FIELDS, pycode
 
 KERNELS = ("Phi", "G", "H", "A", "B")
@@ -46,7 +46,7 @@ class Lowerer:
         """Lower one scheduled step; inside a loop over ell in [lo, hi] (given as `loop`), guard the
         template's layer range only where it does not hold for the whole loop (None: never runs)."""
         item = self.sys.get(st.label)
-        at = sympy.sympify(st.layer) if st.layer is not None else ell
+        at = as_expr(st.layer) if st.layer is not None else ell
         if isinstance(item, SourceLaw):
             return self._source(item, at)
         eq = _at_layer(item, at)

@@ -15,7 +15,7 @@ import sympy
 from sympy.printing.numpy import JaxPrinter
 
 from ..errors import CodegenError
-from ..notation import hyper_symbol, size_symbol
+from ..notation import as_expr, hyper_symbol, size_symbol
 
 FIELDS = ("h", "z", "g", "u", "r")
 #: sympy function name -> JAX spelling: the one closed table.
@@ -77,7 +77,7 @@ class DmftPrinter(JaxPrinter):
 
 def pycode(expr, mode: str = "now", hyper: tuple[str, ...] = ()) -> str:
     """Print `expr` as JAX code in `mode` (see module docstring)."""
-    return DmftPrinter(mode, hyper).doprint(sympy.sympify(expr))
+    return DmftPrinter(mode, hyper).doprint(as_expr(expr))
 
 
 __all__ = ["DmftPrinter", "pycode", "hyper_symbol", "size_symbol"]

@@ -21,7 +21,7 @@ from ..errors import LimitError, Unsupported
 from ..graph.build import Graph
 from ..notation import (
     A, B, Delta, Expect, G, H, GaussDPhi, GaussPhi, Gk, K, Loss, Phi, Phi0, Phid, Phik, Response,
-    Sigma, Sigmaf, dphi, ell, f, g, h, mu, nu, phi, r, s, size_symbol, t, u, y, z,
+    Sigma, Sigmaf, as_expr, dphi, ell, f, g, h, mu, nu, phi, r, s, size_symbol, t, u, y, z,
 )
 from ..scaling.parameterization import WeightScaling, leading_power
 from ..spec.types import Act, Dense, Readout, Repeat, Residual, Spec
@@ -220,7 +220,7 @@ def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> Equ
 
 
 def _ell_range(lo, hi):
-    return (sympy.sympify(lo), sympy.sympify(hi))
+    return (as_expr(lo), as_expr(hi))
 
 
 def _feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSystem:

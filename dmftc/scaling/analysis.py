@@ -19,11 +19,10 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Mapping
 
-import sympy
 
 from ..errors import LimitError
 from ..graph.build import Graph, Node, build_graph
-from ..notation import hyper_symbol, size_symbol
+from ..notation import hyper_symbol, size_symbol, as_expr
 from ..spec.types import Act as ActOp, Attention as AttnOp, Dense as DenseOp, LayerNorm, Pool as PoolOp
 from ..spec.types import Readout, Repeat, Residual as ResOp, Spec
 from . import rules as R
@@ -145,12 +144,12 @@ class _Lowering:
         return [ins], y
 
     def repeat(self, graph, node: Node, x, suffix, eR):
-        count = sympy.sympify(node.op.times)
+        count = as_expr(node.op.times)
         limit = self.n in count.free_symbols and self.e(count) > 0
         if limit:
             copies, inner = LIMIT_COPIES, eR + self.e(count)
         else:
-            value = sympy.sympify(count.xreplace(self.sizes))
+            value = as_expr(count.xreplace(self.sizes))
             copies = min(int(value), FINITE_COPIES) if value.is_number else FINITE_COPIES
             inner = eR
         has_res = any(isinstance(c.op, ResOp) for c in node.children)

@@ -20,7 +20,7 @@ import sympy
 
 from ..errors import LimitError
 from ..graph.build import Graph, Weight
-from ..notation import hyper_symbol, size_symbol
+from ..notation import as_expr, hyper_symbol, size_symbol
 from ..spec.types import Attention, Residual, Spec
 
 Expr = sympy.Expr
@@ -59,7 +59,7 @@ def leading_power(expr: Expr, n: sympy.Symbol) -> Expr:
 
     Sums take their leading term; exponents may be symbolic (then sums must be comparable).
     """
-    expr = sympy.powsimp(sympy.expand_power_base(sympy.sympify(expr), force=True), force=True)
+    expr = sympy.powsimp(sympy.expand_power_base(as_expr(expr), force=True), force=True)
     if expr.is_Add:
         return sympy.Max(*(leading_power(t, n) for t in expr.args))
     if expr.has(n) and not (expr.is_Mul or expr.is_Pow or expr == n):
@@ -103,7 +103,7 @@ def exponent(expr, n: sympy.Symbol, hyper: Mapping[sympy.Symbol, Expr]) -> Fract
 
     Prefactors (eta, gamma0) stay symbols; an expression equal to 0 has exponent -inf.
     """
-    expr = sympy.sympify(expr)
+    expr = as_expr(expr)
     if hyper:
         expr = expr.replace(lambda e: e.is_Pow and bool(e.exp.free_symbols & set(hyper)),
                             lambda e: sympy.Pow(e.base, e.exp.xreplace(hyper)))
