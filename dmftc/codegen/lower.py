@@ -74,7 +74,7 @@ class Lowerer:
 
     # ---------------------------------------------------------- sources
     def _source(self, src: SourceLaw, at) -> Stmt:
-        fld = _subs_ell(src.field, src, at)
+        fld = src.field.subs(ell, at)
         base, layer = fld.base.name, pycode(fld.indices[0])
         key = f'("{base}", {layer})'
         coef = pycode(src.coefficient, hyper=self.hyper)
@@ -83,7 +83,7 @@ class Lowerer:
         elif src.structure == "static":
             lines = (f"{base}_t[{layer}] = xi[{key}] @ static[{key}].T",)
         else:
-            cov = _subs_ell(src.covariance, src, at)
+            cov = src.covariance.subs(ell, at)
             kern = f"{cov.base.name}[{pycode(cov.indices[0])}]"
             lines = (f"fac[{key}] = rt.grow_factor(fac[{key}], {coef} * rt.flat({kern}), t, P, rcond)",
                      f"{base}_t[{layer}] = rt.sample_row(fac[{key}], xi[{key}], t, P)")
@@ -93,7 +93,7 @@ class Lowerer:
     # ---------------------------------------------------------- equations
     def _field(self, eq: Equation) -> tuple[str, ...]:
         name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])
-        rhs = self._expr(eq.rhs, det=False)
+        rhs = self._expr(eq.rhs)
         return (f"{name}_t[{layer}] = {rhs}", f"{name}[{layer}] = {name}[{layer}].at[:, t].set({name}_t[{layer}])")
 
     def _kernel(self, eq: Equation) -> tuple[str, ...]:
@@ -141,7 +141,7 @@ class Lowerer:
                 f"strict={strict}))",)
 
     def _output(self, eq: Equation) -> tuple[str, ...]:
-        return (f"f_t = {self._expr(eq.rhs, det=True)}", "f = f.at[t].set(f_t)")
+        return (f"f_t = {self._expr(eq.rhs)}", "f = f.at[t].set(f_t)")
 
     def _error(self, eq: Equation) -> tuple[str, ...]:
         return (f"Delta_t = {pycode(eq.rhs, 'now', self.hyper)}", "Delta = Delta.at[t].set(Delta_t)")
@@ -165,16 +165,16 @@ class Lowerer:
         return " * ".join(parts)
 
     # ---------------------------------------------------------- expressions
-    def _expr(self, e, det: bool) -> str:
+    def _expr(self, e) -> str:
         """Pointwise code around the structured nodes (sums, responses), recursively through + and *."""
         if isinstance(e, sympy.Sum):
             return self._sum(e)
         if not (e.has(sympy.Sum) or _has_expect(e)):
             return pycode(e, "now", self.hyper)
         if e.is_Add:
-            return " + ".join(self._expr(a, det) for a in e.args)
+            return " + ".join(self._expr(a) for a in e.args)
         if e.is_Mul and not _has_expect(e):
-            return " * ".join(f"({self._expr(a, det)})" for a in e.args)
+            return " * ".join(f"({self._expr(a)})" for a in e.args)
         return self._scalar_response(e)
 
     def _sum(self, S: sympy.Sum) -> str:
@@ -260,11 +260,6 @@ def _at_layer(eq: Equation, at) -> Equation:
         return eq
     sub = {ell: at}
     return Equation(eq.label, eq.lhs.subs(sub), eq.rhs.subs(sub), eq.kind, eq.meaning, eq.layers, eq.support)
-
-
-def _subs_ell(expr, src: SourceLaw, at):
-    """A source law's expression at ell = `at`."""
-    return expr.subs(ell, at)
 
 
 def _split_times(arg):

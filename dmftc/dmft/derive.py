@@ -219,6 +219,16 @@ def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> Equ
     return _lazy(spec, layers, limit_coefficients(spec, graph, params, only=LAZY_TERMS))
 
 
+def sum_past(e):
+    """sum over nu and s < t: terms from earlier GD updates (and responses that need them)."""
+    return Sum(e, (nu, 0, P - 1), (s, 0, t - 1))
+
+
+def sum_now(e):
+    """sum over nu and s <= t: the backward response, which sees this step's forward pass."""
+    return Sum(e, (nu, 0, P - 1), (s, 0, t))
+
+
 def _ell_range(lo, hi):
     return (as_expr(lo), as_expr(hi))
 
@@ -229,8 +239,6 @@ def _feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSystem:
     hid = layers[1:]
     first = layers[0].weight
     Lsym = sympy.Integer(L)
-    sum_past = lambda e: Sum(e, (nu, 0, P - 1), (s, 0, t - 1))     # noqa: E731  s < t
-    sum_now = lambda e: Sum(e, (nu, 0, P - 1), (s, 0, t))          # noqa: E731  s <= t
     cu0 = c[f"upd:{first}"]
     eqs = [
         Equation("eq:field.h1", h[1, mu, t], u[1, mu] + sum_past(cu0 * Delta[nu, s] * Phi0[mu, nu] * g[1, nu, s]),
@@ -330,8 +338,6 @@ def _residual_feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSy
     fn = layers[0].fn
     Ls, top = sympy.Integer(L), sympy.Integer(L + 1)
     blocks, first = layers[1:], layers[0].weight
-    sum_past = lambda e: Sum(e, (nu, 0, P - 1), (s, 0, t - 1))     # noqa: E731  s < t
-    sum_now = lambda e: Sum(e, (nu, 0, P - 1), (s, 0, t))          # noqa: E731  s <= t
     cr, cu = _uniform(c, "resp", blocks), _uniform(c, "upd", blocks)
     cbr, cbu = _uniform(c, "bresp", blocks), _uniform(c, "bupd", blocks)
     eqs = [
