@@ -15,7 +15,7 @@ import numpy as np
 from ..notation import size_symbol
 from . import checks as c
 from .schema import DATA_KEYS, SYNTHETIC_KEYS, SYNTHETIC_REQUIRED
-from .types import TARGETS, Data, DataFile, Spec, Synthetic
+from .types import TARGETS, TOKEN_TARGETS, Data, DataFile, Spec, Synthetic
 from .yamlpos import MapNode, Node, Scalar
 
 
@@ -120,7 +120,24 @@ def _synthetic(ctx: c.Ctx, node: Node) -> Synthetic | None:
     seed = c.integer(ctx, fields["seed"], c.join(path, "seed"), minimum=0) if "seed" in fields else 0
     if len(ctx.problems) > before or None in (P, D, target, seed):
         return None
+    if target in TOKEN_TARGETS and (S is None or S < 2):
+        _needs_tokens(ctx, fields["target"], c.join(path, "target"), target, S)
+    # returned even then, so that P, D (and S) keep their values and nothing else is reported twice
     return Synthetic(P=P, D=D, S=S, target=target, seed=seed, pos=node.loc)
+
+
+def _needs_tokens(ctx: c.Ctx, node: Node, path: str, target: str, S: int | None) -> None:
+    flat = [t for t in TARGETS if t not in TOKEN_TARGETS]
+    if S is None:
+        ctx.add(node, path, f"target {target} needs token data, but data.synthetic has no S",
+                received=f"{target} with X of shape (P, D)",
+                allowed=f"{target} with S >= 2 (X of shape (P, S, D)); without S: {', '.join(flat)}",
+                hint="add `S: 4` to data.synthetic (and a `- pool: mean` before the readout), "
+                     "or use target: tanh_linear for flat data")
+    else:
+        ctx.add(node, path, f"target {target} needs at least 2 tokens to attend between",
+                received=f"{target} with S = {S}", allowed="S >= 2",
+                hint="set data.synthetic.S to 2 or more, or use target: tanh_linear")
 
 
 def _optional_size(ctx: c.Ctx, node: Node | None, path: str) -> int | None:
@@ -151,12 +168,25 @@ def load_data(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
 
     1. X ~ N(0, 1) of shape (P, D), or (P, S, D) for token sequences;
     2. beta ~ N(0, I_D), shape (D,);
-    3. for ``target: random`` only, y ~ N(0, 1) of shape (P,).
+    3. for ``target: random`` only, y ~ N(0, 1) of shape (P,);
+       for ``target: teacher_attention`` only, C ~ N(0, 1) of shape (D, D).
 
     With z = X_bar . beta / sqrt(D), where X_bar = X for (P, D) inputs and the token
     mean X.mean(axis=1) for sequences, the targets are ``linear``: y = z;
     ``tanh_linear``: y = tanh(z); ``sign_linear``: y = sign(z) (0 where z = 0);
     ``random``: the draw of step 3.
+
+    ``teacher_attention`` (token sequences with S >= 2 only) is a fixed single-head
+    attention teacher whose query is the first token of each sequence::
+
+        l_{mu s} = 2 * x_{mu 0} . (C x_{mu s}) / D           (logits, s = 0..S-1)
+        a_{mu s} = exp(l_{mu s}) / sum_s' exp(l_{mu s'})     (softmax over the tokens)
+        y_mu     = tanh( sum_s a_{mu s} * (beta . x_{mu s}) / sqrt(D) )
+
+    The logits have standard deviation about 2 (temperature 1/2 on x0.C xs / D, which
+    is O(1)), so the weights are far from uniform. y is not rescaled (like
+    ``tanh_linear`` it lies in (-1, 1)). Since the first token is the query, moving
+    another token to the front changes y while the token mean stays the same.
 
     Returns
     -------
@@ -184,5 +214,21 @@ def synthetic_data(data: Synthetic) -> tuple[np.ndarray, np.ndarray]:
         "tanh_linear": lambda: np.tanh(z),
         "sign_linear": lambda: np.sign(z),
         "random": lambda: rng.standard_normal(data.P),
+        "teacher_attention": lambda: teacher_attention(X, beta, rng.standard_normal((data.D, data.D))),
     }
     return X.astype(np.float64), np.asarray(targets[data.target](), np.float64)
+
+
+def teacher_attention(X: np.ndarray, beta: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """y_mu = tanh(sum_s a_{mu s} beta . x_{mu s} / sqrt(D)), a = softmax_s(2 x_{mu 0} . C x_{mu s} / D).
+
+    X has shape (P, S, D), beta (D,), C (D, D); the result has shape (P,). See `load_data`.
+    """
+    if X.ndim != 3:
+        raise ValueError(f"teacher_attention needs token sequences X of shape (P, S, D), got {X.shape}")
+    D = X.shape[-1]
+    logits = 2.0 * np.einsum("pi,ij,psj->ps", X[:, 0, :], C, X) / D
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    weights /= weights.sum(axis=1, keepdims=True)
+    values = X @ beta / np.sqrt(D)                                   # (P, S)
+    return np.tanh(np.sum(weights * values, axis=1))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .types import ACTIVATIONS, LOSSES, OPTIMIZERS, PRESETS, TARGETS
+from .types import ACTIVATIONS, LOSSES, OPTIMIZERS, PRESETS, TARGETS, TOKEN_TARGETS
 
 VERSION = 1
 
@@ -234,10 +234,20 @@ def _data() -> dict[str, Any]:
             "P": _ref("positive_int"),
             "D": _ref("positive_int"),
             "S": {"anyOf": [_ref("positive_int"), {"type": "null"}]},
-            "target": {"enum": list(TARGETS)},
+            "target": {
+                "enum": list(TARGETS),
+                "description": "linear, tanh_linear, sign_linear: of X . beta / sqrt(D) (token "
+                "mean for sequences); random: y ~ N(0, 1); teacher_attention (token data, S >= 2): "
+                "tanh of a fixed single-head attention teacher, query = first token",
+            },
             "seed": {"type": "integer", "minimum": 0},
         },
         SYNTHETIC_REQUIRED,
+        # token-only targets need S >= 2 (the validator says so with file:line and the fix)
+        **{
+            "if": {"properties": {"target": {"enum": list(TOKEN_TARGETS)}}, "required": ["target"]},
+            "then": {"required": ["S"], "properties": {"S": {"type": "integer", "minimum": 2}}},
+        },
     )
     file = {"type": "string", "description": ".npz relative to the spec's folder"}
     return {

@@ -22,7 +22,9 @@ ACTIVATIONS = ("linear", "relu", "tanh", "erf", "gelu", "quadratic", "sigmoid")
 PRESETS = ("sp", "ntk", "mup", "mean_field", "depth_mup", "completep")
 LOSSES = ("mse",)
 OPTIMIZERS = ("gd",)
-TARGETS = ("tanh_linear", "linear", "sign_linear", "random")
+TARGETS = ("tanh_linear", "linear", "sign_linear", "random", "teacher_attention")
+#: targets defined only for token sequences X of shape (P, S, D) with S >= 2.
+TOKEN_TARGETS = ("teacher_attention",)
 
 
 def _pos() -> Location | None:
