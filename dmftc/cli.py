@@ -1,4 +1,8 @@
-"""The `dmftc` command line. Exit codes: 0 ok, 1 the user's error (no traceback), 2 a bug."""
+"""The `dmftc` command line. Exit codes: 0 ok, 1 the user's error (no traceback), 2 a bug.
+
+`dmftc heads` is a measurement with a verdict and exits like diff or grep: 0 every verdict
+passes, 1 some verdict fails or is unresolved, 2 bad input (printed without a traceback) or a bug.
+"""
 
 from __future__ import annotations
 
@@ -101,6 +105,19 @@ def cmd_check(args) -> None:
     print(report.summary)
 
 
+def cmd_heads(args) -> int:
+    from .crosscheck import progress, write_json_atomic
+    from .crosscheck.heads import measure_heads
+
+    report = measure_heads(_load(args), _sizes(args.sizes), seeds=args.seeds, seed=args.seed, progress=progress)
+    out = Path(args.out)
+    path = write_json_atomic(out / "heads.json", report.to_json())
+    plots = report.plot(out)
+    print(report.summary())
+    print(f"wrote {path} and {len(plots)} plots in {out}")
+    return 0 if report.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dmftc", description="DMFT compiler for neural-network training dynamics")
     sub = p.add_subparsers(dest="command", required=True)
@@ -127,23 +144,30 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--out", required=True)
     chk.add_argument("--sizes", help="e.g. N=128,256,512,1024")
     chk.add_argument("--seeds", type=int, default=8)
+    hd = add("heads", cmd_heads, "head collapse: across-head variance of the attention logits as sizes grow "
+                                 "(exit 0 pass, 1 fail or unresolved, 2 bad input)")
+    hd.add_argument("--sizes", required=True, help="one limit size, e.g. N=16,32,64,128,256")
+    hd.add_argument("--seeds", type=int, default=8)
+    hd.add_argument("--seed", type=int, default=0, help="first seed of the ensembles")
+    hd.add_argument("--out", required=True)
+    hd.set_defaults(input_error=2)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.fn(args)
+        code = args.fn(args)
     except DmftcError as e:
         print(f"dmftc {args.command}: {e.render() if hasattr(e, 'render') else e}", file=sys.stderr)
-        return 1
+        return getattr(args, "input_error", 1)
     except KeyboardInterrupt:
         return 130
     except Exception:  # a bug: show everything
         traceback.print_exc()
         print("dmftc: internal error (a bug); please report it with the spec", file=sys.stderr)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ What is measured (THEORY.md section 6): the bias of the seed-averaged network,
 distance (expected rate n^-1), and the fluctuation of single networks around
 their mean (expected rate n^-1/2), each with a standard error; power laws of
 both in the size; verdicts against the predicted rates.
+
+`dmftc.crosscheck.heads` (head collapse of attention: across-head variance of the logits as
+the key dimension grows) is the exception: it runs the simulator and the scaling analysis, so
+it ranks above them and is imported by name, not from here.
 """
 
 from dmftc.crosscheck.files import save_figure_atomic as save_figure_atomic
