@@ -42,6 +42,9 @@ def dmft_reference(prog: Program, seeds: int = 2, samples: int | None = None) ->
 
 def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
     """Quantities present in both the DMFT solution and the simulation."""
+    if prog.equations.tokens:
+        # transformers: the residual-stream kernel over (position, time) at each layer boundary
+        return ["loss", "f"] + sorted((k for k in sim_order if re.fullmatch(r"H\d+", k)), key=lambda k: int(k[1:]))
     names = ["loss", "f"] + (["Htop"] if "eq:kernel.H" in prog.equations.labels else [])
     # kernels share a definition on both sides only for MLPs (the simulator's residual-stream kernels are
     # of h itself, positions 0..L, and its G is normalised by the readout multiplier alone)
@@ -72,11 +75,19 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
         sim = simulate(spec, sizes={name: n}, seeds=seeds)
         order_names = [_plain(k) for k in sim.order]
         finite[n] = {"loss": sim.loss, "f": sim.f, **{_plain(k): v for k, v in sim.order.items()}}
-        if "eq:kernel.H" in prog.equations.labels:
+        if prog.equations.tokens:
+            # simulator stream site l (input of transformer layer l + 1, or the top) = DMFT position 1 + B l
+            B = (prog.equations.depth - 1) // int(spec.sizes["L"])
+            for k, v in sim.order.items():
+                m = re.fullmatch(r"Phi\{(\d+)\}", k)
+                if m:
+                    finite[n][f"H{1 + B * int(m.group(1))}"] = v
+            order_names = [k for k in finite[n] if re.fullmatch(r"H\d+", k)]
+        elif "eq:kernel.H" in prog.equations.labels:
             # the stream kernel at the top (tau = 1): the simulator's last stream position vs the DMFT's
             top = max(int(k[4:-1]) for k in sim.order if k.startswith("Phi{"))
             finite[n]["Htop"] = sim.order[f"Phi{{{top}}}"]
-    if "eq:kernel.H" in prog.equations.labels:
+    if "eq:kernel.H" in prog.equations.labels and not prog.equations.tokens:
         ref["Htop"], ref_se["Htop"] = ref[f"H{prog.equations.depth}"], ref_se[f"H{prog.equations.depth}"]
     qs = [q for q in (quantities or compared(prog, order_names)) if q in ref]
     if prog.equations.coefficients.get("f0:readout", 0) != 0:

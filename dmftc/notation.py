@@ -55,6 +55,34 @@ f, Delta, y, Phi0, Loss = (sympy.IndexedBase(n) for n in ("f", "Delta", "y", "Ph
 #: feature kernel, derivative kernel, gradient kernel, and the NTK K[mu, nu], output covariance Sigma_f.
 Sigma, Phik, Phid, Gk, K, Sigmaf = (sympy.IndexedBase(n) for n in ("Sigma", "PhiK", "PhiD", "GK", "K", "Sigmaf"))
 
+#: the transformer's vocabulary (THEORY.md section 5), indices [block, position, time] for fields,
+#: positions alpha = (mu, s) flattened sample-major over the P S tokens of the data:
+#: stream site: LayerNorm output hb, its backward field gb (g is the stream's own);
+#: head site: keys, queries, values, attention output and their backward fields;
+#: MLP-branch site: hidden preactivation x, its z and g fields.
+hb, gb = (sympy.IndexedBase(n) for n in ("hb", "gb"))
+k_, q_, v_, o_ = (sympy.IndexedBase(n) for n in ("k", "q", "v", "o"))
+gk, gq, gv, go = (sympy.IndexedBase(n) for n in ("gk", "gq", "gv", "go"))
+x_, zx, gx = (sympy.IndexedBase(n) for n in ("x", "zx", "gx"))
+#: the gamma0 = 0 twins of fields (same draws, no response or update terms): control variates.
+h0, g0, o0, gk0, gq0, gv0 = (sympy.IndexedBase(n) for n in ("h0", "g0", "o0", "gk0", "gq0", "gv0"))
+#: equal-time order parameters of attention, indices [block, alpha, beta, time]: logits,
+#: softmax, <g^o v> and the softmax-Jacobian image D; LayerNorm's projection C[block, alpha, time].
+Lam, Sm, Mm, Dm, Cln = (sympy.IndexedBase(n) for n in ("Lam", "Sm", "Mm", "Dm", "C"))
+#: per-position output contributions and the sequence output seen at each position; same-sequence mask.
+ftok, Fseq, Seq = (sympy.IndexedBase(n) for n in ("ftok", "F", "Seq"))
+#: a second position index (row sums of the softmax Jacobian).
+kappa = sympy.Symbol("kappa", integer=True, nonnegative=True)
+#: softmax over the positions of one sequence (the mask Seq), row-wise.
+Softmax = sympy.Function("Softmax")
+
+
+def weight_bases(role: str) -> tuple[sympy.IndexedBase, ...]:
+    """(u, r, A, B) of a dense weight role in a transformer block: its forward and backward sources
+    and its forward and backward responses, e.g. role "K" -> uK, rK, AK, BK."""
+    return tuple(sympy.IndexedBase(f"{b}{role}") for b in ("u", "r", "A", "B"))
+
+
 #: the activation and its derivative as undefined functions (the compiler maps them by name).
 phi = sympy.Function("phi")
 dphi = sympy.Function("dphi")

@@ -35,7 +35,10 @@ def digest(system: EquationSystem, canonical_spec: str) -> str:
 def emit_module(system: EquationSystem, hyper: tuple[str, ...], canonical_spec: str, regenerate: str) -> str:
     """The solver module's source text."""
     low = Lowerer(system, tuple(sorted(hyper)))
-    body = _feature_learning(system, low) if system.regime == "feature_learning" else _lazy(system, low)
+    if system.tokens:
+        body = _tokens(system, low)
+    else:
+        body = _feature_learning(system, low) if system.regime == "feature_learning" else _lazy(system, low)
     head = _header(system, hyper, canonical_spec, regenerate)
     return head + body
 
@@ -112,9 +115,11 @@ def _kernels(system: EquationSystem) -> dict[str, range]:
     """Two-time order parameters (kernels, then responses) and the layers each exists at, in equation order."""
     out = {}
     for e in system.equations:
-        if e.kind in ("kernel", "response"):
+        if e.kind in ("kernel", "response", "twin_kernel"):
             lo, hi = (int(x) for x in e.layers)
-            out[e.lhs.base.name] = range(lo, hi + 1)
+            idx = e.lhs.indices[0]
+            layers = {int(idx.subs(ell, v)) for v in range(lo, hi + 1)} | set(out.get(e.lhs.base.name, ()))
+            out[e.lhs.base.name] = range(min(layers), max(layers) + 1)
     return out
 
 
@@ -182,6 +187,89 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _orders(system: EquationSystem) -> dict[str, tuple[int, tuple[int, ...]]]:
+    """Equal-time order parameters: base -> (number of indices, layers)."""
+    out = {}
+    for e in system.equations:
+        if e.kind == "order":
+            lo, hi = (int(x) for x in e.layers)
+            out[e.lhs.base.name] = (len(e.lhs.indices), tuple(range(lo, hi + 1)))
+    return out
+
+
+def _tokens(system: EquationSystem, low: Lowerer) -> str:
+    """The solver of a token-data system: positions alpha = (mu, s) flattened, outputs per sequence."""
+    srcs = _sources(system)
+    kern = _kernels(system)
+    orders = _orders(system)
+    fields = system.field_layers()
+    outs = ("ftok", "F", "Delta")
+    order = (*fields, *kern, *orders, "fac", *outs)
+    names = ", ".join(f'"{k}"' for k in order)
+    src0 = next(s for s in system.sources if s.structure == "static")
+    init = [f"{k}=per_draw({v!r})," for k, v in fields.items()]
+    init += [f"{k}=kernel({tuple(v)!r})," for k, v in kern.items()]
+    init += [f"{k}={'matrix' if n == 4 else 'vector'}({v!r})," for k, (n, v) in orders.items()]
+    lines = [
+        f"SOURCES = {tuple(srcs)!r}",
+        "",
+        "",
+        "def _dims(P, n):",
+        '    """Dimension of each source\'s whitened draws: scalar 1, static P, dynamic n = (T + 1) P."""',
+        '    return {(b, l): {"scalar": 1, "static": P, "dynamic": n}[k] for b, l, k in SOURCES}',
+        "",
+        "",
+        '@functools.partial(jax.jit, static_argnames=("steps", "samples"))',
+        "def _solve(X, y, hp, key, rcond, *, steps, samples):",
+        "    P, S, D = X.shape",
+        "    PS = P * S  # positions alpha = (mu, s), sample-major",
+        "    n_t = steps + 1",
+        "    n = n_t * PS",
+        "    dtype = X.dtype",
+        "    Xp = X.reshape(PS, D)",
+        "    Phi0 = Xp @ Xp.T / D  # token data kernel",
+        "    Seq = jnp.kron(jnp.eye(P, dtype=dtype), jnp.ones((S, S), dtype))  # 1 where alpha, beta share a sequence",
+        "    y = jnp.repeat(y, S)  # each position carries its sequence's target",
+        f'    xi, w = rt.source_draws(key, _dims(PS, n), samples, "{system.method}", dtype)',
+        "    M = w.shape[0]",
+        f"    # [{src0.label}: static source, covariance {src0.coefficient} {src0.covariance}]",
+        "    static = {(b, l): rt.static_factor("
+        f"{pycode(src0.coefficient, hyper=low.hyper)} * Phi0, rcond)[0] for b, l, k in SOURCES if k == \"static\"}}",
+        '    kind = {(b, l): k for b, l, k in SOURCES}',
+        "    per_draw = lambda layers: {l: jnp.zeros((M, n_t, PS), dtype) for l in layers}",
+        "    kernel = lambda layers: {l: jnp.zeros((n_t, PS, n_t, PS), dtype) for l in layers}",
+        "    matrix = lambda layers: {l: jnp.zeros((n_t, PS, PS), dtype) for l in layers}",
+        "    vector = lambda layers: {l: jnp.zeros((n_t, PS), dtype) for l in layers}",
+        "    state = dict(",
+        *(f"        {ln}" for ln in init),
+        '        fac={(b, l): rt.empty_factor(n_t, PS, dtype) for b, l, k in SOURCES if k == "dynamic"},',
+        "        ftok=jnp.zeros((n_t, PS), dtype), F=jnp.zeros((n_t, PS), dtype), Delta=jnp.zeros((n_t, PS), dtype))",
+        "",
+        "    def step(t, state):",
+        '        """One time step of the causal sweep: forward up the stream, output, backward down."""',
+        f"        {', '.join(order)} = (rt.copy(state[k]) for k in ({names}))",
+        f"        {', '.join(k + '_t' for k in fields)} = ({', '.join('{}' for _ in fields)})",
+        "        cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, PS, n_t, dtype)",
+        *_schedule(system.forward, low, 2),
+        *_schedule(system.output, low, 2),
+        *_schedule(system.backward, low, 2),
+        f"        return dict({', '.join(f'{k}={k}' for k in order)})",
+        "",
+        "    state = jax.lax.fori_loop(0, n_t, step, state)",
+        '    F = state["F"]',
+        f"    # [{system.get('eq:loss').label}]",
+        f"    loss = {low.loss(system.get('eq:loss'))}",
+        '    out = {"loss": loss, "f": F[:, ::S], "Delta": state["Delta"][:, ::S]}',
+        f"    for name in ({', '.join(chr(34) + k + chr(34) for k in (*kern, *orders))}):",
+        "        out.update({f\"{name}{l}\": K for l, K in state[name].items()})",
+        "    return out",
+        "",
+        "",
+        _SOLVE_TOKENS,
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _lazy(system: EquationSystem, low: Lowerer) -> str:
     lines = [
         '@functools.partial(jax.jit, static_argnames=("steps",))',
@@ -229,3 +317,17 @@ _SOLVE_LAZY = '''def solve(X, y, hp, *, steps, samples=0, seed=0, rcond=0.0, dty
 def write_atomic(path: Path, text: str) -> None:
     """Write text to path atomically (see dmftc.files)."""
     write_text_atomic(path, text)
+
+_SOLVE_TOKENS = '''def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64"):
+    """Solve the DMFT of this spec: loss (steps+1,), f (steps+1, P) per sequence and every order parameter.
+
+    X (P, S, D) token sequences, y (P,) targets, hp the hyperparameters named in HYPER. Kernels are
+    over positions alpha = mu * S + s. float64 needs jax_enable_x64 (switched on here when asked for).
+    """
+    import numpy as np
+
+    X3 = np.asarray(X)
+    X2, y, hp = rt.prepare(X3.reshape(X3.shape[0] * X3.shape[1], -1), y, hp, HYPER, dtype)
+    X = X2.reshape(X3.shape)
+    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples)
+'''

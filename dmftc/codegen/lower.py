@@ -6,6 +6,8 @@ The lowering is by the shape of the sympy expression, not by the equation's name
   E[X(t) X(s)]                                                      -> rt.kernel_row (row t of a kernel)
   E[Response(F(t), source(s))]                                      -> rt.ibp_row (Gaussian integration by parts)
   E[Response(F(t), scalar source)]                                  -> rt.expect(w, xi * F) (Stein, unit variance)
+  Sum over nu alone of a deterministic matrix * field (token mixing)  -> rt.mix
+  equal-time E[X_mu(t) Y_nu(t)] / E[X_mu(t) Y_mu(t)] (order kind)    -> rt.cross_now / rt.expect
   anything else                                                     -> the strict pointwise printer
 Responses use a control variate: F minus its value with every field replaced by its
 source (the gamma0 = 0 process), whose response vanishes exactly in expectation.
@@ -19,10 +21,8 @@ import sympy
 
 from ..dmft.system import Equation, EquationSystem, SourceLaw, Step
 from ..errors import CodegenError
-from ..notation import Delta, as_expr, ell, mu, nu, s, t
-from .printer import FIELDS, pycode
-
-KERNELS = ("Phi", "G", "H", "A", "B")
+from ..notation import Delta, as_expr, ell, kappa, mu, nu, s, t
+from .printer import pycode
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,13 @@ class Lowerer:
     def __init__(self, system: EquationSystem, hyper: tuple[str, ...]):
         self.sys = system
         self.hyper = hyper
+        self.fields = tuple(system.field_layers())
+        self.sources = {src.field.base.name for src in system.sources}
+        #: the size of one time block: samples P, or positions PS = P S for token data
+        self.P = "PS" if system.tokens else "P"
+
+    def py(self, e, mode: str = "now") -> str:
+        return pycode(e, mode, self.hyper, self.fields)
 
     # ---------------------------------------------------------- entry points
     def step(self, st: Step, loop: tuple[int, int] | None) -> Stmt | None:
@@ -50,8 +57,8 @@ class Lowerer:
         if isinstance(item, SourceLaw):
             return self._source(item, at)
         eq = _at_layer(item, at)
-        lower = {"field": self._field, "kernel": self._kernel, "response": self._response,
-                 "output": self._output, "error": self._error, "lazy": self._lazy}[eq.kind]
+        lower = {"field": self._field, "twin": self._field, "twin_kernel": self._twin_kernel, "kernel": self._kernel, "response": self._response,
+                 "order": self._order, "output": self._output, "error": self._error, "lazy": self._lazy}[eq.kind]
         lines = lower(eq)
         guard = self._guard(item, at, loop) if loop else None
         if guard is False:
@@ -79,14 +86,14 @@ class Lowerer:
         key = f'("{base}", {layer})'
         coef = pycode(src.coefficient, hyper=self.hyper)
         if src.structure == "scalar":
-            lines = (f"{base}_t[{layer}] = jnp.broadcast_to(xi[{key}], (M, P))",)
+            lines = (f"{base}_t[{layer}] = jnp.broadcast_to(xi[{key}], (M, {self.P}))",)
         elif src.structure == "static":
             lines = (f"{base}_t[{layer}] = xi[{key}] @ static[{key}].T",)
         else:
             cov = src.covariance.subs(ell, at)
             kern = f"{cov.base.name}[{pycode(cov.indices[0])}]"
-            lines = (f"fac[{key}] = rt.grow_factor(fac[{key}], {coef} * rt.flat({kern}), t, P, rcond)",
-                     f"{base}_t[{layer}] = rt.sample_row(fac[{key}], xi[{key}], t, P)")
+            lines = (f"fac[{key}] = rt.grow_factor(fac[{key}], {coef} * rt.flat({kern}), t, {self.P}, rcond)",
+                     f"{base}_t[{layer}] = rt.sample_row(fac[{key}], xi[{key}], t, {self.P})")
         lines += (f"{base}[{layer}] = {base}[{layer}].at[:, t].set({base}_t[{layer}])",)
         return Stmt(src.label, lines, f"{src.label}: {src.field} ~ N(0, {src.coefficient} {src.covariance})")
 
@@ -100,14 +107,51 @@ class Lowerer:
         name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])
         (arg,) = eq.rhs.args
         left, right = _split_times(arg)
-        row = f"rt.kernel_row(w, {pycode(left, 'now', self.hyper)}, {pycode(right, 'hist', self.hyper)}, t)"
+        row = f"rt.kernel_row(w, {self.py(left, 'now')}, {self.py(right, 'hist')}, t)"
+        twin = self._twin_row(left, right)
+        if twin is not None:
+            # control variate: E[X X'] = E[X X' - X0 X0'] + E[X0 X0'], the last held exactly by a twin kernel
+            l0, r0 = self._lazy_part(left), self._lazy_part(right)
+            row += (f" - rt.kernel_row(w, {self.py(l0, 'now')}, {self.py(r0, 'hist')}, t) + {twin}")
+            return (f"{name}[{layer}] = rt.set_kernel_row({name}[{layer}], {row}, t)",)
         exact = self._exact_lazy_row(left)
         if exact is not None:
             # control variate: E[X X'] = E[X X' - X0 X0'] + E[X0 X0'] exactly (X0 the gamma0 = 0 part)
             l0, r0 = self._lazy_part(left), self._lazy_part(right)
-            row += (f" - rt.kernel_row(w, {pycode(l0, 'now', self.hyper)}, {pycode(r0, 'hist', self.hyper)}, t)"
+            row += (f" - rt.kernel_row(w, {self.py(l0, 'now')}, {self.py(r0, 'hist')}, t)"
                     f" + {exact}")
         return (f"{name}[{layer}] = rt.set_kernel_row({name}[{layer}], {row}, t)",)
+
+    def _twin_row(self, left, right) -> str | None:
+        """Row t of E[X0(t) X0'(s)] when X0 = a(t) z(t) with z a twin field of known kernel and a deterministic."""
+        l0, r0 = self._lazy_part(left), self._lazy_part(right)
+        twins = self.sys.exact_twins
+        zl = [f for f in sympy.Mul.make_args(l0) if isinstance(f, sympy.Indexed) and f.base.name in twins]
+        zr = [f for f in sympy.Mul.make_args(r0) if isinstance(f, sympy.Indexed) and f.base.name in twins]
+        if len(zl) != 1 or len(zr) != 1 or zl[0].base != zr[0].base or zl[0].indices[0] != zr[0].indices[0]:
+            return None
+        al, ar = l0 / zl[0], r0 / zr[0]
+        if self._is_field(al) or self._is_field(ar):
+            return None
+        K = f"{twins[zl[0].base.name]}[{pycode(zl[0].indices[0])}][t]"
+        parts = [K]
+        if al != 1:
+            parts.insert(0, f"({self.py(al, 'now')})[:, None, None]")
+        if ar != 1:
+            parts.append(f"({self.py(ar, 'hist')})[None]")
+        return " * ".join(parts)
+
+    def _twin_kernel(self, eq: Equation) -> tuple[str, ...]:
+        """A twin's exact kernel, row t: a linear combination of source covariances (kernels, the data kernel)."""
+        name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])
+        terms = []
+        for mono in sympy.Add.make_args(eq.rhs):
+            arrays = [f for f in sympy.Mul.make_args(mono) if isinstance(f, sympy.Indexed)]
+            if len(arrays) != 1:
+                raise CodegenError(f"cannot lower {eq.label}: expected a sum of scaled kernels")
+            coef = self.py(mono / arrays[0], "now")
+            terms.append(f"{coef} * {_broadcast(arrays[0])}" if coef != "1" else _broadcast(arrays[0]))
+        return (f"{name}[{layer}] = rt.set_kernel_row({name}[{layer}], rt.causal_row({' + '.join(terms)}, t, n_t), t)",)
 
     def _exact_lazy_row(self, X) -> str | None:
         """Row t of E[X0(t) X0(s)] in closed form, when X0 factors into one function per independent source.
@@ -117,12 +161,12 @@ class Lowerer:
         """
         parts = []
         for fac in sympy.Mul.make_args(self._lazy_part(X)):
-            if isinstance(fac, sympy.Indexed) and fac.base.name in ("u", "r"):
-                parts.append((fac, "rt.cov_gauss_row({cov}, t, P)"))
+            if isinstance(fac, sympy.Indexed) and fac.base.name in self.sources:
+                parts.append((fac, f"rt.cov_gauss_row({{cov}}, t, {self.P})"))
             elif (isinstance(fac, sympy.Function) and fac.func.__name__ in ("phi", "dphi")
-                  and isinstance(fac.args[0], sympy.Indexed) and fac.args[0].base.name in ("u", "r")):
+                  and isinstance(fac.args[0], sympy.Indexed) and fac.args[0].base.name in self.sources):
                 pair = "cf.pair_phi(ACTIVATION)" if fac.func.__name__ == "phi" else "cf.pair_dphi(ACTIVATION)"
-                parts.append((fac.args[0], f"rt.gauss_row({pair}, {{cov}}, t, P)"))
+                parts.append((fac.args[0], f"rt.gauss_row({pair}, {{cov}}, t, {self.P})"))
             else:
                 return None
         keys = [(src.base.name, src.indices[0]) for src, _ in parts]
@@ -137,18 +181,19 @@ class Lowerer:
         key = f'("{src.base.name}", {pycode(src.indices[0])})'
         strict = "True" if eq.support == "strict" else "False"
         cv = self._control_variate(F)
-        return (f"{name}[{layer}] = {name}[{layer}].at[t].set(rt.ibp_row(w, {cv}, xi[{key}], fac[{key}], t, P, "
+        return (f"{name}[{layer}] = {name}[{layer}].at[t].set(rt.ibp_row(w, {cv}, xi[{key}], fac[{key}], t, {self.P}, "
                 f"strict={strict}))",)
 
     def _output(self, eq: Equation) -> tuple[str, ...]:
-        return (f"f_t = {self._expr(eq.rhs)}", "f = f.at[t].set(f_t)")
+        name = eq.lhs.base.name
+        return (f"{name}_t = {self._expr(eq.rhs)}", f"{name} = {name}.at[t].set({name}_t)")
 
     def _error(self, eq: Equation) -> tuple[str, ...]:
-        return (f"Delta_t = {pycode(eq.rhs, 'now', self.hyper)}", "Delta = Delta.at[t].set(Delta_t)")
+        return (f"Delta_t = {self.py(eq.rhs, 'now')}", "Delta = Delta.at[t].set(Delta_t)")
 
     def _lazy(self, eq: Equation) -> tuple[str, ...]:
         rhs = eq.rhs
-        lhs = pycode(eq.lhs, "matrix", self.hyper)
+        lhs = self.py(eq.lhs, "matrix")
         return (f"{lhs} = {self._matrix(rhs)}",)
 
     def loss(self, eq: Equation) -> str:
@@ -159,9 +204,9 @@ class Lowerer:
                 (v, lo, hi), = fac.limits
                 if v != mu:
                     raise CodegenError(f"cannot lower loss sum over {v}")
-                parts.append(f"jnp.sum({pycode(fac.function, 'traj', self.hyper)}, axis=-1)")
+                parts.append(f"jnp.sum({self.py(fac.function, 'traj')}, axis=-1)")
             else:
-                parts.append(f"({pycode(fac, 'now', self.hyper)})")
+                parts.append(f"({self.py(fac, 'now')})")
         return " * ".join(parts)
 
     # ---------------------------------------------------------- expressions
@@ -170,21 +215,26 @@ class Lowerer:
         if isinstance(e, sympy.Sum):
             return self._sum(e)
         if not (e.has(sympy.Sum) or _has_expect(e)):
-            return pycode(e, "now", self.hyper)
+            return self.py(e, "now")
         if e.is_Add:
             return " + ".join(self._expr(a) for a in e.args)
         if e.is_Mul and not _has_expect(e):
             return " * ".join(f"({self._expr(a)})" for a in e.args)
         return self._scalar_response(e)
 
+    def _is_field(self, e) -> bool:
+        return any(x.base.name in self.fields for x in e.atoms(sympy.Indexed))
+
     def _sum(self, S: sympy.Sum) -> str:
+        if len(S.limits) == 1:
+            return self._mix(S)
         (v1, lo1, hi1), (v2, lo2, hi2) = S.limits
         if (v1, v2) != (nu, s) or lo2 != 0 or hi2 not in (t - 1, t):
             raise CodegenError(f"cannot lower sum {S}: expected a sum over nu and s <= t")
         strict = hi2 == t - 1
         groups: dict[sympy.Expr, list[sympy.Expr]] = {}
         for mono in sympy.Add.make_args(sympy.expand(S.function)):
-            fld = [f for f in sympy.Mul.make_args(mono) if _is_field(f)]
+            fld = [f for f in sympy.Mul.make_args(mono) if self._is_field(f)]
             if len(fld) > 1:
                 raise CodegenError(f"cannot lower {mono}: more than one per-draw field in a product")
             key = fld[0] if fld else Delta[nu, s]
@@ -192,11 +242,84 @@ class Lowerer:
         out = []
         for X, coefs in groups.items():
             C = " + ".join(self._coef_array(c) for c in coefs)
-            if _is_field(X):
-                out.append(f"rt.causal_sum({C}, {pycode(X, 'hist', self.hyper)}, t, strict={strict})")
+            if self._is_field(X):
+                out.append(f"rt.causal_sum({C}, {self.py(X, 'hist')}, t, strict={strict})")
             else:
                 out.append(f"rt.causal_sum_det({C}, Delta, t, strict={strict})")
         return " + ".join(out)
+
+    def _mix(self, S: sympy.Sum) -> str:
+        """sum_nu C_{mu nu}(t) X_nu(t): a deterministic equal-time matrix times a per-draw field (rt.mix),
+        or times a deterministic vector (a matrix-vector product)."""
+        ((v, lo, hi),) = S.limits
+        if v != nu:
+            raise CodegenError(f"cannot lower sum {S}: expected a sum over nu")
+        out = []
+        for mono in sympy.Add.make_args(sympy.expand(S.function)):
+            facs = sympy.Mul.make_args(mono)
+            vec = [f for f in facs if isinstance(f, sympy.Indexed) and f.indices[-2:] == (nu, t)
+                   and (self._is_field(f) or f.base.name in ("ftok",))]
+            if len(vec) != 1:
+                raise CodegenError(f"cannot lower {mono}: expected one field X[.., nu, t] mixed by a matrix")
+            C = self.py(sympy.Mul(*(f for f in facs if f is not vec[0])), "det")
+            X = self.py(vec[0], "now")
+            out.append(f"rt.mix({C}, {X})" if self._is_field(vec[0]) else f"({C}) @ {X}")
+        return " + ".join(out)
+
+    def _order(self, eq: Equation) -> tuple[str, ...]:
+        """Deterministic equal-time order parameters: E[X(t) Y(t)] over draws, or matrix algebra on them."""
+        name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])
+        coef, expects = [], []
+        for fac in sympy.Mul.make_args(eq.rhs):
+            (expects if _has_expect(fac) and isinstance(fac, sympy.Function) else coef).append(fac)
+        if expects:
+            (arg,) = expects[0].args
+            X, Y = sympy.Mul.make_args(arg) if len(sympy.Mul.make_args(arg)) == 2 else (None, None)
+            if X is None:
+                raise CodegenError(f"cannot lower order parameter {eq.label}: expected E[X Y]")
+            if X.indices[1] != mu:
+                X, Y = Y, X
+            head = self.py(sympy.Mul(*coef), "now")
+            pair = "rt.cross_now(w, {}, {})" if len(eq.lhs.indices) == 4 else "rt.expect(w, {} * {})"
+            val = pair.format(self.py(X, "now"), self.py(Y, "now"))
+            X0, Y0 = self._lazy_part(X), self._lazy_part(Y)
+            if (X0, Y0) != (X, Y) and self._independent_zero_mean(X0, Y0):
+                # control variate: E[X0 Y0] = 0 exactly (independent sources, one factor of mean zero)
+                val += " - " + pair.format(self.py(X0, "now"), self.py(Y0, "now"))
+            rhs = val if head == "1" else f"{head} * ({val})"
+        else:
+            rhs = self._det(eq.rhs)
+        return (f"{name}[{layer}] = {name}[{layer}].at[t].set({rhs})",)
+
+    def _independent_zero_mean(self, X0, Y0) -> bool:
+        """X0, Y0 functions of disjoint sets of sources only, one of them linear in its sources (so of mean zero)."""
+        if any(x.base.name in self.fields and x.base.name not in self.sources
+               for x in X0.atoms(sympy.Indexed) | Y0.atoms(sympy.Indexed)):
+            return False
+
+        def srcs(e):
+            return {(x.base.name, x.indices[0]) for x in e.atoms(sympy.Indexed) if x.base.name in self.sources}
+
+        def linear(e):
+            atoms = [x for x in e.atoms(sympy.Indexed) if x.base.name in self.sources]
+            return bool(atoms) and all(sympy.diff(e.subs({a: sympy.Symbol(f"_x{i}") for i, a in enumerate(atoms)}),
+                                                  sympy.Symbol(f"_x{i}"), 2) == 0 for i in range(len(atoms)))
+        return not (srcs(X0) & srcs(Y0)) and (linear(X0) or linear(Y0))
+
+    def _det(self, e) -> str:
+        """An equal-time deterministic matrix expression: the softmax of the logits, the softmax Jacobian."""
+        if isinstance(e, sympy.Function) and e.func.__name__ == "Softmax":
+            return f"rt.masked_softmax({self.py(e.args[0], 'det')}, Seq)"
+        if isinstance(e, sympy.Sum):
+            ((v, lo, hi),) = e.limits
+            if v != kappa:
+                raise CodegenError(f"cannot lower {e}: expected a row sum over kappa")
+            return f"jnp.sum({self._det(e.function)}, axis=-1, keepdims=True)"
+        if e.is_Add:
+            return " + ".join(f"({self._det(a)})" for a in e.args)
+        if e.is_Mul:
+            return " * ".join(f"({self._det(a)})" for a in e.args)
+        return self.py(e, "det")
 
     def _coef_array(self, c) -> str:
         """A deterministic coefficient over (mu, s, nu) as a broadcastable array expression."""
@@ -206,7 +329,7 @@ class Lowerer:
                 arrays.append(_broadcast(fac))
             else:
                 scal.append(fac)
-        head = pycode(sympy.Mul(*scal), "now", self.hyper)
+        head = self.py(sympy.Mul(*scal), "now")
         if not arrays:
             return f"jnp.full((1, 1, 1), {head})"
         return " * ".join(([head] if head != "1" else []) + arrays)
@@ -220,12 +343,14 @@ class Lowerer:
                 coef.append(fac)
         F, src = resp.args
         key = f'("{src.base.name}", {pycode(src.indices[0])})'
-        head = pycode(sympy.Mul(*coef), "now", self.hyper)
+        head = self.py(sympy.Mul(*coef), "now")
         return f"{head} * rt.expect(w, xi[{key}] * ({self._control_variate(F)}))"
 
     def _control_variate(self, F) -> str:
         F0 = self._lazy_part(F)
-        return f"{pycode(F, 'now', self.hyper)} - {pycode(F0, 'now', self.hyper)}"
+        if F0 == F:
+            return self.py(F, "now")
+        return f"{self.py(F, 'now')} - {self.py(F0, 'now')}"
 
     def _lazy_part(self, e):
         """e with every field replaced by its gamma0 = 0 part (the system's `lazy_parts` templates)."""
@@ -249,8 +374,8 @@ class Lowerer:
             return " * ".join(f"({self._matrix(a)})" for a in e.args)
         if isinstance(e, sympy.Function) and e.func.__name__ in ("GaussPhi", "GaussDPhi"):
             fn = "phi_kernel" if e.func.__name__ == "GaussPhi" else "dphi_kernel"
-            return f"cf.{fn}(ACTIVATION, {pycode(e.args[0], 'matrix', self.hyper)})"
-        return pycode(e, "matrix", self.hyper)
+            return f"cf.{fn}(ACTIVATION, {self.py(e.args[0], 'matrix')})"
+        return self.py(e, "matrix")
 
 
 # ---------------------------------------------------------- helpers
@@ -278,8 +403,6 @@ def _time_of(e):
     return None
 
 
-def _is_field(e) -> bool:
-    return any(x.base.name in FIELDS for x in e.atoms(sympy.Indexed))
 
 
 def _has_expect(e) -> bool:
@@ -293,7 +416,7 @@ def _broadcast(x: sympy.Indexed) -> str:
         return "Delta[None]"
     if base == "Phi0" and tuple(idx) == (mu, nu):
         return "Phi0[:, None, :]"
-    if base in KERNELS and tuple(idx[1:]) == (mu, nu, t, s):
+    if len(idx) == 5 and tuple(idx[1:]) == (mu, nu, t, s):
         return f"{base}[{pycode(idx[0])}][t]"
     raise CodegenError(f"cannot broadcast {x} over (mu, s, nu)")
 

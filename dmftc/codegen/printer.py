@@ -4,7 +4,8 @@ Indexed objects print as the solver's arrays; which array depends on the mode:
 'now' (a field at the current time t: h[ell, mu, t] -> h_t[ell], shape (M, P)),
 'hist' (a field's history h[ell, nu, s] -> h[ell], shape (M, n_t, P)), 'matrix'
 (equal-time kernels of the lazy limit: Sigma[ell, mu, nu] -> Sigma[ell]), and
-'traj' (trajectories f[mu, t] -> f, shape (n_t, P)). Anything without a rule is an
+'traj' (trajectories f[mu, t] -> f, shape (n_t, P)) and 'det' (equal-time deterministic matrices of
+attention: Sm[ell, mu, nu, t] -> Sm[ell][t], Sm[ell, nu, mu, t] -> its transpose). Anything without a rule is an
 error, never silent Python (sympy's own JaxPrinter maps erf to math.erf, which fails
 under jit: special functions go through the one table below).
 """
@@ -18,6 +19,8 @@ from ..errors import CodegenError
 from ..notation import as_expr, hyper_symbol, size_symbol
 
 FIELDS = ("h", "z", "g", "u", "r")
+#: equal-time deterministic order parameters: attention's (block, mu, nu, t) and LayerNorm's C (block, mu, t).
+ORDER = ("Lam", "Sm", "Mm", "Dm", "C")
 #: sympy function name -> JAX spelling: the one closed table.
 FUNCTIONS = {"phi": "phi", "dphi": "dphi", "exp": "jnp.exp", "log": "jnp.log", "sqrt": "jnp.sqrt",
              "erf": "jax.scipy.special.erf", "tanh": "jnp.tanh"}
@@ -28,29 +31,42 @@ class DmftPrinter(JaxPrinter):
 
     printmethod = "_dmftc_jax"
 
-    def __init__(self, mode: str = "now", hyper: tuple[str, ...] = ()):
+    def __init__(self, mode: str = "now", hyper: tuple[str, ...] = (), fields: tuple[str, ...] = FIELDS):
         super().__init__({"strict": True, "fully_qualified_modules": False})
         self.mode = mode
         self.hyper = set(hyper)
+        self.fields = set(fields)
 
     def _print_Symbol(self, expr):
         if expr.name in self.hyper or expr.name == "dtau":
             return f'hp["{expr.name}"]'
-        if expr.name in ("P", "ell", "t", "L"):
+        if expr.name in ("P", "ell", "t", "L", "S"):
             return expr.name
         raise CodegenError(f"no array or parameter for symbol {expr.name!r} in generated code")
 
     def _print_Indexed(self, expr):
         base = expr.base.name
         idx = expr.indices
-        if base in FIELDS:
+        if base in self.fields:
             layer = self._layer(idx[0])
             # scalar sources r[L] and static ones u[1, mu] keep a history too (constant in time)
             return f"{base}_t[{layer}]" if self.mode == "now" else f"{base}[{layer}]"
         if base in ("Sigma", "PhiK", "PhiD", "GK"):
             return f"{base}[{self._layer(idx[0])}]"
-        if base in ("Phi0", "K", "Sigmaf"):
+        if base in ("Phi0", "K", "Sigmaf", "Seq"):
             return base
+        if len(idx) == 5 and idx[1] == idx[2] and idx[3] == idx[4]:
+            if self.mode == "hist":
+                return f"rt.diag_all({base}[{self._layer(idx[0])}])"          # K_{nu nu}(s, s) over all s
+            return f"rt.diag_now({base}[{self._layer(idx[0])}], {self._print(idx[3])})"   # K_{mu mu}(t, t)
+        if base in ORDER and len(idx) == 3:
+            return f"{base}[{self._layer(idx[0])}][t]"
+        if base in ORDER and self.mode == "det":
+            mu_, nu_ = (str(i) for i in idx[1:3])
+            arr = f"{base}[{self._layer(idx[0])}][t]"
+            return arr if mu_ == "mu" else f"{arr}.T"
+        if base in ("ftok", "F"):
+            return base if self.mode == "traj" else f"{base}_t"
         if base == "y":
             return "y"
         if base in ("f", "Delta"):
@@ -69,15 +85,19 @@ class DmftPrinter(JaxPrinter):
     def _print_Pow(self, expr, rational=False):
         if expr.exp == -1:
             return f"1 / {self.parenthesize(expr.base, 100)}"
+        if expr.exp == sympy.S.Half:
+            return f"jnp.sqrt({self._print(expr.base)})"
+        if expr.exp == -sympy.S.Half:
+            return f"1 / jnp.sqrt({self._print(expr.base)})"
         return super()._print_Pow(expr, rational=rational)
 
     def _print_erf(self, expr):
         return f"jax.scipy.special.erf({self._print(expr.args[0])})"
 
 
-def pycode(expr, mode: str = "now", hyper: tuple[str, ...] = ()) -> str:
-    """Print `expr` as JAX code in `mode` (see module docstring)."""
-    return DmftPrinter(mode, hyper).doprint(as_expr(expr))
+def pycode(expr, mode: str = "now", hyper: tuple[str, ...] = (), fields: tuple[str, ...] = FIELDS) -> str:
+    """Print `expr` as JAX code in `mode` (see module docstring); `fields` are the per-draw bases."""
+    return DmftPrinter(mode, hyper, fields).doprint(as_expr(expr))
 
 
 __all__ = ["DmftPrinter", "pycode", "hyper_symbol", "size_symbol"]

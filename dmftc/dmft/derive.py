@@ -197,6 +197,10 @@ def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> Equ
     With L in the limit (residual networks), the stream is written on a grid of K = solver.depth_steps
     layer-time steps (default: the spec's L) with the L -> oo prefactors in units of d tau = 1 / K.
     """
+    from .transformer import derive_transformer, is_transformer   # the transformer builds on this module
+
+    if is_transformer(spec.model):
+        return derive_transformer(spec, graph, params)
     if "L" in spec.limit:
         K = spec.solver.depth_steps or int(spec.sizes["L"])
         spec = replace(spec, sizes={**spec.sizes, "L": K})

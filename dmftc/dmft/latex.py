@@ -19,6 +19,19 @@ _BASES = {"H": "H", "h": "h", "z": "z", "g": "g", "u": "u", "r": "r", "Phi": r"\
           "Sigma": r"\Sigma", "PhiK": r"\Phi", "PhiD": r"\dot{\Phi}", "GK": "G", "K": "K", "Sigmaf": r"\Sigma^{f}"}
 _TWO_TIME = ("Phi", "G", "H", "A", "B")
 _FIELDS = ("h", "z", "g", "u", "r")
+_PLAIN = frozenset(_BASES)      # the MLP vocabulary, printed as it always was
+# the transformer's vocabulary (dmftc.notation): stream, head and MLP sites, weight-role sources/responses
+_BASES.update({"hb": r"\bar{h}", "gb": r"\bar{g}", "k": "k", "q": "q", "v": "v", "o": "o", "x": "x",
+               "zx": "z^{x}", "gk": "g^{k}", "gq": "g^{q}", "gv": "g^{v}", "go": "g^{o}", "gx": "g^{x}",
+               "h0": "h^{(0)}", "g0": "g^{(0)}", "o0": "o^{(0)}", "gk0": "g^{k(0)}", "gq0": "g^{q(0)}",
+               "gv0": "g^{v(0)}", "Phio": r"\Phi^{o}", "H0": "H^{(0)}", "Phix": r"\Phi^{x}", "Gk": "G^{k}", "Gq": "G^{q}",
+               "Gv": "G^{v}", "Gx": "G^{x}", "Lam": r"\mathcal{A}", "Sm": r"\sigma", "Mm": "M", "Dm": r"\mathcal{D}",
+               "C": "C", "ftok": r"\tilde{f}", "F": "F", "Seq": r"\mathbb{1}^{\mathrm{seq}}"})
+_BASES.update({f"{b}{role}": f"{b}_{{{role}}}" for b in "urAB" for role in ("K", "Q", "V", "O", "1", "2")})
+_TWO_TIME += ("H0", "Phio", "Phix", "Gk", "Gq", "Gv", "Gx") + tuple(f"{b}{role}" for b in "AB" for role in "KQVO12")
+_FIELDS += ("hb", "gb", "k", "q", "v", "o", "x", "zx", "gk", "gq", "gv", "go", "gx", "h0", "g0", "o0", "gk0",
+            "gq0", "gv0") + tuple(f"{b}{role}" for b in "ur" for role in "KQVO12")
+_ORDER = ("Lam", "Sm", "Mm", "Dm", "C")
 
 
 class DmftLatexPrinter(LatexPrinter):
@@ -27,6 +40,14 @@ class DmftLatexPrinter(LatexPrinter):
     def _print_Indexed(self, expr):
         b, idx = expr.base.name, [self._print(i) for i in expr.indices]
         sym = _BASES.get(b, b)
+        if b not in _PLAIN:
+            sym = f"{{{sym}}}" if any(c in sym for c in "^_") else sym   # a decorated base takes more indices
+        if b in _ORDER:
+            return f"{sym}^{{{idx[0]}}}_{{{''.join(idx[1:-1])}}}({idx[-1]})"
+        if b in ("ftok", "F"):
+            return f"{sym}_{{{idx[0]}}}({idx[1]})"
+        if b == "Seq":
+            return f"{sym}_{{{idx[0]}{idx[1]}}}"
         if b in _FIELDS:
             if len(idx) == 1:
                 return f"{sym}^{{{idx[0]}}}"
@@ -51,6 +72,7 @@ class DmftLatexPrinter(LatexPrinter):
             "phi": lambda: rf"\phi\left({args[0]}\right)",
             "dphi": lambda: rf"\phi'\left({args[0]}\right)",
             "E": lambda: rf"\left\langle {args[0]} \right\rangle",
+            "Softmax": lambda: rf"\operatorname{{softmax}}_{{\nu \in \mathrm{{seq}}(\mu)}}\left({args[0]}\right)",
             "Response": lambda: rf"\frac{{\partial {args[0]}}}{{\partial {args[1]}}}",
             "GaussPhi": lambda: rf"\left\langle \phi(u)\phi(u)^\top \right\rangle_{{u \sim \mathcal{{N}}(0, {args[0]})}}",
             "GaussDPhi": lambda: rf"\left\langle \phi'(u)\phi'(u)^\top \right\rangle_{{u \sim \mathcal{{N}}(0, {args[0]})}}",
@@ -61,7 +83,8 @@ class DmftLatexPrinter(LatexPrinter):
 
     def _print_Symbol(self, expr, style="plain"):
         special = {"dtau": r"\mathrm{d}\tau", "gamma0": r"\gamma_0", "eta": r"\eta", "ell": r"\ell", "beta0": r"\beta_0",
-                   "alpha_A": r"\alpha_A", "alpha_L": r"\alpha_L"}
+                   "alpha_A": r"\alpha_A", "alpha_L": r"\alpha_L",
+                   "kappa": r"\kappa"}
         return special.get(expr.name, super()._print_Symbol(expr, style))
 
 
@@ -97,7 +120,10 @@ def system_latex(system: EquationSystem, standalone: bool = False) -> str:
         groups.setdefault(eq.kind, []).append(eq)
     titles = {"field": "Single-site fields", "kernel": "Order parameters (kernels)",
               "response": "Response functions", "output": "Output", "error": "Error signal", "loss": "Loss",
-              "lazy": "Kernels of the lazy limit", "lazy_output": "Output dynamics"}
+              "lazy": "Kernels of the lazy limit", "lazy_output": "Output dynamics",
+              "order": "Equal-time order parameters (attention logits and softmax, LayerNorm projection)",
+              "twin": "Control variates: the same draws at gamma0 = 0",
+              "twin_kernel": "Exact kernels of the control variates"}
     for kind, eqs in groups.items():
         lines = [rf"{to_latex(e.lhs)} &= {to_latex(e.rhs)}{_range(e.layers)} \label{{{e.label}}}" for e in eqs]
         parts += [rf"\paragraph{{{titles.get(kind, kind)}}}", r"\begin{align}", " \\\\\n".join(lines), r"\end{align}"]

@@ -22,7 +22,8 @@ Expr = sympy.Expr
 class Equation:
     """lhs = rhs for layers ell in [lo, hi] (a template in ell when lo < hi).
 
-    kind: field | kernel | response | output | error | loss | lazy.
+    kind: field | twin (a gamma0 = 0 control-variate field) | kernel | response | order (a deterministic
+    equal-time order parameter) | output | error | loss | lazy.
     support: for responses, 'strict' (s < t) or 'causal' (s <= t).
     """
 
@@ -98,6 +99,23 @@ class EquationSystem:
     #: field base -> its gamma0 = 0 part as a template in (ell, mu, t): sources only, so responses of it to
     #: any source vanish in expectation and its kernels have closed forms (the solver's control variates)
     lazy_parts: Mapping[str, Expr] = field(default_factory=dict)
+    #: token data: sums over positions alpha = (mu, s) of the P S tokens; outputs per sequence
+    tokens: bool = False
+    #: twin field base -> the kernel that holds its two-time covariance exactly (kernel control variates)
+    exact_twins: Mapping[str, str] = field(default_factory=dict)
+
+    def field_layers(self) -> dict[str, tuple[int, ...]]:
+        """Per-draw field base -> the layers where it exists (fields, twins, sources), in first-use order."""
+        from ..notation import ell
+
+        out: dict[str, set[int]] = {}
+        for e in (*self.sources, *(q for q in self.equations if q.kind in ("field", "twin"))):
+            lhs = e.field if isinstance(e, SourceLaw) else e.lhs
+            if not isinstance(lhs, sympy.Indexed):
+                continue
+            lo, hi = (int(x) for x in e.layers) if e.layers is not None else (1, 1)
+            out.setdefault(lhs.base.name, set()).update(int(lhs.indices[0].subs(ell, v)) for v in range(lo, hi + 1))
+        return {k: tuple(sorted(v)) for k, v in out.items()}
 
     def get(self, label: str) -> Equation | SourceLaw:
         for e in (*self.equations, *self.sources):

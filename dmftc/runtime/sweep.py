@@ -143,6 +143,40 @@ def causal_sum_det(C: jax.Array, x: jax.Array, t, *, strict: bool) -> jax.Array:
     return jnp.einsum("asb,sb->a", C * mask[None, :, None], x)
 
 
+# ------------------------------------------------------------------ equal-time order parameters (attention)
+def mix(C: jax.Array, X: jax.Array) -> jax.Array:
+    """sum_nu C_{mu nu} X_nu for every draw: C (P, P) deterministic, X (M, P) -> (M, P)."""
+    return X @ C.T
+
+
+def cross_now(w: jax.Array, Xt: jax.Array, Yt: jax.Array) -> jax.Array:
+    """E[X_mu(t) Y_nu(t)] (P, P) from the draws Xt, Yt (M, P)."""
+    return jnp.einsum("m,ma,mb->ab", w, Xt, Yt)
+
+
+def diag_now(K: jax.Array, t) -> jax.Array:
+    """K_{mu mu}(t, t) (P,) of a two-time kernel (n_t, P, n_t, P)."""
+    return jnp.diagonal(K[t, :, t, :])
+
+
+def diag_all(K: jax.Array) -> jax.Array:
+    """K_{mu mu}(s, s) for every s (n_t, P); slots not yet filled (zero) read 1, so dividing by them is safe."""
+    d = jnp.diagonal(jnp.diagonal(K, axis1=0, axis2=2), axis1=0, axis2=1)   # [s, mu] = K[s, mu, s, mu]
+    return jnp.where(d > 0, d, 1.0)
+
+
+def causal_row(C: jax.Array, t, n_t: int) -> jax.Array:
+    """A kernel row (P, n_t, P) from C broadcastable to it (e.g. a time-constant (P, 1, P)), zero for s > t."""
+    P = C.shape[0]
+    return jnp.broadcast_to(C, (P, n_t, C.shape[-1])) * (jnp.arange(n_t) <= t)[None, :, None]
+
+
+def masked_softmax(logits: jax.Array, mask: jax.Array) -> jax.Array:
+    """Row-wise softmax of logits (P, P) over the entries where mask is 1 (the positions of one sequence)."""
+    z = jnp.where(mask > 0, logits, -jnp.inf)
+    return jax.nn.softmax(z, axis=-1) * mask
+
+
 # ------------------------------------------------------------------ draws
 def gaussian_draws(key, M: int, dims: tuple[int, ...], dtype, antithetic: bool = True) -> tuple[jax.Array, ...]:
     """Whitened draws for each source (M, d); antithetic pairs (xi, -xi) make odd moments vanish exactly."""

@@ -68,9 +68,9 @@ def test_residual_system_has_the_stream_and_the_identity_path():
     assert "beta0" in str(eqs.get("src:u").coefficient)                   # the branch scale is in the prefactors
 
 
-def test_attention_dmft_is_reported_unsupported_not_wrong():
+def test_attention_limits_not_derived_are_reported_unsupported_not_wrong():
     with pytest.raises(Unsupported):
-        compile_spec(spec("transformer_mup"))
+        compile_spec(spec("transformer_heads"))          # H -> oo: issue #9
 
 
 def test_latex_labels_match_the_code_comments():
