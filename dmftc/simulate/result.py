@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Mapping
 
 import numpy as np
@@ -21,7 +22,9 @@ class Simulation:
     Phi{l}, G{l} ((seeds, T+1, M, T+1, M) with record="full", (seeds, T+1, M, M) with
     "diag"; M = P, or P*S for token sites) and logits (seeds, T+1, L_attn, H, P, S, S).
     `sizes` holds every size (P, D, S included); `timings` seconds for init, compile (0 when
-    the program was cached) and run.
+    the program was cached) and run. `displacement` (only with `simulate(..., displacement=True)`)
+    maps each weight copy's key ("attn0_K[3]") to its relative displacement
+    ||W(t) - W(0)||_F / ||W(0)||_F, (seeds, T+1); in simulation.npz as "displacement:<key>".
     """
 
     spec_name: str
@@ -35,6 +38,7 @@ class Simulation:
     f0: np.ndarray
     order: Mapping[str, np.ndarray]
     timings: Mapping[str, float]
+    displacement: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def steps(self) -> int:
@@ -42,7 +46,8 @@ class Simulation:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array by the name it has in simulation.npz."""
-        return {"loss": self.loss, "f": self.f, "f0": self.f0, **self.order}
+        return {"loss": self.loss, "f": self.f, "f0": self.f0, **self.order,
+                **{f"displacement:{k}": v for k, v in self.displacement.items()}}
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write DIR/simulation.npz atomically (see dmftc.files); returns its path."""

@@ -32,13 +32,14 @@ DTYPES = ("float32", "float64")
 
 def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8, *,
              record: str = "full", dtype: str = "float32", seed: int = 0,
-             data: Data | None = None) -> Simulation:
+             data: Data | None = None, displacement: bool = False) -> Simulation:
     """Train `seeds` finite networks of `spec` at `sizes` (overrides of spec.sizes) and record them.
 
     loss[t], f[t] and the order parameters are measured with the weights after t updates,
     t = 0..spec.training.steps. `record` is "full" (two-time kernels), "diag" (t = s) or
     "none" (loss and f only); `dtype` "float32" or "float64"; `data` (X, y) replaces
-    `dmftc.spec.load_data(spec)`.
+    `dmftc.spec.load_data(spec)`. With `displacement`, also each weight copy's relative
+    displacement ||W(t) - W(0)||_F / ||W(0)||_F (`Simulation.displacement`).
     """
     check_record(record)
     X, y = spec_data(spec, data)
@@ -49,34 +50,39 @@ def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8,
                 jnp.asarray(X, dtype), jnp.asarray(y, dtype))
         t1 = time.perf_counter()
         steps = spec.training.steps
-        program, compile_time = compiled(("simulate", net.skeleton(), steps, record),
-                                         lambda: ensemble(net, steps, record), args)
+        program, compile_time = compiled(("simulate", net.skeleton(), steps, record, displacement),
+                                         lambda: ensemble(net, steps, record, displacement), args)
         t2 = time.perf_counter()
-        loss, f, order = jax.block_until_ready(program(*args))
+        loss, f, order, moved = jax.block_until_ready(program(*args))
         t3 = time.perf_counter()
         loss, f = np.asarray(loss), np.asarray(f)
         order = {k: np.asarray(v) for k, v in sorted(order.items())}
+        moved = {k: np.asarray(v) for k, v in sorted(moved.items())}
     timings = {"init": t1 - t0, "compile": compile_time, "run": t3 - t2}
     return Simulation(spec.name, net.sizes, seeds, seed, record, dtype, loss, f, f[:, 0].copy(),
-                      MappingProxyType(order), MappingProxyType(timings))
+                      MappingProxyType(order), MappingProxyType(timings), MappingProxyType(moved))
 
 
 def sweep(spec: Spec, sizes: Iterable[Mapping[str, int]], seeds: int = 8, *, record: str = "full",
-          dtype: str = "float32", seed: int = 0, data: Data | None = None) -> tuple[Simulation, ...]:
+          dtype: str = "float32", seed: int = 0, data: Data | None = None,
+          displacement: bool = False) -> tuple[Simulation, ...]:
     """`simulate` at each entry of `sizes` in turn (same seeds, same data)."""
     data = spec_data(spec, data)
-    return tuple(simulate(spec, s, seeds, record=record, dtype=dtype, seed=seed, data=data) for s in sizes)
+    return tuple(simulate(spec, s, seeds, record=record, dtype=dtype, seed=seed, data=data,
+                          displacement=displacement) for s in sizes)
 
 
-def ensemble(net: Network, steps: int, record: str) -> Callable:
-    """(initial params (seeds, ...), numbers, X, y) -> (loss, f, order parameters), each with a
-    leading seeds axis. Only the structure of `net` is used: its constants come in as `numbers`."""
+def ensemble(net: Network, steps: int, record: str, displacement: bool = False) -> Callable:
+    """(initial params (seeds, ...), numbers, X, y) -> (loss, f, order parameters, displacements),
+    each with a leading seeds axis (displacements {} unless `displacement`). Only the structure
+    of `net` is used: its constants come in as `numbers`."""
     names = tuple(s.tap for s in net.sites) if record != "none" else ()
 
     def one(params, numbers, x, y, taps):
-        def step(params, _):
-            grads, out = observe(net, params, x, y, taps, record, numbers)
-            return {k: params[k] - numbers[f"lr/{k}"] * grads[k] for k in params}, out
+        def step(current, _):
+            grads, out = observe(net, current, x, y, taps, record, numbers)
+            out = out + ((relative_displacement(current, params) if displacement else {}),)
+            return {k: current[k] - numbers[f"lr/{k}"] * grads[k] for k in current}, out
 
         # T + 1 observations; the update made after the last one is discarded. One traced step
         # instead of a step plus a separate final observation: about a third less to compile,
@@ -87,10 +93,16 @@ def ensemble(net: Network, steps: int, record: str) -> Callable:
         taps = zero_taps(net, x, names)
         seeds = jax.tree.leaves(params)[0].shape[0]
         batch = seeds_per_batch(net, seeds, x.dtype.itemsize)
-        loss, f, recs = jax.lax.map(lambda p: one(p, numbers, x, y, taps), params, batch_size=batch)
-        return loss, f, (kernels_full(recs) if record == "full" else recs)
+        loss, f, recs, moved = jax.lax.map(lambda p: one(p, numbers, x, y, taps), params, batch_size=batch)
+        return loss, f, (kernels_full(recs) if record == "full" else recs), moved
 
     return run
+
+
+def relative_displacement(params, initial) -> dict[str, jax.Array]:
+    """||W - W(0)||_F / ||W(0)||_F per weight copy (inf or NaN where W(0) = 0)."""
+    return {k: jnp.sqrt(jnp.sum(jnp.square(params[k] - initial[k])) / jnp.sum(jnp.square(initial[k])))
+            for k in params}
 
 
 #: bytes of weights, gradients and updated weights that one batch of networks may keep in
