@@ -75,6 +75,10 @@ ftok, Fseq, Seq = (sympy.IndexedBase(n) for n in ("ftok", "F", "Seq"))
 kappa = sympy.Symbol("kappa", integer=True, nonnegative=True)
 #: softmax over the positions of one sequence (the mask Seq), row-wise.
 Softmax = sympy.Function("Softmax")
+#: the average over one head's N coordinates (H -> oo at fixed N: a random variable per head).
+HeadMean = sympy.Function("HeadMean")
+#: the head's order parameters at gamma0 = 0 (its own random logits from the sources): control variates.
+Lam0, Sm0, Mm0, Dm0 = (sympy.IndexedBase(n) for n in ("Lam0", "Sm0", "Mm0", "Dm0"))
 
 
 def weight_bases(role: str) -> tuple[sympy.IndexedBase, ...]:

@@ -199,6 +199,17 @@ def _orders(system: EquationSystem) -> dict[str, tuple[int, tuple[int, ...]]]:
 
 def _tokens(system: EquationSystem, low: Lowerer) -> str:
     """The solver of a token-data system: positions alpha = (mu, s) flattened, outputs per sequence."""
+    return _head_constants(system) + _tokens_body(system, low)
+
+
+def _head_constants(system: EquationSystem) -> str:
+    if system.heads != "sites":
+        return ""
+    return (f"KEY_DIM = {system.key_dim}  # N, the coordinates of one head (H -> oo at fixed N)\n"
+            "KEEP_HEADS = 256  # heads whose logits are returned (the distribution across heads)\n")
+
+
+def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
     srcs = _sources(system)
     kern = _kernels(system)
     orders = _orders(system)
@@ -207,9 +218,16 @@ def _tokens(system: EquationSystem, low: Lowerer) -> str:
     order = (*fields, *kern, *orders, "fac", *outs)
     names = ", ".join(f'"{k}"' for k in order)
     src0 = next(s for s in system.sources if s.structure == "static")
-    init = [f"{k}=per_draw({v!r})," for k, v in fields.items()]
+    heads = system.heads == "sites"
+    init = [f"{k}={'head_draw' if k in system.head_fields else 'per_draw'}({v!r})," for k, v in fields.items()]
     init += [f"{k}=kernel({tuple(v)!r})," for k, v in kern.items()]
-    init += [f"{k}={'matrix' if n == 4 else 'vector'}({v!r})," for k, (n, v) in orders.items()]
+    init += [f"{k}={('per_head' if heads else 'matrix') if n == 4 else 'vector'}({v!r}),"
+             for k, (n, v) in orders.items()]
+    if heads:
+        order = (*order[:-len(outs)], "logits", *outs)
+        names = ", ".join(f'"{k}"' for k in order)
+        init.append(f"logits=history({orders['Lam'][1]!r}),")
+    head_src = sorted({(b, l) for b, l, _ in srcs if b in system.head_fields})
     lines = [
         f"SOURCES = {tuple(srcs)!r}",
         "",
@@ -230,13 +248,21 @@ def _tokens(system: EquationSystem, low: Lowerer) -> str:
         "    Phi0 = Xp @ Xp.T / D  # token data kernel",
         "    Seq = jnp.kron(jnp.eye(P, dtype=dtype), jnp.ones((S, S), dtype))  # 1 where alpha, beta share a sequence",
         "    y = jnp.repeat(y, S)  # each position carries its sequence's target",
-        f'    xi, w = rt.source_draws(key, _dims(PS, n), samples, "{system.method}", dtype)',
+        (f'    xi, w = rt.source_draws(key, _dims(PS, n), samples, "{system.method}", dtype)' if not heads else
+         f'    xi, w = rt.source_draws(key, _dims(PS, n), samples, "{system.method}", dtype, '
+         f'rows={{k: KEY_DIM for k in {tuple(head_src)!r}}})'),
         "    M = w.shape[0]",
+        *(["    wH = jnp.repeat(w, KEY_DIM) / KEY_DIM  # head site: expectations over heads and their coordinates"]
+          if heads else []),
         f"    # [{src0.label}: static source, covariance {src0.coefficient} {src0.covariance}]",
         "    static = {(b, l): rt.static_factor("
         f"{pycode(src0.coefficient, hyper=low.hyper)} * Phi0, rcond)[0] for b, l, k in SOURCES if k == \"static\"}}",
         '    kind = {(b, l): k for b, l, k in SOURCES}',
         "    per_draw = lambda layers: {l: jnp.zeros((M, n_t, PS), dtype) for l in layers}",
+        *(["    head_draw = lambda layers: {l: jnp.zeros((M * KEY_DIM, n_t, PS), dtype) for l in layers}",
+           "    per_head = lambda layers: {l: jnp.zeros((M, PS, PS), dtype) for l in layers}  # current time only",
+           "    history = lambda layers: {l: jnp.zeros((n_t, min(KEEP_HEADS, M), PS, PS), dtype) for l in layers}"]
+          if heads else []),
         "    kernel = lambda layers: {l: jnp.zeros((n_t, PS, n_t, PS), dtype) for l in layers}",
         "    matrix = lambda layers: {l: jnp.zeros((n_t, PS, PS), dtype) for l in layers}",
         "    vector = lambda layers: {l: jnp.zeros((n_t, PS), dtype) for l in layers}",
@@ -260,7 +286,9 @@ def _tokens(system: EquationSystem, low: Lowerer) -> str:
         f"    # [{system.get('eq:loss').label}]",
         f"    loss = {low.loss(system.get('eq:loss'))}",
         '    out = {"loss": loss, "f": F[:, ::S], "Delta": state["Delta"][:, ::S]}',
-        f"    for name in ({', '.join(chr(34) + k + chr(34) for k in (*kern, *orders))}):",
+        *(['    out.update({f"logits{l}": A for l, A in state["logits"].items()})  # (n_t, heads kept, PS, PS)']
+          if heads else []),
+        f"    for name in ({', '.join(chr(34) + k + chr(34) for k in (*kern, *(() if heads else orders)))}):",
         "        out.update({f\"{name}{l}\": K for l, K in state[name].items()})",
         "    return out",
         "",

@@ -44,9 +44,19 @@ class Lowerer:
         self.sources = {src.field.base.name for src in system.sources}
         #: the size of one time block: samples P, or positions PS = P S for token data
         self.P = "PS" if system.tokens else "P"
+        #: H -> oo: head-site fields have M * KEY_DIM rows (draws of heads times their coordinates), weights wH;
+        #: attention's order parameters are per head (M, PS, PS) at the current time
+        self.head = set(system.head_fields)
+        self.per_head = ({e.lhs.base.name for e in system.equations if e.kind == "order" and len(e.lhs.indices) == 4}
+                         if system.heads == "sites" else set())
 
     def py(self, e, mode: str = "now") -> str:
-        return pycode(e, mode, self.hyper, self.fields)
+        return pycode(e, mode, self.hyper, self.fields, tuple(sorted(self.per_head)))
+
+    def _w(self, *exprs) -> str:
+        """The expectation weights of the site the expressions live on: wH on the head site, else w."""
+        names = {x.base.name for e in exprs for x in as_expr(e).atoms(sympy.Indexed)}
+        return "wH" if names & self.head else "w"
 
     # ---------------------------------------------------------- entry points
     def step(self, st: Step, loop: tuple[int, int] | None) -> Stmt | None:
@@ -107,18 +117,19 @@ class Lowerer:
         name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])
         (arg,) = eq.rhs.args
         left, right = _split_times(arg)
-        row = f"rt.kernel_row(w, {self.py(left, 'now')}, {self.py(right, 'hist')}, t)"
+        w = self._w(left)
+        row = f"rt.kernel_row({w}, {self.py(left, 'now')}, {self.py(right, 'hist')}, t)"
         twin = self._twin_row(left, right)
         if twin is not None:
             # control variate: E[X X'] = E[X X' - X0 X0'] + E[X0 X0'], the last held exactly by a twin kernel
             l0, r0 = self._lazy_part(left), self._lazy_part(right)
-            row += (f" - rt.kernel_row(w, {self.py(l0, 'now')}, {self.py(r0, 'hist')}, t) + {twin}")
+            row += (f" - rt.kernel_row({w}, {self.py(l0, 'now')}, {self.py(r0, 'hist')}, t) + {twin}")
             return (f"{name}[{layer}] = rt.set_kernel_row({name}[{layer}], {row}, t)",)
         exact = self._exact_lazy_row(left)
         if exact is not None:
             # control variate: E[X X'] = E[X X' - X0 X0'] + E[X0 X0'] exactly (X0 the gamma0 = 0 part)
             l0, r0 = self._lazy_part(left), self._lazy_part(right)
-            row += (f" - rt.kernel_row(w, {self.py(l0, 'now')}, {self.py(r0, 'hist')}, t)"
+            row += (f" - rt.kernel_row({w}, {self.py(l0, 'now')}, {self.py(r0, 'hist')}, t)"
                     f" + {exact}")
         return (f"{name}[{layer}] = rt.set_kernel_row({name}[{layer}], {row}, t)",)
 
@@ -181,7 +192,8 @@ class Lowerer:
         key = f'("{src.base.name}", {pycode(src.indices[0])})'
         strict = "True" if eq.support == "strict" else "False"
         cv = self._control_variate(F)
-        return (f"{name}[{layer}] = {name}[{layer}].at[t].set(rt.ibp_row(w, {cv}, xi[{key}], fac[{key}], t, {self.P}, "
+        return (f"{name}[{layer}] = {name}[{layer}].at[t].set(rt.ibp_row({self._w(F)}, {cv}, xi[{key}], fac[{key}], "
+                f"t, {self.P}, "
                 f"strict={strict}))",)
 
     def _output(self, eq: Equation) -> tuple[str, ...]:
@@ -263,7 +275,11 @@ class Lowerer:
                 raise CodegenError(f"cannot lower {mono}: expected one field X[.., nu, t] mixed by a matrix")
             C = self.py(sympy.Mul(*(f for f in facs if f is not vec[0])), "det")
             X = self.py(vec[0], "now")
-            out.append(f"rt.mix({C}, {X})" if self._is_field(vec[0]) else f"({C}) @ {X}")
+            per_head = any(isinstance(f, sympy.Indexed) and f.base.name in self.per_head for f in facs)
+            if per_head:
+                out.append(f"rt.head_mix({C}, {X}, KEY_DIM)")
+            else:
+                out.append(f"rt.mix({C}, {X})" if self._is_field(vec[0]) else f"({C}) @ {X}")
         return " + ".join(out)
 
     def _order(self, eq: Equation) -> tuple[str, ...]:
@@ -280,7 +296,16 @@ class Lowerer:
             if X.indices[1] != mu:
                 X, Y = Y, X
             head = self.py(sympy.Mul(*coef), "now")
-            pair = "rt.cross_now(w, {}, {})" if len(eq.lhs.indices) == 4 else "rt.expect(w, {} * {})"
+            if expects[0].func.__name__ == "HeadMean":
+                # one value per head: the average over its KEY_DIM coordinates, at the current time only
+                val = f"rt.head_cross({self.py(X, 'now')}, {self.py(Y, 'now')}, KEY_DIM)"
+                rhs = val if head == "1" else f"{head} * {val}"
+                lines = (f"{name}[{layer}] = {rhs}",)
+                if eq.label == "eq:attn.logit":
+                    lines += (f"logits[{layer}] = logits[{layer}].at[t].set({name}[{layer}][:KEEP_HEADS])",)
+                return lines
+            w = self._w(X, Y)
+            pair = f"rt.cross_now({w}, {{}}, {{}})" if len(eq.lhs.indices) == 4 else f"rt.expect({w}, {{}} * {{}})"
             val = pair.format(self.py(X, "now"), self.py(Y, "now"))
             X0, Y0 = self._lazy_part(X), self._lazy_part(Y)
             if (X0, Y0) != (X, Y) and self._independent_zero_mean(X0, Y0):
@@ -289,6 +314,8 @@ class Lowerer:
             rhs = val if head == "1" else f"{head} * ({val})"
         else:
             rhs = self._det(eq.rhs)
+            if name in self.per_head:
+                return (f"{name}[{layer}] = {rhs}",)
         return (f"{name}[{layer}] = {name}[{layer}].at[t].set({rhs})",)
 
     def _independent_zero_mean(self, X0, Y0) -> bool:
@@ -406,7 +433,8 @@ def _time_of(e):
 
 
 def _has_expect(e) -> bool:
-    return any(getattr(f, "func", None) is not None and f.func.__name__ == "E" for f in e.atoms(sympy.Function))
+    return any(getattr(f, "func", None) is not None and f.func.__name__ in ("E", "HeadMean")
+               for f in e.atoms(sympy.Function))
 
 
 def _broadcast(x: sympy.Indexed) -> str:

@@ -31,11 +31,13 @@ class DmftPrinter(JaxPrinter):
 
     printmethod = "_dmftc_jax"
 
-    def __init__(self, mode: str = "now", hyper: tuple[str, ...] = (), fields: tuple[str, ...] = FIELDS):
+    def __init__(self, mode: str = "now", hyper: tuple[str, ...] = (), fields: tuple[str, ...] = FIELDS,
+                 per_head: tuple[str, ...] = ()):
         super().__init__({"strict": True, "fully_qualified_modules": False})
         self.mode = mode
         self.hyper = set(hyper)
         self.fields = set(fields)
+        self.per_head = set(per_head)
 
     def _print_Symbol(self, expr):
         if expr.name in self.hyper or expr.name == "dtau":
@@ -61,7 +63,11 @@ class DmftPrinter(JaxPrinter):
             return f"rt.diag_now({base}[{self._layer(idx[0])}], {self._print(idx[3])})"   # K_{mu mu}(t, t)
         if base in ORDER and len(idx) == 3:
             return f"{base}[{self._layer(idx[0])}][t]"
-        if base in ORDER and self.mode == "det":
+        if base in self.per_head and self.mode == "det":
+            # one matrix per head draw, current time: (M, PS, PS)
+            arr = f"{base}[{self._layer(idx[0])}]"
+            return arr if str(idx[1]) == "mu" else f"jnp.swapaxes({arr}, -1, -2)"
+        if (base in ORDER or base.rstrip("0") in ORDER) and self.mode == "det":
             mu_, nu_ = (str(i) for i in idx[1:3])
             arr = f"{base}[{self._layer(idx[0])}][t]"
             return arr if mu_ == "mu" else f"{arr}.T"
@@ -95,9 +101,11 @@ class DmftPrinter(JaxPrinter):
         return f"jax.scipy.special.erf({self._print(expr.args[0])})"
 
 
-def pycode(expr, mode: str = "now", hyper: tuple[str, ...] = (), fields: tuple[str, ...] = FIELDS) -> str:
-    """Print `expr` as JAX code in `mode` (see module docstring); `fields` are the per-draw bases."""
-    return DmftPrinter(mode, hyper, fields).doprint(as_expr(expr))
+def pycode(expr, mode: str = "now", hyper: tuple[str, ...] = (), fields: tuple[str, ...] = FIELDS,
+           per_head: tuple[str, ...] = ()) -> str:
+    """Print `expr` as JAX code in `mode` (see module docstring); `fields` are the per-draw bases,
+    `per_head` the order parameters held per head draw at the current time (H -> oo)."""
+    return DmftPrinter(mode, hyper, fields, per_head).doprint(as_expr(expr))
 
 
 __all__ = ["DmftPrinter", "pycode", "hyper_symbol", "size_symbol"]

@@ -26,12 +26,13 @@ _BASES.update({"hb": r"\bar{h}", "gb": r"\bar{g}", "k": "k", "q": "q", "v": "v",
                "h0": "h^{(0)}", "g0": "g^{(0)}", "o0": "o^{(0)}", "gk0": "g^{k(0)}", "gq0": "g^{q(0)}",
                "gv0": "g^{v(0)}", "Phio": r"\Phi^{o}", "H0": "H^{(0)}", "Phix": r"\Phi^{x}", "Gk": "G^{k}", "Gq": "G^{q}",
                "Gv": "G^{v}", "Gx": "G^{x}", "Lam": r"\mathcal{A}", "Sm": r"\sigma", "Mm": "M", "Dm": r"\mathcal{D}",
-               "C": "C", "ftok": r"\tilde{f}", "F": "F", "Seq": r"\mathbb{1}^{\mathrm{seq}}"})
+               "C": "C", "Lam0": r"\mathcal{A}^{(0)}", "Sm0": r"\sigma^{(0)}", "Mm0": "M^{(0)}",
+               "Dm0": r"\mathcal{D}^{(0)}", "ftok": r"\tilde{f}", "F": "F", "Seq": r"\mathbb{1}^{\mathrm{seq}}"})
 _BASES.update({f"{b}{role}": f"{b}_{{{role}}}" for b in "urAB" for role in ("K", "Q", "V", "O", "1", "2")})
 _TWO_TIME += ("H0", "Phio", "Phix", "Gk", "Gq", "Gv", "Gx") + tuple(f"{b}{role}" for b in "AB" for role in "KQVO12")
 _FIELDS += ("hb", "gb", "k", "q", "v", "o", "x", "zx", "gk", "gq", "gv", "go", "gx", "h0", "g0", "o0", "gk0",
             "gq0", "gv0") + tuple(f"{b}{role}" for b in "ur" for role in "KQVO12")
-_ORDER = ("Lam", "Sm", "Mm", "Dm", "C")
+_ORDER = ("Lam", "Sm", "Mm", "Dm", "C", "Lam0", "Sm0", "Mm0", "Dm0")
 
 
 class DmftLatexPrinter(LatexPrinter):
@@ -72,6 +73,7 @@ class DmftLatexPrinter(LatexPrinter):
             "phi": lambda: rf"\phi\left({args[0]}\right)",
             "dphi": lambda: rf"\phi'\left({args[0]}\right)",
             "E": lambda: rf"\left\langle {args[0]} \right\rangle",
+            "HeadMean": lambda: rf"\left\langle {args[0]} \right\rangle_{{\mathrm{{head}}}}",
             "Softmax": lambda: rf"\operatorname{{softmax}}_{{\nu \in \mathrm{{seq}}(\mu)}}\left({args[0]}\right)",
             "Response": lambda: rf"\frac{{\partial {args[0]}}}{{\partial {args[1]}}}",
             "GaussPhi": lambda: rf"\left\langle \phi(u)\phi(u)^\top \right\rangle_{{u \sim \mathcal{{N}}(0, {args[0]})}}",

@@ -103,6 +103,11 @@ class EquationSystem:
     tokens: bool = False
     #: twin field base -> the kernel that holds its two-time covariance exactly (kernel control variates)
     exact_twins: Mapping[str, str] = field(default_factory=dict)
+    #: attention heads: 'collapse' (N -> oo: logits deterministic) or 'sites' (H -> oo at fixed N: each head
+    #: a single site of `key_dim` coordinates with its own random logits); `head_fields` live on that site
+    heads: str | None = None
+    key_dim: int = 0
+    head_fields: tuple[str, ...] = ()
 
     def field_layers(self) -> dict[str, tuple[int, ...]]:
         """Per-draw field base -> the layers where it exists (fields, twins, sources), in first-use order."""

@@ -34,7 +34,8 @@ from sympy import Sum
 from ..errors import LimitError, Unsupported
 from ..graph.build import Graph
 from ..notation import (
-    Cln, Delta, Dm, Expect, Fseq, G, H, Lam, Loss, Mm, Phi, Phi0, Response, Seq, Sm, Softmax, as_expr, dphi, ell,
+    Cln, Delta, Dm, Dm0, Expect, Fseq, G, H, HeadMean, Lam, Lam0, Loss, Mm, Mm0, Phi, Phi0, Response, Seq, Sm, Sm0,
+    Softmax, as_expr, dphi, ell,
     ftok, g, g0, gb, gk, gk0, go, gq, gq0, gv, gv0, gx, h, h0, hb, k_, kappa, mu, nu, o0, o_, phi, q_, r, s,
     size_symbol, t, u, v_, weight_bases, x_, y, z, zx,
 )
@@ -130,9 +131,10 @@ def transformer_coefficients(spec: Spec, graph: Graph, params: Mapping[str, Weig
                              tf: Transformer) -> dict[str, sympy.Expr]:
     """Term prefactors after the limit, '<term>:<role>' (role embed, K, Q, V, O, 1, 2, readout), plus
     'logit' = N * logit_scale, the size of the logits' average over a head's N coordinates."""
-    if "L" in spec.limit or "H" in spec.limit:
+    if set(spec.limit) not in ({"N"}, {"H"}):
         raise Unsupported(f"the transformer DMFT in the limit {spec.limit}",
-                          "this version derives N -> oo at fixed H and L (limit: {N: inf})")
+                          "this version derives N -> oo at fixed H and L (limit: {N: inf}) or H -> oo at fixed N "
+                          "and L (limit: {H: inf})")
     ro = params[tf.readout]
     s_hat = ro.multiplier * ro.init_std
     finite = {size_symbol(k): v for k, v in spec.sizes.items() if k not in spec.limit}
@@ -178,6 +180,11 @@ def transformer_coefficients(spec: Spec, graph: Graph, params: Mapping[str, Weig
     return out
 
 
+#: per-draw fields of the head site (keys, queries, values, attention output, their backward fields, twins,
+#: and the head's sources): with H -> oo each draw is one head of N coordinates
+HEAD_FIELDS = ("uK", "uQ", "uV", "rO", "k", "q", "v", "o", "go", "gk", "gq", "gv", "o0", "gk0", "gq0", "gv0")
+
+
 # ------------------------------------------------------------------ helpers
 def sum_past(e):
     """sum over positions beta and earlier steps s < t (weight updates, forward responses)."""
@@ -221,6 +228,11 @@ def derive_transformer(spec: Spec, graph: Graph, params: Mapping[str, WeightScal
     mlp_pos = [i + 1 for i, b in enumerate(tf.blocks) if b.kind == "mlp"]
     fn = next((b.fn for b in tf.pattern if b.kind == "mlp"), "linear")
     cl = c.get("logit", ONE)
+    # N -> oo: a head's average over its N coordinates is an expectation (deterministic, all heads alike);
+    # H -> oo at fixed N: it stays a random variable per head, and heads are the sites of the Monte Carlo
+    sites = "H" in spec.limit
+    avg = HeadMean if sites else Expect
+    key_dim = int(spec.sizes["N"]) if sites else 0
 
     def span(pos):
         return _rng(min(pos), max(pos))
@@ -267,8 +279,9 @@ def derive_transformer(spec: Spec, graph: Graph, params: Mapping[str, WeightScal
                       "head site: W_O(0)^T g (branch scale included)", rng),
         ]
         eqs += [
-            Equation("eq:attn.logit", Lam[ell, mu, nu, t], cl * Expect(q_[ell, mu, t] * k_[ell, nu, t]), "order",
-                     "logits: deterministic, the same for every head (alpha_A = 1)", rng),
+            Equation("eq:attn.logit", Lam[ell, mu, nu, t], cl * avg(q_[ell, mu, t] * k_[ell, nu, t]), "order",
+                     "logits: per head, an average over its N coordinates (H -> oo: random across heads)"
+                     if sites else "logits: deterministic, the same for every head (alpha_A = 1)", rng),
             Equation("eq:attn.softmax", Sm[ell, mu, nu, t], Softmax(Lam[ell, mu, nu, t]), "order",
                      "attention weights: softmax over the keys nu of mu's sequence", rng),
             Equation("eq:attn.o", o_[ell, mu, t], mix(Sm[ell, mu, nu, t] * v_[ell, nu, t]), "field",
@@ -288,7 +301,7 @@ def derive_transformer(spec: Spec, graph: Graph, params: Mapping[str, WeightScal
                      rO[ell, mu, t] + sum_now(c["bresp:O"] * BO[ell, mu, nu, t, s] * o_[ell, nu, s])
                      + sum_past(c["bupd:O"] * Delta[nu, s] * G[ell + 1, mu, nu, t, s] * o_[ell, nu, s]),
                      "field", "backward field of the attention output: source, response, updates of W_O", rng),
-            Equation("eq:attn.M", Mm[ell, mu, nu, t], Expect(go[ell, mu, t] * v_[ell, nu, t]), "order",
+            Equation("eq:attn.M", Mm[ell, mu, nu, t], avg(go[ell, mu, t] * v_[ell, nu, t]), "order",
                      "M = <g^o v>: the gradient of the output with respect to the softmax weights", rng),
             Equation("eq:attn.D", Dm[ell, mu, nu, t],
                      Sm[ell, mu, nu, t] * (Mm[ell, mu, nu, t]
@@ -320,21 +333,40 @@ def derive_transformer(spec: Spec, graph: Graph, params: Mapping[str, WeightScal
                 for role, (_, rW, _, BW), Gm in (("K", (uK, rK, AK, BK), GK_), ("Q", (uQ, rQ, AQ, BQ), GQ_),
                                                   ("V", (uV, rV, AV, BV), GV_))),
             "field", "backward field of the LayerNorm output: K, Q, V sources, responses, updates", rng))
+        # gamma0 = 0 twins of the head site: with deterministic logits they mix by the current softmax; with
+        # random logits per head (H -> oo) by the head's own gamma0 = 0 softmax, which depends on forward
+        # sources only (and D0 is odd in rO), so every twin response vanishes in expectation
+        S_, D_ = (Sm0, Dm0) if sites else (Sm, Dm)
+        if sites:
+            uO_, rO_ = weight_bases("O")[:2]
+            eqs += [
+                Equation("eq:cv.logit", Lam0[ell, mu, nu, t], cl * HeadMean(uQ[ell, mu, t] * uK[ell, nu, t]), "order",
+                         "the head's logits at gamma0 = 0", rng),
+                Equation("eq:cv.softmax", Sm0[ell, mu, nu, t], Softmax(Lam0[ell, mu, nu, t]), "order",
+                         "its softmax", rng),
+                Equation("eq:cv.M", Mm0[ell, mu, nu, t], HeadMean(rO_[ell, mu, t] * uV[ell, nu, t]), "order",
+                         "M at gamma0 = 0", rng),
+                Equation("eq:cv.D", Dm0[ell, mu, nu, t],
+                         Sm0[ell, mu, nu, t] * (Mm0[ell, mu, nu, t] - Sum(Sm0[ell, mu, kappa, t] * Mm0[ell, mu, kappa, t],
+                                                                         (kappa, 0, NPOS - 1))),
+                         "order", "D at gamma0 = 0", rng),
+            ]
         eqs += [
-            Equation("eq:cv.o", o0[ell, mu, t], mix(Sm[ell, mu, nu, t] * uV[ell, nu, t]), "twin",
+            Equation("eq:cv.o", o0[ell, mu, t], mix(S_[ell, mu, nu, t] * uV[ell, nu, t]), "twin",
                      "o at gamma0 = 0 (values = their sources)", rng),
-            Equation("eq:cv.gv", gv0[ell, mu, t], mix(Sm[ell, nu, mu, t] * rO[ell, nu, t]), "twin",
+            Equation("eq:cv.gv", gv0[ell, mu, t], mix(S_[ell, nu, mu, t] * rO[ell, nu, t]), "twin",
                      "g^v at gamma0 = 0", rng),
-            Equation("eq:cv.gq", gq0[ell, mu, t], mix(cl * Dm[ell, mu, nu, t] * uK[ell, nu, t]), "twin",
+            Equation("eq:cv.gq", gq0[ell, mu, t], mix(cl * D_[ell, mu, nu, t] * uK[ell, nu, t]), "twin",
                      "g^q with keys at their sources", rng),
-            Equation("eq:cv.gk", gk0[ell, mu, t], mix(cl * Dm[ell, nu, mu, t] * uQ[ell, nu, t]), "twin",
+            Equation("eq:cv.gk", gk0[ell, mu, t], mix(cl * D_[ell, nu, mu, t] * uQ[ell, nu, t]), "twin",
                      "g^k with queries at their sources", rng),
         ]
         fwd_att = [Step("src:uK"), Step("src:uQ"), Step("src:uV"), Step("eq:attn.k"), Step("eq:attn.q"),
                    Step("eq:attn.v"), Step("eq:attn.logit"), Step("eq:attn.softmax"), Step("eq:attn.o"),
-                   Step("eq:cv.o"), Step("eq:kernel.Phio"), Step("eq:response.AO"), Step("src:uO"),
+                   *([Step("eq:cv.logit"), Step("eq:cv.softmax")] if sites else []), Step("eq:cv.o"), Step("eq:kernel.Phio"), Step("eq:response.AO"), Step("src:uO"),
                    Step("eq:stream.attn")]
         bwd_att = [Step("src:rO"), Step("eq:response.BO"), Step("eq:attn.go"), Step("eq:attn.M"), Step("eq:attn.D"),
+                   *([Step("eq:cv.M"), Step("eq:cv.D")] if sites else []),
                    Step("eq:attn.gv"), Step("eq:attn.gq"), Step("eq:attn.gk"), Step("eq:cv.gv"), Step("eq:cv.gq"),
                    Step("eq:cv.gk"), Step("eq:kernel.Gk"), Step("eq:kernel.Gq"), Step("eq:kernel.Gv"),
                    Step("eq:response.BK"), Step("eq:response.BQ"), Step("eq:response.BV"), Step("src:rK"),
@@ -478,13 +510,17 @@ def derive_transformer(spec: Spec, graph: Graph, params: Mapping[str, WeightScal
             "gq": gq0[ell, mu, t], "gv": gv0[ell, mu, t], "x": u1h[ell, mu, t],
             "gx": dphi(u1h[ell, mu, t]) * weight_bases("2")[1][ell, mu, t]}
     notes = (
-        "Positions alpha = (mu, s) run over the P S tokens, sample-major; sums over nu run over positions. "
-        "Limit N -> oo at fixed H and L: every head obeys the same equations, so the heads collapse to one.",
+        "Positions alpha = (mu, s) run over the P S tokens, sample-major; sums over nu run over positions. " + (
+            f"Limit H -> oo at fixed N = {key_dim} and L: a head is a single site of N coordinates whose logits, "
+            "softmax, M and D are averages over those N coordinates (HeadMean), random across heads; the stream's "
+            "sources have covariances averaged over heads (E over heads and coordinates)." if sites else
+            "Limit N -> oo at fixed H and L: every head obeys the same equations, so the heads collapse to one."),
         "A and B here are eta*gamma0 times Bordelon & Pehlevan's (the prefactor sits in the term). "
         "Twins (h0, g0, o0, ...) are the same draws at gamma0 = 0: control variates whose responses vanish exactly.",
     )
     sysm = EquationSystem(spec.name, "feature_learning", "monte_carlo", spec.limit, R + 1, fn, tuple(eqs),
                           tuple(sources), forward, output, backward, c, notes, lazy, tokens=True,
-                          exact_twins={"h0": "H0"})
+                          exact_twins={"h0": "H0"}, heads="sites" if sites else "collapse", key_dim=key_dim,
+                          head_fields=HEAD_FIELDS if sites and "attention" in kinds else ())
     sysm.check()
     return sysm

@@ -171,6 +171,18 @@ def causal_row(C: jax.Array, t, n_t: int) -> jax.Array:
     return jnp.broadcast_to(C, (P, n_t, C.shape[-1])) * (jnp.arange(n_t) <= t)[None, :, None]
 
 
+def head_cross(X: jax.Array, Y: jax.Array, n: int) -> jax.Array:
+    """Per head: (1/n) sum_i X_{i mu} Y_{i nu} over its n coordinates. X, Y (M n, P) -> (M, P, P)."""
+    P = X.shape[-1]
+    return jnp.einsum("mia,mib->mab", X.reshape(-1, n, P), Y.reshape(-1, n, P)) / n
+
+
+def head_mix(C: jax.Array, X: jax.Array, n: int) -> jax.Array:
+    """Per head: sum_nu C_{mu nu} X_{i nu} with the head's own matrix C (M, P, P); X (M n, P) -> (M n, P)."""
+    P = X.shape[-1]
+    return jnp.einsum("mab,mib->mia", C, X.reshape(-1, n, P)).reshape(X.shape)
+
+
 def masked_softmax(logits: jax.Array, mask: jax.Array) -> jax.Array:
     """Row-wise softmax of logits (P, P) over the entries where mask is 1 (the positions of one sequence)."""
     z = jnp.where(mask > 0, logits, -jnp.inf)
@@ -201,7 +213,7 @@ def basis_draws(dims: tuple[int, ...], dtype) -> tuple[jax.Array, ...]:
 
 
 # ------------------------------------------------------------------ plumbing for generated solvers
-def source_draws(key, dims: dict, samples: int, method: str, dtype):
+def source_draws(key, dims: dict, samples: int, method: str, dtype, rows: dict | None = None):
     """Whitened draws per source key (sorted for determinism) and the expectation weights w.
 
     method 'exact_gaussian': the identity basis over all sources (M = total dimension), w = 1;
@@ -212,6 +224,12 @@ def source_draws(key, dims: dict, samples: int, method: str, dtype):
 
     keys = sorted(dims)
     sizes = tuple(dims[k] for k in keys)
+    if rows:
+        # sources with several rows per draw (a head's N coordinates): drawn per source, same antithetic pairing
+        M = samples + (samples % 2)
+        ks = jax.random.split(key, len(keys))
+        xs = [gaussian_draws(k, M * rows.get(name, 1), (d,), dtype)[0] for k, name, d in zip(ks, keys, sizes)]
+        return {k: shard_draws(x) for k, x in zip(keys, xs)}, shard_draws(jnp.full((M,), 1.0 / M, dtype))
     if method == "exact_gaussian":
         xs = basis_draws(sizes, dtype)
         w = jnp.ones((xs[0].shape[0],), dtype)

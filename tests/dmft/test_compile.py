@@ -69,8 +69,11 @@ def test_residual_system_has_the_stream_and_the_identity_path():
 
 
 def test_attention_limits_not_derived_are_reported_unsupported_not_wrong():
-    with pytest.raises(Unsupported):
-        compile_spec(spec("transformer_heads"))          # H -> oo: issue #9
+    from dmftc.spec import loads
+
+    text = (Path(__file__).resolve().parents[2] / "specs" / "transformer_mup.yaml").read_text()
+    with pytest.raises(Unsupported, match="at fixed N"):
+        compile_spec(loads(text.replace("limit: {N: inf}", "limit: {N: inf, L: inf}"), filename="t.yaml"))
 
 
 def test_latex_labels_match_the_code_comments():

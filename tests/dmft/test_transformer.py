@@ -52,9 +52,12 @@ def test_alpha_A_one_half_has_no_N_limit_and_says_why():
         dmftc.compile_spec(ROOT / "specs" / "transformer_sqrtN.yaml")
 
 
-def test_the_head_limit_is_refused_for_now():
-    with pytest.raises(Unsupported, match="N -> oo at fixed H"):
-        dmftc.compile_spec(ROOT / "specs" / "transformer_heads.yaml")
+def test_the_depth_limit_is_refused_for_now():
+    from dmftc.spec import loads
+
+    text = SPEC.read_text().replace("limit: {N: inf}", "limit: {N: inf, L: inf}")
+    with pytest.raises(Unsupported, match="at fixed N and L"):
+        dmftc.compile_spec(loads(text, filename="t.yaml"))
 
 
 def test_latex_is_complete_and_compiles(prog, tmp_path):
