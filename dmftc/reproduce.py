@@ -1,0 +1,446 @@
+"""The seed paper's phenomena reproduced on a small synthetic token task (issue 9 item 4; `dmftc reproduce`).
+
+Bordelon, Chaudhry & Pehlevan 2024 (THEORY.md sections 4-5), measured on finite networks of one
+pre-LayerNorm transformer (`TASK`: P token sequences of S tokens in D dimensions, a fixed
+single-head attention teacher as target, muP) trained by full-batch GD on the CPU:
+
+1. head collapse: with alpha_A = 1 the across-head variance of the logits, at initialization and
+   in their change over training, falls as the key/query dimension N grows (predicted N^-1 at
+   init by the analysis): all heads follow one dynamics (`dmftc.crosscheck.heads.measure_heads`);
+2. no collapse: with alpha_A = 1/2 neither falls (N^0 at init);
+3. head diversity: at fixed N and alpha_A = 1/2 the across-head spread of the logits stays O(1)
+   as the number of heads H grows (H^0, the analysis's `heads: diverse`);
+4. concentration: meanwhile the network's output becomes deterministic, its across-seed
+   variance (over the whole trajectory f(t), t = 0..T) falling as H^-1 (THEORY.md section 5:
+   convergence as O(1/H));
+5. the depth tension (`dmftc.crosscheck.depth`): with alpha_L = 1/2 the blocks' key/query weights
+   freeze (L^-1/2) while the random branches keep an O(1) initial kernel; with alpha_L = 1 the
+   weights keep learning (L^0) while the random branches' kernel vanishes (L^-1).
+
+`reproduce(out_dir, quick=False)` runs them all, writes report.json, report.md and three PNG
+figures (heads_N.png, heads_H.png, depth.png), atomically (`dmftc.files`), and returns the
+`Reproduction`. Each phenomenon's status is "consistent", "inconsistent" or "unresolved".
+Full: N = 8..128, H = 2..32, L = 1..16, 10 steps, 8 seeds (about 1.5 minutes on 2 cores);
+quick: 3 sizes per axis and 5 steps (about half a minute; for tests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .crosscheck.depth import DepthTension, measure_depth_tension
+from .crosscheck.fit import PowerLaw, _pm, fit_power_law, format_measured, format_power
+from .crosscheck.heads import HeadReport, HeadVerdict, Prediction, judge, measure_heads
+from .crosscheck.report import _clean
+from .crosscheck.stats import RESOLVED_SIGMA, distance
+from .errors import DmftcError
+from .files import save_figure_atomic, write_json_atomic, write_text_atomic
+from .simulate import simulate
+from .spec import loads
+from .spec.types import Spec
+
+FORMAT = "dmftc.reproduce/1"
+STATUSES = ("consistent", "inconsistent", "unresolved")
+_STATUS = {"pass": "consistent", "fail": "inconsistent", "unresolved": "unresolved"}
+
+#: the task: the seed paper's pre-LN transformer (THEORY.md section 5) on teacher-attention data
+TASK = """\
+dmftc: 1
+name: reproduce_token_task
+description: the seed paper's pre-LN transformer on a small synthetic token task (dmftc reproduce)
+sizes: {N: 8, H: 4, L: 1, S: 4}
+hyper: {gamma0: 1.0, eta: 0.5, beta0: 1.0, alpha_A: 1, alpha_L: 1}
+model:
+  - dense: {out: N*H, name: embed}
+  - repeat:
+      times: L
+      body:
+        - residual:
+            scale: beta0 / L**alpha_L
+            branch:
+              - layernorm: {}
+              - attention: {heads: H, key_dim: N, logit_scale: N**(-alpha_A)}
+        - residual:
+            scale: beta0 / L**alpha_L
+            branch: [{layernorm: {}}, {dense: {out: N*H}}, {act: gelu}, {dense: {out: N*H}}]
+  - layernorm: {}
+  - pool: mean
+  - readout: {}
+parameterization: {preset: mup}
+limit: {N: inf}
+training: {lr: eta, steps: 10}
+data:
+  synthetic: {P: 4, S: 4, D: 16, target: teacher_attention, seed: 0}
+"""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of one reproduction: the sweeps over N, H and L and what stays fixed."""
+
+    N: tuple[int, ...] = (8, 16, 32, 64, 128)
+    H: tuple[int, ...] = (2, 4, 8, 16, 32)
+    L: tuple[int, ...] = (1, 2, 4, 8, 16)
+    fixed_N: int = 8        # N of the H and L sweeps
+    fixed_H: int = 4        # H of the N and L sweeps
+    steps: int = 10
+    seeds: int = 8
+    seed: int = 0
+
+
+FULL = Config()
+QUICK = Config(N=(8, 16, 32), H=(2, 4, 8), L=(1, 2, 4), steps=5)
+
+
+@dataclass(frozen=True)
+class Exponent:
+    """One fitted exponent next to the predicted one."""
+
+    quantity: str
+    description: str
+    size: str
+    measured: float
+    se: float
+    predicted: float | None
+    source: str
+    status: str | None       # consistent / inconsistent / unresolved; None: reported only
+    sentence: str
+
+
+@dataclass(frozen=True)
+class Phenomenon:
+    """One of the seed paper's phenomena: its verdict, in plain words, and the exponents behind it."""
+
+    name: str
+    title: str
+    status: str
+    sentence: str
+    exponents: tuple[Exponent, ...]
+    plot: str
+    details: Mapping = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """Everything `reproduce` measured (the contents of report.json)."""
+
+    quick: bool
+    config: Config
+    phenomena: tuple[Phenomenon, ...]
+    seconds: float
+    files: tuple[str, ...] = ()
+
+    @property
+    def status(self) -> str:
+        return _worst([p.status for p in self.phenomena])
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "consistent"
+
+    def phenomenon(self, name: str) -> Phenomenon:
+        for p in self.phenomena:
+            if p.name == name:
+                return p
+        raise DmftcError(f"no phenomenon {name!r}; measured: {', '.join(p.name for p in self.phenomena)}")
+
+    def to_json(self) -> dict:
+        return _clean({
+            "format": FORMAT, "quick": self.quick, "config": dataclasses.asdict(self.config),
+            "task": TASK, "seconds": self.seconds, "status": self.status, "files": list(self.files),
+            "phenomena": [{"name": p.name, "title": p.title, "status": p.status, "sentence": p.sentence,
+                           "plot": p.plot, "exponents": [dataclasses.asdict(e) for e in p.exponents],
+                           "details": p.details} for p in self.phenomena],
+        })
+
+    def markdown(self) -> str:
+        c = self.config
+        counts = {s: sum(p.status == s for p in self.phenomena) for s in STATUSES}
+        lines = [
+            "# The seed paper's phenomena, reproduced",
+            "",
+            f"`dmftc reproduce{' --quick' if self.quick else ''}`: finite pre-LayerNorm transformers (muP, "
+            f"teacher-attention target, P = 4 sequences of S = 4 tokens in D = 16) trained by full-batch GD "
+            f"for {c.steps} steps, {c.seeds} networks per size, on the CPU in {self.seconds:.0f} s. Sweeps: "
+            f"N = {_list(c.N)} (H = {c.fixed_H}, L = 1); H = {_list(c.H)} (N = {c.fixed_N}, L = 1); "
+            f"L = {_list(c.L)} (N = {c.fixed_N}, H = {c.fixed_H}). Exponents are weighted least-squares fits "
+            "of log value on log size, ± one standard error (from the seeds); predictions from "
+            "`dmftc.scaling.analyze` unless marked theory.",
+            "",
+            f"**Overall: {self.status}** ({counts['consistent']} consistent, {counts['inconsistent']} "
+            f"inconsistent, {counts['unresolved']} unresolved of {len(self.phenomena)}).",
+        ]
+        for i, p in enumerate(self.phenomena, 1):
+            lines += ["", f"## {i}. {p.title}: {p.status}", "", p.sentence, "",
+                      "| quantity | measured | predicted | verdict |", "| --- | --- | --- | --- |"]
+            for e in p.exponents:
+                measured = "-" if math.isnan(e.measured) else format_measured(e.size, e.measured, e.se)
+                pred = "-" if e.predicted is None else format_power(e.size, e.predicted)
+                lines.append(f"| {e.description} | {measured} | {pred} | {e.status or 'reported'} |")
+            lines += ["", f"![{p.title}]({p.plot})"]
+        return "\n".join(lines) + "\n"
+
+    def summary(self) -> str:
+        rows = [f"dmftc reproduce{' --quick' if self.quick else ''}: {self.status} ({self.seconds:.0f} s)"]
+        for p in self.phenomena:
+            rows.append(f"- {p.title}: {p.status}")
+            for e in p.exponents:
+                measured = "-" if math.isnan(e.measured) else format_measured(e.size, e.measured, e.se)
+                pred = "-" if e.predicted is None else format_power(e.size, e.predicted)
+                rows.append(f"    {e.quantity:<22} {measured:<22} predicted {pred:<8} {e.status or 'reported'}")
+        return "\n".join(rows)
+
+
+# ------------------------------------------------------------------ the task
+def task(alpha_A: float = 1.0, limit: Sequence[str] = ("N",), steps: int = 10, **sizes: int) -> Spec:
+    """The reproduction's spec with alpha_A, the limit, the steps and sizes (N, H, L) set."""
+    spec = loads(TASK, "reproduce_token_task.yaml", overrides=(f"training.steps={steps}",))
+    return dataclasses.replace(spec, hyper={**spec.hyper, "alpha_A": float(alpha_A)}, limit=tuple(limit),
+                               sizes={**spec.sizes, **sizes})
+
+
+# ------------------------------------------------------------------ phenomena
+def head_collapse(config: Config, progress: Callable | None = None) -> tuple[Phenomenon, Phenomenon]:
+    """Phenomena 1 and 2: the across-head spread of the logits against N at alpha_A = 1 and 1/2."""
+    reports = {}
+    for a in (1.0, 0.5):
+        spec = task(a, ("N",), config.steps, H=config.fixed_H, L=1)
+        reports[a] = measure_heads(spec, {"N": list(config.N)}, seeds=config.seeds, seed=config.seed,
+                                   progress=progress)
+    one, half = reports[1.0], reports[0.5]
+    collapse = _from_heads(
+        "head_collapse", "Head collapse as N grows (alpha_A = 1)", one, ("headvar_init", "headvar_change"),
+        "heads_N.png",
+        good="the heads collapse: the across-head spread of the logits falls with N, at initialization "
+             "and in what training adds, so every head follows the same dynamics")
+    diverse = _from_heads(
+        "no_collapse", "No collapse as N grows (alpha_A = 1/2)", half, ("headvar_init", "headvar_change"),
+        "heads_N.png",
+        good="the heads do not collapse: the across-head spread of the logits stays O(1) at every N "
+             "(the analysis: the N -> infinity limit of training does not exist at alpha_A = 1/2)")
+    return collapse, diverse
+
+
+def heads_growing(config: Config, progress: Callable | None = None) -> tuple[Phenomenon, Phenomenon, dict]:
+    """Phenomena 3 and 4: at fixed N and alpha_A = 1/2, the logits' spread and the output's
+    across-seed variance against H. Also returns the variances for the figure."""
+    spec = task(0.5, ("H",), config.steps, N=config.fixed_N, L=1)
+    report = measure_heads(spec, {"H": list(config.H)}, seeds=config.seeds, seed=config.seed, progress=progress)
+    diversity = _from_heads(
+        "head_diversity", "Head diversity as H grows (fixed N, alpha_A = 1/2)", report,
+        ("headvar_init", "headvar_change"), "heads_H.png",
+        good="the heads stay diverse: the across-head spread of the logits, at initialization and in "
+             "their change, does not fall as heads are added")
+    values, ses = [], []
+    for h in config.H:   # the programs measure_heads just compiled are reused
+        sim = simulate(spec, sizes={"H": h}, seeds=config.seeds, record="diag", seed=config.seed)
+        f = np.asarray(sim.f, np.float64)
+        if not np.all(np.isfinite(f)):
+            raise DmftcError(f"the networks diverged at H = {h}; lower the learning rate")
+        d = distance(f, np.zeros(f.shape[1:]), what="network output")
+        values.append(d.fluct**2)
+        ses.append(2.0 * d.fluct * d.fluct_se)
+    fit = fit_power_law(config.H, values, ses, size_name="H", label="across-seed variance of f")
+    pred = Prediction(-1.0, "falls", "theory (THEORY.md section 5): outputs and kernels become deterministic, "
+                                     "converging as O(1/H): a variance ~ H^-1", gate=True)
+    verdict = judge("output_variance", fit, pred)
+    status = _STATUS[verdict.status]
+    sentence = {"consistent": "the output concentrates: the across-seed variance of the network output falls "
+                              f"as {format_measured('H', fit.exponent, fit.exponent_se)}, as the predicted H^-1",
+                "inconsistent": f"the output does not concentrate as predicted: {verdict.sentence}",
+                "unresolved": f"unresolved: {verdict.sentence}"}[status]
+    concentration = Phenomenon(
+        "output_concentration", "Concentration of the output as H grows (fixed N)", status, sentence,
+        (_exponent("output_variance", "across-seed variance of the output f(t), mean over t and samples",
+                   fit, pred, verdict),),
+        "heads_H.png", {"H": list(config.H), "values": values, "ses": ses, "fit": dataclasses.asdict(fit)})
+    return diversity, concentration, {"report": report, "fit": fit, "values": values, "ses": ses}
+
+
+def depth_tension(config: Config, progress: Callable | None = None) -> tuple[Phenomenon, DepthTension]:
+    """Phenomenon 5: `measure_depth_tension` on the task at N = fixed_N, H = fixed_H."""
+    spec = task(1.0, ("N",), config.steps, N=config.fixed_N, H=config.fixed_H)
+    t = measure_depth_tension(spec, config.L, seeds=config.seeds, seed=config.seed, progress=progress)
+    rows = []
+    for r in t.reports:
+        for q in r.quantities:
+            if q.name in ("kq_displacement", "kernel_change", "logit_change"):
+                rows.append(Exponent(f"{q.name} (alpha_L={_frac(r.alpha_L)})", f"{q.description} "
+                                     f"(alpha_L = {_frac(r.alpha_L)})", "L", q.fit.exponent, q.fit.exponent_se,
+                                     q.prediction.exponent, q.prediction.source, q.status,
+                                     q.verdict.sentence if q.verdict else ""))
+    details = t.to_json()
+    details.pop("reports")
+    return Phenomenon("depth_tension", "Depth tension between alpha_L = 1/2 and 1", t.status, t.sentence,
+                      tuple(rows), "depth.png", details), t
+
+
+def reproduce(out_dir, quick: bool = False, *, config: Config | None = None,
+              progress: Callable | None = None) -> Reproduction:
+    """Measure every phenomenon, write report.json, report.md and the figures into `out_dir`.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+    quick : bool
+        The small configuration (`QUICK`) instead of `FULL`.
+    config : Config, optional
+        Overrides both.
+    progress : callable, optional
+        Wraps every sweep (see `dmftc.crosscheck.progress`); None: silent.
+    """
+    cfg = config or (QUICK if quick else FULL)
+    for axis in ("N", "H", "L"):
+        if len(set(getattr(cfg, axis))) < 3:
+            raise DmftcError(f"a verdict needs 3 sizes of {axis} (got {list(getattr(cfg, axis))})")
+    out = Path(out_dir)
+    start = time.perf_counter()
+    collapse, diverse = head_collapse(cfg, progress)
+    diversity, concentration, hdata = heads_growing(cfg, progress)
+    depth, tension = depth_tension(cfg, progress)
+    seconds = time.perf_counter() - start
+    files = [_plot_heads_N(collapse, diverse, out / "heads_N.png"), _plot_heads_H(hdata, out / "heads_H.png"),
+             tension.plot(out / "depth.png")]
+    result = Reproduction(quick, cfg, (collapse, diverse, diversity, concentration, depth), seconds)
+    names = tuple(p.name for p in files) + ("report.json", "report.md")
+    result = dataclasses.replace(result, files=names)
+    write_json_atomic(out / "report.json", result.to_json())
+    write_text_atomic(out / "report.md", result.markdown())
+    return result
+
+
+# ------------------------------------------------------------------ helpers
+def _from_heads(name: str, title: str, report: HeadReport, decisive: Sequence[str], plot: str, *,
+                good: str) -> Phenomenon:
+    """A phenomenon whose verdict is that of the `decisive` quantities of a head report (the others are
+    listed with their own verdicts)."""
+    statuses = [_STATUS[report.quantity(q).verdict.status] for q in decisive]
+    status = _worst(statuses)
+    said = "; ".join(f"{q}: {report.quantity(q).verdict.sentence}" for q in decisive)
+    sentence = {"consistent": f"{good} ({said})",
+                "inconsistent": f"not as predicted: {said}",
+                "unresolved": f"unresolved: {said}"}[status]
+    size = report.size_name
+    rows = tuple(_exponent(q.name, q.description, q.fit, q.prediction, q.verdict) for q in report.quantities
+                 if q.name in decisive or q.verdict is not None)
+    details = report.to_json()
+    return Phenomenon(name, title, status, sentence + f" [{size} = {_list(report.sizes)}]", rows, plot,
+                      {"heads": details})
+
+
+def _exponent(name: str, description: str, fit: PowerLaw, pred: Prediction, verdict: HeadVerdict | None) -> Exponent:
+    return Exponent(name, description, fit.size_name, fit.exponent, fit.exponent_se, pred.exponent, pred.source,
+                    None if verdict is None else _STATUS[verdict.status], "" if verdict is None else verdict.sentence)
+
+
+def _worst(statuses: Sequence[str]) -> str:
+    if not statuses:
+        return "unresolved"
+    return "inconsistent" if "inconsistent" in statuses else "unresolved" if "unresolved" in statuses else "consistent"
+
+
+def _list(values) -> str:
+    values = list(values)
+    return f"{values[0]}..{values[-1]}" if len(values) > 3 else ", ".join(map(str, values))
+
+
+def _frac(a: float) -> str:
+    from fractions import Fraction
+
+    return str(Fraction(a).limit_denominator(8))
+
+
+# ------------------------------------------------------------------ figures
+def _axes(cols: int, title: str):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5 * cols, 4.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, cols, squeeze=False)[0]
+    fig.suptitle(title, fontsize=11)
+    return fig, axes
+
+
+def _series(ax, fit: PowerLaw, predicted: float | None, color: str, label: str) -> None:
+    """Points ± s.e., the fitted power law (solid) and the predicted slope through its centre (dashed)."""
+    n, y, se = (np.asarray(a, float) for a in (fit.sizes, fit.values, fit.ses))
+    ok = y > 0
+    ax.errorbar(n[ok], y[ok], yerr=[np.minimum(se[ok], 0.9 * y[ok]), se[ok]], fmt="o", color=color, ms=5,
+                capsize=3, label=label)
+    used = np.array(fit.used)
+    if used.sum() >= 2 and np.isfinite(fit.exponent):
+        grid = np.geomspace(n[used].min(), n[used].max(), 50)
+        ax.plot(grid, fit(grid), color=color, lw=1.5,
+                label=f"fit {format_measured(fit.size_name, fit.exponent, fit.exponent_se)}")
+        if predicted is not None:
+            centre = np.exp(np.mean(np.log(n[used])))
+            ax.plot(grid, fit(centre) * (grid / centre) ** predicted, color=color, lw=1.0, ls="--",
+                    label=f"predicted {format_power(fit.size_name, predicted)}")
+
+
+def _finish(ax, sizes, name: str, ylabel: str, title: str) -> None:
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(list(sizes), [str(s) for s in sizes])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(name)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _plot_heads_N(collapse: Phenomenon, diverse: Phenomenon, path: Path) -> Path:
+    fig, axes = _axes(2, "head collapse: across-head variance of the attention logits against N")
+    one, half = (HeadReportView(p) for p in (collapse, diverse))
+    for ax, q in zip(axes, ("headvar_init", "headvar_change")):
+        for view, color, a in ((one, "tab:blue", "1"), (half, "tab:orange", "1/2")):
+            fit, pred, status = view.fit(q)
+            _series(ax, fit, pred, color, f"alpha_A = {a} ({status})")
+        _finish(ax, one.sizes, "N (key/query dimension per head)", "variance across heads",
+                "initial logits" if q == "headvar_init" else "logit change after training")
+    return save_figure_atomic(fig, path)
+
+
+def _plot_heads_H(hdata: Mapping, path: Path) -> Path:
+    report: HeadReport = hdata["report"]
+    fig, axes = _axes(2, f"many heads at fixed N = {report_sizes(report)['N']} (alpha_A = 1/2)")
+    for q, color in (("headvar_init", "tab:blue"), ("headvar_change", "tab:green")):
+        hq = report.quantity(q)
+        status = _STATUS[hq.verdict.status] if hq.verdict else "reported"
+        _series(axes[0], hq.fit, hq.prediction.exponent, color, f"{hq.description} ({status})")
+    _finish(axes[0], report.sizes, "H (heads)", "variance across heads", "head diversity: logits stay O(1)")
+    fit: PowerLaw = hdata["fit"]
+    _series(axes[1], fit, -1.0, "tab:red", "across-seed variance of f(t)")
+    _finish(axes[1], report.sizes, "H (heads)", "variance across seeds", "concentration of the output")
+    return save_figure_atomic(fig, path)
+
+
+class HeadReportView:
+    """The fits of a head-collapse phenomenon, read back from its details (for the figure)."""
+
+    def __init__(self, p: Phenomenon):
+        self.data = p.details["heads"]
+        self.sizes = self.data["sizes"]
+
+    def fit(self, q: str) -> tuple[PowerLaw, float | None, str]:
+        d = self.data["quantities"][q]
+        f = {k: (tuple(v) if isinstance(v, list) else (float("nan") if v is None else v)) for k, v in d["fit"].items()}
+        verdict = d["verdict"]
+        return (PowerLaw(**f), d["prediction"]["exponent"],
+                _STATUS[verdict["status"]] if verdict else "reported")
+
+
+def report_sizes(report: HeadReport) -> dict:
+    """The fixed sizes of a head report's task (N for an H sweep)."""
+    return {"N": QUICK.fixed_N if report.size_name == "H" else None}
