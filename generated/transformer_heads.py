@@ -95,42 +95,43 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
         g0=per_draw((1, 2, 3, 4, 5)),
         H=kernel((1, 2, 3, 4, 5)),
         Phi=kernel((1, 2, 3, 4, 5)),
-        Phio=kernel((1, 2, 3)),
-        AO=kernel((1, 2, 3)),
-        BO=kernel((1, 2, 3)),
-        Gk=kernel((1, 2, 3)),
-        AK=kernel((1, 2, 3)),
-        BK=kernel((1, 2, 3)),
-        Gq=kernel((1, 2, 3)),
-        AQ=kernel((1, 2, 3)),
-        BQ=kernel((1, 2, 3)),
-        Gv=kernel((1, 2, 3)),
-        AV=kernel((1, 2, 3)),
-        BV=kernel((1, 2, 3)),
-        Phix=kernel((2, 3, 4)),
-        A2=kernel((2, 3, 4)),
-        A1=kernel((2, 3, 4)),
-        B2=kernel((2, 3, 4)),
-        Gx=kernel((2, 3, 4)),
-        B1=kernel((2, 3, 4)),
+        Phio=kernel((1, 3)),
+        AO=kernel((1, 3)),
+        BO=kernel((1, 3)),
+        Gk=kernel((1, 3)),
+        AK=kernel((1, 3)),
+        BK=kernel((1, 3)),
+        Gq=kernel((1, 3)),
+        AQ=kernel((1, 3)),
+        BQ=kernel((1, 3)),
+        Gv=kernel((1, 3)),
+        AV=kernel((1, 3)),
+        BV=kernel((1, 3)),
+        Phix=kernel((2, 4)),
+        A2=kernel((2, 4)),
+        A1=kernel((2, 4)),
+        B2=kernel((2, 4)),
+        Gx=kernel((2, 4)),
+        B1=kernel((2, 4)),
         G=kernel((1, 2, 3, 4, 5)),
         H0=kernel((1, 2, 3, 4, 5)),
-        Lam=per_head((1, 2, 3)),
-        Sm=per_head((1, 2, 3)),
-        Mm=per_head((1, 2, 3)),
-        Dm=per_head((1, 2, 3)),
-        Lam0=per_head((1, 2, 3)),
-        Sm0=per_head((1, 2, 3)),
-        Mm0=per_head((1, 2, 3)),
-        Dm0=per_head((1, 2, 3)),
+        Lam=per_head((1, 3)),
+        Sm=per_head((1, 3)),
+        Mm=per_head((1, 3)),
+        Dm=per_head((1, 3)),
+        Lam0=per_head((1, 3)),
+        Sm0=per_head((1, 3)),
+        Mm0=per_head((1, 3)),
+        Dm0=per_head((1, 3)),
         C=vector((1, 2, 3, 4, 5)),
-        logits=history((1, 2, 3)),
+        logits=history((1, 3)),
+        Lbar=matrix((1, 3)),
         fac={(b, l): rt.empty_factor(n_t, PS, dtype) for b, l, k in SOURCES if k == "dynamic"},
         ftok=jnp.zeros((n_t, PS), dtype), F=jnp.zeros((n_t, PS), dtype), Delta=jnp.zeros((n_t, PS), dtype))
 
     def step(t, state):
         """One time step of the causal sweep: forward up the stream, output, backward down."""
-        u, uK, rK, uQ, rQ, uV, rV, uO, rO, u1, r1, u2, r2, r, h, hb, k, q, v, o, go, gv, gq, gk, gb, o0, gv0, gq0, gk0, x, zx, gx, g, z, h0, g0, H, Phi, Phio, AO, BO, Gk, AK, BK, Gq, AQ, BQ, Gv, AV, BV, Phix, A2, A1, B2, Gx, B1, G, H0, Lam, Sm, Mm, Dm, Lam0, Sm0, Mm0, Dm0, C, fac, logits, ftok, F, Delta = (rt.copy(state[k]) for k in ("u", "uK", "rK", "uQ", "rQ", "uV", "rV", "uO", "rO", "u1", "r1", "u2", "r2", "r", "h", "hb", "k", "q", "v", "o", "go", "gv", "gq", "gk", "gb", "o0", "gv0", "gq0", "gk0", "x", "zx", "gx", "g", "z", "h0", "g0", "H", "Phi", "Phio", "AO", "BO", "Gk", "AK", "BK", "Gq", "AQ", "BQ", "Gv", "AV", "BV", "Phix", "A2", "A1", "B2", "Gx", "B1", "G", "H0", "Lam", "Sm", "Mm", "Dm", "Lam0", "Sm0", "Mm0", "Dm0", "C", "fac", "logits", "ftok", "F", "Delta"))
+        u, uK, rK, uQ, rQ, uV, rV, uO, rO, u1, r1, u2, r2, r, h, hb, k, q, v, o, go, gv, gq, gk, gb, o0, gv0, gq0, gk0, x, zx, gx, g, z, h0, g0, H, Phi, Phio, AO, BO, Gk, AK, BK, Gq, AQ, BQ, Gv, AV, BV, Phix, A2, A1, B2, Gx, B1, G, H0, Lam, Sm, Mm, Dm, Lam0, Sm0, Mm0, Dm0, C, fac, logits, Lbar, ftok, F, Delta = (rt.copy(state[k]) for k in ("u", "uK", "rK", "uQ", "rQ", "uV", "rV", "uO", "rO", "u1", "r1", "u2", "r2", "r", "h", "hb", "k", "q", "v", "o", "go", "gv", "gq", "gk", "gb", "o0", "gv0", "gq0", "gk0", "x", "zx", "gx", "g", "z", "h0", "g0", "H", "Phi", "Phio", "AO", "BO", "Gk", "AK", "BK", "Gq", "AQ", "BQ", "Gv", "AV", "BV", "Phix", "A2", "A1", "B2", "Gx", "B1", "G", "H0", "Lam", "Sm", "Mm", "Dm", "Lam0", "Sm0", "Mm0", "Dm0", "C", "fac", "logits", "Lbar", "ftok", "F", "Delta"))
         u_t, uK_t, rK_t, uQ_t, rQ_t, uV_t, rV_t, uO_t, rO_t, u1_t, r1_t, u2_t, r2_t, r_t, h_t, hb_t, k_t, q_t, v_t, o_t, go_t, gv_t, gq_t, gk_t, gb_t, o0_t, gv0_t, gq0_t, gk0_t, x_t, zx_t, gx_t, g_t, z_t, h0_t, g0_t = ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})
         cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, PS, n_t, dtype)
         # [src:u1: u[1, mu] ~ N(0, 1 Phi0[mu, nu])]
@@ -182,6 +183,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             # [eq:attn.logit: Lam[2*ell - 1, mu, nu, t] = 2*HeadMean(k[2*ell - 1, nu, t]*q[2*ell - 1, mu, t])]
             Lam[2*ell - 1] = 2 * rt.head_cross(q_t[2*ell - 1], k_t[2*ell - 1], KEY_DIM)
             logits[2*ell - 1] = logits[2*ell - 1].at[t].set(Lam[2*ell - 1][:KEEP_HEADS])
+            Lbar[2*ell - 1] = Lbar[2*ell - 1].at[t].set(jnp.einsum("m,mab->ab", w, Lam[2*ell - 1]))
             # [eq:attn.softmax: Sm[2*ell - 1, mu, nu, t] = Softmax(Lam[2*ell - 1, mu, nu, t])]
             Sm[2*ell - 1] = rt.masked_softmax(Lam[2*ell - 1], Seq)
             # [eq:attn.o: o[2*ell - 1, mu, t] = Sum(Sm[2*ell - 1, mu, nu, t]*v[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
@@ -383,7 +385,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             # [eq:cv.gattn: g0[2*ell - 1, mu, t] = (rK[2*ell - 1, mu, t] + rQ[2*ell - 1, mu, t] + rV[2*ell - 1, mu, t])/sqrt(H[2*ell - 1, mu, mu, t, t]) + g0[2*ell, mu, t]]
             g0_t[2*ell - 1] = (rK_t[2*ell - 1] + rQ_t[2*ell - 1] + rV_t[2*ell - 1])/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)) + g0_t[2*ell]
             g0[2*ell - 1] = g0[2*ell - 1].at[:, t].set(g0_t[2*ell - 1])
-        return dict(u=u, uK=uK, rK=rK, uQ=uQ, rQ=rQ, uV=uV, rV=rV, uO=uO, rO=rO, u1=u1, r1=r1, u2=u2, r2=r2, r=r, h=h, hb=hb, k=k, q=q, v=v, o=o, go=go, gv=gv, gq=gq, gk=gk, gb=gb, o0=o0, gv0=gv0, gq0=gq0, gk0=gk0, x=x, zx=zx, gx=gx, g=g, z=z, h0=h0, g0=g0, H=H, Phi=Phi, Phio=Phio, AO=AO, BO=BO, Gk=Gk, AK=AK, BK=BK, Gq=Gq, AQ=AQ, BQ=BQ, Gv=Gv, AV=AV, BV=BV, Phix=Phix, A2=A2, A1=A1, B2=B2, Gx=Gx, B1=B1, G=G, H0=H0, Lam=Lam, Sm=Sm, Mm=Mm, Dm=Dm, Lam0=Lam0, Sm0=Sm0, Mm0=Mm0, Dm0=Dm0, C=C, fac=fac, logits=logits, ftok=ftok, F=F, Delta=Delta)
+        return dict(u=u, uK=uK, rK=rK, uQ=uQ, rQ=rQ, uV=uV, rV=rV, uO=uO, rO=rO, u1=u1, r1=r1, u2=u2, r2=r2, r=r, h=h, hb=hb, k=k, q=q, v=v, o=o, go=go, gv=gv, gq=gq, gk=gk, gb=gb, o0=o0, gv0=gv0, gq0=gq0, gk0=gk0, x=x, zx=zx, gx=gx, g=g, z=z, h0=h0, g0=g0, H=H, Phi=Phi, Phio=Phio, AO=AO, BO=BO, Gk=Gk, AK=AK, BK=BK, Gq=Gq, AQ=AQ, BQ=BQ, Gv=Gv, AV=AV, BV=BV, Phix=Phix, A2=A2, A1=A1, B2=B2, Gx=Gx, B1=B1, G=G, H0=H0, Lam=Lam, Sm=Sm, Mm=Mm, Dm=Dm, Lam0=Lam0, Sm0=Sm0, Mm0=Mm0, Dm0=Dm0, C=C, fac=fac, logits=logits, Lbar=Lbar, ftok=ftok, F=F, Delta=Delta)
 
     state = jax.lax.fori_loop(0, n_t, step, state)
     F = state["F"]
@@ -391,6 +393,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
     loss = (1/2) * (1 / P) * (1 / S) * jnp.sum((F - y)**2, axis=-1)
     out = {"loss": loss, "f": F[:, ::S], "Delta": state["Delta"][:, ::S]}
     out.update({f"logits{l}": A for l, A in state["logits"].items()})  # (n_t, heads kept, PS, PS)
+    out.update({f"Lam{l}": A for l, A in state["Lbar"].items()})  # the mean over heads, (n_t, PS, PS)
     for name in ("H", "Phi", "Phio", "AO", "BO", "Gk", "AK", "BK", "Gq", "AQ", "BQ", "Gv", "AV", "BV", "Phix", "A2", "A1", "B2", "Gx", "B1", "G", "H0"):
         out.update({f"{name}{l}": K for l, K in state[name].items()})
     return out

@@ -111,15 +111,14 @@ def _sources(system: EquationSystem) -> list[tuple[str, int, str]]:
     return sorted(out)
 
 
-def _kernels(system: EquationSystem) -> dict[str, range]:
-    """Two-time order parameters (kernels, then responses) and the layers each exists at, in equation order."""
-    out = {}
+def _kernels(system: EquationSystem) -> dict[str, tuple[int, ...]]:
+    """Two-time order parameters (kernels, then responses) and the layers the schedule writes them at,
+    in equation order."""
+    written = system.written_layers()
+    out: dict[str, tuple[int, ...]] = {}
     for e in system.equations:
         if e.kind in ("kernel", "response", "twin_kernel"):
-            lo, hi = (int(x) for x in e.layers)
-            idx = e.lhs.indices[0]
-            layers = {int(idx.subs(ell, v)) for v in range(lo, hi + 1)} | set(out.get(e.lhs.base.name, ()))
-            out[e.lhs.base.name] = range(min(layers), max(layers) + 1)
+            out[e.lhs.base.name] = tuple(sorted(set(written[e.label]) | set(out.get(e.lhs.base.name, ()))))
     return out
 
 
@@ -189,12 +188,8 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
 
 def _orders(system: EquationSystem) -> dict[str, tuple[int, tuple[int, ...]]]:
     """Equal-time order parameters: base -> (number of indices, layers)."""
-    out = {}
-    for e in system.equations:
-        if e.kind == "order":
-            lo, hi = (int(x) for x in e.layers)
-            out[e.lhs.base.name] = (len(e.lhs.indices), tuple(range(lo, hi + 1)))
-    return out
+    written = system.written_layers()
+    return {e.lhs.base.name: (len(e.lhs.indices), written[e.label]) for e in system.equations if e.kind == "order"}
 
 
 def _tokens(system: EquationSystem, low: Lowerer) -> str:
@@ -224,9 +219,10 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
     init += [f"{k}={('per_head' if heads else 'matrix') if n == 4 else 'vector'}({v!r}),"
              for k, (n, v) in orders.items()]
     if heads:
-        order = (*order[:-len(outs)], "logits", *outs)
+        order = (*order[:-len(outs)], "logits", "Lbar", *outs)
         names = ", ".join(f'"{k}"' for k in order)
         init.append(f"logits=history({orders['Lam'][1]!r}),")
+        init.append(f"Lbar=matrix({orders['Lam'][1]!r}),")
     head_src = sorted({(b, l) for b, l, _ in srcs if b in system.head_fields})
     lines = [
         f"SOURCES = {tuple(srcs)!r}",
@@ -286,7 +282,8 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
         f"    # [{system.get('eq:loss').label}]",
         f"    loss = {low.loss(system.get('eq:loss'))}",
         '    out = {"loss": loss, "f": F[:, ::S], "Delta": state["Delta"][:, ::S]}',
-        *(['    out.update({f"logits{l}": A for l, A in state["logits"].items()})  # (n_t, heads kept, PS, PS)']
+        *(['    out.update({f"logits{l}": A for l, A in state["logits"].items()})  # (n_t, heads kept, PS, PS)',
+           '    out.update({f"Lam{l}": A for l, A in state["Lbar"].items()})  # the mean over heads, (n_t, PS, PS)']
           if heads else []),
         f"    for name in ({', '.join(chr(34) + k + chr(34) for k in (*kern, *(() if heads else orders)))}):",
         "        out.update({f\"{name}{l}\": K for l, K in state[name].items()})",

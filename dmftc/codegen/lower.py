@@ -302,7 +302,8 @@ class Lowerer:
                 rhs = val if head == "1" else f"{head} * {val}"
                 lines = (f"{name}[{layer}] = {rhs}",)
                 if eq.label == "eq:attn.logit":
-                    lines += (f"logits[{layer}] = logits[{layer}].at[t].set({name}[{layer}][:KEEP_HEADS])",)
+                    lines += (f"logits[{layer}] = logits[{layer}].at[t].set({name}[{layer}][:KEEP_HEADS])",
+                              f"Lbar[{layer}] = Lbar[{layer}].at[t].set(jnp.einsum(\"m,mab->ab\", w, {name}[{layer}]))")
                 return lines
             w = self._w(X, Y)
             pair = f"rt.cross_now({w}, {{}}, {{}})" if len(eq.lhs.indices) == 4 else f"rt.expect({w}, {{}} * {{}})"

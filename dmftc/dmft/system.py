@@ -145,6 +145,29 @@ class EquationSystem:
         if self.regime == "feature_learning" and unscheduled:
             raise CodegenError(f"equations never evaluated: {sorted(unscheduled)}")
 
+    def written_layers(self) -> dict[str, tuple[int, ...]]:
+        """Equation label -> the layers its left-hand side is written at by the schedule (loops unrolled).
+
+        An equation for X[ell, ...] scheduled at layer p(ell) inside a loop over ell = a..b writes
+        X at p(a), ..., p(b): the transformer's blocks sit at every other position (2 ell - 1).
+        """
+        from ..notation import ell
+
+        eqs = {e.label: e for e in self.equations}
+        out: dict[str, set[int]] = {}
+        for it in self.forward + self.output + self.backward:
+            loop = isinstance(it, Loop)
+            values = range(int(it.start), int(it.stop) + it.step, it.step) if loop else (None,)
+            for st in (it.body if loop else (it,)):
+                e = eqs.get(st.label)
+                if e is None or st.layer is None or not isinstance(e.lhs, sympy.Indexed):
+                    continue
+                lo, hi = (int(x) for x in e.layers) if e.layers is not None else (-10**9, 10**9)
+                ats = (int(st.layer.subs(ell, v)) if loop else int(st.layer) for v in values)
+                # a step outside the equation's layer range is guarded away by the code generator
+                out.setdefault(st.label, set()).update(int(e.lhs.indices[0].subs(ell, a)) for a in ats if lo <= a <= hi)
+        return {k: tuple(sorted(v)) for k, v in out.items()}
+
     def latex(self, standalone: bool = False) -> str:
         from .latex import system_latex
 
