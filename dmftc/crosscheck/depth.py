@@ -340,11 +340,9 @@ def judge_depth(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = 
     """
     verdict = judge(name, fit, dataclasses.replace(pred, gate=False), n_sigma=n_sigma, margin=margin)
     p0, p, se = pred.exponent, fit.exponent, fit.exponent_se
-    if not pred.gate or p0 is None or verdict.status != "pass":
-        return verdict
+    if not pred.gate or p0 is None or verdict.status != "pass" or verdict.rate == "consistent":
+        return verdict      # consistent: within n_sigma of p0, or a rise saturating at a finite limit
     off = abs(p - p0)
-    if off <= n_sigma * se:
-        return verdict
     if off <= margin:
         return dataclasses.replace(verdict, rate="consistent", sentence=verdict.sentence.replace(
             "inconsistent at", f"{off:.2f} from it, within the finite-depth margin {margin:g}, at"))

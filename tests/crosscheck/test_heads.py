@@ -243,3 +243,25 @@ def test_the_head_common_change_stays_finite_when_the_attention_learns():
     r = measure_heads(spec, {"N": [32, 64, 128, 256]}, seeds=8)
     assert r.quantity("common_change").verdict.status == "pass", r.summary()
     assert r.quantity("headvar_change").verdict.status == "pass", r.summary()
+
+
+def _limit_fit(a, b, sizes=(1, 2, 4, 8, 16), rel=0.02):
+    n = np.asarray(sizes, float)
+    v = a + b / n
+    return fit_power_law(n, v, rel * v, resolved=[True] * len(n), size_name="L", label="x")
+
+
+def test_flat_passes_a_rise_that_saturates_at_a_finite_limit():
+    """a + b/L with b < 0 tilts the power law upwards over L = 1..16; the limit a is finite."""
+    fit = _limit_fit(1.0, -0.4)
+    assert fit.exponent > 0.1
+    v = judge("x", fit, Prediction(0.0, "flat", "test", gate=True))
+    assert v.status == "pass" and "finite limit" in v.sentence, v.sentence
+
+
+def test_flat_fails_unbounded_growth_and_any_fall():
+    n = np.array([1, 2, 4, 8, 16.0])
+    grow = fit_power_law(n, n ** 0.4, 0.02 * n ** 0.4, resolved=[True] * 5, size_name="L", label="x")
+    assert judge("x", grow, Prediction(0.0, "flat", "test")).status == "fail"   # a + b/L misses the curvature
+    falling = _limit_fit(0.3, 0.7)                                               # a fall is never excused
+    assert judge("x", falling, Prediction(0.0, "flat", "test")).status == "fail"
