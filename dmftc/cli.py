@@ -118,6 +118,16 @@ def cmd_heads(args) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_reproduce(args) -> int:
+    from .crosscheck import progress
+    from .reproduce import reproduce
+
+    result = reproduce(Path(args.out), quick=args.quick, progress=progress)
+    print(result.summary())
+    print(f"wrote {', '.join(result.files)} in {args.out}")
+    return 0 if result.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dmftc", description="DMFT compiler for neural-network training dynamics")
     sub = p.add_subparsers(dest="command", required=True)
@@ -151,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     hd.add_argument("--seed", type=int, default=0, help="first seed of the ensembles")
     hd.add_argument("--out", required=True)
     hd.set_defaults(input_error=2)
+    rp = add("reproduce", cmd_reproduce, "the seed paper's phenomena on a small token task: head collapse, head "
+                                         "diversity, concentration, the depth tension (exit 0 all consistent, "
+                                         "1 otherwise, 2 bad input)", spec=False)
+    rp.add_argument("--out", required=True, help="directory for report.md, report.json and the PNG figures")
+    rp.add_argument("--quick", action="store_true", help="3 sizes per axis and 5 steps (about half a minute)")
+    rp.set_defaults(input_error=2)
     return p
 
 

@@ -56,7 +56,7 @@ dmftc: 1
 name: reproduce_token_task
 description: the seed paper's pre-LN transformer on a small synthetic token task (dmftc reproduce)
 sizes: {N: 8, H: 4, L: 1, S: 4}
-hyper: {gamma0: 1.0, eta: 0.5, beta0: 1.0, alpha_A: 1, alpha_L: 1}
+hyper: {gamma0: 4.0, eta: 0.5, beta0: 1.0, alpha_A: 1, alpha_L: 1}
 model:
   - dense: {out: N*H, name: embed}
   - repeat:
