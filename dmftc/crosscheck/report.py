@@ -78,7 +78,9 @@ class Report:
     status : str
         The most severe verdict of all.
     summary : str
-        One paragraph in plain words.
+        One paragraph in plain words (the notes at its end).
+    notes : tuple of str
+        How the prediction was made, where that needs saying.
     """
 
     size_name: str
@@ -89,6 +91,7 @@ class Report:
     skipped: tuple[tuple[str, str], ...]
     status: str
     summary: str
+    notes: tuple[str, ...] = ()
 
     def quantity(self, name: str) -> QuantityCheck:
         """The check of one quantity, by name."""
@@ -124,6 +127,7 @@ class Report:
             "summary": self.summary,
             "quantities": {q.name: _quantity_json(q, self.sizes) for q in self.quantities},
             "skipped": dict(self.skipped),
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -140,6 +144,7 @@ class Report:
             skipped=tuple((k, v) for k, v in data["skipped"].items()),
             status=data["status"],
             summary=data["summary"],
+            notes=tuple(data.get("notes", ())),
         )
 
     def table(self) -> str:
@@ -149,7 +154,8 @@ class Report:
 
 def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = "N",
                predicted: Mapping | None = None, reference_se: Mapping | None = None,
-               quantities: Sequence[str] | None = None, n_sigma: float = 3.0) -> Report:
+               quantities: Sequence[str] | None = None, n_sigma: float = 3.0,
+               reference_runs: Mapping | None = None, notes: Sequence[str] = ()) -> Report:
     """Compare DMFT predictions with finite-network ensembles across sizes.
 
     Parameters
@@ -169,6 +175,13 @@ def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = 
         every size; the others are listed in `Report.skipped`.
     n_sigma : float
         Number of standard errors that separates agreement from disagreement.
+    reference_runs : mapping of str to array_like, optional
+        For Monte Carlo DMFTs, K >= 4 independent solves of each quantity,
+        shape (K, ...), `reference` being their mean; they replace
+        `reference_se` where given (see `stats.distance`).
+    notes : sequence of str
+        Sentences on how the prediction was made (e.g. why a rate differs from
+        the default), kept in the report and its summary.
 
     Returns
     -------
@@ -177,19 +190,22 @@ def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = 
     rates = _rates(predicted)
     sizes = _sizes(finite_by_size, size_name)
     names, skipped = _select(reference, finite_by_size, sizes, size_name, quantities)
-    ses = reference_se or {}
+    ses, runs = reference_se or {}, reference_runs or {}
     checks = tuple(
         _check_quantity(q, reference[q], [finite_by_size[n][q] for n in sizes], sizes, size_name,
-                        rates, ses.get(q), n_sigma)
+                        rates, ses.get(q), runs.get(q), n_sigma)
         for q in names)
     status = _worst([q.status for q in checks]) if checks else "unresolved"
-    summary = _summary(status, checks, skipped, sizes, size_name)
-    return Report(size_name, sizes, float(rates["bias"]), float(rates["fluct"]), checks, skipped, status, summary)
+    summary = _summary(status, checks, skipped, sizes, size_name) + "".join(f" {n}" for n in notes)
+    return Report(size_name, sizes, float(rates["bias"]), float(rates["fluct"]), checks, skipped, status, summary,
+                  tuple(notes))
 
 
-def _check_quantity(name, ref, finite_list, sizes, size_name, rates, ref_se, n_sigma) -> QuantityCheck:
-    """Distances at every size, the two fits and their verdicts."""
-    dists = tuple(distance(x, ref, reference_se=ref_se, what=f"{name!r} at {size_name}={n}")
+def _check_quantity(name, ref, finite_list, sizes, size_name, rates, ref_se, ref_runs, n_sigma) -> QuantityCheck:
+    """Distances at every size, the two fits and their verdicts (the DMFT's runs, when given,
+    replace its standard errors)."""
+    ref_se = None if ref_runs is not None else ref_se
+    dists = tuple(distance(x, ref, reference_se=ref_se, reference_runs=ref_runs, what=f"{name!r} at {size_name}={n}")
                   for n, x in zip(sizes, finite_list))
     bias_fit = fit_power_law(sizes, [d.bias for d in dists], [d.bias_se for d in dists],
                              resolved=[d.resolved for d in dists], size_name=size_name, label=f"{name} bias")
@@ -209,7 +225,7 @@ def _bias_hint(dists: Sequence[Distance], sizes, size_name: str) -> str:
     if all(d.reference_limited for _, d in unresolved):
         floor = max(d.reference_floor for _, d in unresolved)
         return (f"the DMFT's own Monte Carlo error (RMS {floor:.2g}) limits the distance there; "
-                "increase solver.samples")
+                "increase solver.samples or the number of DMFT runs")
     n, d = unresolved[-1]
     return f"add seeds (the bias is below {d.bias_upper:.2g} at {size_name}={n})"
 

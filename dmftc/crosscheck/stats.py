@@ -10,7 +10,14 @@ n^-1/2 whatever the bias does. So the bias is measured by the U-statistic
 
 an unbiased estimate of ||E X - r||_w^2 (the squared distance of the seed mean
 minus tr(Cov)/S), and the fluctuation by the RMS deviation of single networks
-from the seed mean. Every norm is a weighted root-mean-square over entries
+from the seed mean. A Monte Carlo DMFT is itself a noisy estimate, like a network
+as wide as its number of draws; given K independent solves R_k it enters as a
+second sample, and the two-sample U-statistic
+
+    U2 = U(X) + U(R) - 2 <mean X - c, mean R - c>_w   (any constant c)
+
+is unbiased for ||E X - E R||_w^2 whatever the covariance of either sample,
+with its variance the sum of the jackknives over seeds and over solves. Every norm is a weighted root-mean-square over entries
 (time, samples, ...), so numbers are comparable across quantities. Standard
 errors come from the jackknife over seeds; whether a bias is resolved from
 zero at all is a separate F test against the noise (see `Distance.p_zero`).
@@ -71,6 +78,9 @@ class Distance:
         the DMFT's Monte Carlo error, not the seeds, limits the distance.
     n_seeds : int
         Number of finite networks S.
+    n_reference_runs : int
+        Number K of independent DMFT solves the reference was built from
+        (0 when it was given as one array, with or without standard errors).
     """
 
     bias: float
@@ -85,6 +95,7 @@ class Distance:
     reference_floor: float
     reference_share: float
     n_seeds: int
+    n_reference_runs: int = 0
 
     @property
     def resolved(self) -> bool:
@@ -102,7 +113,8 @@ class Distance:
         return bool(self.reference_share > 0.5)
 
 
-def distance(finite, reference, *, reference_se=None, weights=None, what="finite ensemble") -> Distance:
+def distance(finite, reference, *, reference_se=None, reference_runs=None, weights=None,
+             what="finite ensemble") -> Distance:
     """Bias and fluctuation of a finite-network ensemble around a reference.
 
     Parameters
@@ -110,13 +122,21 @@ def distance(finite, reference, *, reference_se=None, weights=None, what="finite
     finite : array_like, shape (S, ...)
         One row per seed; the trailing shape equals `reference.shape`.
     reference : array_like, shape (...)
-        The DMFT prediction (deterministic curve, kernel, ...).
+        The DMFT prediction (deterministic curve, kernel, ...). With
+        `reference_runs` it only fixes the shape; the runs' mean is used.
     reference_se : array_like, optional
         Standard error of `reference` (Monte Carlo error of the solver),
         broadcastable to its shape. Its expected square is subtracted from
         `bias_sq` and its variance added to `bias_sq_se`; since one set of
         draws produces every entry, errors are taken fully correlated
         (Cauchy-Schwarz bound), which is conservative.
+    reference_runs : array_like, shape (K, ...), optional
+        K >= 4 independent DMFT solves (different Monte Carlo seeds), in
+        place of `reference_se`. Then `bias_sq` is the two-sample
+        U-statistic, unbiased for ||E finite - E run||_w^2 whatever the runs'
+        covariance, and `bias_sq_se` the sum of the jackknives over seeds and
+        over runs: the DMFT's error enters with its actual correlations
+        across entries instead of a bound.
     weights : array_like, optional
         Non-negative weights broadcastable to `reference.shape`; normalised to
         sum to one. Default: equal weights (plain RMS over entries).
@@ -127,13 +147,32 @@ def distance(finite, reference, *, reference_se=None, weights=None, what="finite
     -------
     Distance
     """
+    if reference_runs is not None:
+        return _distance_two_sample(finite, reference, reference_runs, weights, what)
     x, r = _as_rows(finite, reference, what)
     w = _weights(weights, np.shape(reference), what)
     d = x - r
     tr_cov_sq = _tr_cov_sq(d, w)
-    ref_terms = _reference_terms(reference_se, d.mean(axis=0), w, np.shape(reference), what)
-    return Distance(**_bias_fields(d, w, tr_cov_sq, *ref_terms), **_fluct_fields(d, w, tr_cov_sq),
-                    n_seeds=int(d.shape[0]))
+    ref_sq, var_ref = _reference_terms(reference_se, d.mean(axis=0), w, np.shape(reference), what)
+    s = d.shape[0]
+    # zero bias: naive^2 has mean tr/S + E||eps||^2; ||eps||^2 fully correlated across entries
+    noise = (tr_cov_sq / s**2 + ref_sq**2, 2.0 * tr_cov_sq / (s**2 * (s - 1)))
+    return Distance(**_bias_fields(d, w, ref_sq, var_ref, noise), **_fluct_fields(d, w, tr_cov_sq),
+                    n_seeds=int(s))
+
+
+def _distance_two_sample(finite, reference, runs, weights, what: str) -> Distance:
+    """`distance` with the reference given as K independent DMFT solves (see `_runs_terms`)."""
+    x, _ = _as_rows(finite, reference, what)
+    e = _as_runs(runs, np.shape(reference), what)
+    w = _weights(weights, np.shape(reference), what)
+    # centre on the runs' mean: then mean(e) = 0 and U(R) = -sum ||e_k||^2 / (K (K-1))
+    c = e.mean(axis=0)
+    d, e = x - c, e - c
+    tr_cov_sq = _tr_cov_sq(d, w)
+    ref_sq, var_ref, noise = _runs_terms(d, e, w, tr_cov_sq)
+    return Distance(**_bias_fields(d, w, ref_sq, var_ref, noise), **_fluct_fields(d, w, tr_cov_sq),
+                    n_seeds=int(d.shape[0]), n_reference_runs=int(e.shape[0]))
 
 
 def seed_mean_se(finite) -> tuple[np.ndarray, np.ndarray]:
@@ -153,16 +192,23 @@ def seed_mean_se(finite) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), x.std(axis=0, ddof=1) / np.sqrt(s)
 
 
-def _bias_fields(d: np.ndarray, w: np.ndarray, tr_cov_sq: float, ref_sq: float, var_ref: float) -> dict:
-    """bias, bias_sq and their errors, p_zero, naive, and the DMFT's share of the error."""
+def _bias_fields(d: np.ndarray, w: np.ndarray, ref_sq: float, var_ref: float,
+                 noise: tuple[float, float]) -> dict:
+    """bias, bias_sq and their errors, p_zero, naive, and the DMFT's share of the error.
+
+    `ref_sq` is the estimate of E||eps||_w^2 (the reference's own noise) subtracted from the
+    seeds' U-statistic, `var_ref` the variance the reference adds, `noise` the pair
+    (sum of squared noise scales, variance of the estimated noise level) for `_p_zero`.
+    """
     s, naive_sq = d.shape[0], float(_wnorm2(d.mean(axis=0), w))
     u, var_u = _u_statistic(d, w)
     bias_sq, var_b = u - ref_sq, var_u + var_ref
     return dict(
         bias=_signed_sqrt(bias_sq), bias_se=_sqrt_se(bias_sq, np.sqrt(var_b)),
         bias_sq=float(bias_sq), bias_sq_se=float(np.sqrt(var_b)),
-        p_zero=_p_zero(naive_sq, _trace_cov(d, w)[0], tr_cov_sq, ref_sq, s), naive=float(np.sqrt(naive_sq)),
-        reference_floor=float(np.sqrt(ref_sq)), reference_share=float(var_ref / var_b) if var_b > 0 else 0.0,
+        p_zero=_p_zero(naive_sq, _trace_cov(d, w)[0] / s + ref_sq, *noise), naive=float(np.sqrt(naive_sq)),
+        reference_floor=float(np.sqrt(max(ref_sq, 0.0))),
+        reference_share=float(var_ref / var_b) if var_b > 0 else 0.0,
     )
 
 
@@ -238,26 +284,27 @@ def _u_statistic(d: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     return float(full), _jackknife_var(loo)
 
 
-def _p_zero(naive_sq: float, tr_cov: float, tr_cov_sq: float, ref_sq: float, s: int) -> float:
+def _p_zero(naive_sq: float, mean: float, var_scale: float, mean_var: float) -> float:
     """P(naive^2 >= observed | zero bias), by an F test with Satterthwaite's degrees of freedom.
 
-    Under zero bias S naive^2 has mean E = tr(W Sigma) + S E||eps||^2 and
-    variance 2 tr((W Sigma)^2) + 2 S^2 (E||eps||^2)^2; E itself is estimated by
-    tr_cov + S ref_sq with variance 2 tr((W Sigma)^2) / (S - 1). Matching each
-    to a scaled chi-square gives F(h1, h2). h1 is the effective number of
-    independent entries: about 1 for a loss curve whose fluctuations are one
-    shared shift, many for outputs with independent noise; a Gaussian
-    threshold would be far too lenient at h1 ~ 1, and a chi-square one at few
-    seeds (where E is itself uncertain).
+    Under zero bias naive^2 (the squared distance of the two means) has mean
+    `mean` = tr(W Sigma) / S + E||eps||^2 and variance 2 `var_scale`, with
+    `var_scale` = tr((W Sigma)^2) / S^2 plus the reference's share;
+    `mean` is itself estimated, with variance `mean_var`. Matching each to
+    a scaled chi-square gives F(h1, h2). h1 is the effective number of
+    independent entries: about 1 for a loss curve whose fluctuations are
+    one shared shift, many for outputs with independent noise; a Gaussian
+    threshold would be far too lenient at h1 ~ 1, and a chi-square one at
+    few seeds (where the mean is itself uncertain).
     """
-    from scipy.special import fdtrc
+    from scipy.special import chdtrc, fdtrc
 
-    mean = tr_cov + s * ref_sq
-    if not tr_cov_sq > 0 or not mean > 0:
-        return 0.0 if s * naive_sq > mean else 1.0
-    h1 = 2.0 * mean**2 / (2.0 * tr_cov_sq + 2.0 * (s * ref_sq) ** 2)
-    h2 = 2.0 * mean**2 * (s - 1) / (2.0 * tr_cov_sq)
-    return float(fdtrc(h1, h2, s * naive_sq / mean))
+    if not var_scale > 0 or not mean > 0:
+        return 0.0 if naive_sq > mean else 1.0
+    h1 = mean**2 / var_scale
+    if not mean_var > 0:  # a known noise level: chi-square
+        return float(chdtrc(h1, h1 * naive_sq / mean))
+    return float(fdtrc(h1, 2.0 * mean**2 / mean_var, naive_sq / mean))
 
 
 def _tr_cov_sq(d: np.ndarray, w: np.ndarray) -> float:
@@ -312,6 +359,38 @@ def _reference_terms(reference_se, mean_dev: np.ndarray, w: np.ndarray, shape, w
     floor_sq = float(np.sum(w * e * e))
     var = 4.0 * float(np.sum(w * np.abs(mean_dev) * e)) ** 2 + 2.0 * floor_sq**2
     return floor_sq, var
+
+
+def _as_runs(runs, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """Validate K >= 4 DMFT runs of the reference's shape; flatten to (K, M)."""
+    e = np.asarray(runs, dtype=float)
+    if e.ndim != len(shape) + 1 or e.shape[1:] != tuple(shape):
+        raise DmftcError(f"{what}: DMFT runs of shape {e.shape} do not match the DMFT shape {tuple(shape)}; "
+                         f"expected (runs, {', '.join(map(str, shape))}).")
+    if e.shape[0] < 4:
+        raise DmftcError(f"{what}: {e.shape[0]} DMFT runs are too few for the reference's own error; "
+                         "use at least 4 (8 or more is better), or give reference_se instead.")
+    _require_finite(e, what, "DMFT", per_seed=False)
+    return e.reshape(e.shape[0], -1)
+
+
+def _runs_terms(d: np.ndarray, e: np.ndarray, w: np.ndarray, tr_cov_sq: float):
+    """The reference's part of the two-sample U-statistic, from K runs centred on their mean.
+
+    With c = mean R (so mean e = 0), U2 = U(d) - ref_sq with ref_sq = sum_k ||e_k||^2 / (K (K-1)),
+    an unbiased estimate of tr(W Sigma_R) / K = E||mean R - E R||^2. Deleting run k (c held fixed)
+    gives U2_-k = U(d) + (2 q_k - Q) / ((K-1)(K-2)) + 2 <mean d, e_k> / (K-1), q_k = ||e_k||^2,
+    Q = sum q_k, whose jackknife is the reference's variance. Returns (ref_sq, var_ref, noise) with
+    noise as `_p_zero` takes it; the cross term tr(W Sigma W Sigma_R) is bounded by Cauchy-Schwarz.
+    """
+    k = e.shape[0]
+    q = _wnorm2(e, w)
+    ref_sq = float(q.sum() / (k * (k - 1)))
+    loo = (2.0 * q - q.sum()) / ((k - 1) * (k - 2)) + 2.0 * (e @ (w * d.mean(axis=0))) / (k - 1)
+    s, tr_sq_r = d.shape[0], _tr_cov_sq(e, w)
+    var_scale = (np.sqrt(tr_cov_sq) / s + np.sqrt(tr_sq_r) / k) ** 2
+    mean_var = 2.0 * tr_cov_sq / (s**2 * (s - 1)) + 2.0 * tr_sq_r / (k**2 * (k - 1))
+    return ref_sq, _jackknife_var(loo), (float(var_scale), float(mean_var))
 
 
 def _signed_sqrt(x: float) -> float:

@@ -106,6 +106,23 @@ def test_dmft_monte_carlo_error_is_named_when_it_limits_the_distance(synthetic):
     assert all(d.reference_limited for d in report.quantity("loss").distances)
 
 
+def test_dmft_runs_replace_its_standard_errors_and_notes_are_kept(synthetic):
+    """A wrong-by-noise DMFT given as 8 runs: the runs carry its error into every distance, and a
+    note on the prediction lands in the summary and survives the JSON round trip."""
+    ref = synthetic.reference()
+    rng = np.random.default_rng(9)
+    runs = ref["f"] + 1e-3 * rng.standard_normal((8, *ref["f"].shape))
+    report = crosscheck({"f": runs.mean(0)}, synthetic.ensembles(10), quantities=["f"],
+                        reference_runs={"f": runs}, reference_se={"f": np.full(ref["f"].shape, 1.0)},
+                        notes=["Predicted bias N^-1 here."])
+    dists = report.quantity("f").distances
+    assert all(d.n_reference_runs == 8 and d.reference_floor < 1e-3 for d in dists)
+    assert report.quantity("f").bias_verdict.status == "consistent", report.summary
+    assert report.summary.endswith("Predicted bias N^-1 here.")
+    back = Report.from_json(json.loads(json.dumps(report.to_json())))
+    assert back.notes == ("Predicted bias N^-1 here.",) and back.to_json() == report.to_json()
+
+
 def test_json_round_trips_and_is_strict(synthetic, tmp_path):
     report = crosscheck(synthetic.reference(), synthetic.ensembles(6, sizes=(128, 256, 512, 1024)))
     data = json.loads(json.dumps(report.to_json(), allow_nan=False))

@@ -157,3 +157,77 @@ def test_a_clear_bias_is_resolved(synthetic):
     rng = np.random.default_rng(8)
     d = distance(synthetic.ensemble(rng, 2048, 32)["loss"], synthetic.reference()["loss"])
     assert d.resolved and d.p_zero < 1e-3
+
+
+# ------------------------------------------------------------ the reference as K independent DMFT runs
+def _runs(rng, k, ref, scale):
+    """K noisy solves of `ref`: a shared random shape (errors of one solve correlate across entries,
+    as one set of draws makes every entry) plus independent noise."""
+    shape = np.cos(np.arange(ref.size) / 5).reshape(ref.shape)
+    return ref + scale * (rng.standard_normal((k, 1)).reshape((k,) + (1,) * ref.ndim) * shape
+                          + 0.5 * rng.standard_normal((k,) + ref.shape))
+
+
+def _two_sample_u(x, runs, w):
+    """||mean x - mean runs||^2 minus both means' noise, each trace unbiased (ddof = 1)."""
+    x, e = x.reshape(len(x), -1), runs.reshape(len(runs), -1)
+    m = x.mean(0) - e.mean(0)
+    return float(np.sum(w * (m * m - x.var(0, ddof=1) / len(x) - e.var(0, ddof=1) / len(e))))
+
+
+def test_with_runs_bias_sq_is_the_two_sample_u_statistic_and_its_jackknife_deletes_seeds_and_runs():
+    rng = np.random.default_rng(10)
+    ref = rng.normal(size=(6, 2))
+    x, runs = ref + 0.2 + rng.normal(size=(9, 6, 2)), _runs(rng, 7, ref, 0.3)
+    w = np.full(12, 1 / 12)
+    d = distance(x, ref, reference_runs=runs)
+    assert d.bias_sq == pytest.approx(_two_sample_u(x, runs, w), rel=1e-10)
+    assert d.n_reference_runs == 7 and d.reference_floor**2 == pytest.approx(
+        np.sum(w * runs.reshape(7, -1).var(0, ddof=1)) / 7, rel=1e-10)
+    jack = lambda loo: (len(loo) - 1) / len(loo) * np.sum((loo - loo.mean()) ** 2)
+    over_seeds = jack(np.array([_two_sample_u(np.delete(x, s, 0), runs, w) for s in range(9)]))
+    over_runs = jack(np.array([_two_sample_u(x, np.delete(runs, k, 0), w) for k in range(7)]))
+    assert d.bias_sq_se**2 == pytest.approx(over_seeds + over_runs, rel=1e-9)
+    assert d.reference_share == pytest.approx(over_runs / (over_seeds + over_runs), rel=1e-9)
+
+
+@pytest.mark.parametrize("c", [0.0, 20.0])
+def test_with_runs_bias_sq_is_unbiased_and_its_error_calibrated(c, synthetic):
+    """Over replicates, with a DMFT as noisy as the seeds' mean and correlated across entries: the
+    estimate is unbiased and its standard error neither optimistic nor more than twice too large."""
+    rng = np.random.default_rng(11)
+    ref, n, reps = synthetic.reference()["f"], 512, 300
+    true_bias = synthetic.ensemble(rng, n, 2, c=c, sigma=0.0)["f"][0] - ref
+    est = [distance(synthetic.ensemble(rng, n, 16, c=c)["f"], ref, reference_runs=_runs(rng, 8, ref, 0.01))
+           for _ in range(reps)]
+    u, se = np.array([d.bias_sq for d in est]), np.array([d.bias_sq_se for d in est])
+    assert abs(u.mean() - np.mean(true_bias**2)) < 4 * u.std() / np.sqrt(reps)
+    assert 1 - 4 / np.sqrt(2 * reps) < np.sqrt(np.mean(se**2)) / u.std() < 2.0
+
+
+def test_with_runs_zero_bias_is_rarely_called_resolved(synthetic):
+    rng = np.random.default_rng(12)
+    ref, reps = synthetic.reference()["f"], 600
+    hits = [distance(synthetic.ensemble(rng, 512, 16, c=0.0)["f"], ref,
+                     reference_runs=_runs(rng, 8, ref, 0.01)).resolved for _ in range(reps)]
+    nominal = 0.0228
+    assert np.mean(hits) < 2 * nominal + 4 * np.sqrt(2 * nominal / reps)
+
+
+def test_runs_resolve_a_bias_that_the_fully_correlated_bound_hides():
+    """A DMFT error of independent entries: the runs measure it, the bound from reference_se does not."""
+    rng = np.random.default_rng(13)
+    ref = np.zeros(400)
+    x = 0.02 + rng.normal(0.0, 0.05, (64, 400))
+    runs = ref + rng.normal(0.0, 0.05, (8, 400))
+    by_runs = distance(x, runs.mean(0), reference_runs=runs)
+    by_se = distance(x, runs.mean(0), reference_se=runs.std(0, ddof=1) / np.sqrt(8))
+    assert by_runs.resolved and by_runs.bias == pytest.approx(0.02, rel=0.25)
+    assert by_se.bias_sq_se > 3 * by_runs.bias_sq_se
+
+
+def test_too_few_or_misshapen_runs_are_errors():
+    with pytest.raises(DmftcError, match="3 DMFT runs are too few for the reference's own error; use at least 4"):
+        distance(np.zeros((8, 5)), np.zeros(5), reference_runs=np.zeros((3, 5)))
+    with pytest.raises(DmftcError, match=r"DMFT runs of shape \(4, 6\) do not match the DMFT shape \(5,\)"):
+        distance(np.zeros((8, 5)), np.zeros(5), reference_runs=np.zeros((4, 6)))
