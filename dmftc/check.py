@@ -8,8 +8,10 @@ initialization is an O(1) random variable, as in ntk), fits, verdicts, check.jso
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
+from types import MappingProxyType
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -17,6 +19,7 @@ import numpy as np
 from .crosscheck import (
     crosscheck, plot_convergence, plot_curves, progress, seed_mean_se, write_json_atomic,
 )
+from .crosscheck.logits import compare_logit_laws, dmft_logit_blocks, plot_logit_laws
 from .errors import DmftcError
 from .program import Program, compile_spec
 from .simulate import simulate
@@ -30,10 +33,17 @@ def default_sizes(spec: Spec) -> dict[str, list[int]]:
     return {name: sorted({max(2, n // k) for k in (8, 4, 2, 1)})}
 
 
-def dmft_reference(prog: Program, seeds: int = 2, samples: int | None = None) -> tuple[dict, dict]:
-    """DMFT arrays averaged over `seeds` Monte Carlo seeds, and their standard errors (zero when exact)."""
+def dmft_runs(prog: Program, seeds: int = 2, samples: int | None = None) -> list[dict]:
+    """The DMFT's arrays at `seeds` Monte Carlo seeds (one run when the solve is exact)."""
     exact = prog.equations.method != "monte_carlo"
-    runs = [prog.solve(seed=prog.spec.solver.seed + k, samples=samples).arrays for k in range(1 if exact else seeds)]
+    return [prog.solve(seed=prog.spec.solver.seed + k, samples=samples).arrays for k in range(1 if exact else seeds)]
+
+
+def dmft_reference(prog: Program, seeds: int = 2, samples: int | None = None, *,
+                   runs: list[dict] | None = None) -> tuple[dict, dict]:
+    """DMFT arrays averaged over `seeds` Monte Carlo seeds (or given `runs`), and their standard errors
+    (zero when exact)."""
+    runs = runs if runs is not None else dmft_runs(prog, seeds, samples)
     mean = {k: np.mean([r[k] for r in runs], axis=0) for k in runs[0]}
     se = {k: (np.std([r[k] for r in runs], axis=0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1
               else np.zeros_like(mean[k])) for k in runs[0]}
@@ -43,8 +53,10 @@ def dmft_reference(prog: Program, seeds: int = 2, samples: int | None = None) ->
 def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
     """Quantities present in both the DMFT solution and the simulation."""
     if prog.equations.tokens:
-        # transformers: the residual-stream kernel over (position, time) at each layer boundary
-        return ["loss", "f"] + sorted((k for k in sim_order if re.fullmatch(r"H\d+", k)), key=lambda k: int(k[1:]))
+        # transformers: the residual-stream kernel over (position, time) at each layer boundary, and the
+        # head-averaged attention logits of each attention block (A1, A2, ...)
+        return (["loss", "f"] + sorted((k for k in sim_order if re.fullmatch(r"H\d+", k)), key=lambda k: int(k[1:]))
+                + sorted(k for k in sim_order if re.fullmatch(r"A\d+", k)))
     names = ["loss", "f"] + (["Htop"] if "eq:kernel.H" in prog.equations.labels else [])
     # kernels share a definition on both sides only for MLPs (the simulator's residual-stream kernels are
     # of h itself, positions 0..L, and its G is normalised by the readout multiplier alone)
@@ -54,12 +66,14 @@ def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
 
 
 def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8, out_dir: Path | None,
-              dmft_seeds: int = 2, samples: int | None = None, program: Program | None = None,
+              dmft_seeds: int = 8, samples: int | None = None, program: Program | None = None,
               quantities: Sequence[str] | None = None):
     """Run the cross-check over one size axis; writes out_dir/check.json and PNG plots (unless None).
 
     `program` replaces the compiled spec (a test injects a deliberately wrong DMFT this way);
     `quantities` restricts what is compared (default: loss, f and every kernel both sides have).
+    A Monte Carlo DMFT is solved at `dmft_seeds` seeds; with 4 or more, the runs themselves are
+    the reference (its error measured, not bounded: `crosscheck.stats.distance`).
     """
     if not sizes:
         sizes = default_sizes(spec)
@@ -69,12 +83,16 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     if name not in spec.sizes:
         raise DmftcError(f"--sizes names {name!r}, which the spec does not declare (sizes: {sorted(spec.sizes)})")
     prog = program or compile_spec(spec)
-    ref, ref_se = dmft_reference(prog, dmft_seeds, samples)
-    finite, order_names = {}, []
+    runs = dmft_runs(prog, dmft_seeds, samples)
+    ref, ref_se = dmft_reference(prog, runs=runs)
+    finite, order_names, logits = {}, [], {}
     for n in progress(sorted(values), total=len(values), desc=f"check {name}"):
-        sim = simulate(spec, sizes={name: n}, seeds=seeds)
+        sim = simulate_in_chunks(spec, {name: n}, seeds, record=_record(prog, quantities))
         order_names = [_plain(k) for k in sim.order]
         finite[n] = {"loss": sim.loss, "f": sim.f, **{_plain(k): v for k, v in sim.order.items()}}
+        if "logits" in sim.order:
+            logits[n] = sim.order["logits"]
+            finite[n].update(head_averaged_logits(sim.order["logits"]))
         if prog.equations.tokens:
             # simulator stream site l (input of transformer layer l + 1, or the top) = DMFT position 1 + B l
             B = (prog.equations.depth - 1) // int(spec.sizes["L"])
@@ -82,24 +100,146 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
                 m = re.fullmatch(r"Phi\{(\d+)\}", k)
                 if m:
                     finite[n][f"H{1 + B * int(m.group(1))}"] = v
-            order_names = [k for k in finite[n] if re.fullmatch(r"H\d+", k)]
+            order_names = [k for k in finite[n] if re.fullmatch(r"(H|A)\d+", k)]
         elif "eq:kernel.H" in prog.equations.labels:
             # the stream kernel at the top (tau = 1): the simulator's last stream position vs the DMFT's
             top = max(int(k[4:-1]) for k in sim.order if k.startswith("Phi{"))
             finite[n]["Htop"] = sim.order[f"Phi{{{top}}}"]
+    if prog.equations.tokens:
+        ref.update(dmft_logit_means(ref, spec))
+        ref_se.update(dmft_logit_means(ref_se, spec))
     if "eq:kernel.H" in prog.equations.labels and not prog.equations.tokens:
         ref["Htop"], ref_se["Htop"] = ref[f"H{prog.equations.depth}"], ref_se[f"H{prog.equations.depth}"]
     qs = [q for q in (quantities or compared(prog, order_names)) if q in ref]
+    ref_runs = reference_runs(prog, runs, qs)
     if prog.equations.coefficients.get("f0:readout", 0) != 0:
         # a random O(1) output at init: compare each network with the DMFT given its own f(0)
         ref, finite, ref_se = _conditional_on_f0(prog, ref, finite, qs)
-    # along L at fixed N a single network's spread is set by N and does not shrink: predicted exponent 0
+        ref_runs = None
+    predicted, notes = predicted_rates(prog, name)
     report = crosscheck({q: ref[q] for q in qs}, {n: {q: d[q] for q in qs} for n, d in finite.items()},
-                        size_name=name, predicted={"bias": -1.0, "fluct": 0.0 if name == "L" else -0.5},
-                        reference_se={q: ref_se[q] for q in qs})
+                        size_name=name, predicted=predicted, reference_se={q: ref_se[q] for q in qs},
+                        reference_runs=ref_runs, notes=notes)
+    if prog.equations.heads == "sites" and name == "H" and logits:
+        laws = logit_laws(runs, logits, spec)
+        report = dataclasses.replace(report, summary=report.summary + "\n" + laws.summary())
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(out_dir / "logits.json", laws.to_json())
+            plot_logit_laws(laws, [_logit_blocks(r, spec) for r in runs], logits, out_dir / "logits.png")
     if out_dir is not None:
         _write(report, ref, finite, out_dir, name)
     return report
+
+
+def head_averaged_logits(logits: np.ndarray) -> dict[str, np.ndarray]:
+    """A1, A2, ...: the simulator's logits (seeds, T+1, L_attn, H, P, S, S) averaged over heads, one per
+    attention block: (seeds, T+1, P, S, S). Their limit is the DMFT's Lam (N -> oo: every head's; H -> oo:
+    the mean over heads)."""
+    mean = np.asarray(logits).mean(axis=3)
+    return {f"A{i + 1}": mean[:, :, i] for i in range(mean.shape[2])}
+
+
+def dmft_logit_means(arrays: Mapping[str, np.ndarray], spec: Spec) -> dict[str, np.ndarray]:
+    """A1, A2, ...: the DMFT's logits Lam{l} (n_t, PS, PS), attention blocks in ascending l, cut to the
+    blocks of one sequence: (n_t, P, S, S)."""
+    layers = sorted(int(k[3:]) for k in arrays if re.fullmatch(r"Lam\d+", k))
+    if not layers:
+        return {}
+    out = dmft_logit_blocks({l: np.asarray(arrays[f"Lam{l}"])[:, None] for l in layers}, *_p_s(arrays, spec))
+    return {f"A{i + 1}": out[:, i, 0] for i in range(out.shape[1])}
+
+
+def logit_laws(runs: Sequence[Mapping[str, np.ndarray]], logits: Mapping[int, np.ndarray], spec: Spec):
+    """The law of the logits across heads, finite networks at each H against the DMFT's head draws
+    (`dmftc.crosscheck.logits`)."""
+    return compare_logit_laws([_logit_blocks(r, spec) for r in runs], logits)
+
+
+def _logit_blocks(arrays: Mapping[str, np.ndarray], spec: Spec) -> np.ndarray:
+    heads = {int(k[6:]): v for k, v in arrays.items() if re.fullmatch(r"logits\d+", k)}
+    return dmft_logit_blocks(heads, *_p_s(arrays, spec))
+
+
+def _p_s(arrays: Mapping[str, np.ndarray], spec: Spec) -> tuple[int, int]:
+    S = int(spec.sizes["S"])
+    return np.shape(arrays["f"])[-1], S
+
+
+#: activations whose derivative jumps (at 0): the lazy limit is approached as N^-1/2 (`predicted_rates`)
+KINKED = frozenset({"relu"})
+
+
+def predicted_rates(prog: Program, size_name: str) -> tuple[dict[str, float], tuple[str, ...]]:
+    """Predicted exponents of the bias and the fluctuation along `size_name`, and why where not the default.
+
+    Bias n^-1 and fluctuation n^-1/2 (THEORY.md section 6); along L at fixed N a network's spread is
+    set by N and does not shrink (fluctuation exponent 0). In a lazy limit with an activation whose
+    derivative jumps (ReLU) the bias falls only as N^-1/2: the finite network is the feature-learning
+    one at gamma0 ~ N^-1/2, each unit's preactivation moves O(gamma0) with a random sign, and the
+    units that cross the kink change phi' by O(1); their net flux is ~ E|velocity| ~ |gamma0|, an
+    O(N^-1/2) mean shift of the kernels (the feature-learning DMFT itself is non-analytic in gamma0,
+    measured: f - f_lazy ~ |gamma0| for relu, gamma0^2 for erf). Smooth activations keep N^-1.
+    """
+    rates = {"bias": -1.0, "fluct": 0.0 if size_name == "L" else -0.5}
+    eqs = prog.equations
+    if size_name == "L" or eqs.regime != "lazy" or eqs.activation not in KINKED:
+        return rates, ()
+    note = (f"Predicted bias {size_name}^-1/2, not {size_name}^-1: in the lazy limit each unit moves "
+            f"O({size_name}^-1/2) with a random sign and {eqs.activation}'s derivative jumps at 0, so the flux "
+            f"of units across the kink shifts the mean kernels by O({size_name}^-1/2) (the feature-learning DMFT "
+            f"is non-analytic in gamma0 ~ {size_name}^-1/2); smooth activations give {size_name}^-1.")
+    return {**rates, "bias": -0.5}, (note,)
+
+
+def reference_runs(prog: Program, runs: Sequence[Mapping[str, np.ndarray]], qs: Sequence[str]) -> dict | None:
+    """Each compared quantity over the DMFT's Monte Carlo runs, (K, ...); None with fewer than 4 runs
+    (then the runs' standard errors stand in, with a conservative bound on their correlations)."""
+    if len(runs) < 4:
+        return None
+    per_run = [{**r, **_derived(prog, r)} for r in runs]
+    return {q: np.stack([np.asarray(r[q]) for r in per_run]) for q in qs}
+
+
+def _derived(prog: Program, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The compared quantities that `run_check` derives from a solution's arrays (head-averaged
+    logits of transformers, the top-of-stream kernel of residual networks)."""
+    if prog.equations.tokens:
+        return dmft_logit_means(arrays, prog.spec)
+    if "eq:kernel.H" in prog.equations.labels:
+        return {"Htop": arrays[f"H{prog.equations.depth}"]}
+    return {}
+
+
+def simulate_in_chunks(spec: Spec, sizes: Mapping[str, int], seeds: int, *, record: str = "full",
+                       budget: int = 2 * 2**30):
+    """`simulate(spec, sizes, seeds, record=record)` run in chunks of seeds whose initial weights fit
+    in `budget` bytes (float32): the same networks as one run (`simulate(..., first=)`), concatenated."""
+    from .simulate import build_network
+    from .simulate.data import spec_data
+
+    net = build_network(spec, sizes, spec_data(spec, None)[0].shape)
+    per_network = 4 * sum(p.shape[0] * p.shape[1] for p in net.params.values())
+    chunks = -(-seeds // max(1, budget // per_network))
+    bounds = np.linspace(0, seeds, chunks + 1).round().astype(int)
+    sims = [simulate(spec, sizes=sizes, seeds=int(b - a), record=record, first=int(a))
+            for a, b in zip(bounds[:-1], bounds[1:])]
+    if len(sims) == 1:
+        return sims[0]
+    cat = lambda get: np.concatenate([get(s) for s in sims])
+    return dataclasses.replace(sims[0], seeds=seeds, loss=cat(lambda s: s.loss), f=cat(lambda s: s.f),
+                               f0=cat(lambda s: s.f0),
+                               order=MappingProxyType({k: cat(lambda s: s.order[k]) for k in sims[0].order}))
+
+
+def _record(prog: Program, quantities: Sequence[str] | None) -> str:
+    """What the simulator records: "none" when only loss and f are compared (lazy MLPs), else "full"."""
+    eqs = prog.equations
+    kernels = eqs.tokens or "eq:kernel.H" in eqs.labels or (
+        eqs.regime == "feature_learning" and "eq:field.z" in eqs.labels)
+    if quantities is not None:
+        kernels = bool(set(quantities) - {"loss", "f"})
+    return "full" if kernels else "none"
 
 
 def lazy_given_f0(K: np.ndarray, y: np.ndarray, f0: np.ndarray, steps: int) -> np.ndarray:
