@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .crosscheck.depth import DepthTension, measure_depth_tension
+from .crosscheck.depth import DepthTension, fraction, measure_depth_tension, worst_status
 from .crosscheck.fit import PowerLaw, _pm, fit_power_law, format_measured, format_power
 from .crosscheck.heads import HeadReport, HeadVerdict, Prediction, judge, measure_heads
 from .crosscheck.report import _clean
@@ -139,7 +139,7 @@ class Reproduction:
 
     @property
     def status(self) -> str:
-        return _worst([p.status for p in self.phenomena])
+        return worst_status([p.status for p in self.phenomena])
 
     @property
     def passed(self) -> bool:
@@ -272,8 +272,8 @@ def depth_tension(config: Config, progress: Callable | None = None) -> tuple[Phe
     for r in t.reports:
         for q in r.quantities:
             if q.name in ("kq_displacement", "kernel_change", "logit_change"):
-                rows.append(Exponent(f"{q.name} (alpha_L={_frac(r.alpha_L)})", f"{q.description} "
-                                     f"(alpha_L = {_frac(r.alpha_L)})", "L", q.fit.exponent, q.fit.exponent_se,
+                rows.append(Exponent(f"{q.name} (alpha_L={fraction(r.alpha_L)})", f"{q.description} "
+                                     f"(alpha_L = {fraction(r.alpha_L)})", "L", q.fit.exponent, q.fit.exponent_se,
                                      q.prediction.exponent, q.prediction.source, q.status,
                                      q.verdict.sentence if q.verdict else ""))
     details = t.to_json()
@@ -322,7 +322,7 @@ def _from_heads(name: str, title: str, report: HeadReport, decisive: Sequence[st
     """A phenomenon whose verdict is that of the `decisive` quantities of a head report (the others are
     listed with their own verdicts)."""
     statuses = [_STATUS[report.quantity(q).verdict.status] for q in decisive]
-    status = _worst(statuses)
+    status = worst_status(statuses)
     said = "; ".join(f"{q}: {report.quantity(q).verdict.sentence}" for q in decisive)
     sentence = {"consistent": f"{good} ({said})",
                 "inconsistent": f"not as predicted: {said}",
@@ -340,21 +340,9 @@ def _exponent(name: str, description: str, fit: PowerLaw, pred: Prediction, verd
                     None if verdict is None else _STATUS[verdict.status], "" if verdict is None else verdict.sentence)
 
 
-def _worst(statuses: Sequence[str]) -> str:
-    if not statuses:
-        return "unresolved"
-    return "inconsistent" if "inconsistent" in statuses else "unresolved" if "unresolved" in statuses else "consistent"
-
-
 def _list(values) -> str:
     values = list(values)
     return f"{values[0]}..{values[-1]}" if len(values) > 3 else ", ".join(map(str, values))
-
-
-def _frac(a: float) -> str:
-    from fractions import Fraction
-
-    return str(Fraction(a).limit_denominator(8))
 
 
 # ------------------------------------------------------------------ figures

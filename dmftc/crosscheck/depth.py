@@ -151,7 +151,7 @@ class DepthReport:
     @property
     def status(self) -> str:
         """"consistent" when every verdict is; else "inconsistent" if any is, else "unresolved"."""
-        return _worst([q.status for q in self.quantities if q.status is not None])
+        return worst_status([q.status for q in self.quantities if q.status is not None])
 
     def table(self) -> list[dict]:
         """One row per depth: {"L": L, quantity: {"value", "se"}, "loss": [initial, final]}."""
@@ -176,7 +176,7 @@ class DepthReport:
         """The table, the fitted exponents and the verdicts, as text."""
         f = self.facts
         fixed = ", ".join(f"{k} = {v}" for k, v in self.sizes.items() if k in ("N", "H", "S", "P"))
-        head = (f"depth of {self.spec_name} at alpha_L = {_alpha(self.alpha_L)}: L = {', '.join(map(str, self.depths))}"
+        head = (f"depth of {self.spec_name} at alpha_L = {fraction(self.alpha_L)}: L = {', '.join(map(str, self.depths))}"
                 f" ({fixed}), {self.seeds} seeds, {self.steps} steps; analysis: kernel at init {f.kernel_at_init} "
                 f"(branches ~ {format_power('L', f.branch_exponent)}), blocks {f.blocks} "
                 f"(updates ~ {format_power('L', f.block_update_exponent)})")
@@ -379,7 +379,7 @@ def measure_depth(spec: Spec, depths: Sequence[int] = DEFAULT_DEPTHS, seeds: int
     depths = _check(spec, depths, seeds, sizes)
     preds, facts = depth_predictions(spec)
     kq = _kq_weights(spec, build_graph(spec))
-    loop = depths if progress is None else progress(depths, total=len(depths), desc=f"depth alpha_L={_alpha(alpha_L(spec))}",
+    loop = depths if progress is None else progress(depths, total=len(depths), desc=f"depth alpha_L={fraction(alpha_L(spec))}",
                                                      label=lambda n: f"L={n}")
     per_depth, loss, used = {}, [], {}
     for n in loop:
@@ -423,14 +423,14 @@ def tension(reports: Sequence[DepthReport], *, n_sigma: float = 3.0) -> DepthTen
         signs[name] = ("resolved" if ok and sig > n_sigma else
                        "reversed" if (not ok) and sign != "0" and sig > n_sigma else "unresolved")
     statuses = [r.status for r in reports]
-    lo, hi = _alpha(low.alpha_L), _alpha(high.alpha_L)
+    lo, hi = fraction(low.alpha_L), fraction(high.alpha_L)
     kq, kc = contrasts["kq_displacement"], contrasts["kernel_change"]
     told = (f"K/Q displacement exponent at alpha_L = {lo} minus at {hi}: {_pm(kq['difference'], kq['se'])} "
             f"(predicted {kq['predicted']:+g}); initial kernel change: {_pm(kc['difference'], kc['se'])} "
             f"(predicted {kc['predicted']:+g})")
     if "inconsistent" in statuses or "reversed" in signs.values():
         status = "inconsistent"
-        bad = [f"alpha_L = {_alpha(r.alpha_L)}: {q.name} {q.verdict.sentence}" for r in reports
+        bad = [f"alpha_L = {fraction(r.alpha_L)}: {q.name} {q.verdict.sentence}" for r in reports
                for q in r.quantities if q.status == "inconsistent"]
         sentence = "the measurement disagrees with the analysis: " + "; ".join(bad + [told])
     elif "unresolved" in statuses or "unresolved" in signs.values():
@@ -493,13 +493,15 @@ def _prediction(p: Fraction, source: str) -> Prediction:
     return Prediction(float(p), expect, source, gate=True)
 
 
-def _worst(statuses: Sequence[str]) -> str:
+def worst_status(statuses: Sequence[str]) -> str:
+    """The most severe of "consistent" / "unresolved" / "inconsistent" ("unresolved" when there is none)."""
     if not statuses:
         return "unresolved"
     return "inconsistent" if "inconsistent" in statuses else "unresolved" if "unresolved" in statuses else "consistent"
 
 
-def _alpha(a: float) -> str:
+def fraction(a: float) -> str:
+    """An exponent as a small fraction: 0.5 -> "1/2"."""
     return str(Fraction(a).limit_denominator(8))
 
 
@@ -525,7 +527,7 @@ def plot_depth(reports: Sequence[DepthReport], path) -> Path:
             ok = y > 0
             lower = np.minimum(se[ok], 0.9 * y[ok])
             ax.errorbar(n[ok], y[ok], yerr=[lower, se[ok]], fmt="o", color=color, ms=5, capsize=3,
-                        label=f"alpha_L = {_alpha(r.alpha_L)} ({q.status or 'reported'})")
+                        label=f"alpha_L = {fraction(r.alpha_L)} ({q.status or 'reported'})")
             fit, used = q.fit, np.array(q.fit.used)
             if used.sum() >= 2 and np.isfinite(fit.exponent):
                 grid = np.geomspace(n[used].min(), n[used].max(), 50)
