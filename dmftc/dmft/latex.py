@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from sympy.printing.latex import LatexPrinter
 
+from ..notation import as_expr
+
 if TYPE_CHECKING:  # the printer needs only the objects' fields, not the module
     from .system import EquationSystem, SourceLaw
 
@@ -110,6 +112,32 @@ def _source_line(src: SourceLaw) -> str:
     return rf"{to_latex(src.field)} \sim {law}{_range(src.layers)} \label{{{src.label}}}"
 
 
+#: a right-hand side with more top-level terms than this is broken over lines, TERMS_PER_LINE a line
+MAX_TERMS, TERMS_PER_LINE = 3, 2
+
+
+def _equation_lines(e) -> str:
+    """One align row `lhs &= rhs  (range) label`; a long sum continues on `&\\quad + ...` rows, numbered once."""
+    rhs = as_expr(e.rhs)
+    terms = rhs.as_ordered_terms() if rhs.is_Add and len(rhs.args) > MAX_TERMS else [rhs]
+    chunks = [terms[i:i + TERMS_PER_LINE] for i in range(0, len(terms), TERMS_PER_LINE)]
+    rows = [_join_terms(c, first=(i == 0)) for i, c in enumerate(chunks)]
+    head = rf"{to_latex(e.lhs)} &= {rows[0]}"
+    tail = [rf"&\quad {r}" for r in rows[1:]]
+    return " \\nonumber \\\\\n".join([head, *tail]) + rf"{_range(e.layers)} \label{{{e.label}}}"
+
+
+def _join_terms(terms, first: bool) -> str:
+    out = ""
+    for i, t in enumerate(terms):
+        text = to_latex(t)
+        if text.startswith("-"):
+            out += f" - {text[1:].lstrip()}" if out or not first else text
+        else:
+            out += f" + {text}" if out or not first else text
+    return out.strip()
+
+
 def system_latex(system: EquationSystem, standalone: bool = False) -> str:
     """All equations as a LaTeX fragment (align environments), or a compilable document."""
     parts = [rf"% DMFT of {system.name}: {system.regime} limit {', '.join(system.limit)} -> infinity, "
@@ -127,7 +155,7 @@ def system_latex(system: EquationSystem, standalone: bool = False) -> str:
               "twin": "Control variates: the same draws at gamma0 = 0",
               "twin_kernel": "Exact kernels of the control variates"}
     for kind, eqs in groups.items():
-        lines = [rf"{to_latex(e.lhs)} &= {to_latex(e.rhs)}{_range(e.layers)} \label{{{e.label}}}" for e in eqs]
+        lines = [_equation_lines(e) for e in eqs]
         parts += [rf"\paragraph{{{titles.get(kind, kind)}}}", r"\begin{align}", " \\\\\n".join(lines), r"\end{align}"]
     if system.notes:
         parts += [r"\paragraph{Notes}", " ".join(_escape(n) for n in system.notes)]
