@@ -94,8 +94,8 @@ class Network:
     residual: bool
     tokens: bool
 
-    def init(self, seed: int, seeds: int, dtype=np.float32) -> dict[str, np.ndarray]:
-        """Initial weights of networks 0..seeds-1, stacked: key -> (seeds, fan_out, fan_in).
+    def init(self, seed: int, seeds: int, dtype=np.float32, first: int = 0) -> dict[str, np.ndarray]:
+        """Initial weights of networks first..first+seeds-1, stacked: key -> (seeds, fan_out, fan_in).
 
         W = init_std * N(0, 1), drawn on the host by numpy from the seed sequence
         (seed, network index, crc32 of the param key): network i does not depend on how many
@@ -108,7 +108,7 @@ class Network:
 
         def draw(job: tuple[str, int]) -> None:
             k, i = job
-            rng = np.random.default_rng([seed, i, zlib.crc32(k.encode())])
+            rng = np.random.default_rng([seed, first + i, zlib.crc32(k.encode())])
             out[k][i] = self.params[k].init_std * rng.standard_normal(self.params[k].shape)
 
         # numpy's samplers release the GIL: threads use every core (each job its own generator,

@@ -32,21 +32,23 @@ DTYPES = ("float32", "float64")
 
 def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8, *,
              record: str = "full", dtype: str = "float32", seed: int = 0,
-             data: Data | None = None, displacement: bool = False) -> Simulation:
+             data: Data | None = None, displacement: bool = False, first: int = 0) -> Simulation:
     """Train `seeds` finite networks of `spec` at `sizes` (overrides of spec.sizes) and record them.
 
     loss[t], f[t] and the order parameters are measured with the weights after t updates,
     t = 0..spec.training.steps. `record` is "full" (two-time kernels), "diag" (t = s) or
     "none" (loss and f only); `dtype` "float32" or "float64"; `data` (X, y) replaces
     `dmftc.spec.load_data(spec)`. With `displacement`, also each weight copy's relative
-    displacement ||W(t) - W(0)||_F / ||W(0)||_F (`Simulation.displacement`).
+    displacement ||W(t) - W(0)||_F / ||W(0)||_F (`Simulation.displacement`). The networks are
+    numbers first..first+seeds-1 of the ensemble `seed` (`Network.init`), so an ensemble can be
+    simulated in chunks that together equal one run.
     """
     check_record(record)
     X, y = spec_data(spec, data)
     net = build_network(spec, sizes, X.shape)
     with precision(dtype):
         t0 = time.perf_counter()
-        args = (net.init(seed, check_seeds(seeds), np.dtype(dtype)), as_arrays(net.numbers(), dtype),
+        args = (net.init(seed, check_seeds(seeds), np.dtype(dtype), first), as_arrays(net.numbers(), dtype),
                 jnp.asarray(X, dtype), jnp.asarray(y, dtype))
         t1 = time.perf_counter()
         steps = spec.training.steps
