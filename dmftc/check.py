@@ -93,7 +93,7 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
         if "logits" in sim.order:
             logits[n] = sim.order["logits"]
             finite[n].update(head_averaged_logits(sim.order["logits"]))
-        if prog.equations.tokens:
+        if prog.equations.tokens and name != "L":
             # simulator stream site l (input of transformer layer l + 1, or the top) = DMFT position 1 + B l
             B = (prog.equations.depth - 1) // int(spec.sizes["L"])
             for k, v in sim.order.items():
@@ -108,9 +108,12 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     if prog.equations.tokens:
         ref.update(dmft_logit_means(ref, spec))
         ref_se.update(dmft_logit_means(ref_se, spec))
-    if "eq:kernel.H" in prog.equations.labels and not prog.equations.tokens:
+    along_depth = name == "L" and "eq:kernel.H" in prog.equations.labels
+    if "eq:kernel.H" in prog.equations.labels and (along_depth or not prog.equations.tokens):
         ref["Htop"], ref_se["Htop"] = ref[f"H{prog.equations.depth}"], ref_se[f"H{prog.equations.depth}"]
-    qs = [q for q in (quantities or compared(prog, order_names)) if q in ref]
+    # along L the layers of different depths do not line up: the output and the top of the stream do
+    default = ["loss", "f", "Htop"] if along_depth else compared(prog, order_names)
+    qs = [q for q in (quantities or default) if q in ref]
     ref_runs = reference_runs(prog, runs, qs)
     if prog.equations.coefficients.get("f0:readout", 0) != 0:
         # a random O(1) output at init: compare each network with the DMFT given its own f(0)
@@ -204,11 +207,10 @@ def reference_runs(prog: Program, runs: Sequence[Mapping[str, np.ndarray]], qs: 
 def _derived(prog: Program, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The compared quantities that `run_check` derives from a solution's arrays (head-averaged
     logits of transformers, the top-of-stream kernel of residual networks)."""
-    if prog.equations.tokens:
-        return dmft_logit_means(arrays, prog.spec)
+    out = dmft_logit_means(arrays, prog.spec) if prog.equations.tokens else {}
     if "eq:kernel.H" in prog.equations.labels:
-        return {"Htop": arrays[f"H{prog.equations.depth}"]}
-    return {}
+        out["Htop"] = arrays[f"H{prog.equations.depth}"]
+    return out
 
 
 def simulate_in_chunks(spec: Spec, sizes: Mapping[str, int], seeds: int, *, record: str = "full",

@@ -76,7 +76,7 @@ class Program:
         elapsed = time.perf_counter() - t0
         _check_finite(arrays, self)
         meta = {"settings": kw, "seconds": elapsed, "regime": self.equations.regime, "method": self.equations.method}
-        if "dtau" in getattr(mod, "HYPER", ()) and depth_error and mod.DEPTH_STEPS >= 2:
+        if depth_error and getattr(mod, "DEPTH_STEPS", 0) >= 2:
             meta.update(depth_discretisation(self, arrays["loss"], mod.DEPTH_STEPS, kw))
         return Solution(self.name, arrays, meta)
 

@@ -73,9 +73,11 @@ phi, dphi = cf.FUNCTIONS[ACTIVATION]
 
 def _depth_line(system: EquationSystem, hyper) -> str:
     """DEPTH_STEPS for a depth-limit system: K blocks on the layer-time grid, d tau = 1 / K."""
-    if "dtau" not in hyper:
+    if not system.depth_steps:
         return ""
-    return f"DEPTH_STEPS = {system.depth - 1}  # layer-time grid tau = l / K of the L -> oo limit, d tau = 1 / K\n"
+    if system.tokens:
+        return f"DEPTH_STEPS = {system.depth_steps}  # L -> oo: a depth-K transformer, every prefactor exact at L = K\n"
+    return f"DEPTH_STEPS = {system.depth_steps}  # layer-time grid tau = l / K of the L -> oo limit, d tau = 1 / K\n"
 
 
 def _lines(stmts: list[Stmt], depth: int) -> list[str]:

@@ -201,6 +201,7 @@ def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> Equ
 
     if is_transformer(spec.model):
         return derive_transformer(spec, graph, params)
+    K = 0
     if "L" in spec.limit:
         K = spec.solver.depth_steps or int(spec.sizes["L"])
         spec = replace(spec, sizes={**spec.sizes, "L": K})
@@ -213,7 +214,7 @@ def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> Equ
             if c["f0:readout"] != 0:
                 raise Unsupported("feature learning with a random O(1) output at initialization",
                                   "use the mup / depth_mup / completep presets")
-            return _residual_feature_learning(spec, layers, c)
+            return replace(_residual_feature_learning(spec, layers, c), depth_steps=K)
         if c["f0:readout"] != 0:
             raise Unsupported("feature learning with a random O(1) output at initialization",
                               "use mup (output multiplier 1/(gamma0 N)) or a lazy parameterization")

@@ -108,6 +108,8 @@ class EquationSystem:
     heads: str | None = None
     key_dim: int = 0
     head_fields: tuple[str, ...] = ()
+    #: L -> oo solved on a grid of this many blocks (0: finite depth); the solve reports K vs K/2
+    depth_steps: int = 0
 
     def field_layers(self) -> dict[str, tuple[int, ...]]:
         """Per-draw field base -> the layers where it exists (fields, twins, sources), in first-use order."""

@@ -212,7 +212,15 @@ def sigma(X, at=ell):
 
 # ------------------------------------------------------------------ the system
 def derive_transformer(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> EquationSystem:
-    """The transformer's DMFT system for N -> oo at fixed H with alpha_A = 1 (see module docstring)."""
+    """The transformer's DMFT system for N -> oo at fixed H with alpha_A = 1, or H -> oo at fixed N (see
+    module docstring). With L in the limit as well, the system is that of a depth-K transformer,
+    K = solver.depth_steps (default: the spec's L), every block prefactor exact at L = K: its K -> oo
+    limit is the depth limit (terms that vanish as L -> oo stay at their O(1/K) values)."""
+    limit = spec.limit
+    K = 0
+    if "L" in limit:
+        K = spec.solver.depth_steps or int(spec.sizes["L"])
+        spec = replace(spec, sizes={**spec.sizes, "L": K}, limit=tuple(n for n in limit if n != "L"))
     tf = transformer_of(spec, graph)
     c = transformer_coefficients(spec, graph, params, tf)
     if c.get("logit", ONE) == 0:
@@ -518,9 +526,13 @@ def derive_transformer(spec: Spec, graph: Graph, params: Mapping[str, WeightScal
         "A and B here are eta*gamma0 times Bordelon & Pehlevan's (the prefactor sits in the term). "
         "Twins (h0, g0, o0, ...) are the same draws at gamma0 = 0: control variates whose responses vanish exactly.",
     )
-    sysm = EquationSystem(spec.name, "feature_learning", "monte_carlo", spec.limit, R + 1, fn, tuple(eqs),
+    if K:
+        notes += (f"Depth limit L -> oo: the width-limit system of a depth-K transformer with K = {K} "
+                  "(solver.depth_steps); every block prefactor is exact at L = K, so the solution converges to the "
+                  "depth limit as K grows; the solve reports the K vs K/2 difference.",)
+    sysm = EquationSystem(spec.name, "feature_learning", "monte_carlo", limit, R + 1, fn, tuple(eqs),
                           tuple(sources), forward, output, backward, c, notes, lazy, tokens=True,
                           exact_twins={"h0": "H0"}, heads="sites" if sites else "collapse", key_dim=key_dim,
-                          head_fields=HEAD_FIELDS if sites and "attention" in kinds else ())
+                          head_fields=HEAD_FIELDS if sites and "attention" in kinds else (), depth_steps=K)
     sysm.check()
     return sysm

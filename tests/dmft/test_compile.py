@@ -73,7 +73,7 @@ def test_attention_limits_not_derived_are_reported_unsupported_not_wrong():
 
     text = (Path(__file__).resolve().parents[2] / "specs" / "transformer_mup.yaml").read_text()
     with pytest.raises(Unsupported, match="at fixed N"):
-        compile_spec(loads(text.replace("limit: {N: inf}", "limit: {N: inf, L: inf}"), filename="t.yaml"))
+        compile_spec(loads(text.replace("limit: {N: inf}", "limit: {N: inf, H: inf}"), filename="t.yaml"))
 
 
 def test_latex_labels_match_the_code_comments():

@@ -16,6 +16,7 @@ import sympy
 
 import dmftc
 from dmftc.errors import LimitError, Unsupported
+from dmftc.notation import hyper_symbol
 from dmftc.spec import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,12 +53,28 @@ def test_alpha_A_one_half_has_no_N_limit_and_says_why():
         dmftc.compile_spec(ROOT / "specs" / "transformer_sqrtN.yaml")
 
 
-def test_the_depth_limit_is_refused_for_now():
+def test_the_joint_N_and_H_limit_is_refused_for_now():
+    from dmftc.spec import loads
+
+    text = SPEC.read_text().replace("limit: {N: inf}", "limit: {N: inf, H: inf}")
+    with pytest.raises(Unsupported, match="at fixed N and L"):
+        dmftc.compile_spec(loads(text, filename="t.yaml"))
+
+
+def test_the_depth_limit_is_a_depth_K_system_that_reports_K_vs_K_over_2():
     from dmftc.spec import loads
 
     text = SPEC.read_text().replace("limit: {N: inf}", "limit: {N: inf, L: inf}")
-    with pytest.raises(Unsupported, match="at fixed N and L"):
-        dmftc.compile_spec(loads(text, filename="t.yaml"))
+    spec = loads(text, filename="t.yaml", overrides=["training.steps=1", "solver.samples=256",
+                                                       "solver.depth_steps=4"])
+    prog = dmftc.compile_spec(spec)
+    assert prog.equations.depth_steps == 4 and prog.equations.depth == 2 * 4 + 1
+    assert prog.equations.limit == ("N", "L") and "DEPTH_STEPS = 4" in prog.module
+    # branch scale beta0 / L at L = K = 4 (alpha_L = 1): the stream's W_O update carries beta0^2 eta gamma0 / K
+    c = prog.equations.coefficients
+    assert sympy.simplify(c["upd:O"] / c["upd:embed"] - hyper_symbol("beta0") ** 2 / 4) == 0
+    sol = prog.solve()
+    assert sol.meta["depth_steps"] == 4 and 0 < sol.meta["depth_discretisation_error"] < 0.05
 
 
 def test_latex_is_complete_and_compiles(prog, tmp_path):

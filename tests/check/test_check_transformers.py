@@ -1,5 +1,5 @@
-"""dmftc check on transformers: head-averaged logits against the DMFT's Lam, and (H -> oo) the law of
-the logits across heads."""
+"""dmftc check on transformers: head-averaged logits against the DMFT's Lam, (H -> oo) the law of the
+logits across heads, and (L -> oo) the output and the top of the stream along L."""
 
 from __future__ import annotations
 
@@ -42,3 +42,13 @@ def test_head_limit_check_compares_logits_and_their_law(heads_check):
     assert [law["what"] for law in laws["laws"]] == ["A(0)", "A(T)", "A(T) - A(0)"]
     assert laws["laws"][0]["sizes"] == [4, 8, 16] and (out / "logits.png").stat().st_size > 0
     assert "logits across heads" in report.summary
+
+
+def test_along_L_the_output_and_the_top_of_the_stream_are_compared(tmp_path):
+    from dmftc.spec import loads
+
+    text = (ROOT / "specs" / "transformer_mup.yaml").read_text().replace("limit: {N: inf}", "limit: {N: inf, L: inf}")
+    spec = loads(text, filename="t.yaml", overrides=["training.steps=1", "solver.samples=256",
+                                                       "solver.depth_steps=2", "sizes.N=16"])
+    report = run_check(spec, {"L": [1, 2, 4]}, seeds=4, out_dir=None, dmft_seeds=2)
+    assert [q.name for q in report.quantities] == ["loss", "f", "Htop"]
