@@ -2,17 +2,21 @@
 
     python benchmarks/bench_perf.py [--quick] [--out benchmarks/out] [--json FILE]
 
-(d) achieved FLOP rate of the dominant contraction: the per-step expectation rows
-    `rt.kernel_row` (E[X(t) X(s)], 2 M P^2 n_t flops) and `rt.ibp_row` (E[F xi^T] Li, 2 M P n + 2 P n^2)
-    with M draws, timed under jit in isolation at the reference size P = 16, T = 50, M = 4096,
-    against this machine's matmul peak (a 2048^3 jnp matmul timed the same way), float64 and
-    float32; plus the share of a whole solve these calls account for.
+(d) achieved FLOP rate of the dominant contractions, the per-step rows over draws `rt.kernel_row`
+    (E[X(t) X(s)], 2 M P n flops), `rt.ibp_row` (E[F xi^T] Li, 2 M P n + 2 P n^2) and `rt.causal_sum`
+    (2 M P n), timed under jit at the reference size P = 16, T = 50, M = 4096 on cold operands (as
+    a solve reads them: benchmarks/contractions.py), before (einsum forms) and after (flat
+    matmuls) side by side, against this machine's matmul peak and against the bandwidth roofline
+    (2 P flops per history element streamed); the cost of contracting only the causal half; and
+    where one whole solve's time goes.
 (e) time and peak memory of `Program.solve` as P x T grows, each size in its own process
     (peak RSS, and XLA's own buffer plan of the solve), a table, a log-log plot (--out), and
     the exponents fitted in n = P (T + 1) against the algorithm's (time n^3 + M n^2, memory n^2 + M n).
 (f) float32 vs float64 on the reference spec (mlp_mup_relu, P = 16, 50 steps): the loss-curve
     difference against the Monte Carlo standard error of one float64 solve (spread over seeds),
     and the time ratio; at the spec's rcond and at rcond = 1e-6 (above float32's round-off).
+(m) memory at P x T = 4096 with 3 hidden layers: time, peak RSS and XLA's buffer plan of one solve
+    (its own process), the bytes per draw, and the largest M whose plan fits 24 GiB.
 (g) the draws split over 2 host CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=2):
     time and loss difference against one device, in units of the same standard error.
 These machines are shared and noisy: read the figures as what one run measured.
@@ -42,6 +46,9 @@ import dmftc  # noqa: E402
 from dmftc.runtime import sweep as rt  # noqa: E402
 from dmftc.spec import load, load_data  # noqa: E402
 
+import contractions as ct  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from memory_row import bench_m, print_m  # noqa: E402
+
 REF_SPEC = ROOT / "specs" / "mlp_mup_relu.yaml"
 REF = {"P": 16, "T": 50, "M": 4096}
 CONTRACTIONS = ("kernel_row", "ibp_row", "causal_sum")  # the O(M P n) per-step contractions over draws
@@ -59,52 +66,7 @@ def best_time(fn, *args, repeats: int = 5) -> float:
     return min(times)
 
 
-def xla_flops(fn, *args) -> float | None:
-    """XLA's own flop count of a jitted function (None where the backend gives none)."""
-    cost = fn.lower(*args).compile().cost_analysis()
-    cost = (cost[0] if isinstance(cost, list) else cost) or {}
-    return float(cost["flops"]) if cost.get("flops") else None
-
-
 # ------------------------------------------------------------------ (d)
-def matmul_peak(dtype, n: int = 2048) -> dict:
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
-    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), dtype)
-    mm = jax.jit(jnp.matmul)
-    sec = best_time(mm, a, b, repeats=3)
-    return {"n": n, "seconds": sec, "gflops": 2 * n**3 / sec / 1e9}
-
-
-def contraction_rates(P: int, T: int, M: int, dtype) -> dict:
-    """GFLOP/s of rt.kernel_row and rt.ibp_row at the last step (full causal support)."""
-    n_t = T + 1
-    n = n_t * P
-    k = jax.random.split(jax.random.PRNGKey(0), 5)
-    w = jnp.full((M,), 1.0 / M, dtype)
-    Xt = jax.random.normal(k[0], (M, P), dtype)
-    X = jax.random.normal(k[1], (M, n_t, P), dtype)
-    xi = jax.random.normal(k[2], (M, n), dtype)
-    Li = jnp.tril(jax.random.normal(k[3], (n, n), dtype)) / n
-    fac = rt.Factor(Li, Li)
-    t = jnp.asarray(T)
-    C = jax.random.normal(k[4], (P, n_t, P), dtype)
-    kr = jax.jit(rt.kernel_row)
-    ibp = jax.jit(lambda w, Ft, xi, F, t: rt.ibp_row(w, Ft, xi, F, t, P, strict=False))
-    cs = jax.jit(lambda C, X, t: rt.causal_sum(C, X, t, strict=False))
-    cases = (  # name, function, arguments, the per-draw array streamed, analytic flops
-        ("kernel_row", kr, (w, Xt, X, t), X, 2 * M * P * P * n_t + M * P),  # E_m[X_a(t) X_b(s)], w folded in
-        ("ibp_row", ibp, (w, Xt, xi, fac, t), xi, 2 * M * P * n + M * P + 2 * P * n * n),  # E[F xi^T], then @ Li
-        ("causal_sum", cs, (C, X, t), X, 2 * M * P * n + P * n),  # sum_{s, nu} C_{mu nu}(s) X_nu(s) per draw
-    )
-    stream = jax.jit(lambda X: jnp.sum(X, axis=0))  # reads the per-draw array once: the bandwidth roofline
-    out = {"stream_gib_s": X.size * X.dtype.itemsize / best_time(stream, X, repeats=10) / 2**30}
-    for name, fn, args, streamed, flops in cases:
-        sec = best_time(fn, *args, repeats=10)
-        out[name] = {"flops": flops, "xla_flops": xla_flops(fn, *args), "seconds": sec, "gflops": flops / sec / 1e9,
-                     "bytes_read": int(streamed.size * streamed.dtype.itemsize)}
-    return out
-
-
 def calls_per_step(prog) -> dict:
     """How many kernel_row / ibp_row calls one time step of the generated solver makes (counted at trace)."""
     mod = prog.load_module()
@@ -131,28 +93,65 @@ def calls_per_step(prog) -> dict:
     return counts
 
 
+def contraction_rates(P: int, T: int, M: int, dtype, forms: tuple[str, ...], rounds: int) -> dict:
+    """Cold seconds of each contraction in each form, the matmul peak and the streaming bandwidth.
+
+    Measured in alternation, each keeping its best round, so that a shared machine's load
+    (other jobs) weighs on every side of a ratio alike.
+    """
+    sets = ct.operand_sets(P, T, M, dtype, ct.copies_for(P, T, M, dtype))
+    jitted = {f: ct.calls(ct.BEFORE if f == "before" else ct.AFTER, P) for f in forms}
+    best: dict = {"peak_gflops": 0.0, "stream_gib_s": 0.0, "copies": len(sets)}
+    for _ in range(rounds):
+        best["peak_gflops"] = max(best["peak_gflops"], ct.matmul_peak(dtype))
+        best["stream_gib_s"] = max(best["stream_gib_s"], ct.stream_rate(sets))
+        for form, table in jitted.items():
+            for name, (fn, keys) in table.items():
+                sec = ct.cold_time(fn, [tuple(s[k] for k in keys) for s in sets], rounds=1)
+                best[f"{name}:{form}"] = min(best.get(f"{name}:{form}", sec), sec)
+        # the two-core matmul loses most to other jobs' load: sampled again after the contractions
+        best["peak_gflops"] = max(best["peak_gflops"], ct.matmul_peak(dtype))
+    best["work"] = ct.work(P, T, M, jnp.dtype(dtype).itemsize)
+    best["causal_half"] = ct.causal_half(sets, P, T) if dtype == jnp.float64 else None
+    best["itemsize"] = jnp.dtype(dtype).itemsize
+    best["history_mb"] = M * (T + 1) * P * best["itemsize"] / 2**20
+    return best
+
+
 def bench_d(P: int, T: int, M: int, rounds: int = 3) -> dict:
-    res = {"P": P, "T": T, "M": M, "load_before": os.getloadavg()[0]}
-    for label, dtype in (("float64", jnp.float64), ("float32", jnp.float32)):
-        # Peak and contractions measured in alternation, each keeping its best round, so that a
-        # shared machine's load (other jobs) weighs on both sides of the ratio alike.
-        best: dict = {}
-        for _ in range(rounds):
-            for name, r in {"peak": matmul_peak(dtype), **contraction_rates(P, T, M, dtype)}.items():
-                if name == "stream_gib_s":
-                    best[name] = max(best.get(name, 0.0), r)
-                elif name not in best or r["seconds"] < best[name]["seconds"]:
-                    best[name] = r
-        res[label] = best
+    res = {"P": P, "T": T, "M": M, "load_before": os.getloadavg()[0],
+           "float64": contraction_rates(P, T, M, jnp.float64, ("before", "after"), rounds),
+           "float32": contraction_rates(P, T, M, jnp.float32, ("after",), rounds)}
     spec = load(REF_SPEC, overrides=(f"data.synthetic.P={P}", f"training.steps={T}"))
     prog = dmftc.compile_spec(spec)
     res["calls_per_step"] = calls_per_step(prog)
     prog.solve(samples=M)  # compiles
     res["solve_seconds"] = min(prog.solve(samples=M).meta["seconds"] for _ in range(3))
-    f64 = res["float64"]
-    res["contraction_seconds"] = (T + 1) * sum(res["calls_per_step"][k] * f64[k]["seconds"]
+    res["contraction_seconds"] = (T + 1) * sum(res["calls_per_step"][k] * res["float64"][f"{k}:after"]
                                                for k in res["calls_per_step"])
+    res["breakdown"] = solve_breakdown(prog, P, T, M)
+    res["before_after"] = {f"P={p} T={tt} M={m}": solve_before_after(p, tt, m)
+                           for p, tt, m in ((4, 8, 256), (P // 2, T // 2, M // 4), (P, T, M))}
     return res
+
+
+def solve_before_after(P: int, T: int, M: int) -> dict:
+    """A whole float64 solve of the reference spec with the einsum contractions and with the runtime's."""
+    spec = load(REF_SPEC, overrides=(f"data.synthetic.P={P}", f"training.steps={T}"))
+    mod = dmftc.compile_spec(spec).load_module()
+    Xj, yj, hp = rt.prepare(*load_data(spec), dict(spec.hyper), mod.HYPER, "float64")
+    return ct.solve_before_after(mod, (Xj, yj, hp, jax.random.PRNGKey(0), 1e-10), T, M)
+
+
+def solve_breakdown(prog, P: int, T: int, M: int) -> dict | None:
+    """Where one float64 solve's time goes, by kind of XLA operation (profiler trace)."""
+    mod = prog.load_module()
+    X, y = load_data(prog.spec)
+    Xj, yj, hp = rt.prepare(X, y, dict(prog.spec.hyper), mod.HYPER, "float64")
+    key = jax.random.PRNGKey(0)
+    text = mod._solve.lower(Xj, yj, hp, key, 1e-10, steps=T, samples=M).compile().as_text()
+    return ct.solve_breakdown(lambda: mod._solve(Xj, yj, hp, key, 1e-10, steps=T, samples=M), text,
+                              M * (T + 1) * P)
 
 
 # ------------------------------------------------------------------ (e)
@@ -330,22 +329,46 @@ def bench_g(P: int, T: int, M: int, se: list[float]) -> dict:
 
 # ------------------------------------------------------------------ report
 def print_d(r: dict) -> None:
-    print(f"(d) dominant contraction at P={r['P']}, T={r['T']}, M={r['M']} (jit, best of 3 x 10), vs a "
-          f"{r['float64']['peak']['n']}^3 matmul (load average {r['load_before']:.1f} on {os.cpu_count()} cores):")
+    P = r["P"]
+    print(f"(d) the per-step contractions over draws at P={P}, T={r['T']}, M={r['M']}, each call on cold operands "
+          f"(load average {r['load_before']:.1f} on {os.cpu_count()} cores; best of 3 rounds; the peak is the best "
+          f"of 6 samples, and a loaded machine takes more from the two-thread matmul than from the contractions):")
     for dt in ("float64", "float32"):
-        peak = r[dt]["peak"]["gflops"]
-        print(f"    {dt}: matmul peak {peak:6.1f} GFLOP/s; streaming the (M, T+1, P) array alone: "
-              f"{r[dt]['stream_gib_s']:.1f} GiB/s")
-        for name in CONTRACTIONS:
-            c = r[dt][name]
-            xla = f"{c['xla_flops'] / 1e6:.1f}" if c["xla_flops"] else "n/a"
-            print(f"      {name:10s} {c['flops'] / 1e6:7.1f} MFLOP (XLA counts {xla}) in {c['seconds'] * 1e3:7.2f} ms "
-                  f"-> {c['gflops']:6.1f} GFLOP/s = {100 * c['gflops'] / peak:5.1f}% of peak "
-                  f"(streams {c['bytes_read'] / 2**20:.0f} MB: {c['bytes_read'] / c['seconds'] / 2**30:.1f} GiB/s)")
+        c = r[dt]
+        peak, bw = c["peak_gflops"], c["stream_gib_s"]
+        roof = min(peak, bw * 2**30 * 2 * P / c["itemsize"] / 1e9)  # 2P flops per element of the history
+        print(f"    {dt}: matmul peak {peak:.1f} GFLOP/s; reading a cold {c['history_mb']:.0f} MB history "
+              f"({c['copies']} copies cycled): {bw:.1f} GiB/s -> bandwidth roofline at 2P flops per element: "
+              f"{roof:.1f} GFLOP/s = {100 * roof / peak:.0f}% of peak")
+        for name in ct.NAMES:
+            flops, nbytes = c["work"][name]
+            cells = []
+            for form in ("before", "after"):
+                if f"{name}:{form}" in c:
+                    sec = c[f"{name}:{form}"]
+                    cells.append(f"{form} {sec * 1e3:6.2f} ms {flops / sec / 1e9:5.1f} GFLOP/s "
+                                 f"({100 * flops / sec / 1e9 / peak:3.0f}% peak, "
+                                 f"{100 * nbytes / sec / 2**30 / bw:3.0f}% of streaming)")
+            gain = (f" -> x{c[f'{name}:before'] / c[f'{name}:after']:.2f}" if f"{name}:before" in c else "")
+            print(f"      {name:10s} {flops / 1e6:6.1f} MFLOP: " + "; ".join(cells) + gain)
+    h = r["float64"]["causal_half"]
+    print(f"    the causal half: over a sweep half the slots contracted hold zeros (s > t); contracting only the first "
+          f"half costs {h['half_seconds'] * 1e3:.2f} ms vs {h['full_seconds'] * 1e3:.2f} ms for all (x"
+          f"{h['full_seconds'] / h['half_seconds']:.2f}, not x2): XLA copies the sliced rows before the matmul")
     calls = ", ".join(f"{k} x{v}" for k, v in r["calls_per_step"].items())
-    print(f"    per time step the solver calls {calls}: at the isolated float64 times that is "
+    print(f"    per time step the solver calls {calls}: at the cold float64 times that is "
           f"{r['contraction_seconds']:.2f} s of a {r['solve_seconds']:.2f} s float64 solve "
           f"({100 * r['contraction_seconds'] / r['solve_seconds']:.0f}%)")
+    ba = "; ".join(f"{k}: {v['before']:.3f} s -> {v['after']:.3f} s (x{v['before'] / v['after']:.2f})"
+                   for k, v in r["before_after"].items())
+    print(f"    whole float64 solves, einsum contractions -> flat matmuls (interleaved, best of 3): {ba}")
+    b = r["breakdown"]
+    if b:
+        tot = sum(b.values())
+        parts = ", ".join(f"{k} {v:.2f} s ({100 * v / tot:.0f}%)" for k, v in sorted(b.items(), key=lambda kv: -kv[1]))
+        print(f"    one float64 solve by kind of XLA operation (profiler): {parts}; history-sized pointwise "
+              f"temporaries (phi(h) of a whole history, written out by the generated code) are what a history "
+              f"cache in the code generator would remove")
 
 
 def print_e(r: dict, plot: Path) -> None:
@@ -395,6 +418,8 @@ def main() -> None:
     print_d(res["d"])
     res["e"] = bench_e(grid, M=256 if a.quick else 2048)
     print_e(res["e"], plot_e(res["e"], Path(a.out)))
+    res["m"] = bench_m(**({"P": 16, "T": 16, "L": 3, "M": 256} if a.quick else {"P": 64, "T": 64, "L": 3, "M": 4096}))
+    print_m(res["m"])
     res["f"] = bench_f(**ref, seeds=3 if a.quick else 4)
     print_f(res["f"])
     res["g"] = bench_g(**ref, se=res["f"]["se"])

@@ -16,5 +16,5 @@ def test_quick_run_prints_every_section_and_writes_the_plot(tmp_path):
     out = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(tmp_path), "--json",
                           str(tmp_path / "perf.json")], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-4000:]
-    assert all(f"({s})" in out.stdout for s in "defg")
+    assert all(f"({s})" in out.stdout for s in "defgm")
     assert (tmp_path / "bench_perf_scaling.png").stat().st_size > 0 and (tmp_path / "perf.json").exists()
