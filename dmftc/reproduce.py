@@ -20,7 +20,7 @@ single-head attention teacher as target, muP) trained by full-batch GD on the CP
 `reproduce(out_dir, quick=False)` runs them all, writes report.json, report.md and three PNG
 figures (heads_N.png, heads_H.png, depth.png), atomically (`dmftc.files`), and returns the
 `Reproduction`. Each phenomenon's status is "consistent", "inconsistent" or "unresolved".
-Full: N = 8..128, H = 2..32, L = 1..16, 10 steps, 8 seeds (about 1.5 minutes on 2 cores);
+Full: N = 8..128, H = 2..32, L = 1..16, 10 steps, 8 seeds (1 to 4 minutes on 2 cores, measured);
 quick: 3 sizes per axis and 5 steps (about half a minute; for tests).
 """
 
