@@ -54,7 +54,7 @@ import sympy
 
 from dmftc.crosscheck.files import save_figure_atomic
 from dmftc.crosscheck.fit import PowerLaw, _pm, fit_power_law, format_measured, format_power
-from dmftc.crosscheck.heads import HeadVerdict, Prediction, judge
+from dmftc.crosscheck.heads import HeadVerdict, Prediction, check_sweep, judge
 from dmftc.crosscheck.report import _clean
 from dmftc.crosscheck.stats import RESOLVED_SIGMA, _signed_sqrt, _sqrt_se, distance, seed_mean_se
 from dmftc.errors import DmftcError
@@ -476,13 +476,7 @@ def _check(spec: Spec, depths: Sequence[int], seeds: int, sizes: Mapping[str, in
     alpha_L(spec)
     if "L" not in spec.sizes:
         raise DmftcError(f"spec {spec.name!r} declares no size L (sizes: {sorted(spec.sizes)})")
-    values = sorted({int(v) for v in depths})
-    if not values or values[0] < 1:
-        raise DmftcError(f"depths must be positive integers (got {list(depths)})")
-    if seeds < 2:
-        raise DmftcError(f"seeds={seeds}: standard errors need at least 2 seeds (8 or more recommended)")
-    if spec.training.steps < 1:
-        raise DmftcError("the weights' displacement needs at least one training step; set training.steps >= 1")
+    values = check_sweep(depths, seeds, spec, "depths", "the weights' displacement")
     if sizes and "L" in sizes:
         raise DmftcError("sizes fixes L; the depths are given separately")
     return values

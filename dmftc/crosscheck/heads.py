@@ -455,6 +455,18 @@ def finite_limit(fit: PowerLaw) -> tuple[float, float, float, int]:
     return float(coef[0]), float(np.sqrt(cov[0, 0])), chi2, dof
 
 
+def check_sweep(values: Sequence[int], seeds: int, spec: Spec, what: str, needs_training: str) -> list[int]:
+    """The sweep's sizes, sorted and unique, after checking them, the seeds and the training steps."""
+    out = sorted({int(v) for v in values})
+    if not out or out[0] < 1:
+        raise DmftcError(f"{what} must be positive integers (got {list(values)})")
+    if seeds < 2:
+        raise DmftcError(f"seeds={seeds}: standard errors need at least 2 seeds (8 or more recommended)")
+    if spec.training.steps < 1:
+        raise DmftcError(f"{needs_training} needs at least one training step; set training.steps >= 1")
+    return out
+
+
 def measure_heads(spec: Spec, sizes: Mapping[str, Sequence[int]], seeds: int = 8, seed: int = 0,
                   progress: Callable | None = None, *, n_sigma: float = 3.0, margin: float = 0.1) -> HeadReport:
     """Measure the head statistics of `spec` at each size and judge them against the analysis.
@@ -483,13 +495,7 @@ def measure_heads(spec: Spec, sizes: Mapping[str, Sequence[int]], seeds: int = 8
     (name, values), = sizes.items()
     if name not in spec.sizes:
         raise DmftcError(f"--sizes names {name!r}, which the spec does not declare (sizes: {sorted(spec.sizes)})")
-    values = sorted({int(v) for v in values})
-    if not values or values[0] < 1:
-        raise DmftcError(f"sizes must be positive integers (got {list(sizes[name])})")
-    if seeds < 2:
-        raise DmftcError(f"seeds={seeds}: standard errors need at least 2 seeds (8 or more recommended)")
-    if spec.training.steps < 1:
-        raise DmftcError("the logit change needs at least one training step; set training.steps >= 1")
+    values = check_sweep(values, seeds, spec, "sizes", "the logit change")
     preds, regime, collapse = predictions(spec, name)
     loop = values if progress is None else progress(values, total=len(values), desc=f"heads {name}",
                                                      label=lambda n: f"{name}={n}")
