@@ -63,7 +63,7 @@ class Program:
     repeats: tuple
     readout: R.WExp
     readout_input: str
-    m_readout: Exp
+    s_readout: Exp                      # the readout's scale s_hat = multiplier * init std
 
 
 class _Lowering:
@@ -169,11 +169,12 @@ def lower(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling], n: str)
     if lw.readout is None:
         raise LimitError("the network has no readout: nothing to take a limit of; "
                          "end the model with `- readout: {}`")
-    m_r = lw.e(params[lw.readout.name].multiplier)
+    ro = params[lw.readout.name]
+    s_r = lw.e(ro.multiplier * ro.init_std)
     freeze = lambda d: MappingProxyType({k: tuple(v) for k, v in d.items()})  # noqa: E731
     return Program(n, tuple(instrs), frozenset(lw.width), freeze(lw.outputs), freeze(lw.weights),
                    freeze(lw.attentions), freeze(lw.residuals), tuple(lw.repeats), lw.readout,
-                   lw.readout_input, m_r)
+                   lw.readout_input, s_r)
 
 
 # ------------------------------------------------------------------ the audit
@@ -285,9 +286,9 @@ class Scaling:
     regime : str
         One of `REGIMES`: feature_learning, lazy, unstable, trivial.
     exponents : mapping
-        Quantity name -> {symbol: power}: ``fwd:W``, ``bwd:W`` (normalised by the readout
-        multiplier), ``dW:W`` (raw entry change), ``dfwd:W``, ``f0``, ``df``, ``logit:A``,
-        ``dlogit:A``, ``branch:<node>``, ``dbranch:<node>``; changes are one-step, the
+        Quantity name -> {symbol: power}: ``fwd:W``, ``bwd:W`` (normalised by the readout's
+        scale s_hat = multiplier * init std), ``dW:W`` (raw entry change), ``dfwd:W``, ``f0``, ``df``,
+        ``logit:A``, ``dlogit:A``, ``branch:<node>``, ``dbranch:<node>``; changes are one-step, the
         ``@trained`` twins the after-training values. ``-inf``: the quantity is absent.
     heads : str or None
         'collapse' (deterministic logits, one effective head), 'diverse', or None.

@@ -36,7 +36,8 @@ MAX_SENTENCES = 4
 def quantities(a: SymbolAudit) -> dict:
     """Quantity name -> exponent for one limit symbol (the names of SPEC.md / the simulator).
 
-    `bwd:` is normalised by the readout multiplier (B - e(m_readout)); `dfwd`, `df`,
+    `bwd:` is normalised by the readout's scale s_hat = multiplier * init std (B - e(s_hat), as the
+    simulator and the DMFT normalise backward fields; the abc symmetry leaves it unchanged); `dfwd`, `df`,
     `dlogit`, `dbranch`, `dW` are one-step; `@trained` names hold the after-training
     values (for fwd, logit, branch, f0: the size after training, max(init, change)).
     """
@@ -51,8 +52,8 @@ def quantities(a: SymbolAudit) -> dict:
     for name, ids in p.outputs.items():
         keys = [w.key for w in p.weights[name]]
         put(f"fwd:{name}", R.mx(*(t0.F[v] for v in ids)), R.mx(*(R.mx(t0.F[v], D(v)) for v in ids)))
-        put(f"bwd:{name}", R.sub(R.mx(*(t0.B[v] for v in ids)), p.m_readout),
-            R.sub(R.mx(*(R.mx(t0.B[v], DB(v)) for v in ids)), p.m_readout))
+        put(f"bwd:{name}", R.sub(R.mx(*(t0.B[v] for v in ids)), p.s_readout),
+            R.sub(R.mx(*(R.mx(t0.B[v], DB(v)) for v in ids)), p.s_readout))
         put(f"dW:{name}", R.mx(*(t1.dW.get(k, NEG) for k in keys)),
             R.mx(*(a.last.dW.get(k, NEG) for k in keys)))
         put(f"dfwd:{name}", R.mx(*(t1.dtot(v) for v in ids)), R.mx(*(D(v) for v in ids)))

@@ -5,7 +5,8 @@ Each quantity is an RMS over coordinates, samples, tokens and the copies of a re
 averaged over the seeds. Names (weight names without copy index, node ids as in the Graph):
 - fwd:<weight>   output of that weight's op at init (dense: m W x; attention: <attn>_K keys,
                  _Q queries, _V values, _O projected output; readout: f);
-- bwd:<weight>   df/d(that output) / m_readout at init (for the readout itself: 1 / m_readout);
+- bwd:<weight>   df/d(that output) / s_hat at init, s_hat = m_readout * std_readout (the backward
+                 fields' normalisation, as in `observe`; for the readout itself: 1 / s_hat);
 - dW:<weight>    entries of the first GD update, in parameter units;
 - dfwd:<weight>  change of that output after one step, same inputs;
 - f0, df         the output at init and its change after one step;
@@ -74,7 +75,7 @@ def _one(net: Network, p0, numbers, x, y) -> dict[str, jax.Array]:
     for k, p in net.params.items():
         out = f"out:{k}"
         rms.add(f"fwd:{p.weight}", a0[out])
-        rms.add(f"bwd:{p.weight}", back[out] / numbers["m_readout"])
+        rms.add(f"bwd:{p.weight}", back[out] / numbers["s_readout"])
         rms.add(f"dW:{p.weight}", dW[k])
         rms.add(f"dfwd:{p.weight}", a1[out] - a0[out])
     rms.add("f0", f0)

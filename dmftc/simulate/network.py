@@ -81,14 +81,15 @@ class Site:
 class Network:
     """A spec's finite network at concrete sizes (`sizes` includes P, D and S).
 
-    `readout_multiplier` is m_readout, by which backward fields are normalised (see `observe`).
+    `readout_scale` is s_hat = m_readout * init_std_readout, by which backward fields are normalised
+    (`observe`; the DMFT's s_hat, `dmftc.dmft.coefficients`).
     """
 
     name: str
     sizes: Mapping[str, int]
     layers: tuple[Layer, ...]
     params: Mapping[str, Param]
-    readout_multiplier: float
+    readout_scale: float
     sites: tuple[Site, ...]
     attentions: tuple[str, ...]
     residual: bool
@@ -119,8 +120,8 @@ class Network:
 
     def numbers(self) -> dict[str, float]:
         """Every real constant, by name: "<layer id>/<name>" for the layers', "lr/<param key>" for the
-        GD steps, "m_readout" for the readout multiplier. The compiled programs take these as input."""
-        out = {"m_readout": self.readout_multiplier}
+        GD steps, "s_readout" for the readout's scale s_hat. The compiled programs take these as input."""
+        out = {"s_readout": self.readout_scale}
         out.update({f"lr/{k}": p.lr for k, p in self.params.items()})
         out.update(_layer_numbers(self.layers))
         return out
@@ -161,7 +162,7 @@ def build_network(spec: Spec, sizes: Mapping[str, int] | None, data_shape: tuple
                          f"(found {len(readouts)}); end the model with `- readout: {{}}`")
     residual = any(la.kind == "residual" for la in layers)
     return Network(spec.name, concrete, layers, MappingProxyType(dict(sorted(ctx.params.items()))),
-                   readouts[0].multiplier, _sites(layers, residual), _attentions(layers),
+                   readouts[0].multiplier * readouts[0].init_std, _sites(layers, residual), _attentions(layers),
                    residual, graph.tokens)
 
 

@@ -6,13 +6,12 @@ What is recorded at one time step (`record`):
   over the sites' (sample[, token]) index, and the attention logits;
 - "full": the site features phi(h^l) and g^l themselves (kernels over (t, s) are formed by
   `kernels_full` after the time loop), and the logits.
-g^l = (df / dh^l) / m_readout, with m_readout the readout's multiplier: gamma0 N df/dh in mup,
-sqrt(N) df/dh in ntk, O(1) in both (THEORY.md section 2). Caveat: where the readout's init std
-is not 1 this is not O(1) and not invariant under the abc symmetry (multiplier n^-k, init
-std n^k, which changes neither f nor df/dh): sp gives G ~ 1/N, and the depth factors of
-residual networks (readout std L^(alpha_L - 1/2)) give G ~ L^(2 alpha_L - 1). Dividing by
-m_readout * std_readout instead would fix both. For token sites the (sample, token) index is
-flattened sample-major: row mu * S + s.
+g^l = (df / dh^l) / s_hat with s_hat = m_readout * std_readout, the readout's multiplier times its
+init std: the DMFT's normalisation (`dmftc.dmft.coefficients`), gamma0 N df/dh in mup, sqrt(N) df/dh
+in ntk, O(1) in sp and at every depth of a residual network (whose readout multiplier and std carry
+the opposite depth factors L^(1/2 - alpha_L), L^(alpha_L - 1/2)); unchanged by the abc symmetry
+(multiplier n^-k, init std n^k). For token sites the (sample, token) index is flattened
+sample-major: row mu * S + s.
 """
 
 from __future__ import annotations
@@ -57,15 +56,15 @@ def observe(net: Network, params, x, y, taps: Mapping[str, jax.Array], record: s
     recs: dict[str, jax.Array] = {}
     if record != "none":
         _, back = vjp(jnp.ones_like(f))
-        recs = _records(net, acts, back, record, numbers["m_readout"])
+        recs = _records(net, acts, back, record, numbers["s_readout"])
     return grads, (loss, f, recs)
 
 
-def _records(net: Network, acts, back, record: str, m_readout) -> dict[str, jax.Array]:
+def _records(net: Network, acts, back, record: str, s_readout) -> dict[str, jax.Array]:
     recs = {}
     for site in net.sites:
         F = _sites(activation(site.phi)(acts[site.tap]))
-        G = _sites(back[site.tap]) / m_readout
+        G = _sites(back[site.tap]) / s_readout
         recs[f"Phi{{{site.index}}}"], recs[f"G{{{site.index}}}"] = (
             (F, G) if record == "full" else (_gram(F), _gram(G)))
     if net.attentions:

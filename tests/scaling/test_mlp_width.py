@@ -27,8 +27,9 @@ NTK = {"fwd:W1": 0, "f0": 0, "bwd:W1": 0,
        "dW:w": -half,         # 0 - 1/2 + 0 + 0
        "dfwd:W0": -half, "dfwd:W1": -half,   # -1/2 - 1 + 1
        "df": 0, "df@trained": 0}
-# sp with lr eta / N: m = 0, s = -1/2 (fan-in N), lam = -1; B(h) = -1/2 raw and normalised.
-SP_SLOW = {"f0": 0, "bwd:W1": -half, "dW:W1": -3 * half, "dfwd:W1": -half,
+# sp with lr eta / N: m = 0, s = -1/2 (fan-in N), lam = -1; B(h) = -1/2 raw, 0 normalised by the
+# readout's s_hat = m s = N^-1/2.
+SP_SLOW = {"f0": 0, "bwd:W1": 0, "dW:W1": -3 * half, "dfwd:W1": -half,
            "dW:W0": -3 * half, "dfwd:W0": -3 * half,  # first layer: fan-in D, learns as N^-3/2
            "df": 0}
 

@@ -30,4 +30,4 @@ def test_agrees_with_the_first_simulated_step():
     np.testing.assert_allclose(m["f0"], rms(sim.f[:, 0]), rtol=1e-5)
     np.testing.assert_allclose(m["df"], rms(sim.f[:, 1] - sim.f[:, 0]), rtol=1e-4)
     np.testing.assert_allclose(m["fwd:w"], m["f0"])
-    np.testing.assert_allclose(m["bwd:w"], 64.0)  # df/df / m_readout = gamma0 N
+    np.testing.assert_allclose(m["bwd:w"], 64.0)  # df/df / s_hat = gamma0 N

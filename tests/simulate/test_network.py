@@ -28,7 +28,7 @@ def test_mlp_copies_and_numbers_come_from_the_parameterization():
         ws = table[p.weight]
         assert (p.multiplier, p.init_std, p.lr) == pytest.approx(
             tuple(float(e.subs(values)) for e in (ws.multiplier, ws.init_std, ws.lr)))
-    assert net.readout_multiplier == pytest.approx(1 / 48)
+    assert net.readout_scale == pytest.approx(1 / 48)  # s_hat = m_readout * std_readout = 1 / (gamma0 N)
     assert [(s.index, s.tap, s.phi) for s in net.sites] == [
         (1, "out:W0", "relu"), (2, "out:W1[0]", "relu"), (3, "out:W1[1]", "relu")]
     assert net.sizes == {"D": 16, "L": 3, "N": 48, "P": 8}

@@ -91,6 +91,19 @@ def test_residual_network_streams():
     assert sim.order["G{3}"].shape == (2, 3, 8, 8)
 
 
+@pytest.mark.parametrize("alpha_L", [0.5, 1.0])
+def test_backward_fields_are_normalised_by_the_readout_scale_at_every_depth(alpha_L):
+    """g = (df/dh) / s_hat, s_hat = m_readout * std_readout (the DMFT's normalisation): the readout's depth
+    factors L^(1/2 - alpha_L), L^(alpha_L - 1/2) cancel, so at init the top of the stream has
+    G(0, 0) = <relu'(h)^2 (w / std)^2> ~ 1/2 at every depth (by the multiplier alone: ~ L^(2 alpha_L - 1) / 2)."""
+    tops = []
+    for depth in (2, 16):
+        spec = resnet_spec(alpha_L=alpha_L, N_=256, L_=depth, steps=0)
+        sim = simulate(spec, seeds=2, record="diag", data=data_of(spec))
+        tops.append(np.mean(np.diagonal(sim.order[f"G{{{depth}}}"][:, 0], axis1=-2, axis2=-1)))
+    assert all(0.35 < g < 0.65 for g in tops), tops
+
+
 def test_save_writes_every_array_atomically(full, tmp_path):
     path = full.save(tmp_path / "out")
     assert path.name == "simulation.npz" and sorted(p.name for p in path.parent.iterdir()) == ["simulation.npz"]
