@@ -57,9 +57,12 @@ def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
         # head-averaged attention logits of each attention block (A1, A2, ...)
         return (["loss", "f"] + sorted((k for k in sim_order if re.fullmatch(r"H\d+", k)), key=lambda k: int(k[1:]))
                 + sorted(k for k in sim_order if re.fullmatch(r"A\d+", k)))
-    names = ["loss", "f"] + (["Htop"] if "eq:kernel.H" in prog.equations.labels else [])
-    # kernels share a definition on both sides only for MLPs (the simulator's residual-stream kernels are
-    # of h itself, positions 0..L, and its G is normalised by the readout multiplier alone)
+    if "eq:kernel.H" in prog.equations.labels:
+        # residual streams: the stream kernels H and the backward kernels G at every position, under the
+        # DMFT's names (`run_check` renames the simulator's); the DMFT's Phi = <phi(h) phi(h)> has no twin
+        return ["loss", "f"] + sorted((k for k in sim_order if re.fullmatch(r"[HG]\d+", k)),
+                                      key=lambda k: ("HG".index(k[0]), int(k[1:])))
+    names = ["loss", "f"]
     if prog.equations.regime == "feature_learning" and "eq:field.z" in prog.equations.labels:
         names += sorted(k for k in sim_order if re.fullmatch(r"(Phi|G)\d+", k))
     return names
@@ -102,9 +105,14 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
                     finite[n][f"H{1 + B * int(m.group(1))}"] = v
             order_names = [k for k in finite[n] if re.fullmatch(r"(H|A)\d+", k)]
         elif "eq:kernel.H" in prog.equations.labels:
-            # the stream kernel at the top (tau = 1): the simulator's last stream position vs the DMFT's
-            top = max(int(k[4:-1]) for k in sim.order if k.startswith("Phi{"))
-            finite[n]["Htop"] = sim.order[f"Phi{{{top}}}"]
+            # simulator stream site l (l = 0 the embedding's output, l after block l) = DMFT position l + 1;
+            # its Phi{l} is the kernel of h itself (the DMFT's H), its G{l} that of (df/dh) / s_hat (G)
+            stream = {f"{'H' if k[0] == 'P' else 'G'}{int(m.group(1)) + 1}": v for k, v in sim.order.items()
+                      if (m := re.fullmatch(r"(?:Phi|G)\{(\d+)\}", k))}
+            finite[n] = {"loss": sim.loss, "f": sim.f, **stream}
+            order_names = list(stream)
+            # the top of the stream (tau = 1), the one position that lines up across depths
+            finite[n]["Htop"] = stream[f"H{max(int(k[1:]) for k in stream if k[0] == 'H')}"]
     if prog.equations.tokens:
         ref.update(dmft_logit_means(ref, spec))
         ref_se.update(dmft_logit_means(ref_se, spec))
@@ -120,9 +128,15 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
         ref, finite, ref_se = _conditional_on_f0(prog, ref, finite, qs)
         ref_runs = None
     predicted, notes = predicted_rates(prog, name)
+    controls = {n: init_controls(prog, d, n, name) for n, d in finite.items()}
+    if name == "L" or not all(z is not None and seeds >= 8 * (z.shape[1] + 1) for z in controls.values()):
+        controls = None  # too few seeds to fit them (each half fits p of them on S / 2 seeds)
+    else:
+        notes += (f"Biases adjusted with {next(iter(controls.values())).shape[1]} control variates of known "
+                  "mean zero: f(0) and the kernels at initialization minus their exact conditional means.",)
     report = crosscheck({q: ref[q] for q in qs}, {n: {q: d[q] for q in qs} for n, d in finite.items()},
                         size_name=name, predicted=predicted, reference_se={q: ref_se[q] for q in qs},
-                        reference_runs=ref_runs, notes=notes)
+                        reference_runs=ref_runs, controls=controls, notes=notes)
     if prog.equations.heads == "sites" and name == "H" and logits:
         laws = logit_laws(runs, logits, spec)
         report = dataclasses.replace(report, summary=report.summary + "\n" + laws.summary())
@@ -211,6 +225,73 @@ def _derived(prog: Program, arrays: Mapping[str, np.ndarray]) -> dict[str, np.nd
     if "eq:kernel.H" in prog.equations.labels:
         out["Htop"] = arrays[f"H{prog.equations.depth}"]
     return out
+
+
+def init_controls(prog: Program, arrays: Mapping[str, np.ndarray], n: int, size_name: str) -> np.ndarray | None:
+    """Control variates of an MLP ensemble, (seeds, p): statistics at initialization of mean exactly zero.
+
+    f(0) (the readout's sign symmetry); Phi^1(0,0) - k(Phi^0) and Phi^{l+1}(0,0) - k(Phi^l(0,0)),
+    with k the Gaussian kernel map phi_kernel and the empirical Phi^l of the same network (given layer
+    l, the units of layer l + 1 are i.i.d. Gaussian with that covariance, times m^2 sigma^2 fan_in);
+    G^L(0,0) - sigma_w^2 k'(Cov h^L), k' = dphi_kernel (at t = 0 the top backward field is the readout
+    weight times phi'(h^L)). Upper triangles of the P x P kernels. None where they do not apply
+    (no feature-learning MLP, or the kernels were not recorded).
+    """
+    eqs = prog.equations
+    if eqs.regime != "feature_learning" or eqs.tokens or "eq:kernel.H" in eqs.labels or "Phi1" not in arrays:
+        return None
+    covs = _source_covariances(prog, n, size_name, arrays)
+    L, P = len(covs), covs[0].shape[-1]
+    iu = np.triu_indices(P)
+    cols = [np.asarray(arrays["f"])[:, 0, :]]
+    for l in range(1, L + 1):
+        cols.append((_phi0(arrays, f"Phi{l}") - _kernel_map("phi", eqs.activation, covs[l - 1]))[:, iu[0], iu[1]])
+    top = _phi0(arrays, f"G{L}") - _readout_var(prog, n, size_name) * _kernel_map("dphi", eqs.activation, covs[L - 1])
+    cols.append(top[:, iu[0], iu[1]])
+    return np.concatenate(cols, axis=1)
+
+
+def _phi0(arrays: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """A recorded two-time kernel at t = s = 0: (seeds, T+1, P, T+1, P) -> (seeds, P, P), float64."""
+    return np.asarray(arrays[name], dtype=float)[:, 0, :, 0, :]
+
+
+def _source_covariances(prog: Program, n: int, size_name: str, arrays) -> list[np.ndarray]:
+    """Cov of h^l given layer l - 1 at t = 0, per seed: s_1 Phi^0, s_2 Phi^1_N(0,0), ... (s_l = m^2 sigma^2 fan_in)."""
+    net, X = _network(prog, n, size_name)
+    dense = [net.params[la.params["W"]] for la in net.layers if la.kind == "dense"]
+    scale = [p.multiplier**2 * p.init_std**2 * p.shape[1] for p in dense]
+    seeds = np.shape(arrays["f"])[0]
+    flat = np.asarray(X, dtype=float).reshape(X.shape[0], -1)
+    phi0 = np.broadcast_to(flat @ flat.T / flat.shape[1], (seeds, X.shape[0], X.shape[0]))
+    return [scale[0] * phi0] + [scale[l] * _phi0(arrays, f"Phi{l}") for l in range(1, len(dense))]
+
+
+def _readout_var(prog: Program, n: int, size_name: str) -> float:
+    """sigma_w^2 of the readout weights (the simulator's G is normalised by the readout multiplier)."""
+    net, _ = _network(prog, n, size_name)
+    return float(net.params[net.layers[-1].params["w"]].init_std ** 2)
+
+
+def _network(prog: Program, n: int, size_name: str):
+    """The simulator's network of the spec at size n, and the data X."""
+    from .simulate import build_network
+    from .spec import load_data
+
+    X, _ = load_data(prog.spec)
+    return build_network(prog.spec, {size_name: n}, X.shape), X
+
+
+def _kernel_map(kind: str, activation: str, cov: np.ndarray) -> np.ndarray:
+    """E[phi(u) phi(u)^T] ("phi") or E[phi'(u) phi'(u)^T] ("dphi") for u ~ N(0, cov), per seed, in float64
+    (arccos near a unit correlation loses half its digits in float32)."""
+    import jax
+
+    from .runtime.closed_forms import dphi_kernel, phi_kernel
+
+    fn = {"phi": phi_kernel, "dphi": dphi_kernel}[kind]
+    with jax.enable_x64(True):
+        return np.asarray(jax.vmap(lambda K: fn(activation, K))(jax.numpy.asarray(cov, dtype="float64")))
 
 
 def simulate_in_chunks(spec: Spec, sizes: Mapping[str, int], seeds: int, *, record: str = "full",

@@ -155,7 +155,8 @@ class Report:
 def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = "N",
                predicted: Mapping | None = None, reference_se: Mapping | None = None,
                quantities: Sequence[str] | None = None, n_sigma: float = 3.0,
-               reference_runs: Mapping | None = None, notes: Sequence[str] = ()) -> Report:
+               reference_runs: Mapping | None = None, controls: Mapping | None = None,
+               notes: Sequence[str] = ()) -> Report:
     """Compare DMFT predictions with finite-network ensembles across sizes.
 
     Parameters
@@ -179,6 +180,9 @@ def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = 
         For Monte Carlo DMFTs, K >= 4 independent solves of each quantity,
         shape (K, ...), `reference` being their mean; they replace
         `reference_se` where given (see `stats.distance`).
+    controls : mapping of int to array_like, optional
+        For each size, control variates (seeds, p) of known mean zero that
+        every quantity's bias is adjusted with (see `stats.distance`).
     notes : sequence of str
         Sentences on how the prediction was made (e.g. why a rate differs from
         the default), kept in the report and its summary.
@@ -193,7 +197,7 @@ def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = 
     ses, runs = reference_se or {}, reference_runs or {}
     checks = tuple(
         _check_quantity(q, reference[q], [finite_by_size[n][q] for n in sizes], sizes, size_name,
-                        rates, ses.get(q), runs.get(q), n_sigma)
+                        rates, ses.get(q), runs.get(q), [(controls or {}).get(n) for n in sizes], n_sigma)
         for q in names)
     status = _worst([q.status for q in checks]) if checks else "unresolved"
     summary = _summary(status, checks, skipped, sizes, size_name) + "".join(f" {n}" for n in notes)
@@ -201,12 +205,14 @@ def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = 
                   tuple(notes))
 
 
-def _check_quantity(name, ref, finite_list, sizes, size_name, rates, ref_se, ref_runs, n_sigma) -> QuantityCheck:
+def _check_quantity(name, ref, finite_list, sizes, size_name, rates, ref_se, ref_runs, controls,
+                    n_sigma) -> QuantityCheck:
     """Distances at every size, the two fits and their verdicts (the DMFT's runs, when given,
-    replace its standard errors)."""
+    replace its standard errors; `controls` one array or None per size)."""
     ref_se = None if ref_runs is not None else ref_se
-    dists = tuple(distance(x, ref, reference_se=ref_se, reference_runs=ref_runs, what=f"{name!r} at {size_name}={n}")
-                  for n, x in zip(sizes, finite_list))
+    dists = tuple(distance(x, ref, reference_se=ref_se, reference_runs=ref_runs, controls=z,
+                           what=f"{name!r} at {size_name}={n}")
+                  for n, x, z in zip(sizes, finite_list, controls))
     bias_fit = fit_power_law(sizes, [d.bias for d in dists], [d.bias_se for d in dists],
                              resolved=[d.resolved for d in dists], size_name=size_name, label=f"{name} bias")
     fluct_fit = fit_power_law(sizes, [d.fluct for d in dists], [d.fluct_se for d in dists],

@@ -81,6 +81,9 @@ class Distance:
     n_reference_runs : int
         Number K of independent DMFT solves the reference was built from
         (0 when it was given as one array, with or without standard errors).
+    n_controls : int
+        Number of control variates the bias was adjusted with (0: none).
+        With controls, `naive` and `noise` are those of the adjusted mean.
     """
 
     bias: float
@@ -96,6 +99,7 @@ class Distance:
     reference_share: float
     n_seeds: int
     n_reference_runs: int = 0
+    n_controls: int = 0
 
     @property
     def resolved(self) -> bool:
@@ -113,7 +117,7 @@ class Distance:
         return bool(self.reference_share > 0.5)
 
 
-def distance(finite, reference, *, reference_se=None, reference_runs=None, weights=None,
+def distance(finite, reference, *, reference_se=None, reference_runs=None, controls=None, weights=None,
              what="finite ensemble") -> Distance:
     """Bias and fluctuation of a finite-network ensemble around a reference.
 
@@ -137,6 +141,16 @@ def distance(finite, reference, *, reference_se=None, reference_runs=None, weigh
         covariance, and `bias_sq_se` the sum of the jackknives over seeds and
         over runs: the DMFT's error enters with its actual correlations
         across entries instead of a bound.
+    controls : array_like, shape (S, p), optional
+        Control variates: per-seed statistics whose expectation is exactly
+        zero (f(0) by the readout's sign symmetry, a kernel at
+        initialization minus its exact conditional mean, ...). The bias is
+        then measured on X_s - Z_s beta, beta fitted by least squares on the
+        other half of the seeds (cross-fitting) and the U-statistic taken
+        within each half, so it stays unbiased whatever beta is; its
+        variance shrinks by the fraction of the seeds' variance that Z
+        explains. `fluct` stays that of the networks themselves. Needs
+        S >= 4 (p + 1).
     weights : array_like, optional
         Non-negative weights broadcastable to `reference.shape`; normalised to
         sum to one. Default: equal weights (plain RMS over entries).
@@ -147,32 +161,20 @@ def distance(finite, reference, *, reference_se=None, reference_runs=None, weigh
     -------
     Distance
     """
-    if reference_runs is not None:
-        return _distance_two_sample(finite, reference, reference_runs, weights, what)
+    shape = np.shape(reference)
     x, r = _as_rows(finite, reference, what)
-    w = _weights(weights, np.shape(reference), what)
-    d = x - r
-    tr_cov_sq = _tr_cov_sq(d, w)
-    ref_sq, var_ref = _reference_terms(reference_se, d.mean(axis=0), w, np.shape(reference), what)
-    s = d.shape[0]
-    # zero bias: naive^2 has mean tr/S + E||eps||^2; ||eps||^2 fully correlated across entries
-    noise = (tr_cov_sq / s**2 + ref_sq**2, 2.0 * tr_cov_sq / (s**2 * (s - 1)))
-    return Distance(**_bias_fields(d, w, ref_sq, var_ref, noise), **_fluct_fields(d, w, tr_cov_sq),
-                    n_seeds=int(s))
-
-
-def _distance_two_sample(finite, reference, runs, weights, what: str) -> Distance:
-    """`distance` with the reference given as K independent DMFT solves (see `_runs_terms`)."""
-    x, _ = _as_rows(finite, reference, what)
-    e = _as_runs(runs, np.shape(reference), what)
-    w = _weights(weights, np.shape(reference), what)
+    w = _weights(weights, shape, what)
+    e = None if reference_runs is None else _as_runs(reference_runs, shape, what)
     # centre on the runs' mean: then mean(e) = 0 and U(R) = -sum ||e_k||^2 / (K (K-1))
-    c = e.mean(axis=0)
-    d, e = x - c, e - c
+    c = r if e is None else e.mean(axis=0)
+    d = x - c
     tr_cov_sq = _tr_cov_sq(d, w)
-    ref_sq, var_ref, noise = _runs_terms(d, e, w, tr_cov_sq)
-    return Distance(**_bias_fields(d, w, ref_sq, var_ref, noise), **_fluct_fields(d, w, tr_cov_sq),
-                    n_seeds=int(d.shape[0]), n_reference_runs=int(e.shape[0]))
+    z = None if controls is None else _as_controls(controls, d.shape[0], what)
+    part = _seed_part(d, w, tr_cov_sq) if z is None else _controlled_part(d, z, w)
+    ref = _runs_terms(part, e - c, w) if e is not None else _se_terms(reference_se, part, w, shape, what)
+    return Distance(**_bias_fields(part, ref), **_fluct_fields(d, w, tr_cov_sq), n_seeds=int(d.shape[0]),
+                    n_reference_runs=0 if e is None else int(e.shape[0]),
+                    n_controls=0 if z is None else int(z.shape[1]))
 
 
 def seed_mean_se(finite) -> tuple[np.ndarray, np.ndarray]:
@@ -192,28 +194,82 @@ def seed_mean_se(finite) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), x.std(axis=0, ddof=1) / np.sqrt(s)
 
 
-def _bias_fields(d: np.ndarray, w: np.ndarray, ref_sq: float, var_ref: float,
-                 noise: tuple[float, float]) -> dict:
-    """bias, bias_sq and their errors, p_zero, naive, and the DMFT's share of the error.
+@dataclass(frozen=True)
+class _SeedPart:
+    """The seeds' side of the bias: u unbiased for ||E d||_w^2 with variance var_u; naive_sq the
+    squared distance whose mean under zero bias is noise_sq, with null variance 2 var_scale, and
+    mean_var the variance of the estimate noise_sq; mean the (adjusted) mean of d."""
 
-    `ref_sq` is the estimate of E||eps||_w^2 (the reference's own noise) subtracted from the
-    seeds' U-statistic, `var_ref` the variance the reference adds, `noise` the pair
-    (sum of squared noise scales, variance of the estimated noise level) for `_p_zero`.
-    """
-    s, naive_sq = d.shape[0], float(_wnorm2(d.mean(axis=0), w))
+    u: float
+    var_u: float
+    naive_sq: float
+    noise_sq: float
+    var_scale: float
+    mean_var: float
+    mean: np.ndarray
+
+
+@dataclass(frozen=True)
+class _RefPart:
+    """The reference's side: ref_sq the estimate of E||eps||_w^2 subtracted from u, var_ref the
+    variance it adds, var_scale and mean_var its shares in the zero-bias test."""
+
+    ref_sq: float
+    var_ref: float
+    var_scale: float
+    mean_var: float
+
+
+def _seed_part(d: np.ndarray, w: np.ndarray, tr_cov_sq: float) -> _SeedPart:
+    """The pair U-statistic of i.i.d. rows d = x - reference."""
+    s = d.shape[0]
     u, var_u = _u_statistic(d, w)
-    bias_sq, var_b = u - ref_sq, var_u + var_ref
+    m = d.mean(axis=0)
+    return _SeedPart(u, var_u, float(_wnorm2(m, w)), _trace_cov(d, w)[0] / s, tr_cov_sq / s**2,
+                     2.0 * tr_cov_sq / (s**2 * (s - 1)), m)
+
+
+def _controlled_part(d: np.ndarray, z: np.ndarray, w: np.ndarray) -> _SeedPart:
+    """`_seed_part` of d - z beta, cross-fitted over two halves of the seeds, averaged.
+
+    Rows of one half, adjusted with the beta fitted on the other half, are i.i.d. given that beta
+    and have the mean of d exactly (E z = 0): each half's U-statistic is unbiased. The halves
+    share no rows, so their errors add as independent (their betas couple them only at
+    O(p / S^2)).
+    """
+    halves = (np.arange(0, d.shape[0], 2), np.arange(1, d.shape[0], 2))
+    parts = []
+    for h, o in (halves, halves[::-1]):
+        y = d[h] - z[h] @ _least_squares(z[o], d[o])
+        parts.append(_seed_part(y, w, _tr_cov_sq(y, w)))
+    a, b = parts
+    return _SeedPart((a.u + b.u) / 2, (a.var_u + b.var_u) / 4, (a.naive_sq + b.naive_sq) / 2,
+                     (a.noise_sq + b.noise_sq) / 2, (a.var_scale + b.var_scale) / 4,
+                     (a.mean_var + b.mean_var) / 4, (a.mean + b.mean) / 2)
+
+
+def _least_squares(z: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """beta (p, M) minimising ||(d - mean d) - (z - mean z) beta||^2 (the intercept is free)."""
+    return np.linalg.lstsq(z - z.mean(axis=0), d - d.mean(axis=0), rcond=None)[0]
+
+
+def _bias_fields(part: _SeedPart, ref: _RefPart) -> dict:
+    """bias, bias_sq and their errors, p_zero, naive, noise, and the DMFT's share of the error."""
+    bias_sq, var_b = part.u - ref.ref_sq, part.var_u + ref.var_ref
+    # zero bias: the cross term of the two noises is bounded by Cauchy-Schwarz
+    var_scale = (np.sqrt(part.var_scale) + np.sqrt(ref.var_scale)) ** 2
+    p_zero = _p_zero(part.naive_sq, part.noise_sq + ref.ref_sq, var_scale, part.mean_var + ref.mean_var)
     return dict(
         bias=_signed_sqrt(bias_sq), bias_se=_sqrt_se(bias_sq, np.sqrt(var_b)),
-        bias_sq=float(bias_sq), bias_sq_se=float(np.sqrt(var_b)),
-        p_zero=_p_zero(naive_sq, _trace_cov(d, w)[0] / s + ref_sq, *noise), naive=float(np.sqrt(naive_sq)),
-        reference_floor=float(np.sqrt(max(ref_sq, 0.0))),
-        reference_share=float(var_ref / var_b) if var_b > 0 else 0.0,
+        bias_sq=float(bias_sq), bias_sq_se=float(np.sqrt(var_b)), p_zero=p_zero,
+        naive=float(np.sqrt(part.naive_sq)), noise=float(np.sqrt(max(part.noise_sq, 0.0))),
+        reference_floor=float(np.sqrt(max(ref.ref_sq, 0.0))),
+        reference_share=float(ref.var_ref / var_b) if var_b > 0 else 0.0,
     )
 
 
 def _fluct_fields(d: np.ndarray, w: np.ndarray, tr_cov_sq: float) -> dict:
-    """fluct = sqrt(tr_w Cov), its error, and the noise of the seed mean sqrt(tr_w Cov / S)."""
+    """fluct = sqrt(tr_w Cov) of the networks themselves and its error."""
     s = d.shape[0]
     fluct_sq, var_v = _trace_cov(d, w)
     # The jackknife of a variance is itself noisy at few seeds and few effective entries
@@ -221,8 +277,7 @@ def _fluct_fields(d: np.ndarray, w: np.ndarray, tr_cov_sq: float) -> dict:
     # Gaussian value Var(tr_w Cov) = 2 tr((W Sigma)^2) / (S - 1).
     var_v = max(var_v, 2.0 * tr_cov_sq / (s - 1))
     fluct_sq = max(fluct_sq, 0.0)
-    return dict(fluct=float(np.sqrt(fluct_sq)), fluct_se=_sqrt_se(fluct_sq, np.sqrt(var_v)),
-                noise=float(np.sqrt(fluct_sq / s)))
+    return dict(fluct=float(np.sqrt(fluct_sq)), fluct_se=_sqrt_se(fluct_sq, np.sqrt(var_v)))
 
 
 def _as_rows(finite, reference, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -343,8 +398,8 @@ def _jackknife_var(loo: np.ndarray) -> float:
     return float((s - 1) / s * np.sum((loo - loo.mean()) ** 2))
 
 
-def _reference_terms(reference_se, mean_dev: np.ndarray, w: np.ndarray, shape, what: str) -> tuple[float, float]:
-    """E||eps||_w^2 and the variance that the DMFT's error eps adds to bias_sq.
+def _se_terms(reference_se, part: _SeedPart, w: np.ndarray, shape, what: str) -> _RefPart:
+    """The reference's part from its standard errors e (zero when none are given).
 
     With r = r* + eps, ||m - r||^2 = ||m - r*||^2 - 2<m - r*, eps> + ||eps||^2.
     The errors of one solve are correlated across entries, so both variances
@@ -352,13 +407,13 @@ def _reference_terms(reference_se, mean_dev: np.ndarray, w: np.ndarray, shape, w
     Var ||eps||_w^2 <= 2 (sum w e^2)^2.
     """
     if reference_se is None:
-        return 0.0, 0.0
+        return _RefPart(0.0, 0.0, 0.0, 0.0)
     e = np.broadcast_to(np.asarray(reference_se, dtype=float), shape).reshape(-1)
     if not np.all(np.isfinite(e)) or np.any(e < 0):
         raise DmftcError(f"{what}: the DMFT standard errors must be finite and non-negative.")
     floor_sq = float(np.sum(w * e * e))
-    var = 4.0 * float(np.sum(w * np.abs(mean_dev) * e)) ** 2 + 2.0 * floor_sq**2
-    return floor_sq, var
+    var = 4.0 * float(np.sum(w * np.abs(part.mean) * e)) ** 2 + 2.0 * floor_sq**2
+    return _RefPart(floor_sq, var, floor_sq**2, 0.0)
 
 
 def _as_runs(runs, shape: tuple[int, ...], what: str) -> np.ndarray:
@@ -374,23 +429,33 @@ def _as_runs(runs, shape: tuple[int, ...], what: str) -> np.ndarray:
     return e.reshape(e.shape[0], -1)
 
 
-def _runs_terms(d: np.ndarray, e: np.ndarray, w: np.ndarray, tr_cov_sq: float):
+def _runs_terms(part: _SeedPart, e: np.ndarray, w: np.ndarray) -> _RefPart:
     """The reference's part of the two-sample U-statistic, from K runs centred on their mean.
 
     With c = mean R (so mean e = 0), U2 = U(d) - ref_sq with ref_sq = sum_k ||e_k||^2 / (K (K-1)),
     an unbiased estimate of tr(W Sigma_R) / K = E||mean R - E R||^2. Deleting run k (c held fixed)
     gives U2_-k = U(d) + (2 q_k - Q) / ((K-1)(K-2)) + 2 <mean d, e_k> / (K-1), q_k = ||e_k||^2,
-    Q = sum q_k, whose jackknife is the reference's variance. Returns (ref_sq, var_ref, noise) with
-    noise as `_p_zero` takes it; the cross term tr(W Sigma W Sigma_R) is bounded by Cauchy-Schwarz.
+    Q = sum q_k, whose jackknife is the reference's variance.
     """
     k = e.shape[0]
     q = _wnorm2(e, w)
     ref_sq = float(q.sum() / (k * (k - 1)))
-    loo = (2.0 * q - q.sum()) / ((k - 1) * (k - 2)) + 2.0 * (e @ (w * d.mean(axis=0))) / (k - 1)
-    s, tr_sq_r = d.shape[0], _tr_cov_sq(e, w)
-    var_scale = (np.sqrt(tr_cov_sq) / s + np.sqrt(tr_sq_r) / k) ** 2
-    mean_var = 2.0 * tr_cov_sq / (s**2 * (s - 1)) + 2.0 * tr_sq_r / (k**2 * (k - 1))
-    return ref_sq, _jackknife_var(loo), (float(var_scale), float(mean_var))
+    loo = (2.0 * q - q.sum()) / ((k - 1) * (k - 2)) + 2.0 * (e @ (w * part.mean)) / (k - 1)
+    tr_sq = _tr_cov_sq(e, w)
+    return _RefPart(ref_sq, _jackknife_var(loo), tr_sq / k**2, 2.0 * tr_sq / (k**2 * (k - 1)))
+
+
+def _as_controls(controls, s: int, what: str) -> np.ndarray:
+    """Validate control variates (S, p) with S >= 4 (p + 1); return them as floats."""
+    z = np.asarray(controls, dtype=float)
+    z = z.reshape(z.shape[0], -1) if z.ndim else z
+    if z.ndim != 2 or z.shape[0] != s:
+        raise DmftcError(f"{what}: controls of shape {np.shape(controls)} do not have one row per seed ({s}).")
+    if s < 4 * (z.shape[1] + 1):
+        raise DmftcError(f"{what}: {z.shape[1]} control variates need at least {4 * (z.shape[1] + 1)} seeds "
+                         f"(each half fits them on the other); got {s}.")
+    _require_finite(z, what, "control variates", per_seed=True)
+    return z
 
 
 def _signed_sqrt(x: float) -> float:

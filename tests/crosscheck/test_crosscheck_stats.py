@@ -231,3 +231,50 @@ def test_too_few_or_misshapen_runs_are_errors():
         distance(np.zeros((8, 5)), np.zeros(5), reference_runs=np.zeros((3, 5)))
     with pytest.raises(DmftcError, match=r"DMFT runs of shape \(4, 6\) do not match the DMFT shape \(5,\)"):
         distance(np.zeros((8, 5)), np.zeros(5), reference_runs=np.zeros((4, 6)))
+
+
+# ------------------------------------------------------------ control variates (statistics of known mean zero)
+def _controlled(rng, n, seeds, *, c, p=6, synthetic):
+    """Outputs whose noise is mostly explained by p zero-mean statistics z (like f(0) and the kernels at
+    initialization of a network): x = ref + c g / n + (z A + 0.3 eps) / sqrt(n)."""
+    ref = synthetic.reference()["f"]
+    z = rng.standard_normal((seeds, p))
+    a = np.cos(np.arange(p)[:, None] * np.arange(ref.size)[None, :] / 9.0)
+    base = synthetic.ensemble(rng, n, seeds, c=c, sigma=0.0)["f"]
+    noise = (z @ a + 0.3 * rng.standard_normal((seeds, ref.size))).reshape(base.shape) / np.sqrt(n)
+    return base + noise, z, ref
+
+
+@pytest.mark.parametrize("c", [0.0, 20.0])
+def test_with_controls_bias_sq_is_unbiased_its_error_calibrated_and_much_smaller(c, synthetic):
+    rng = np.random.default_rng(14)
+    n, reps = 512, 300
+    true_bias = synthetic.ensemble(rng, n, 2, c=c, sigma=0.0)["f"][0] - synthetic.reference()["f"]
+    est, plain = [], []
+    for _ in range(reps):
+        x, z, ref = _controlled(rng, n, 64, c=c, synthetic=synthetic)
+        est.append(distance(x, ref, controls=z))
+        plain.append(distance(x, ref))
+    u, se = np.array([d.bias_sq for d in est]), np.array([d.bias_sq_se for d in est])
+    assert abs(u.mean() - np.mean(true_bias**2)) < 4 * u.std() / np.sqrt(reps)
+    assert 1 - 4 / np.sqrt(2 * reps) < np.sqrt(np.mean(se**2)) / u.std() < 2.0
+    assert u.std() < np.std([d.bias_sq for d in plain]) / 3
+    assert est[0].n_controls == 6 and est[0].fluct == pytest.approx(plain[0].fluct)
+
+
+def test_with_controls_zero_bias_is_rarely_called_resolved(synthetic):
+    rng = np.random.default_rng(15)
+    reps = 600
+    hits = []
+    for _ in range(reps):
+        x, z, ref = _controlled(rng, 512, 64, c=0.0, synthetic=synthetic)
+        hits.append(distance(x, ref, controls=z).resolved)
+    nominal = 0.0228
+    assert np.mean(hits) < 2 * nominal + 4 * np.sqrt(2 * nominal / reps)
+
+
+def test_controls_need_one_row_per_seed_and_enough_seeds():
+    with pytest.raises(DmftcError, match=r"6 control variates need at least 28 seeds \(each half fits them"):
+        distance(np.zeros((16, 5)), np.zeros(5), controls=np.zeros((16, 6)))
+    with pytest.raises(DmftcError, match=r"controls of shape \(15, 2\) do not have one row per seed \(16\)"):
+        distance(np.zeros((16, 5)), np.zeros(5), controls=np.zeros((15, 2)))
