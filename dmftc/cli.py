@@ -85,6 +85,8 @@ def cmd_solve(args) -> None:
     loss = sol.loss
     print(f"wrote {path}: loss {loss[0]:.6g} -> {loss[-1]:.6g} over {len(loss) - 1} steps "
           f"({sol.meta['seconds']:.2f} s, {sol.meta['method']})")
+    if "warning" in sol.meta:
+        print(f"dmftc solve: warning: {sol.meta['warning']}", file=sys.stderr)
 
 
 def cmd_simulate(args) -> None:

@@ -172,3 +172,13 @@ def test_same_seed_same_solution():
     prog = compile_spec(spec("mlp_mup_tanh", "training.steps=4"))
     a, b = prog.solve(samples=512), prog.solve(samples=512)
     np.testing.assert_array_equal(a.loss, b.loss)
+
+
+def test_solve_reports_draws_per_dimension_and_warns_when_few():
+    from dmftc.program import MIN_DRAWS_PER_DIMENSION, draws_check
+
+    few = draws_check(samples=2048, steps=50, sites=16)
+    assert few["draws_per_dimension"] == pytest.approx(2048 / 816) and "816" in few["warning"]
+    assert "warning" not in draws_check(samples=MIN_DRAWS_PER_DIMENSION * 816, steps=50, sites=16)
+    sol = compile_spec(spec("mlp_mup_relu")).solve(steps=2, samples=64)
+    assert sol.meta["draws_per_dimension"] == pytest.approx(64 / (3 * 8)) and "warning" in sol.meta
