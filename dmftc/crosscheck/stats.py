@@ -17,10 +17,15 @@ second sample, and the two-sample U-statistic
     U2 = U(X) + U(R) - 2 <mean X - c, mean R - c>_w   (any constant c)
 
 is unbiased for ||E X - E R||_w^2 whatever the covariance of either sample,
-with its variance the sum of the jackknives over seeds and over solves. Every norm is a weighted root-mean-square over entries
-(time, samples, ...), so numbers are comparable across quantities. Standard
-errors come from the jackknife over seeds; whether a bias is resolved from
-zero at all is a separate F test against the noise (see `Distance.p_zero`).
+with its variance the sum of the jackknives over seeds and over solves.
+Statistics of the networks whose mean is known to be exactly zero (control
+variates: f(0), kernels at initialization minus their exact conditional
+means) remove most of the seeds' noise: X_s - Z_s beta has the mean of X
+whatever beta is, and fitting beta on the other half of the seeds keeps each
+half's U-statistic unbiased. Every norm is a weighted root-mean-square over
+entries (time, samples, ...), so numbers are comparable across quantities.
+Standard errors come from the jackknife; whether a bias is resolved from zero
+at all is a separate F test against the noise (see `Distance.p_zero`).
 """
 
 from __future__ import annotations
