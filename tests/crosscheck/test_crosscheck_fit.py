@@ -104,3 +104,14 @@ def test_formats():
     assert format_measured("N", -0.97, 0.08) == "N^-0.97 ± 0.08"
     assert format_measured("N", -0.5012, 0.0044) == "N^-0.501 ± 0.004"
     assert format_measured("N", -0.5012, 0.0014) == "N^-0.5012 ± 0.0014"
+
+
+def test_a_precise_exponent_a_hair_from_the_prediction_is_consistent_but_a_real_difference_is_not():
+    """Subleading O(1/n) terms move a fitted exponent by ~0.01 at small n: within the tolerance."""
+    close = compare_rate(_fit(-0.508, rel_se=0.001, label="loss fluctuation"), -0.5)
+    assert close.sigmas > 3 and close.status == "consistent"
+    assert "within the tolerance 0.02" in close.sentence
+    far = compare_rate(_fit(-0.55, rel_se=0.001, label="loss fluctuation"), -0.5)
+    assert far.status == "inconsistent"
+    exact = compare_rate(_fit(-0.5, rel_se=0.001, label="loss fluctuation"), -0.5)
+    assert exact.status == "consistent" and "tolerance" not in exact.sentence
