@@ -36,7 +36,34 @@ def default_sizes(spec: Spec) -> dict[str, list[int]]:
 def dmft_runs(prog: Program, seeds: int = 2, samples: int | None = None) -> list[dict]:
     """The DMFT's arrays at `seeds` Monte Carlo seeds (one run when the solve is exact)."""
     exact = prog.equations.method != "monte_carlo"
-    return [prog.solve(seed=prog.spec.solver.seed + k, samples=samples).arrays for k in range(1 if exact else seeds)]
+    return [prog.solve(seed=prog.spec.solver.seed + k, samples=samples, depth_error=False).arrays
+            for k in range(1 if exact else seeds)]
+
+
+def depth_extrapolated(prog: Program, runs: Sequence[Mapping[str, np.ndarray]],
+                       samples: int | None = None) -> tuple[list[dict], str]:
+    """Each run's loss, f and top-of-stream kernel extrapolated to infinite depth, X = 2 X_K - X_{K/2}.
+
+    The depth grid of K steps is first order in 1 / K (tests/dmft/test_depth_limit.py), so Richardson's
+    step leaves O(1 / K^2) and finite-L networks are compared with the limit itself, not with a grid
+    that is O(1 / K) off (at alpha_L = 1/2 the grid at K is the width limit of a depth-K network; at
+    alpha_L = 1 it also drops the random branches' O(dtau^2) terms). The coarse solve of
+    run k uses run k's seed, so the runs stay independent and their spread includes both solves.
+    """
+    K = prog.equations.depth_steps
+    spec = prog.spec
+    half = compile_spec(dataclasses.replace(spec, solver=dataclasses.replace(spec.solver, depth_steps=K // 2)))
+    out, gap = [], 0.0
+    for k, fine in enumerate(runs):
+        coarse = half.solve(seed=spec.solver.seed + k, samples=samples, depth_error=False).arrays
+        top = f"H{prog.equations.depth}"
+        pairs = {"loss": (fine["loss"], coarse["loss"]), "f": (fine["f"], coarse["f"]),
+                 top: (fine[top], coarse[f"H{half.equations.depth}"])}
+        gap = max(gap, float(np.max(np.abs(fine["loss"] - coarse["loss"]))))
+        out.append({**fine, **{q: 2 * a - b for q, (a, b) in pairs.items()}})
+    note = (f"DMFT reference extrapolated to infinite depth from K = {K} and {K // 2} depth steps "
+            f"(X = 2 X_K - X_K/2; max |loss_K - loss_K/2| = {gap:.2g}).")
+    return out, note
 
 
 def dmft_reference(prog: Program, seeds: int = 2, samples: int | None = None, *,
@@ -87,6 +114,11 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
         raise DmftcError(f"--sizes names {name!r}, which the spec does not declare (sizes: {sorted(spec.sizes)})")
     prog = program or compile_spec(spec)
     runs = dmft_runs(prog, dmft_seeds, samples)
+    along_depth = name == "L" and "eq:kernel.H" in prog.equations.labels
+    depth_note = ()
+    if along_depth and (prog.equations.depth_steps or 0) >= 4:
+        runs, note = depth_extrapolated(prog, runs, samples)
+        depth_note = (note,)
     ref, ref_se = dmft_reference(prog, runs=runs)
     finite, order_names, logits = {}, [], {}
     for n in progress(sorted(values), total=len(values), desc=f"check {name}"):
@@ -116,7 +148,6 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     if prog.equations.tokens:
         ref.update(dmft_logit_means(ref, spec))
         ref_se.update(dmft_logit_means(ref_se, spec))
-    along_depth = name == "L" and "eq:kernel.H" in prog.equations.labels
     if "eq:kernel.H" in prog.equations.labels and (along_depth or not prog.equations.tokens):
         ref["Htop"], ref_se["Htop"] = ref[f"H{prog.equations.depth}"], ref_se[f"H{prog.equations.depth}"]
     # along L the layers of different depths do not line up: the output and the top of the stream do
@@ -128,6 +159,7 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
         ref, finite, ref_se = _conditional_on_f0(prog, ref, finite, qs)
         ref_runs = None
     predicted, notes = predicted_rates(prog, name)
+    notes += depth_note
     controls = {n: init_controls(prog, d, n, name) for n, d in finite.items()}
     if name == "L" or not all(z is not None and seeds >= 8 * (z.shape[1] + 1) for z in controls.values()):
         controls = None  # too few seeds to fit them (each half fits p of them on S / 2 seeds)

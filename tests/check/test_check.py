@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy
 
@@ -70,3 +71,23 @@ def test_the_derived_dmft_is_not_flagged(spec, tmp_path):
     data = json.loads((tmp_path / "check.json").read_text())
     assert data["sizes"] == [64, 128, 256, 512]
     assert (tmp_path / "loss_curves.png").stat().st_size > 0
+
+
+def test_along_L_the_reference_is_the_depth_grid_extrapolated_to_infinite_depth():
+    """Richardson's 2 X_K - X_K/2 (the grid is first order in 1/K) for loss, f and the top of the stream."""
+    from dmftc.check import depth_extrapolated, dmft_runs
+
+    def spec(K):
+        return load(SPECS / "resnet_depth_mup.yaml",
+                    overrides=("limit.L=inf", f"solver.depth_steps={K}", "training.steps=3", "solver.samples=512"))
+
+    prog = compile_spec(spec(8))
+    runs = dmft_runs(prog, seeds=2)
+    ext, note = depth_extrapolated(prog, runs)
+    coarse = compile_spec(spec(4)).solve(seed=prog.spec.solver.seed + 1, depth_error=False).arrays
+    np.testing.assert_allclose(ext[1]["loss"], 2 * runs[1]["loss"] - coarse["loss"], rtol=1e-12)
+    np.testing.assert_allclose(ext[1]["H9"], 2 * runs[1]["H9"] - coarse["H5"], rtol=1e-12)
+    assert "from K = 8 and 4 depth steps" in note
+    report = run_check(spec(8), {"L": [2, 4]}, seeds=4, out_dir=None, dmft_seeds=2)
+    assert [q.name for q in report.quantities] == ["loss", "f", "Htop"]
+    assert any("extrapolated to infinite depth" in n for n in report.notes)
