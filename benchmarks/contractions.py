@@ -9,9 +9,10 @@ do not stay in cache from one step to the next (every step reads all of them), s
 contractions are timed cold here: each call reads a different copy of its operands, together
 larger than the last-level cache.
 
-BEFORE holds the einsum forms the runtime used until commit e15eb0c (XLA copied each history
-transposed for `causal_sum` and took a transposed-operand matmul path for the other two), so
-that one run measures before and after side by side.
+BEFORE holds the defining einsum forms (dmftc.runtime.definitions), which the runtime used
+until commit e15eb0c (XLA copied each history transposed for `causal_sum` and took a
+transposed-operand matmul path for the other two), so that one run measures before and after
+side by side.
 """
 
 from __future__ import annotations
@@ -29,29 +30,9 @@ import jax
 import jax.numpy as jnp
 
 from dmftc.runtime import sweep as rt
+from dmftc.runtime.definitions import einsum_causal_sum, einsum_ibp_row, einsum_kernel_row
 
 CACHE_BYTES = 32 * 2**20  # this machine's L3 (lscpu); cold operands total at least 3x this
-
-
-def einsum_kernel_row(w, Xt, X, t):
-    """rt.kernel_row before e15eb0c."""
-    row = jnp.einsum("m,ma,msb->asb", w, Xt, X)
-    return row * (jnp.arange(X.shape[1]) <= t)[None, :, None]
-
-
-def einsum_ibp_row(w, Ft, xi, F, t, P, *, strict):
-    """rt.ibp_row before e15eb0c."""
-    n = xi.shape[1]
-    stop = t * P + (0 if strict else P)
-    support = (jnp.arange(n) < stop).astype(Ft.dtype)
-    corr = jnp.einsum("m,ma,mi->ai", w, Ft, xi) * support[None, :]
-    return ((corr @ F.Li) * support[None, :]).reshape(P, n // P, P)
-
-
-def einsum_causal_sum(C, X, t, *, strict):
-    """rt.causal_sum before e15eb0c."""
-    mask = (jnp.arange(X.shape[1]) < t + (0 if strict else 1)).astype(X.dtype)
-    return jnp.einsum("asb,msb->ma", C * mask[None, :, None], X)
 
 
 BEFORE = {"kernel_row": einsum_kernel_row, "ibp_row": einsum_ibp_row, "causal_sum": einsum_causal_sum}

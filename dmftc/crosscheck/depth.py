@@ -54,7 +54,7 @@ import sympy
 
 from dmftc.crosscheck.files import save_figure_atomic
 from dmftc.crosscheck.fit import PowerLaw, _pm, fit_power_law, format_measured, format_power
-from dmftc.crosscheck.heads import HeadVerdict, Prediction, check_sweep, judge
+from dmftc.crosscheck.heads import HeadVerdict, MeasuredQuantity, Prediction, check_sweep, judge
 from dmftc.crosscheck.report import _clean
 from dmftc.crosscheck.stats import RESOLVED_SIGMA, _signed_sqrt, _sqrt_se, distance, seed_mean_se
 from dmftc.errors import DmftcError
@@ -76,30 +76,9 @@ DESCRIPTIONS = {
 SHORT = {"kq_displacement": "K/Q displacement", "kernel_change": "initial kernel change",
          "branch_sum": "random branch sum", "logit_change": "logit change"}
 STATUSES = ("consistent", "inconsistent", "unresolved")
-_STATUS = {"pass": "consistent", "fail": "inconsistent", "unresolved": "unresolved"}
 DEFAULT_DEPTHS = (1, 2, 4, 8, 16)
 #: the two depth exponents of the tension (THEORY.md section 4)
 TENSION_ALPHAS = (0.5, 1.0)
-
-
-@dataclass(frozen=True)
-class DepthQuantity:
-    """One measured quantity against L: values, standard errors, fit, prediction, verdict.
-
-    `status` is the verdict's "consistent" / "inconsistent" / "unresolved" (None: not judged).
-    """
-
-    name: str
-    description: str
-    values: tuple[float, ...]
-    ses: tuple[float, ...]
-    fit: PowerLaw
-    prediction: Prediction
-    verdict: HeadVerdict | None
-
-    @property
-    def status(self) -> str | None:
-        return None if self.verdict is None else _STATUS[self.verdict.status]
 
 
 @dataclass(frozen=True)
@@ -126,7 +105,7 @@ class DepthReport:
         The other sizes the networks had (N, H, S, P, D).
     seeds, seed, steps : int
     facts : DepthFacts
-    quantities : tuple of DepthQuantity
+    quantities : tuple of MeasuredQuantity
     loss : tuple of (float, float)
         Seed-mean loss at initialization and after training, per depth (context: training works).
     """
@@ -139,10 +118,10 @@ class DepthReport:
     seed: int
     steps: int
     facts: DepthFacts
-    quantities: tuple[DepthQuantity, ...]
+    quantities: tuple[MeasuredQuantity, ...]
     loss: tuple[tuple[float, float], ...]
 
-    def quantity(self, name: str) -> DepthQuantity:
+    def quantity(self, name: str) -> MeasuredQuantity:
         for q in self.quantities:
             if q.name == name:
                 return q
@@ -313,7 +292,7 @@ def depth_predictions(spec: Spec) -> tuple[dict[str, Prediction], DepthFacts]:
 
 def analyse_depth(per_depth: Mapping[int, Mapping[str, tuple[float, float, bool]]],
                   preds: Mapping[str, Prediction], *, n_sigma: float = 3.0,
-                  margin: float = 0.1) -> tuple[DepthQuantity, ...]:
+                  margin: float = 0.1) -> tuple[MeasuredQuantity, ...]:
     """Fits and verdicts from per-depth `depth_statistics` (pure: no simulation)."""
     depths = sorted(per_depth)
     out = []
@@ -324,7 +303,7 @@ def analyse_depth(per_depth: Mapping[int, Mapping[str, tuple[float, float, bool]
         fit = fit_power_law(depths, values, ses, resolved=resolved, size_name="L", label=SHORT[name])
         pred = preds[name]
         verdict = judge_depth(name, fit, pred, n_sigma=n_sigma, margin=margin) if pred.expect else None
-        out.append(DepthQuantity(name, DESCRIPTIONS[name], tuple(map(float, values)), tuple(map(float, ses)),
+        out.append(MeasuredQuantity(name, DESCRIPTIONS[name], tuple(map(float, values)), tuple(map(float, ses)),
                                  fit, pred, verdict))
     return tuple(out)
 

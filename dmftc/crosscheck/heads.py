@@ -125,8 +125,11 @@ class HeadVerdict:
 
 
 @dataclass(frozen=True)
-class HeadQuantity:
-    """One measured quantity: values per size, power-law fit, prediction, verdict."""
+class MeasuredQuantity:
+    """One measured quantity against a size (N, H or L): values, standard errors, fit, prediction, verdict.
+
+    `status` is the verdict's "consistent" / "inconsistent" / "unresolved" (None: not judged).
+    """
 
     name: str
     description: str
@@ -135,6 +138,13 @@ class HeadQuantity:
     fit: PowerLaw
     prediction: Prediction
     verdict: HeadVerdict | None
+
+    @property
+    def status(self) -> str | None:
+        return None if self.verdict is None else _STATUS[self.verdict.status]
+
+
+_STATUS = {"pass": "consistent", "fail": "inconsistent", "unresolved": "unresolved"}
 
 
 @dataclass(frozen=True)
@@ -151,7 +161,7 @@ class HeadReport:
     regime : str or None
         The analysis' regime of the spec; `collapse` its head verdict ("collapse",
         "diverse" or None).
-    quantities : tuple of HeadQuantity
+    quantities : tuple of MeasuredQuantity
     """
 
     spec_name: str
@@ -163,9 +173,9 @@ class HeadReport:
     heads: int
     regime: str | None
     collapse: str | None
-    quantities: tuple[HeadQuantity, ...]
+    quantities: tuple[MeasuredQuantity, ...]
 
-    def quantity(self, name: str) -> HeadQuantity:
+    def quantity(self, name: str) -> MeasuredQuantity:
         for q in self.quantities:
             if q.name == name:
                 return q
@@ -343,7 +353,7 @@ def predictions(spec: Spec, size_name: str) -> tuple[dict[str, Prediction], str,
 
 
 def analyse(per_size: Mapping[int, Mapping[str, np.ndarray]], preds: Mapping[str, Prediction], *,
-            size_name: str = "N", n_sigma: float = 3.0, margin: float = 0.1) -> tuple[HeadQuantity, ...]:
+            size_name: str = "N", n_sigma: float = 3.0, margin: float = 0.1) -> tuple[MeasuredQuantity, ...]:
     """Fits and verdicts from per-size `head_statistics` (pure: no simulation)."""
     sizes = sorted(per_size)
     stats = summarize(per_size)
@@ -354,7 +364,7 @@ def analyse(per_size: Mapping[int, Mapping[str, np.ndarray]], preds: Mapping[str
         fit = fit_power_law(sizes, values, ses, resolved=resolved, size_name=size_name, label=DESCRIPTIONS[name])
         pred = preds[name]
         verdict = judge(name, fit, pred, n_sigma=n_sigma, margin=margin) if pred.expect else None
-        out.append(HeadQuantity(name, DESCRIPTIONS[name], tuple(float(v) for v in values),
+        out.append(MeasuredQuantity(name, DESCRIPTIONS[name], tuple(float(v) for v in values),
                                 tuple(float(s) for s in ses), fit, pred, verdict))
     return tuple(out)
 
@@ -512,7 +522,7 @@ def measure_heads(spec: Spec, sizes: Mapping[str, Sequence[int]], seeds: int = 8
 
 
 # ------------------------------------------------------------------ output
-def _plot_quantity(report: HeadReport, q: HeadQuantity, path: Path) -> Path:
+def _plot_quantity(report: HeadReport, q: MeasuredQuantity, path: Path) -> Path:
     fig, (ax,) = _figure(1)
     n = np.asarray(report.sizes, dtype=float)
     y, se = np.asarray(q.values), np.asarray(q.ses)

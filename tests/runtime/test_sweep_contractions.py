@@ -18,31 +18,11 @@ import pytest
 
 import dmftc
 from dmftc.runtime import sweep as rt
+from dmftc.runtime.definitions import einsum_causal_sum, einsum_ibp_row, einsum_kernel_row
 from dmftc.spec import load, load_data
 
 P, N_T, M = 3, 5, 64
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "mlp_mup_relu.yaml"
-
-
-def einsum_kernel_row(w, Xt, X, t):
-    """E[X_mu(t) X_nu(s)] for s <= t: the definition."""
-    row = jnp.einsum("m,ma,msb->asb", w, Xt, X)
-    return row * (jnp.arange(X.shape[1]) <= t)[None, :, None]
-
-
-def einsum_ibp_row(w, Ft, xi, F, t, P, *, strict):
-    """E[F xi^T] Li on the causal support: the definition."""
-    n = xi.shape[1]
-    stop = t * P + (0 if strict else P)
-    support = (jnp.arange(n) < stop).astype(Ft.dtype)
-    corr = jnp.einsum("m,ma,mi->ai", w, Ft, xi) * support[None, :]
-    return ((corr @ F.Li) * support[None, :]).reshape(P, n // P, P)
-
-
-def einsum_causal_sum(C, X, t, *, strict):
-    """sum_{s < t (or <= t)} sum_nu C_{mu nu}(s) X_nu(s): the definition."""
-    mask = (jnp.arange(X.shape[1]) < t + (0 if strict else 1)).astype(X.dtype)
-    return jnp.einsum("asb,msb->ma", C * mask[None, :, None], X)
 
 
 @pytest.fixture(scope="module")
