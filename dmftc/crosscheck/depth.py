@@ -318,7 +318,7 @@ def judge_depth(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = 
     otherwise turn into a failure. `margin` keeps L^0 and L^-1/2 apart (it must stay below 1/4).
     """
     verdict = judge(name, fit, dataclasses.replace(pred, gate=False), n_sigma=n_sigma, margin=margin)
-    p0, p, se = pred.exponent, fit.exponent, fit.exponent_se
+    p0, p = pred.exponent, fit.exponent
     if not pred.gate or p0 is None or verdict.status != "pass" or verdict.rate == "consistent":
         return verdict      # consistent: within n_sigma of p0, or a rise saturating at a finite limit
     off = abs(p - p0)

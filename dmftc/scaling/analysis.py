@@ -26,6 +26,7 @@ from ..notation import hyper_symbol, size_symbol, as_expr
 from ..spec.types import Act as ActOp, Attention as AttnOp, Dense as DenseOp, LayerNorm, Pool as PoolOp
 from ..spec.types import Readout, Repeat, Residual as ResOp, Spec
 from . import rules as R
+from .records import Offender, Program, RepeatCopy, SymbolAudit
 from .regimes import DepthFacts, combine, power, verdict
 from .parameterization import WeightScaling, exponent, resolve_parameterization, to_rational
 from .rules import NEG, Exp
@@ -37,35 +38,6 @@ REGIMES = ("feature_learning", "lazy", "unstable", "trivial")
 
 
 # ------------------------------------------------------------------ lowering
-@dataclass(frozen=True)
-class RepeatCopy:
-    """One unrolled copy of a repeat: its input and output vector ids."""
-
-    node: str
-    copy: int
-    x: str
-    y: str
-    limit: bool
-    residual: bool
-
-
-@dataclass(frozen=True)
-class Program:
-    """The network as counting instructions for one limit symbol."""
-
-    symbol: str
-    instrs: tuple
-    width: frozenset
-    outputs: Mapping[str, tuple]        # weight name -> its output vector ids (one per copy)
-    weights: Mapping[str, tuple]        # weight name -> its WExp copies
-    attentions: Mapping[str, tuple]     # attention name -> its Attention instructions
-    residuals: Mapping[str, tuple]      # residual node id -> its Residual instructions
-    repeats: tuple
-    readout: R.WExp
-    readout_input: str
-    s_readout: Exp                      # the readout's scale s_hat = multiplier * init std
-
-
 class _Lowering:
     def __init__(self, spec: Spec, params: Mapping[str, WeightScaling], n: str):
         self.spec, self.params, self.name = spec, params, n
@@ -178,46 +150,6 @@ def lower(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling], n: str)
 
 
 # ------------------------------------------------------------------ the audit
-@dataclass(frozen=True)
-class Offender:
-    """A quantity whose exponent is > 0: vector id, which pass, its exponent, the dominant term."""
-
-    vector: str
-    kind: str       # "F", "B", "D", "DB"
-    value: Exp
-    why: str
-    step: int
-
-
-@dataclass
-class SymbolAudit:
-    """The counting of one limit symbol: init tape, one-step tape, trained tape and totals."""
-
-    program: Program
-    init: R.Tape
-    steps: list
-    offenders: list
-    converged: bool
-    D: dict = field(default_factory=dict)       # trained totals (max over steps)
-    DB: dict = field(default_factory=dict)
-
-    @property
-    def nb(self) -> Exp:
-        return self.init.nb
-
-    @property
-    def one(self) -> R.Tape:
-        return self.steps[0] if self.steps else self.init
-
-    @property
-    def last(self) -> R.Tape:
-        return self.steps[-1] if self.steps else self.init
-
-    def over(self, table: str, v) -> Exp:
-        """max over the audited steps of one split table (Dc, Dr, ...)."""
-        return R.mx(*(getattr(t, table).get(v, NEG) for t in self.steps))
-
-
 def backward_scale(prog: Program, t: R.Tape) -> Exp:
     """The readout's backward signal after training, -min(a+b, 2a+c) of Yang & Hu: the
     normaliser of backward exponents that the abc symmetry leaves unchanged."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
 import sympy
 
@@ -24,10 +24,9 @@ from ..notation import hyper_symbol, size_symbol
 from ..spec.types import Attention as AttnOp, Spec
 from . import rules as R
 from .parameterization import exponent, leading_power, to_rational
+from .records import SymbolAudit
 from .rules import NEG, Exp
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .analysis import SymbolAudit
 
 MAX_SENTENCES = 4
 
