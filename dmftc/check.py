@@ -223,7 +223,8 @@ def predicted_rates(prog: Program, size_name: str) -> tuple[dict[str, float], tu
     """Predicted exponents of the bias and the fluctuation along `size_name`, and why where not the default.
 
     Bias n^-1 and fluctuation n^-1/2 (THEORY.md section 6); along L at fixed N a network's spread is
-    set by N and does not shrink (fluctuation exponent 0). In a lazy limit with an activation whose
+    set by N and does not vanish (fluctuation exponent 0: flat, or levelling off as the random
+    branches' share falls as 1/L, see `crosscheck.fit.compare_rate`). In a lazy limit with an activation whose
     derivative jumps (ReLU) the bias falls only as N^-1/2: the finite network is the feature-learning
     one at gamma0 ~ N^-1/2, each unit's preactivation moves O(gamma0) with a random sign, and the
     units that cross the kink change phi' by O(1); their net flux is ~ E|velocity| ~ |gamma0|, an

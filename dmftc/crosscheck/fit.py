@@ -177,6 +177,27 @@ def fit_floor(fit: PowerLaw, exponent: float, *, n_sigma: float = 3.0) -> FloorF
     )
 
 
+#: chi2/dof above which a + b/n does not describe the data (about the 1 % tail for 3 degrees of freedom)
+LIMIT_CHI2 = 3.8
+
+
+def finite_limit(fit: PowerLaw) -> tuple[float, float, float, int]:
+    """Weighted least squares of value = a + b / size on the points the power law used.
+
+    Returns the limit a, its standard error, chi2/dof and the degrees of freedom (NaN without any).
+    """
+    used = np.asarray(fit.used, bool)
+    n, v, s = (np.asarray(x, float)[used] for x in (fit.sizes, fit.values, fit.ses))
+    dof = len(n) - 2
+    if dof < 1:
+        return float("nan"), float("nan"), float("nan"), max(dof, 0)
+    X = np.stack([np.ones_like(n), 1.0 / n], axis=1) / s[:, None]
+    cov = np.linalg.inv(X.T @ X)
+    coef = cov @ (X.T @ (v / s))
+    chi2 = float(np.sum((X @ coef - v / s) ** 2)) / dof
+    return float(coef[0]), float(np.sqrt(cov[0, 0])), chi2, dof
+
+
 def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = 3.0, margin: float = 0.1,
                  tolerance: float = 0.02, hint: str = "add seeds") -> Verdict:
     """Judge a fitted rate against the predicted exponent.
@@ -221,7 +242,10 @@ def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = 3.0, margi
         sentence = (f"unresolved: {fit.label} is indistinguishable from zero (at {RESOLVED_SIGMA:g} sigma) "
                     f"at {k - k_res} of {k} sizes; {hint}")
         return Verdict("unresolved", sentence, sigmas=float("nan"), **base)
-    status, sentence = _judge(fit, predicted, floor, n_sigma, margin, tolerance)
+    if predicted == 0:
+        status, sentence = _judge_finite(fit, n_sigma, tolerance)
+    else:
+        status, sentence = _judge(fit, predicted, floor, n_sigma, margin, tolerance)
     sigmas = abs(fit.exponent - predicted) / fit.exponent_se if fit.exponent_se > 0 else float("inf")
     return Verdict(status, sentence, sigmas=float(sigmas), **base)
 
@@ -248,6 +272,31 @@ def _pm(value: float, se: float, sign: str = "") -> str:
         digits = int(np.clip(first + (se * 10.0**first < 3), 2, 4))
     value = 0.0 if round(value, digits) == 0 else value  # no "-0.000"
     return f"{value:{sign}.{digits}f} ± {se:.{digits}f}"
+
+
+def _judge_finite(fit: PowerLaw, n_sigma: float, tolerance: float) -> tuple[str, str]:
+    """A quantity predicted to stay finite (n^0): flat within errors, or approaching a nonzero limit.
+
+    One network's spread at fixed N along L is such a quantity: its variance is a finite part plus
+    contributions that vanish as 1/L (at alpha_L = 1 the random branches' sum), so it levels off
+    rather than following a power law. A fall passes only when a + b/n fits (chi2/dof <= LIMIT_CHI2)
+    better than the power law does, with a resolved above zero: over a short range a + b/n can also
+    mimic a vanishing power law, which then fits at least as well.
+    """
+    p, se, name, what = fit.exponent, fit.exponent_se, fit.size_name, fit.label
+    measured = format_measured(name, p, se)
+    if n_sigma * se >= 0.5:
+        return "unresolved", (f"unresolved: {what} exponent {_pm(p, se, '+')} cannot tell finite from vanishing "
+                              f"as {name}^-1/2; add seeds or sizes")
+    if abs(p) <= max(n_sigma * se, tolerance):
+        return "consistent", f"{what} stays finite: {measured}, as predicted ({name}^0)"
+    a, a_se, chi2, _ = finite_limit(fit)
+    if np.isfinite(a) and a > n_sigma * a_se and chi2 <= LIMIT_CHI2 and (p > 0 or chi2 < fit.chi2_dof):
+        return "consistent", (f"{what} approaches a finite limit {_pm(a, a_se)} (fit a + b/{name}, chi2/dof "
+                              f"{chi2:.2f}; the power law alone gives {measured}, chi2/dof {fit.chi2_dof:.2f}), "
+                              f"as predicted ({name}^0)")
+    trend = "falls" if p < 0 else "grows"
+    return "inconsistent", f"{what} {trend} as {measured}, where it is predicted to stay finite ({name}^0)"
 
 
 def _judge(fit: PowerLaw, p0: float, floor: FloorFit | None, n_sigma: float, margin: float,

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from dmftc.crosscheck.files import save_figure_atomic
-from dmftc.crosscheck.fit import PowerLaw, fit_power_law, format_measured, format_power
+from dmftc.crosscheck.fit import LIMIT_CHI2, PowerLaw, finite_limit, fit_power_law, format_measured, format_power
 from dmftc.crosscheck.plots import _figure, _points
 from dmftc.crosscheck.report import _clean
 from dmftc.crosscheck.stats import RESOLVED_SIGMA, _signed_sqrt, _sqrt_se, seed_mean_se
@@ -443,26 +443,6 @@ def judge(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = 3.0, m
         status, sentence = "fail", sentence + f"; the analysis predicts {format_power(n, p0)}"
     return HeadVerdict(status=status, sentence=sentence, sigmas=sigmas, rate=rate, **base)
 
-
-#: chi2/dof above which a + b/n does not describe the data (about the 1 % tail for 3 degrees of freedom)
-LIMIT_CHI2 = 3.8
-
-
-def finite_limit(fit: PowerLaw) -> tuple[float, float, float, int]:
-    """Weighted least squares of value = a + b / size on the points the power law used.
-
-    Returns the limit a, its standard error, chi2/dof and the degrees of freedom (NaN without any).
-    """
-    used = np.asarray(fit.used, bool)
-    n, v, s = (np.asarray(x, float)[used] for x in (fit.sizes, fit.values, fit.ses))
-    dof = len(n) - 2
-    if dof < 1:
-        return float("nan"), float("nan"), float("nan"), max(dof, 0)
-    X = np.stack([np.ones_like(n), 1.0 / n], axis=1) / s[:, None]
-    cov = np.linalg.inv(X.T @ X)
-    coef = cov @ (X.T @ (v / s))
-    chi2 = float(np.sum((X @ coef - v / s) ** 2)) / dof
-    return float(coef[0]), float(np.sqrt(cov[0, 0])), chi2, dof
 
 
 def check_sweep(values: Sequence[int], seeds: int, spec: Spec, what: str, needs_training: str) -> list[int]:

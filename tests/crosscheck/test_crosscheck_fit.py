@@ -115,3 +115,18 @@ def test_a_precise_exponent_a_hair_from_the_prediction_is_consistent_but_a_real_
     assert far.status == "inconsistent"
     exact = compare_rate(_fit(-0.5, rel_se=0.001, label="loss fluctuation"), -0.5)
     assert exact.status == "consistent" and "tolerance" not in exact.sentence
+
+
+def test_a_quantity_predicted_to_stay_finite_may_level_off_but_not_vanish():
+    """Along L one network's spread stays O(N^-1/2): flat, or a + b/L (random branches ~ 1/L at alpha_L = 1)."""
+    L = np.array([2.0, 4.0, 8.0, 16.0])
+    level = 0.031 + 0.032 / L  # measured shape: resnet_completep's top-of-stream kernel at N = 1024
+    v = compare_rate(fit_power_law(L, level, 0.02 * level, size_name="L", label="Htop fluctuation"), 0.0)
+    assert v.status == "consistent" and "approaches a finite limit 0.031" in v.sentence
+    flat = compare_rate(fit_power_law(L, 0.004 + 0 * L, 0.08 * 0.004 + 0 * L, size_name="L"), 0.0)
+    assert flat.status == "consistent" and "stays finite" in flat.sentence
+    vanishing = 0.05 * L**-0.5
+    gone = compare_rate(fit_power_law(L, vanishing, 0.02 * vanishing, size_name="L", label="x"), 0.0)
+    assert gone.status == "inconsistent" and "predicted to stay finite" in gone.sentence
+    vague = compare_rate(fit_power_law(L, vanishing, 0.5 * vanishing, size_name="L", label="x"), 0.0)
+    assert vague.status == "unresolved"
