@@ -85,10 +85,12 @@ def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
         return (["loss", "f"] + sorted((k for k in sim_order if re.fullmatch(r"H\d+", k)), key=lambda k: int(k[1:]))
                 + sorted(k for k in sim_order if re.fullmatch(r"A\d+", k)))
     if "eq:kernel.H" in prog.equations.labels:
-        # residual streams: the stream kernels H and the backward kernels G at every position, under the
-        # DMFT's names (`run_check` renames the simulator's); the DMFT's Phi = <phi(h) phi(h)> has no twin
-        return ["loss", "f"] + sorted((k for k in sim_order if re.fullmatch(r"[HG]\d+", k)),
-                                      key=lambda k: ("HG".index(k[0]), int(k[1:])))
+        # residual streams: the stream kernels H, the kernels Phi = <phi(h) phi(h)> of the features the
+        # branches read and the backward kernels G at every position, under the DMFT's names (`run_check`
+        # renames the simulator's)
+        return ["loss", "f"] + sorted((k for k in sim_order if re.fullmatch(r"(H|Phi|G)\d+", k)),
+                                      key=lambda k: (("H", "Phi", "G").index(k.rstrip("0123456789")),
+                                                     int(k.lstrip("HPhiG"))))
     names = ["loss", "f"]
     if prog.equations.regime == "feature_learning" and "eq:field.z" in prog.equations.labels:
         names += sorted(k for k in sim_order if re.fullmatch(r"(Phi|G)\d+", k))
@@ -138,9 +140,11 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
             order_names = [k for k in finite[n] if re.fullmatch(r"(H|A)\d+", k)]
         elif "eq:kernel.H" in prog.equations.labels:
             # simulator stream site l (l = 0 the embedding's output, l after block l) = DMFT position l + 1;
-            # its Phi{l} is the kernel of h itself (the DMFT's H), its G{l} that of (df/dh) / s_hat (G)
-            stream = {f"{'H' if k[0] == 'P' else 'G'}{int(m.group(1)) + 1}": v for k, v in sim.order.items()
-                      if (m := re.fullmatch(r"(?:Phi|G)\{(\d+)\}", k))}
+            # its Phi{l} is the kernel of h itself (the DMFT's H), PhiAct{l} that of phi(h) (Phi), G{l}
+            # that of (df/dh) / s_hat (G)
+            dmft_name = {"Phi": "H", "PhiAct": "Phi", "G": "G"}
+            stream = {f"{dmft_name[m.group(1)]}{int(m.group(2)) + 1}": v for k, v in sim.order.items()
+                      if (m := re.fullmatch(r"(Phi|PhiAct|G)\{(\d+)\}", k))}
             finite[n] = {"loss": sim.loss, "f": sim.f, **stream}
             order_names = list(stream)
             # the top of the stream (tau = 1), the one position that lines up across depths

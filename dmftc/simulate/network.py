@@ -11,6 +11,8 @@ Order-parameter sites (`Network.sites`):
 - with residual blocks: the residual stream, l = 0 at the input of the first block and l
   after block l. A block is one iteration of a repeat whose body holds residual ops (a
   transformer block: attention and MLP residuals), or a residual op outside such a repeat.
+  Where the next branch (or the readout) starts with an activation, PhiAct{l} also records
+  the kernel of phi(h^l), the features that branch reads.
 """
 
 from __future__ import annotations
@@ -70,11 +72,14 @@ class Layer:
 
 @dataclass(frozen=True)
 class Site:
-    """Where an order parameter Phi{l}, G{l} is measured: the tap `tap`, through `phi`."""
+    """Where an order parameter is measured: `name`{l} = phi(tap) . phi(tap) / n, and G{l} of the tap's
+    backward field unless `backward` is False (a second view of a tap that already records it)."""
 
     index: int
     tap: str
     phi: str
+    name: str = "Phi"
+    backward: bool = True
 
 
 @dataclass(frozen=True)
@@ -244,7 +249,11 @@ def _number_streams(layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
 
 def _sites(layers: tuple[Layer, ...], residual: bool) -> tuple[Site, ...]:
     if residual:
-        return tuple(Site(int(la.id.split(":")[1]), la.id, "linear") for la in layers if la.kind == "stream")
+        stream = [Site(int(la.id.split(":")[1]), la.id, "linear") for la in layers if la.kind == "stream"]
+        # the features the next block's branch (or the readout) reads, phi(h^l): the DMFT's Phi at l + 1
+        acts = [Site(int(la.id.split(":")[1]), la.id, fn, "PhiAct", False)
+                for la, nxt in zip(layers, layers[1:]) if la.kind == "stream" and (fn := _next_act(nxt))]
+        return tuple(stream + acts)
     sites = []
     for i, la in enumerate(layers):
         if la.kind == "dense":
@@ -252,6 +261,16 @@ def _sites(layers: tuple[Layer, ...], residual: bool) -> tuple[Site, ...]:
             phi = nxt.static["fn"] if nxt is not None and nxt.kind == "act" else "linear"
             sites.append(Site(len(sites) + 1, f"out:{la.params['W']}", phi))
     return tuple(sites)
+
+
+def _next_act(la: Layer) -> str | None:
+    """The activation a layer applies first to its input: an act layer's, or the first op of a residual
+    branch that starts with one (None otherwise, e.g. a transformer block's LayerNorm)."""
+    if la.kind == "act":
+        return la.static["fn"]
+    if la.kind == "residual" and la.children and la.children[0].kind == "act":
+        return la.children[0].static["fn"]
+    return None
 
 
 def _attentions(layers: tuple[Layer, ...]) -> tuple[str, ...]:

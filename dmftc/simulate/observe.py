@@ -64,9 +64,10 @@ def _records(net: Network, acts, back, record: str, s_readout) -> dict[str, jax.
     recs = {}
     for site in net.sites:
         F = _sites(activation(site.phi)(acts[site.tap]))
-        G = _sites(back[site.tap]) / s_readout
-        recs[f"Phi{{{site.index}}}"], recs[f"G{{{site.index}}}"] = (
-            (F, G) if record == "full" else (_gram(F), _gram(G)))
+        recs[f"{site.name}{{{site.index}}}"] = F if record == "full" else _gram(F)
+        if site.backward:
+            G = _sites(back[site.tap]) / s_readout
+            recs[f"G{{{site.index}}}"] = G if record == "full" else _gram(G)
     if net.attentions:
         # (L_attn, P, H, S, S) -> (L_attn, H, P, S, S)
         recs["logits"] = jnp.stack([acts[f"logits:{a}"] for a in net.attentions]).swapaxes(1, 2)

@@ -78,7 +78,7 @@ def ensemble(net: Network, steps: int, record: str, displacement: bool = False) 
     """(initial params (seeds, ...), numbers, X, y) -> (loss, f, order parameters, displacements),
     each with a leading seeds axis (displacements {} unless `displacement`). Only the structure
     of `net` is used: its constants come in as `numbers`."""
-    names = tuple(s.tap for s in net.sites) if record != "none" else ()
+    names = tuple(dict.fromkeys(s.tap for s in net.sites)) if record != "none" else ()
 
     def one(params, numbers, x, y, taps):
         def step(current, _):

@@ -44,9 +44,13 @@ def test_nested_repeats_key_every_copy():
 
 def test_streams_of_residual_networks_and_transformers():
     res = build_network(resnet_spec(L_=3), None, (8, 16))
-    assert [s.tap for s in res.sites] == ["stream:0", "stream:1", "stream:2", "stream:3"]
+    assert [s.tap for s in res.sites if s.name == "Phi"] == ["stream:0", "stream:1", "stream:2", "stream:3"]
+    # every stream position is read through relu (by the next branch, or the readout at the top)
+    acts = [(s.tap, s.phi, s.backward) for s in res.sites if s.name == "PhiAct"]
+    assert acts == [(f"stream:{l}", "relu", False) for l in range(4)]
     tr = build_network(transformer_spec(L_=2), None, (8, 4, 16))
-    assert [s.tap for s in tr.sites] == ["stream:0", "stream:1", "stream:2"]  # one per attention+MLP block
+    # one per attention+MLP block; LayerNorm comes first in every branch, so no PhiAct view
+    assert [s.tap for s in tr.sites] == ["stream:0", "stream:1", "stream:2"]
     assert tr.attentions == ("attn0[0]", "attn0[1]")
     assert tr.params["attn0_K[1]"].shape == (64, 64) and tr.tokens and tr.residual
 

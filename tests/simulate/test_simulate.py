@@ -87,8 +87,14 @@ def test_transformer_shapes(transformer):
 def test_residual_network_streams():
     spec = resnet_spec(L_=3, steps=2)
     sim = simulate(spec, seeds=2, record="diag", data=data_of(spec))
-    assert sorted(sim.order) == ["G{0}", "G{1}", "G{2}", "G{3}", "Phi{0}", "Phi{1}", "Phi{2}", "Phi{3}"]
+    assert set(sim.order) == {f"{k}{{{l}}}" for k in ("Phi", "PhiAct", "G") for l in range(4)}
     assert sim.order["G{3}"].shape == (2, 3, 8, 8)
+    # PhiAct{l} = <relu(h) relu(h)> of the stream's Phi{l} = <h h>: 0 <= relu(h)^2 <= h^2 per unit, and
+    # about half of it at init where h is symmetric
+    for l in range(4):
+        act, stream = (np.diagonal(sim.order[f"{k}{{{l}}}"], axis1=-2, axis2=-1) for k in ("PhiAct", "Phi"))
+        assert np.all(act >= 0) and np.all(act <= stream + 1e-6)
+        np.testing.assert_allclose(act[:, 0].mean(), stream[:, 0].mean() / 2, rtol=0.2)
 
 
 @pytest.mark.parametrize("alpha_L", [0.5, 1.0])
