@@ -103,8 +103,7 @@ def cmd_check(args) -> None:
     from .check import run_check
 
     report = run_check(_load(args), _sizes(args.sizes), seeds=args.seeds, out_dir=Path(args.out))
-    print(report.table())
-    print(report.summary)
+    print(report.table())  # ends with the summary, wrapped
 
 
 def cmd_heads(args) -> int:
