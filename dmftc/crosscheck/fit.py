@@ -179,6 +179,8 @@ def fit_floor(fit: PowerLaw, exponent: float, *, n_sigma: float = 3.0) -> FloorF
 
 #: chi2/dof above which a + b/n does not describe the data (about the 1 % tail for 3 degrees of freedom)
 LIMIT_CHI2 = 3.8
+#: total chi2 by which a power law must beat a + b/n to be preferred (a likelihood ratio of e^2)
+PREFER_CHI2 = 4.0
 
 
 def finite_limit(fit: PowerLaw) -> tuple[float, float, float, int]:
@@ -279,9 +281,11 @@ def _judge_finite(fit: PowerLaw, n_sigma: float, tolerance: float) -> tuple[str,
 
     One network's spread at fixed N along L is such a quantity: its variance is a finite part plus
     contributions that vanish as 1/L (at alpha_L = 1 the random branches' sum), so it levels off
-    rather than following a power law. A fall passes only when a + b/n fits (chi2/dof <= LIMIT_CHI2)
-    better than the power law does, with a resolved above zero: over a short range a + b/n can also
-    mimic a vanishing power law, which then fits at least as well.
+    rather than following a power law. A fall passes when a + b/n fits (chi2/dof <= LIMIT_CHI2) with
+    a resolved above zero, unless a vanishing power law fits decisively better (total chi2 lower by
+    more than PREFER_CHI2; both models have two parameters): where the data cannot tell the two
+    curves apart, the predicted one is not rejected; a precisely measured power law bends away
+    from a + b/n and is.
     """
     p, se, name, what = fit.exponent, fit.exponent_se, fit.size_name, fit.label
     measured = format_measured(name, p, se)
@@ -290,8 +294,9 @@ def _judge_finite(fit: PowerLaw, n_sigma: float, tolerance: float) -> tuple[str,
                               f"as {name}^-1/2; add seeds or sizes")
     if abs(p) <= max(n_sigma * se, tolerance):
         return "consistent", f"{what} stays finite: {measured}, as predicted ({name}^0)"
-    a, a_se, chi2, _ = finite_limit(fit)
-    if np.isfinite(a) and a > n_sigma * a_se and chi2 <= LIMIT_CHI2 and (p > 0 or chi2 < fit.chi2_dof):
+    a, a_se, chi2, dof = finite_limit(fit)
+    power_law_preferred = p < 0 and dof * (chi2 - fit.chi2_dof) > PREFER_CHI2
+    if np.isfinite(a) and a > n_sigma * a_se and chi2 <= LIMIT_CHI2 and not power_law_preferred:
         return "consistent", (f"{what} approaches a finite limit {_pm(a, a_se)} (fit a + b/{name}, chi2/dof "
                               f"{chi2:.2f}; the power law alone gives {measured}, chi2/dof {fit.chi2_dof:.2f}), "
                               f"as predicted ({name}^0)")

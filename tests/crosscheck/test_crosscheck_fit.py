@@ -130,3 +130,16 @@ def test_a_quantity_predicted_to_stay_finite_may_level_off_but_not_vanish():
     assert gone.status == "inconsistent" and "predicted to stay finite" in gone.sentence
     vague = compare_rate(fit_power_law(L, vanishing, 0.5 * vanishing, size_name="L", label="x"), 0.0)
     assert vague.status == "unresolved"
+
+
+def test_a_finite_limit_is_not_rejected_where_the_data_cannot_tell_it_from_a_slow_power_law():
+    """Measured (resnet_completep, f fluctuation at N = 1024, L = 2..16, 128 seeds): L^-0.047 +- 0.016 and
+    a + b/L fit equally well (chi2/dof 0.14 both); a precisely measured slow power law bends away from
+    a + b/L and is still rejected."""
+    L = np.array([2.0, 4.0, 8.0, 16.0])
+    measured, ses = np.array([0.02281, 0.02196, 0.02108, 0.02074]), np.array([5.5e-4, 5.2e-4, 5.0e-4, 5.0e-4])
+    v = compare_rate(fit_power_law(L, measured, ses, size_name="L", label="f fluctuation"), 0.0)
+    assert v.status == "consistent" and "approaches a finite limit 0.0205" in v.sentence, v.sentence
+    slow = 0.05 * L**-0.1
+    gone = compare_rate(fit_power_law(L, slow, 0.01 * slow, size_name="L", label="x"), 0.0)
+    assert gone.status == "inconsistent", gone.sentence
