@@ -66,6 +66,8 @@ gk, gq, gv, go = (sympy.IndexedBase(n) for n in ("gk", "gq", "gv", "go"))
 x_, zx, gx = (sympy.IndexedBase(n) for n in ("x", "zx", "gx"))
 #: the gamma0 = 0 twins of fields (same draws, no response or update terms): control variates.
 h0, g0, o0, gk0, gq0, gv0 = (sympy.IndexedBase(n) for n in ("h0", "g0", "o0", "gk0", "gq0", "gv0"))
+#: the exact kernel <h0 h0> of the gamma0 = 0 stream (a sum of independent Gaussian sources)
+H0 = sympy.IndexedBase("H0")
 #: equal-time order parameters of attention, indices [block, alpha, beta, time]: logits,
 #: softmax, <g^o v> and the softmax-Jacobian image D; LayerNorm's projection C[block, alpha, time].
 Lam, Sm, Mm, Dm, Cln = (sympy.IndexedBase(n) for n in ("Lam", "Sm", "Mm", "Dm", "C"))

@@ -3,7 +3,7 @@
 Regenerate with: dmftc compile specs/resnet_completep.yaml
 Limit: N -> oo; regime: feature_learning; method: monte_carlo.
 The equations are in resnet_completep.tex; each block below cites the label it implements.
-digest: sha256:c4fa8d5072b2023509184edbddda93056f62b5fc974d1ba7ca037d1328e0a1f4
+digest: sha256:d4f13549cc71ec62a90bea84af0b026e96caf3d75d3ba37538f8deabdf88fae5
 """
 
 import functools
@@ -44,17 +44,17 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
     kind = {(b, l): k for b, l, k in SOURCES}
     field = lambda: {l: jnp.zeros((M, n_t, P), dtype) for l in range(1, DEPTH + 1)}
     kernel = lambda layers: {l: jnp.zeros((n_t, P, n_t, P), dtype) for l in layers}
-    state = dict(h=field(), z=field(), g=field(), u=field(), r=field(),
+    state = dict(h=field(), z=field(), g=field(), u=field(), r=field(), h0=field(),
                  Phi=kernel((1, 2, 3, 4, 5)), G=kernel((1, 2, 3, 4, 5)),
                  H=kernel((1, 2, 3, 4, 5)), A=kernel((1, 2, 3, 4)),
-                 B=kernel((1, 2, 3, 4)),
+                 B=kernel((1, 2, 3, 4)), H0=kernel((1, 2, 3, 4, 5)),
                  fac={(b, l): rt.empty_factor(n_t, P, dtype) for b, l, k in SOURCES if k == "dynamic"},
                  f=jnp.zeros((n_t, P), dtype), Delta=jnp.zeros((n_t, P), dtype))
 
     def step(t, state):
         """One time step of the causal sweep: forward up the layers, output, backward down."""
-        h, z, g, u, r, Phi, G, H, A, B, fac, f, Delta = (rt.copy(state[k]) for k in ("h", "z", "g", "u", "r", "Phi", "G", "H", "A", "B", "fac", "f", "Delta"))
-        h_t, z_t, g_t, u_t, r_t = {}, {}, {}, {}, {}
+        h, z, g, u, r, h0, Phi, G, H, A, B, H0, fac, f, Delta = (rt.copy(state[k]) for k in ("h", "z", "g", "u", "r", "h0", "Phi", "G", "H", "A", "B", "H0", "fac", "f", "Delta"))
+        h_t, z_t, g_t, u_t, r_t, h0_t = {}, {}, {}, {}, {}, {}
         cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, P, n_t, dtype)
         # [src:u1: u[1, mu] ~ N(0, 1 Phi0[mu, nu])]
         u_t[1] = xi[("u", 1)] @ static[("u", 1)].T
@@ -62,12 +62,17 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
         # [eq:field.h1: h[1, mu, t] = u[1, mu] + Sum(eta*gamma0*Delta[nu, s]*Phi0[mu, nu]*g[1, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
         h_t[1] = u_t[1] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None] * Phi0[:, None, :], g[1], t, strict=True)
         h[1] = h[1].at[:, t].set(h_t[1])
+        # [eq:cv.h1: h0[1, mu, t] = u[1, mu]]
+        h0_t[1] = u_t[1]
+        h0[1] = h0[1].at[:, t].set(h0_t[1])
+        # [eq:cv.H1: H0[1, mu, nu, t, s] = Phi0[mu, nu]]
+        H0[1] = rt.set_kernel_row(H0[1], rt.causal_row(Phi0[:, None, :], t, n_t), t)
         # [eq:kernel.Phi: Phi[1, mu, nu, t, s] = E(phi(h[1, mu, t])*phi(h[1, nu, s]))]
-        Phi[1] = rt.set_kernel_row(Phi[1], rt.kernel_row(w, phi(h_t[1]), phi(h[1]), t) - rt.kernel_row(w, phi(u_t[1]), phi(u[1]), t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u", 1)), t, P), t)
+        Phi[1] = rt.set_kernel_row(Phi[1], rt.kernel_row(w, phi(h_t[1]), phi(h[1]), t) - rt.kernel_row(w, phi(h0_t[1]), phi(h0[1]), t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[1], t, P), t, P), t)
         # [eq:response.A: A[1, mu, nu, t, s] = E(Response(phi(h[1, mu, t]), r[1, nu, s]))]
-        A[1] = A[1].at[t].set(rt.ibp_row(w, phi(h_t[1]) - phi(u_t[1]), xi[("r", 1)], fac[("r", 1)], t, P, strict=True))
+        A[1] = A[1].at[t].set(rt.ibp_row(w, phi(h_t[1]) - phi(h0_t[1]), xi[("r", 1)], fac[("r", 1)], t, P, strict=True))
         # [eq:kernel.H: H[1, mu, nu, t, s] = E(h[1, mu, t]*h[1, nu, s])]
-        H[1] = rt.set_kernel_row(H[1], rt.kernel_row(w, h_t[1], h[1], t) - rt.kernel_row(w, u_t[1], u[1], t) + rt.cov_gauss_row(cov(("u", 1)), t, P), t)
+        H[1] = rt.set_kernel_row(H[1], rt.kernel_row(w, h_t[1], h[1], t) - rt.kernel_row(w, h0_t[1], h0[1], t) + H0[1][t], t)
         for ell in range(1, 5):  # forward along the stream
             # [src:u: u[ell + 1, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) Phi[ell, mu, nu, t, s])]
             fac[("u", ell + 1)] = rt.grow_factor(fac[("u", ell + 1)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[ell]), t, P, rcond)
@@ -76,15 +81,20 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             # [eq:field.h: h[ell + 1, mu, t] = h[ell, mu, t] + u[ell + 1, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[ell, mu, nu, t, s]/4 + beta0**2*A[ell, mu, nu, t, s]/4**(2*alpha_L))*g[ell + 1, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
             h_t[ell + 1] = h_t[ell] + u_t[ell + 1] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * A[ell][t] + (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[ell][t], g[ell + 1], t, strict=True)
             h[ell + 1] = h[ell + 1].at[:, t].set(h_t[ell + 1])
+            # [eq:cv.h: h0[ell + 1, mu, t] = h0[ell, mu, t] + u[ell + 1, mu, t]]
+            h0_t[ell + 1] = h0_t[ell] + u_t[ell + 1]
+            h0[ell + 1] = h0[ell + 1].at[:, t].set(h0_t[ell + 1])
+            # [eq:cv.H: H0[ell + 1, mu, nu, t, s] = H0[ell, mu, nu, t, s] + beta0**2*Phi[ell, mu, nu, t, s]/4**(2*alpha_L)]
+            H0[ell + 1] = rt.set_kernel_row(H0[ell + 1], rt.causal_row(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * Phi[ell][t] + H0[ell][t], t, n_t), t)
             # [eq:kernel.Phi: Phi[ell + 1, mu, nu, t, s] = E(phi(h[ell + 1, mu, t])*phi(h[ell + 1, nu, s]))]
-            Phi[ell + 1] = rt.set_kernel_row(Phi[ell + 1], rt.kernel_row(w, phi(h_t[ell + 1]), phi(h[ell + 1]), t) - rt.kernel_row(w, phi(u_t[ell + 1]), phi(u[ell + 1]), t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u", ell + 1)), t, P), t)
+            Phi[ell + 1] = rt.set_kernel_row(Phi[ell + 1], rt.kernel_row(w, phi(h_t[ell + 1]), phi(h[ell + 1]), t) - rt.kernel_row(w, phi(h0_t[ell + 1]), phi(h0[ell + 1]), t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[ell + 1], t, P), t, P), t)
             # [eq:kernel.H: H[ell + 1, mu, nu, t, s] = E(h[ell + 1, mu, t]*h[ell + 1, nu, s])]
-            H[ell + 1] = rt.set_kernel_row(H[ell + 1], rt.kernel_row(w, h_t[ell + 1], h[ell + 1], t) - rt.kernel_row(w, u_t[ell + 1], u[ell + 1], t) + rt.cov_gauss_row(cov(("u", ell + 1)), t, P), t)
+            H[ell + 1] = rt.set_kernel_row(H[ell + 1], rt.kernel_row(w, h_t[ell + 1], h[ell + 1], t) - rt.kernel_row(w, h0_t[ell + 1], h0[ell + 1], t) + H0[ell + 1][t], t)
             # [eq:response.A: A[ell + 1, mu, nu, t, s] = E(Response(phi(h[ell + 1, mu, t]), r[ell + 1, nu, s]))]
             if 1 <= ell + 1 <= 4:
-                A[ell + 1] = A[ell + 1].at[t].set(rt.ibp_row(w, phi(h_t[ell + 1]) - phi(u_t[ell + 1]), xi[("r", ell + 1)], fac[("r", ell + 1)], t, P, strict=True))
+                A[ell + 1] = A[ell + 1].at[t].set(rt.ibp_row(w, phi(h_t[ell + 1]) - phi(h0_t[ell + 1]), xi[("r", ell + 1)], fac[("r", ell + 1)], t, P, strict=True))
         # [eq:output.f: f[mu, t] = Sum(eta*Delta[nu, s]*Phi[5, mu, nu, t, s], (nu, 0, P - 1), (s, 0, t - 1)) + E(Response(phi(h[5, mu, t]), r[5]))/gamma0]
-        f_t = 1 / hp["gamma0"] * rt.expect(w, xi[("r", 5)] * (phi(h_t[5]) - phi(u_t[5]))) + rt.causal_sum_det(hp["eta"] * Phi[5][t], Delta, t, strict=True)
+        f_t = 1 / hp["gamma0"] * rt.expect(w, xi[("r", 5)] * (phi(h_t[5]) - phi(h0_t[5]))) + rt.causal_sum_det(hp["eta"] * Phi[5][t], Delta, t, strict=True)
         f = f.at[t].set(f_t)
         # [eq:error.Delta: Delta[mu, t] = (-f[mu, t] + y[mu])/P]
         Delta_t = (-f_t + y)/P
@@ -112,7 +122,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             g[ell] = g[ell].at[:, t].set(g_t[ell])
             # [eq:kernel.G: G[ell, mu, nu, t, s] = E(g[ell, mu, t]*g[ell, nu, s])]
             G[ell] = rt.set_kernel_row(G[ell], rt.kernel_row(w, g_t[ell], g[ell], t) - rt.kernel_row(w, dphi(u_t[ell])*r_t[ell], dphi(u[ell])*r[ell], t) + rt.cov_gauss_row(cov(("r", ell)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", ell)), t, P), t)
-        return dict(h=h, z=z, g=g, u=u, r=r, Phi=Phi, G=G, H=H, A=A, B=B, fac=fac, f=f, Delta=Delta)
+        return dict(h=h, z=z, g=g, u=u, r=r, h0=h0, Phi=Phi, G=G, H=H, A=A, B=B, H0=H0, fac=fac, f=f, Delta=Delta)
 
     state = jax.lax.fori_loop(0, n_t, step, state)
     f = state["f"]

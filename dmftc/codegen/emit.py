@@ -127,7 +127,11 @@ def _kernels(system: EquationSystem) -> dict[str, tuple[int, ...]]:
 def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
     srcs = _sources(system)
     kern = _kernels(system)
-    order = ("h", "z", "g", "u", "r", *kern, "fac", "f", "Delta")
+    twins = tuple(dict.fromkeys(e.lhs.base.name for e in system.equations if e.kind == "twin"))
+    fields = ("h", "z", "g", "u", "r", *twins)
+    order = (*fields, *kern, "fac", "f", "Delta")
+    # twin kernels are the control variates' exact covariances, not order parameters: not returned
+    outputs = [k for k in kern if k not in system.exact_twins.values()]
     names = ", ".join(f'"{k}"' for k in order)
     pairs = [", ".join(f"{k}=kernel({tuple(v)!r})" for k, v in list(kern.items())[i:i + 2]) + ","
              for i in range(0, len(kern), 2)]
@@ -156,7 +160,7 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         '    kind = {(b, l): k for b, l, k in SOURCES}',
         "    field = lambda: {l: jnp.zeros((M, n_t, P), dtype) for l in range(1, DEPTH + 1)}",
         "    kernel = lambda layers: {l: jnp.zeros((n_t, P, n_t, P), dtype) for l in layers}",
-        "    state = dict(h=field(), z=field(), g=field(), u=field(), r=field(),",
+        f"    state = dict({', '.join(f'{k}=field()' for k in fields)},",
         *(f"                 {pr}" for pr in pairs),
         '                 fac={(b, l): rt.empty_factor(n_t, P, dtype) for b, l, k in SOURCES if k == "dynamic"},',
         "                 f=jnp.zeros((n_t, P), dtype), Delta=jnp.zeros((n_t, P), dtype))",
@@ -164,7 +168,7 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         "    def step(t, state):",
         '        """One time step of the causal sweep: forward up the layers, output, backward down."""',
         f"        {', '.join(order)} = (rt.copy(state[k]) for k in ({names}))",
-        "        h_t, z_t, g_t, u_t, r_t = {}, {}, {}, {}, {}",
+        f"        {', '.join(f'{k}_t' for k in fields)} = {', '.join('{}' for _ in fields)}",
         "        cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, P, n_t, dtype)",
         *_schedule(system.forward, low, 2),
         *_schedule(system.output, low, 2),
@@ -176,7 +180,7 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         f"    # [{system.get('eq:loss').label}]",
         f"    loss = {low.loss(system.get('eq:loss'))}",
         "    out = {\"loss\": loss, \"f\": f, \"Delta\": state[\"Delta\"]}",
-        f"    for name in ({', '.join(chr(34) + k + chr(34) for k in kern)}):",
+        f"    for name in ({', '.join(chr(34) + k + chr(34) for k in outputs)}):",
         "        out.update({f\"{name}{l}\": K for l, K in state[name].items()})",
         "    return out",
         "",

@@ -168,22 +168,31 @@ class Lowerer:
         """Row t of E[X0(t) X0(s)] in closed form, when X0 factors into one function per independent source.
 
         phi(u), dphi(u) -> the pairwise Gaussian maps of the activation; a bare source -> its covariance.
-        None when X0 has another shape (then the kernel is a plain Monte Carlo average).
+        A twin field with an exact kernel (a sum of independent sources, `exact_twins`) counts as one
+        Gaussian source whose covariance is that kernel. None when X0 has another shape (then the
+        kernel is a plain Monte Carlo average).
         """
+        gaussian = set(self.sources) | set(self.sys.exact_twins)
         parts = []
         for fac in sympy.Mul.make_args(self._lazy_part(X)):
-            if isinstance(fac, sympy.Indexed) and fac.base.name in self.sources:
+            if isinstance(fac, sympy.Indexed) and fac.base.name in gaussian:
                 parts.append((fac, f"rt.cov_gauss_row({{cov}}, t, {self.P})"))
             elif (isinstance(fac, sympy.Function) and fac.func.__name__ in ("phi", "dphi")
-                  and isinstance(fac.args[0], sympy.Indexed) and fac.args[0].base.name in self.sources):
+                  and isinstance(fac.args[0], sympy.Indexed) and fac.args[0].base.name in gaussian):
                 pair = "cf.pair_phi(ACTIVATION)" if fac.func.__name__ == "phi" else "cf.pair_dphi(ACTIVATION)"
                 parts.append((fac.args[0], f"rt.gauss_row({pair}, {{cov}}, t, {self.P})"))
             else:
                 return None
         keys = [(src.base.name, src.indices[0]) for src, _ in parts]
-        if len(set(keys)) != len(keys):
-            return None   # two functions of one source: no product formula
-        return " * ".join(tpl.format(cov=f'cov(("{b}", {pycode(lay)}))') for (b, lay), (_, tpl) in zip(keys, parts))
+        if len(set(keys)) != len(keys) or (len(keys) > 1 and any(b in self.sys.exact_twins for b, _ in keys)):
+            return None   # two functions of one source, or a twin beside its own sources: no product formula
+        return " * ".join(tpl.format(cov=self._cov_row(b, lay)) for (b, lay), (_, tpl) in zip(keys, parts))
+
+    def _cov_row(self, base: str, layer) -> str:
+        """Row t of a Gaussian's covariance: a source's from its factor, a twin's from its exact kernel."""
+        if base in self.sys.exact_twins:
+            return f"rt.kernel_cov_row({self.sys.exact_twins[base]}[{pycode(layer)}], t, {self.P})"
+        return f'cov(("{base}", {pycode(layer)}))'
 
     def _response(self, eq: Equation) -> tuple[str, ...]:
         name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])

@@ -20,8 +20,8 @@ from sympy import Sum
 from ..errors import LimitError, Unsupported
 from ..graph.build import Graph
 from ..notation import (
-    A, B, Delta, Expect, G, H, GaussDPhi, GaussPhi, Gk, K, Loss, Phi, Phi0, Phid, Phik, Response,
-    Sigma, Sigmaf, as_expr, dphi, ell, f, g, h, mu, nu, phi, r, s, size_symbol, t, u, y, z,
+    A, B, Delta, Expect, G, H, H0, GaussDPhi, GaussPhi, Gk, K, Loss, Phi, Phi0, Phid, Phik, Response,
+    Sigma, Sigmaf, as_expr, dphi, ell, f, g, h, h0, mu, nu, phi, r, s, size_symbol, t, u, y, z,
 )
 from ..scaling.parameterization import WeightScaling, leading_power
 from ..spec.types import Act, Dense, Readout, Repeat, Residual, Spec
@@ -345,6 +345,7 @@ def _residual_feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSy
     blocks, first = layers[1:], layers[0].weight
     cr, cu = _uniform(c, "resp", blocks), _uniform(c, "upd", blocks)
     cbr, cbu = _uniform(c, "bresp", blocks), _uniform(c, "bupd", blocks)
+    csrc = _uniform(c, "src", blocks)
     eqs = [
         Equation("eq:field.h1", h[1, mu, t],
                  u[1, mu] + sum_past(c[f"upd:{first}"] * Delta[nu, s] * Phi0[mu, nu] * g[1, nu, s]),
@@ -376,6 +377,14 @@ def _residual_feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSy
         Equation("eq:response.B", B[ell, mu, nu, t, s], Expect(Response(g[ell + 1, mu, t], u[ell + 1, nu, s])),
                  "response", "stream backward field's response to the block's source, s <= t", _ell_range(1, L),
                  "causal"),
+        Equation("eq:cv.h1", h0[1, mu, t], u[1, mu], "twin", "stream at gamma0 = 0: the embedding source",
+                 _ell_range(1, 1)),
+        Equation("eq:cv.H1", H0[1, mu, nu, t, s], c[f"src:{first}"] * Phi0[mu, nu], "twin_kernel",
+                 "its kernel, exactly: the embedding source's covariance", _ell_range(1, 1)),
+        Equation("eq:cv.h", h0[ell + 1, mu, t], h0[ell, mu, t] + u[ell + 1, mu, t], "twin",
+                 "stream at gamma0 = 0: the sources of the blocks so far", _ell_range(1, L)),
+        Equation("eq:cv.H", H0[ell + 1, mu, nu, t, s], H0[ell, mu, nu, t, s] + csrc * Phi[ell, mu, nu, t, s],
+                 "twin_kernel", "its kernel, exactly: independent sources add their covariances", _ell_range(1, L)),
         Equation("eq:output.f", f[mu, t],
                  c["fresp:readout"] * Expect(Response(phi(h[top, mu, t]), r[top]))
                  + sum_past(c["fupd:readout"] * Delta[nu, s] * Phi[top, mu, nu, t, s]),
@@ -389,15 +398,16 @@ def _residual_feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSy
                   "embedding source, covariance the data kernel", _ell_range(1, 1)),
         SourceLaw("src:rL", r[top], ONE, ONE, "scalar", "the readout weight's initial value",
                   _ell_range(L + 1, L + 1)),
-        SourceLaw("src:u", u[ell + 1, mu, t], Phi[ell, mu, nu, t, s], _uniform(c, "src", blocks), "dynamic",
+        SourceLaw("src:u", u[ell + 1, mu, t], Phi[ell, mu, nu, t, s], csrc, "dynamic",
                   "block ell's forward source (branch scale included)", _ell_range(1, L)),
         SourceLaw("src:r", r[ell, mu, t], G[ell + 1, mu, nu, t, s], _uniform(c, "bsrc", blocks), "dynamic",
                   "block ell's backward source (branch scale included)", _ell_range(1, L)),
     )
-    forward = (Step("src:u1", ONE), Step("eq:field.h1", ONE), Step("eq:kernel.Phi", ONE), Step("eq:response.A", ONE),
-               Step("eq:kernel.H", ONE),
-               Loop(ONE, Ls, 1, (Step("src:u", ell), Step("eq:field.h", ell), Step("eq:kernel.Phi", ell + 1),
-                                 Step("eq:kernel.H", ell + 1), Step("eq:response.A", ell + 1)),
+    forward = (Step("src:u1", ONE), Step("eq:field.h1", ONE), Step("eq:cv.h1", ONE), Step("eq:cv.H1", ONE),
+               Step("eq:kernel.Phi", ONE), Step("eq:response.A", ONE), Step("eq:kernel.H", ONE),
+               Loop(ONE, Ls, 1, (Step("src:u", ell), Step("eq:field.h", ell), Step("eq:cv.h", ell), Step("eq:cv.H", ell),
+                                 Step("eq:kernel.Phi", ell + 1), Step("eq:kernel.H", ell + 1),
+                                 Step("eq:response.A", ell + 1)),
                     "forward along the stream"))
     backward = (Step("src:rL", top), Step("eq:field.zL", top), Step("eq:field.gL", top), Step("eq:kernel.G", top),
                 Loop(Ls, ONE, -1, (Step("src:r", ell), Step("eq:response.B", ell), Step("eq:field.g", ell),
@@ -412,7 +422,8 @@ def _residual_feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSy
              "A and B here are eta*gamma0 times Bordelon & Pehlevan's (the prefactor sits in the term).")
     sysm = EquationSystem(spec.name, "feature_learning", method, spec.limit, L + 1, fn, tuple(eqs), sources,
                           forward, (Step("eq:output.f"), Step("eq:error.Delta")), backward, c, notes,
-                          {"h": u[ell, mu, t], "z": r[ell, mu, t], "g": dphi(u[ell, mu, t]) * r[ell, mu, t]})
+                          {"h": h0[ell, mu, t], "z": r[ell, mu, t], "g": dphi(u[ell, mu, t]) * r[ell, mu, t]},
+                          exact_twins={"h0": "H0"})
     sysm.check()
     return sysm
 

@@ -34,7 +34,7 @@ from sympy import Sum
 from ..errors import LimitError, Unsupported
 from ..graph.build import Graph
 from ..notation import (
-    Cln, Delta, Dm, Dm0, Expect, Fseq, G, H, HeadMean, Lam, Lam0, Loss, Mm, Mm0, Phi, Phi0, Response, Seq, Sm, Sm0,
+    Cln, Delta, Dm, Dm0, Expect, Fseq, G, H, H0, HeadMean, Lam, Lam0, Loss, Mm, Mm0, Phi, Phi0, Response, Seq, Sm, Sm0,
     Softmax, as_expr, dphi, ell,
     ftok, g, g0, gb, gk, gk0, go, gq, gq0, gv, gv0, gx, h, h0, hb, k_, kappa, mu, nu, o0, o_, phi, q_, r, s,
     size_symbol, t, u, v_, weight_bases, x_, y, z, zx,
@@ -52,8 +52,6 @@ HINT = ("write the transformer as: dense (embedding), repeat of residual blocks 
 
 # kernels and responses of the transformer, by weight role
 Phio, Phix = sympy.IndexedBase("Phio"), sympy.IndexedBase("Phix")
-#: the exact kernel <h0 h0> of the gamma0 = 0 stream (a sum of independent Gaussian sources)
-H0 = sympy.IndexedBase("H0")
 GK_, GQ_, GV_, Gx = (sympy.IndexedBase(n) for n in ("Gk", "Gq", "Gv", "Gx"))
 
 

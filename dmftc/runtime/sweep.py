@@ -290,6 +290,13 @@ def cov_row_dynamic(F: Factor, t, P: int) -> CovRow:
     return CovRow(jax.lax.dynamic_slice_in_dim(var, t * P, P), var, rows @ F.Lf.T)
 
 
+def kernel_cov_row(K: jax.Array, t, P: int) -> CovRow:
+    """From a kernel held whole, (n_t, P, n_t, P) with rows <= t set (a twin's exact covariance)."""
+    n = K.shape[0] * P
+    var = jnp.diagonal(K.reshape(n, n))
+    return CovRow(jax.lax.dynamic_slice_in_dim(var, t * P, P), var, K[t].reshape(P, n))
+
+
 def cov_row_static(Dm: jax.Array, n_t: int) -> CovRow:
     """A time-constant source u_mu with covariance Dm Dm^T: the same P x P block at every (t, s)."""
     K = Dm @ Dm.T

@@ -68,6 +68,27 @@ def test_residual_system_has_the_stream_and_the_identity_path():
     assert "beta0" in str(eqs.get("src:u").coefficient)                   # the branch scale is in the prefactors
 
 
+@pytest.mark.parametrize("name", ["resnet_depth_mup", "resnet_completep"])
+def test_residual_control_variate_is_the_stream_at_gamma0_zero(name):
+    """The control variate of the stream is h0 = u^1 + sum of the blocks' sources (its kernel H0 exact: independent
+    sources add their covariances), not one block's source: h(0) = h0(0), so f(0) = 0 and loss(0) = <y^2>/2 exactly,
+    and the kernels at t = 0 are their closed forms (no Monte Carlo error at initialisation)."""
+    sp = spec(name, "training.steps=2", "solver.samples=512")
+    prog = compile_spec(sp)
+    assert prog.equations.lazy_parts["h"].base.name == "h0" and prog.equations.exact_twins == {"h0": "H0"}
+    sol = prog.solve()
+    X, y = load_data(sp)
+    np.testing.assert_array_equal(sol.arrays["f"][0], 0.0)
+    np.testing.assert_allclose(sol.arrays["loss"][0], np.mean(y**2) / 2, rtol=1e-14)
+    # at t = s = 0 every stream kernel is its Gaussian value: H^{l+1}(0,0) = H^l(0,0) + c Phi^l(0,0), with
+    # Phi^l(0,0) the arc-cosine map of H^l(0,0) (ReLU: diagonal H/2)
+    H = [sol.arrays[f"H{l}"][0, :, 0, :] for l in range(1, 6)]
+    Phi = [sol.arrays[f"Phi{l}"][0, :, 0, :] for l in range(1, 6)]
+    for l in range(5):
+        np.testing.assert_allclose(np.diag(Phi[l]), np.diag(H[l]) / 2, rtol=1e-12)
+    assert "H01" not in sol.arrays     # the twin kernel is the control's covariance, not an order parameter
+
+
 def test_attention_limits_not_derived_are_reported_unsupported_not_wrong():
     from dmftc.spec import loads
 
