@@ -40,16 +40,40 @@ def dmft_runs(prog: Program, seeds: int = 2, samples: int | None = None) -> list
             for k in range(1 if exact else seeds)]
 
 
+def depth_order(prog: Program) -> tuple[float, str]:
+    """Order p of the depth grid's error, X_K = X_oo + O(K^-p), and why.
+
+    First order (p = 1) in general: the stream is an Euler scheme of an ODE in layer time
+    (alpha_L = 1: the random branches vanish) or of an SDE with smooth coefficients (exact for
+    linear networks, tests/dmft/test_depth_limit.py). With Brownian sources (alpha_L = 1/2: the
+    blocks' source variances ~ dtau survive) and an activation whose derivative jumps (ReLU), the
+    stream crosses the kink O(sqrt(K)) times and the weak error of the Euler scheme is O(K^-1/2),
+    the depth analogue of the lazy ReLU's N^-1/2. Measured (resnet_depth_mup, 8 steps, 4 x 65536
+    draws, `benchmarks/bench_depth.py --order`): successive differences 1.8e-3, 0.79e-3, 0.85e-3 for
+    K = 8, 16, 32 (no longer halving); finite networks extrapolated to N -> oo at L = 2, 4, 8 follow
+    the depth-K grid, not a first-order approach to the limit.
+    """
+    eqs = prog.equations
+    brownian = any(k.startswith("src:") and v != 0 and "dtau" in str(v) for k, v in eqs.coefficients.items())
+    if brownian and eqs.activation in KINKED:
+        return 0.5, (f"Brownian sources (block source variances ~ dtau) with {eqs.activation}'s kink: the depth grid "
+                     "and finite-L networks approach the limit as L^-1/2 (weak order 1/2 of the Euler scheme)")
+    return 1.0, "the depth grid is first order in 1/K"
+
+
 def depth_extrapolated(prog: Program, runs: Sequence[Mapping[str, np.ndarray]],
                        samples: int | None = None) -> tuple[list[dict], str]:
-    """Each run's loss, f and top-of-stream kernel extrapolated to infinite depth, X = 2 X_K - X_{K/2}.
+    """Each run's loss, f and top-of-stream kernel extrapolated to infinite depth,
+    X = X_K + (X_K - X_{K/2}) / (2^p - 1) with p the grid's order (`depth_order`; p = 1: 2 X_K - X_{K/2}).
 
-    The depth grid of K steps is first order in 1 / K (tests/dmft/test_depth_limit.py), so Richardson's
-    step leaves O(1 / K^2) and finite-L networks are compared with the limit itself, not with a grid
-    that is O(1 / K) off (at alpha_L = 1/2 the grid at K is the width limit of a depth-K network; at
-    alpha_L = 1 it also drops the random branches' O(dtau^2) terms). The coarse solve of
-    run k uses run k's seed, so the runs stay independent and their spread includes both solves.
+    Richardson's step removes the leading O(K^-p) error, so finite-L networks are compared with the
+    limit itself, not with a grid that is O(K^-p) off (at alpha_L = 1/2 the grid at K is the width
+    limit of a depth-K network; at alpha_L = 1 it also drops the random branches' O(dtau^2) terms).
+    The coarse solve of run k uses run k's seed, so the runs stay independent and their spread
+    includes both solves.
     """
+    p, why = depth_order(prog)
+    w = 1.0 / (2.0**p - 1.0)
     K = prog.equations.depth_steps
     spec = prog.spec
     half = compile_spec(dataclasses.replace(spec, solver=dataclasses.replace(spec.solver, depth_steps=K // 2)))
@@ -60,9 +84,10 @@ def depth_extrapolated(prog: Program, runs: Sequence[Mapping[str, np.ndarray]],
         pairs = {"loss": (fine["loss"], coarse["loss"]), "f": (fine["f"], coarse["f"]),
                  top: (fine[top], coarse[f"H{half.equations.depth}"])}
         gap = max(gap, float(np.max(np.abs(fine["loss"] - coarse["loss"]))))
-        out.append({**fine, **{q: 2 * a - b for q, (a, b) in pairs.items()}})
+        out.append({**fine, **{q: a + w * (a - b) for q, (a, b) in pairs.items()}})
+    rule = "X = 2 X_K - X_K/2" if p == 1 else f"X = X_K + (X_K - X_K/2) / (2^{p:g} - 1): {why}"
     note = (f"DMFT reference extrapolated to infinite depth from K = {K} and {K // 2} depth steps "
-            f"(X = 2 X_K - X_K/2; max |loss_K - loss_K/2| = {gap:.2g}).")
+            f"({rule}; max |loss_K - loss_K/2| = {gap:.2g}).")
     return out, note
 
 
@@ -226,9 +251,11 @@ KINKED = frozenset({"relu"})
 def predicted_rates(prog: Program, size_name: str) -> tuple[dict[str, float], tuple[str, ...]]:
     """Predicted exponents of the bias and the fluctuation along `size_name`, and why where not the default.
 
-    Bias n^-1 and fluctuation n^-1/2 (THEORY.md section 6); along L at fixed N a network's spread is
-    set by N and does not vanish (fluctuation exponent 0: flat, or levelling off as the random
-    branches' share falls as 1/L, see `crosscheck.fit.compare_rate`). In a lazy limit with an activation whose
+    Bias n^-1 and fluctuation n^-1/2 (THEORY.md section 6); along L the bias falls as L^-p with p the
+    depth grid's order (`depth_order`: 1, or 1/2 with Brownian sources and a kinked activation), and
+    at fixed N a network's spread is set by N and does not vanish (fluctuation exponent 0: flat, or
+    levelling off as the random branches' share falls as 1/L, see `crosscheck.fit.compare_rate`).
+    In a lazy limit with an activation whose
     derivative jumps (ReLU) the bias falls only as N^-1/2: the finite network is the feature-learning
     one at gamma0 ~ N^-1/2, each unit's preactivation moves O(gamma0) with a random sign, and the
     units that cross the kink change phi' by O(1); their net flux is ~ E|velocity| ~ |gamma0|, an
@@ -237,7 +264,10 @@ def predicted_rates(prog: Program, size_name: str) -> tuple[dict[str, float], tu
     """
     rates = {"bias": -1.0, "fluct": 0.0 if size_name == "L" else -0.5}
     eqs = prog.equations
-    if size_name == "L" or eqs.regime != "lazy" or eqs.activation not in KINKED:
+    if size_name == "L":
+        p, why = depth_order(prog)
+        return ({**rates, "bias": -p}, ()) if p == 1 else ({**rates, "bias": -p}, (f"Predicted bias L^-{p:g}: {why}.",))
+    if eqs.regime != "lazy" or eqs.activation not in KINKED:
         return rates, ()
     note = (f"Predicted bias {size_name}^-1/2, not {size_name}^-1: in the lazy limit each unit moves "
             f"O({size_name}^-1/2) with a random sign and {eqs.activation}'s derivative jumps at 0, so the flux "

@@ -73,20 +73,27 @@ def test_the_derived_dmft_is_not_flagged(spec, tmp_path):
     assert (tmp_path / "loss_curves.png").stat().st_size > 0
 
 
-def test_along_L_the_reference_is_the_depth_grid_extrapolated_to_infinite_depth():
-    """Richardson's 2 X_K - X_K/2 (the grid is first order in 1/K) for loss, f and the top of the stream."""
-    from dmftc.check import depth_extrapolated, dmft_runs
+@pytest.mark.parametrize("name, order", [("resnet_completep", 1.0), ("resnet_depth_mup", 0.5)])
+def test_along_L_the_reference_is_the_depth_grid_extrapolated_to_infinite_depth(name, order):
+    """Richardson's X_K + (X_K - X_K/2) / (2^p - 1) for loss, f and the top of the stream: p = 1 (2 X_K - X_K/2)
+    where the stream is an ODE (alpha_L = 1), p = 1/2 with Brownian sources and ReLU's kink (alpha_L = 1/2),
+    which is also the predicted rate of the bias along L."""
+    from dmftc.check import depth_extrapolated, depth_order, dmft_runs, predicted_rates
 
     def spec(K):
-        return load(SPECS / "resnet_depth_mup.yaml",
+        return load(SPECS / f"{name}.yaml",
                     overrides=("limit.L=inf", f"solver.depth_steps={K}", "training.steps=3", "solver.samples=512"))
 
     prog = compile_spec(spec(8))
+    assert depth_order(prog)[0] == order
+    rates, notes = predicted_rates(prog, "L")
+    assert rates == {"bias": -order, "fluct": 0.0} and (order == 1) == (notes == ())
     runs = dmft_runs(prog, seeds=2)
     ext, note = depth_extrapolated(prog, runs)
     coarse = compile_spec(spec(4)).solve(seed=prog.spec.solver.seed + 1, depth_error=False).arrays
-    np.testing.assert_allclose(ext[1]["loss"], 2 * runs[1]["loss"] - coarse["loss"], rtol=1e-12)
-    np.testing.assert_allclose(ext[1]["H9"], 2 * runs[1]["H9"] - coarse["H5"], rtol=1e-12)
+    w = 1 / (2**order - 1)
+    np.testing.assert_allclose(ext[1]["loss"], runs[1]["loss"] + w * (runs[1]["loss"] - coarse["loss"]), rtol=1e-12)
+    np.testing.assert_allclose(ext[1]["H9"], runs[1]["H9"] + w * (runs[1]["H9"] - coarse["H5"]), rtol=1e-12)
     assert "from K = 8 and 4 depth steps" in note
     report = run_check(spec(8), {"L": [2, 4]}, seeds=4, out_dir=None, dmft_seeds=2)
     assert [q.name for q in report.quantities] == ["loss", "f", "Htop"]
