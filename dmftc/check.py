@@ -20,6 +20,7 @@ from .crosscheck import (
     crosscheck, plot_convergence, plot_curves, progress, seed_mean_se, write_json_atomic,
 )
 from .crosscheck.logits import compare_logit_laws, dmft_logit_blocks, plot_logit_laws
+from .dmft.derive import DTAU
 from .errors import DmftcError
 from .program import Program, compile_spec
 from .simulate import simulate
@@ -54,7 +55,7 @@ def depth_order(prog: Program) -> tuple[float, str]:
     the depth-K grid, not a first-order approach to the limit.
     """
     eqs = prog.equations
-    brownian = any(k.startswith("src:") and v != 0 and "dtau" in str(v) for k, v in eqs.coefficients.items())
+    brownian = any(k.startswith("src:") and DTAU in getattr(v, "free_symbols", ()) for k, v in eqs.coefficients.items())
     if brownian and eqs.activation in KINKED:
         return 0.5, (f"Brownian sources (block source variances ~ dtau) with {eqs.activation}'s kink: the depth grid "
                      "and finite-L networks approach the limit as L^-1/2 (weak order 1/2 of the Euler scheme)")
@@ -113,9 +114,9 @@ def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
         # residual streams: the stream kernels H, the kernels Phi = <phi(h) phi(h)> of the features the
         # branches read and the backward kernels G at every position, under the DMFT's names (`run_check`
         # renames the simulator's)
-        return ["loss", "f"] + sorted((k for k in sim_order if re.fullmatch(r"(H|Phi|G)\d+", k)),
-                                      key=lambda k: (("H", "Phi", "G").index(k.rstrip("0123456789")),
-                                                     int(k.lstrip("HPhiG"))))
+        kernels = [m for k in sim_order if (m := re.fullmatch(r"(H|Phi|G)(\d+)", k))]
+        kernels.sort(key=lambda m: (("H", "Phi", "G").index(m.group(1)), int(m.group(2))))
+        return ["loss", "f"] + [m.group(0) for m in kernels]
     names = ["loss", "f"]
     if prog.equations.regime == "feature_learning" and "eq:field.z" in prog.equations.labels:
         names += sorted(k for k in sim_order if re.fullmatch(r"(Phi|G)\d+", k))
@@ -266,7 +267,7 @@ def predicted_rates(prog: Program, size_name: str) -> tuple[dict[str, float], tu
     eqs = prog.equations
     if size_name == "L":
         p, why = depth_order(prog)
-        return ({**rates, "bias": -p}, ()) if p == 1 else ({**rates, "bias": -p}, (f"Predicted bias L^-{p:g}: {why}.",))
+        return {**rates, "bias": -p}, (() if p == 1 else (f"Predicted bias L^-{p:g}: {why}.",))
     if eqs.regime != "lazy" or eqs.activation not in KINKED:
         return rates, ()
     note = (f"Predicted bias {size_name}^-1/2, not {size_name}^-1: in the lazy limit each unit moves "

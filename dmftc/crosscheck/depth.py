@@ -429,7 +429,7 @@ def alpha_L(spec: Spec) -> float:
     expr, depth = residual_alpha(spec.model)
     if expr is None:
         raise DmftcError(f"spec {spec.name!r} has no residual blocks: there is no depth to measure")
-    value = sympy.sympify(expr).xreplace({hyper_symbol(k): sympy.nsimplify(v) for k, v in spec.hyper.items()})
+    value = expr.xreplace({hyper_symbol(k): sympy.nsimplify(v) for k, v in spec.hyper.items()})
     if not value.is_number:
         raise DmftcError(f"spec {spec.name!r}: the branch scale's power of L, {expr}, is not a number")
     return float(value)
@@ -438,7 +438,7 @@ def alpha_L(spec: Spec) -> float:
 def with_alpha_L(spec: Spec, value: float) -> Spec:
     """`spec` with its hyperparameter alpha_L set to `value` (the branch scale must use it)."""
     expr, _ = residual_alpha(spec.model)
-    if expr is None or hyper_symbol("alpha_L") not in sympy.sympify(expr).free_symbols:
+    if expr is None or hyper_symbol("alpha_L") not in expr.free_symbols:
         raise DmftcError(f"spec {spec.name!r}: the residual branches must be scaled `beta0 / L**alpha_L` with "
                          "the hyperparameter alpha_L to vary it")
     return dataclasses.replace(spec, hyper={**spec.hyper, "alpha_L": float(value)})
