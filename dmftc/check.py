@@ -150,7 +150,7 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     ref, ref_se = dmft_reference(prog, runs=runs)
     finite, order_names, logits = {}, [], {}
     for n in progress(sorted(values), total=len(values), desc=f"check {name}"):
-        sim = simulate_in_chunks(spec, {name: n}, seeds, record=_record(prog, quantities))
+        sim = simulate(spec, {name: n}, seeds, record=_record(prog, quantities))
         order_names = [_plain(k) for k in sim.order]
         finite[n] = {"loss": sim.loss, "f": sim.f, **{_plain(k): v for k, v in sim.order.items()}}
         if "logits" in sim.order:
@@ -262,19 +262,23 @@ def predicted_rates(prog: Program, size_name: str) -> tuple[dict[str, float], tu
     units that cross the kink change phi' by O(1); their net flux is ~ E|velocity| ~ |gamma0|, an
     O(N^-1/2) mean shift of the kernels (the feature-learning DMFT itself is non-analytic in gamma0,
     measured: f - f_lazy ~ |gamma0| for relu, gamma0^2 for erf). Smooth activations keep N^-1.
+    Where the kink makes the leading order 1/2, the smooth part's n^-1 is its next order ("bias_next"):
+    over a finite range of sizes the two together fall faster than n^-1/2.
     """
     rates = {"bias": -1.0, "fluct": 0.0 if size_name == "L" else -0.5}
     eqs = prog.equations
     if size_name == "L":
         p, why = depth_order(prog)
-        return {**rates, "bias": -p}, (() if p == 1 else (f"Predicted bias L^-{p:g}: {why}.",))
+        if p == 1:
+            return rates, ()
+        return {**rates, "bias": -p, "bias_next": -1.0}, (f"Predicted bias L^-{p:g} (next order L^-1): {why}.",)
     if eqs.regime != "lazy" or eqs.activation not in KINKED:
         return rates, ()
     note = (f"Predicted bias {size_name}^-1/2, not {size_name}^-1: in the lazy limit each unit moves "
             f"O({size_name}^-1/2) with a random sign and {eqs.activation}'s derivative jumps at 0, so the flux "
             f"of units across the kink shifts the mean kernels by O({size_name}^-1/2) (the feature-learning DMFT "
             f"is non-analytic in gamma0 ~ {size_name}^-1/2); smooth activations give {size_name}^-1.")
-    return {**rates, "bias": -0.5}, (note,)
+    return {**rates, "bias": -0.5, "bias_next": -1.0}, (note,)
 
 
 def reference_runs(prog: Program, runs: Sequence[Mapping[str, np.ndarray]], qs: Sequence[str]) -> dict | None:
@@ -360,27 +364,6 @@ def _kernel_map(kind: str, activation: str, cov: np.ndarray) -> np.ndarray:
     fn = {"phi": phi_kernel, "dphi": dphi_kernel}[kind]
     with jax.enable_x64(True):
         return np.asarray(jax.vmap(lambda K: fn(activation, K))(jax.numpy.asarray(cov, dtype="float64")))
-
-
-def simulate_in_chunks(spec: Spec, sizes: Mapping[str, int], seeds: int, *, record: str = "full",
-                       budget: int = 2 * 2**30):
-    """`simulate(spec, sizes, seeds, record=record)` run in chunks of seeds whose initial weights fit
-    in `budget` bytes (float32): the same networks as one run (`simulate(..., first=)`), concatenated."""
-    from .simulate import build_network
-    from .simulate.data import spec_data
-
-    net = build_network(spec, sizes, spec_data(spec, None)[0].shape)
-    per_network = 4 * sum(p.shape[0] * p.shape[1] for p in net.params.values())
-    chunks = -(-seeds // max(1, budget // per_network))
-    bounds = np.linspace(0, seeds, chunks + 1).round().astype(int)
-    sims = [simulate(spec, sizes=sizes, seeds=int(b - a), record=record, first=int(a))
-            for a, b in zip(bounds[:-1], bounds[1:])]
-    if len(sims) == 1:
-        return sims[0]
-    cat = lambda get: np.concatenate([get(s) for s in sims])
-    return dataclasses.replace(sims[0], seeds=seeds, loss=cat(lambda s: s.loss), f=cat(lambda s: s.f),
-                               f0=cat(lambda s: s.f0),
-                               order=MappingProxyType({k: cat(lambda s: s.order[k]) for k in sims[0].order}))
 
 
 def _record(prog: Program, quantities: Sequence[str] | None) -> str:

@@ -201,7 +201,7 @@ def finite_limit(fit: PowerLaw) -> tuple[float, float, float, int]:
 
 
 def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = 3.0, margin: float = 0.1,
-                 tolerance: float = 0.02, hint: str = "add seeds") -> Verdict:
+                 tolerance: float = 0.02, hint: str = "add seeds", next_order: float | None = None) -> Verdict:
     """Judge a fitted rate against the predicted exponent.
 
     Parameters
@@ -223,6 +223,14 @@ def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = 3.0, margi
         N = 4..64 is the predicted -1/2, not a different law).
     hint : str
         What to do when the values are not resolved (e.g. "add seeds").
+    next_order : float, optional
+        Exponent q < p0 of the known next term, when the predicted leading
+        term n^p0 comes with one (a kink's n^-1/2 on top of the smooth n^-1).
+        Over a finite range of sizes the sum b n^p0 + c n^q falls faster than
+        n^p0; a faster measured rate is then consistent when that two-term
+        model fits (chi2/dof <= LIMIT_CHI2) with the leading coefficient b
+        resolved above n_sigma errors (`leading_term`): a distance that
+        follows n^q alone leaves b unresolved and fails.
 
     Returns
     -------
@@ -248,6 +256,8 @@ def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = 3.0, margi
         status, sentence = _judge_finite(fit, n_sigma, tolerance)
     else:
         status, sentence = _judge(fit, predicted, floor, n_sigma, margin, tolerance)
+        if status == "inconsistent" and fit.exponent < predicted and next_order is not None:
+            status, sentence = _judge_two_terms(fit, predicted, next_order, n_sigma, sentence)
     sigmas = abs(fit.exponent - predicted) / fit.exponent_se if fit.exponent_se > 0 else float("inf")
     return Verdict(status, sentence, sigmas=float(sigmas), **base)
 
@@ -329,6 +339,36 @@ def _judge(fit: PowerLaw, p0: float, floor: FloorFit | None, n_sigma: float, mar
     slower = "slower" if p > p0 else "faster"
     return "inconsistent", (f"{what} falls as {measured}, {slower} than the predicted {pred} ({zs:.1f} sigma)"
                             + ("; no significant floor" if p > p0 else "; sizes may be pre-asymptotic"))
+
+
+def leading_term(fit: PowerLaw, p0: float, q: float) -> tuple[float, float, float, float, float]:
+    """Weighted least squares of value = b size^p0 + c size^q on the points the power law used.
+
+    Returns b, its standard error, c, its standard error and chi2/dof (NaN with fewer than 3 points;
+    errors inflated by sqrt(chi2/dof) when that exceeds 1, as in every fit here).
+    """
+    used = np.asarray(fit.used, bool)
+    n, v, s = (np.asarray(x, float)[used] for x in (fit.sizes, fit.values, fit.ses))
+    if len(n) < 3:
+        return (float("nan"),) * 5
+    beta, cov, chi2_dof = _wls(np.stack([n ** p0, n ** q], axis=1), v, s)
+    se = np.sqrt(np.diag(cov))
+    return float(beta[0]), float(se[0]), float(beta[1]), float(se[1]), chi2_dof
+
+
+def _judge_two_terms(fit: PowerLaw, p0: float, q: float, n_sigma: float, sentence: str) -> tuple[str, str]:
+    """A rate faster than the leading p0 that the leading term plus the known next one explains."""
+    name, what = fit.size_name, fit.label
+    b, b_se, c, c_se, chi2 = leading_term(fit, p0, q)
+    model = f"b {format_power(name, p0)} + c {format_power(name, q)}"
+    if not np.isfinite(chi2):
+        return "inconsistent", sentence
+    if chi2 <= LIMIT_CHI2 and b > n_sigma * b_se:
+        return "consistent", (f"{what} falls as {format_measured(name, fit.exponent, fit.exponent_se)}: the predicted "
+                              f"leading {format_power(name, p0)} with its next-order term, {model} with b = "
+                              f"{_pm(b, b_se)}, c = {_pm(c, c_se)} (chi2/dof {chi2:.2f})")
+    why = f"chi2/dof {chi2:.2f}" if chi2 > LIMIT_CHI2 else f"b = {_pm(b, b_se)} is not resolved"
+    return "inconsistent", f"{sentence}; {model} does not explain it ({why})"
 
 
 def _usable(n, d, s, size_name: str) -> tuple[np.ndarray, list[str]]:

@@ -22,7 +22,7 @@ from dmftc.errors import DmftcError
 FORMAT = "dmftc.crosscheck/1"
 # Most severe first: the overall status is the most severe of all verdicts.
 SEVERITY = ("not_converging", "inconsistent", "unresolved", "consistent")
-KINDS = ("bias", "fluct")
+KINDS = ("bias", "fluct", "bias_next")
 _HEADS = {
     "consistent": "Consistent: the finite networks approach the DMFT at the predicted rates for {names}",
     "not_converging": "Check failed: the finite networks do not approach the DMFT",
@@ -168,7 +168,8 @@ def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = 
     size_name : str
         The size symbol that grows.
     predicted : mapping, optional
-        Predicted exponents {"bias": -1.0, "fluct": -0.5} (THEORY.md section 6).
+        Predicted exponents {"bias": -1.0, "fluct": -0.5} (THEORY.md section 6), and optionally
+        "bias_next", the exponent of the bias's known next-order term (`compare_rate`'s next_order).
     reference_se : mapping of str to array_like, optional
         Monte Carlo standard errors of the DMFT quantities.
     quantities : sequence of str, optional
@@ -217,7 +218,8 @@ def _check_quantity(name, ref, finite_list, sizes, size_name, rates, ref_se, ref
                              resolved=[d.resolved for d in dists], size_name=size_name, label=f"{name} bias")
     fluct_fit = fit_power_law(sizes, [d.fluct for d in dists], [d.fluct_se for d in dists],
                               size_name=size_name, label=f"{name} fluctuation")
-    bias_v = compare_rate(bias_fit, rates["bias"], n_sigma=n_sigma, hint=_bias_hint(dists, sizes, size_name))
+    bias_v = compare_rate(bias_fit, rates["bias"], n_sigma=n_sigma, hint=_bias_hint(dists, sizes, size_name),
+                          next_order=rates.get("bias_next"))
     bias_v = _note_reference_floor(bias_v, dists)
     fluct_v = compare_rate(fluct_fit, rates["fluct"], n_sigma=n_sigma)
     return QuantityCheck(name, dists, bias_fit, fluct_fit, bias_v, fluct_v)

@@ -143,3 +143,20 @@ def test_a_finite_limit_is_not_rejected_where_the_data_cannot_tell_it_from_a_slo
     slow = 0.05 * L**-0.1
     gone = compare_rate(fit_power_law(L, slow, 0.01 * slow, size_name="L", label="x"), 0.0)
     assert gone.status == "inconsistent", gone.sentence
+
+
+def test_a_half_order_lead_with_its_next_order_term_may_fall_faster_but_a_pure_next_order_law_fails():
+    """Measured (resnet_depth_mup along L, N = 1024, 128 seeds, reference extrapolated at order 1/2): the
+    top-of-stream kernel's bias falls as L^-0.65 +- 0.05 over L = 2..16, 3.1 sigma faster than the leading
+    L^-1/2 of ReLU's kink; b L^-1/2 + c L^-1 fits it with b resolved. A distance that is pure L^-1 (no kink
+    term) leaves b at zero and stays inconsistent, as does one that falls faster than both terms."""
+    L = np.array([2.0, 4.0, 8.0, 16.0])
+    measured, ses = np.array([0.1002, 0.06326, 0.04024, 0.02742]), np.array([3.0e-3, 3.3e-3, 3.6e-3, 3.9e-3])
+    fit = fit_power_law(L, measured, ses, size_name="L", label="Htop bias")
+    assert compare_rate(fit, -0.5).status == "inconsistent"
+    v = compare_rate(fit, -0.5, next_order=-1.0)
+    assert v.status == "consistent" and "b L^1/2" not in v.sentence and "next-order term" in v.sentence, v.sentence
+    for law in (0.2 / L, 0.3 * L**-1.5):
+        pure = compare_rate(fit_power_law(L, law, ses * law / measured, size_name="L", label="x"), -0.5,
+                            next_order=-1.0)
+        assert pure.status == "inconsistent" and "does not explain it" in pure.sentence, pure.sentence

@@ -171,7 +171,7 @@ def test_table_lists_every_size_and_verdict(synthetic):
 
 def test_unknown_predicted_rates_and_bad_sizes_are_refused(synthetic):
     data = synthetic.ensembles(10, sizes=(128, 256), seeds=4)
-    with pytest.raises(DmftcError, match="^unknown predicted rate 'biass'; allowed: bias, fluct$"):
+    with pytest.raises(DmftcError, match="^unknown predicted rate 'biass'; allowed: bias, fluct, bias_next$"):
         crosscheck(synthetic.reference(), data, predicted={"biass": -1.0})
     with pytest.raises(DmftcError, match=r"^sizes must be positive integers; received \['128'\]$"):
         crosscheck(synthetic.reference(), {"128": data[128]})
