@@ -11,6 +11,7 @@ depend on how many seeds run beside it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from types import MappingProxyType
 from typing import Callable, Iterable, Mapping
@@ -32,7 +33,8 @@ DTYPES = ("float32", "float64")
 
 def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8, *,
              record: str = "full", dtype: str = "float32", seed: int = 0,
-             data: Data | None = None, displacement: bool = False, first: int = 0) -> Simulation:
+             data: Data | None = None, displacement: bool = False, first: int = 0,
+             budget: int = 2 * 2**30) -> Simulation:
     """Train `seeds` finite networks of `spec` at `sizes` (overrides of spec.sizes) and record them.
 
     loss[t], f[t] and the order parameters are measured with the weights after t updates,
@@ -41,14 +43,34 @@ def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8,
     `dmftc.spec.load_data(spec)`. With `displacement`, also each weight copy's relative
     displacement ||W(t) - W(0)||_F / ||W(0)||_F (`Simulation.displacement`). The networks are
     numbers first..first+seeds-1 of the ensemble `seed` (`Network.init`), so an ensemble can be
-    simulated in chunks that together equal one run.
+    simulated in chunks that together equal one run: seeds whose initial weights exceed
+    `budget` bytes run in such chunks one after the other (the device holds a few copies of
+    the weights per network: N = 1024, L = 16, 128 seeds at once needs more than 24 GiB).
     """
     check_record(record)
     X, y = spec_data(spec, data)
     net = build_network(spec, sizes, X.shape)
+    per_network = np.dtype(dtype).itemsize * sum(p.shape[0] * p.shape[1] for p in net.params.values())
+    chunks = -(-check_seeds(seeds) // max(1, budget // per_network))
+    bounds = np.linspace(first, first + seeds, chunks + 1).round().astype(int)
+    parts = [_simulate(spec, net, X, y, int(b - a), record, dtype, seed, displacement, int(a))
+             for a, b in zip(bounds[:-1], bounds[1:])]
+    if len(parts) == 1:
+        return parts[0]
+    cat = lambda get: np.concatenate([get(s) for s in parts])  # noqa: E731
+    keys = lambda get: MappingProxyType({k: cat(lambda s: get(s)[k]) for k in get(parts[0])})  # noqa: E731
+    timings = {k: sum(s.timings[k] for s in parts) for k in parts[0].timings}
+    return dataclasses.replace(parts[0], seeds=seeds, loss=cat(lambda s: s.loss), f=cat(lambda s: s.f),
+                               f0=cat(lambda s: s.f0), order=keys(lambda s: s.order),
+                               displacement=keys(lambda s: s.displacement), timings=MappingProxyType(timings))
+
+
+def _simulate(spec: Spec, net: Network, X, y, seeds: int, record: str, dtype: str, seed: int,
+              displacement: bool, first: int) -> Simulation:
+    """One chunk of `simulate`: networks first..first+seeds-1 in one program run."""
     with precision(dtype):
         t0 = time.perf_counter()
-        args = (net.init(seed, check_seeds(seeds), np.dtype(dtype), first), as_arrays(net.numbers(), dtype),
+        args = (net.init(seed, seeds, np.dtype(dtype), first), as_arrays(net.numbers(), dtype),
                 jnp.asarray(X, dtype), jnp.asarray(y, dtype))
         t1 = time.perf_counter()
         steps = spec.training.steps
@@ -67,11 +89,11 @@ def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8,
 
 def sweep(spec: Spec, sizes: Iterable[Mapping[str, int]], seeds: int = 8, *, record: str = "full",
           dtype: str = "float32", seed: int = 0, data: Data | None = None,
-          displacement: bool = False) -> tuple[Simulation, ...]:
+          displacement: bool = False, budget: int = 2 * 2**30) -> tuple[Simulation, ...]:
     """`simulate` at each entry of `sizes` in turn (same seeds, same data)."""
     data = spec_data(spec, data)
     return tuple(simulate(spec, s, seeds, record=record, dtype=dtype, seed=seed, data=data,
-                          displacement=displacement) for s in sizes)
+                          displacement=displacement, budget=budget) for s in sizes)
 
 
 def ensemble(net: Network, steps: int, record: str, displacement: bool = False) -> Callable:

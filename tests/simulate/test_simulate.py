@@ -10,7 +10,7 @@ import pytest
 from conftest import data_of, resnet_spec
 
 from dmftc.errors import DmftcError
-from dmftc.simulate import Simulation, simulate, sweep
+from dmftc.simulate import Simulation, build_network, simulate, sweep
 
 T, P = 5, 8
 
@@ -65,6 +65,18 @@ def test_same_seed_same_arrays_and_networks_independent_of_ensemble_size(full, m
     np.testing.assert_allclose(two.f, full.f[:2], rtol=1e-6, atol=1e-7)
     other = simulate(mlp, seeds=2, record="none", seed=1, data=data_of(mlp))
     assert not np.allclose(other.f0, full.f0[:2])
+
+
+def test_seeds_beyond_the_memory_budget_run_in_chunks_that_are_the_same_networks(full, mlp):
+    """Chunks of seeds (`budget`: initial weights of one network here) concatenate to the one run."""
+    one_network = 4 * sum(int(np.prod(p.shape)) for p in build_network(mlp, None, data_of(mlp)[0].shape).params.values())
+    parts = simulate(mlp, seeds=3, data=data_of(mlp), budget=one_network, displacement=True)
+    whole = simulate(mlp, seeds=3, data=data_of(mlp), displacement=True)
+    assert parts.seeds == 3 and parts.arrays().keys() == whole.arrays().keys()
+    # the same weights; batches of another size may sum in another order (float32 rounding)
+    for k, v in whole.arrays().items():
+        np.testing.assert_allclose(parts.arrays()[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+    assert not np.allclose(parts.f[1:], whole.f[:-1], atol=1e-3)  # and not a shifted or repeated draw
 
 
 def test_float64_agrees_with_float32(full, mlp):
