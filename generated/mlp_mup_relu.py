@@ -39,6 +39,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
     Phi0 = X @ X.T / D  # data kernel
     xi, w = rt.source_draws(key, _dims(P, n), samples, "monte_carlo", dtype)
     M = w.shape[0]
+    rcond_t = rt.resolvable(rcond, M, "monte_carlo")  # conditional variances below it are noise
     # [src:u1: static source, covariance 1 Phi0[mu, nu]]
     static = {(b, l): rt.static_factor(1 * Phi0, rcond)[0] for b, l, k in SOURCES if k == "static"}
     kind = {(b, l): k for b, l, k in SOURCES}
@@ -67,7 +68,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
         A[1] = A[1].at[t].set(rt.ibp_row(w, phi(h_t[1]) - phi(u_t[1]), xi[("r", 1)], fac[("r", 1)], t, P, strict=True))
         for ell in range(1, 2):  # forward sweep up the layers
             # [src:u: u[ell + 1, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
-            fac[("u", ell + 1)] = rt.grow_factor(fac[("u", ell + 1)], 1 * rt.flat(Phi[ell]), t, P, rcond)
+            fac[("u", ell + 1)] = rt.grow_factor(fac[("u", ell + 1)], 1 * rt.flat(Phi[ell]), t, P, rcond_t)
             u_t[ell + 1] = rt.sample_row(fac[("u", ell + 1)], xi[("u", ell + 1)], t, P)
             u[ell + 1] = u[ell + 1].at[:, t].set(u_t[ell + 1])
             # [eq:field.h: h[ell + 1, mu, t] = u[ell + 1, mu, t] + Sum((eta*gamma0*Delta[nu, s]*Phi[ell, mu, nu, t, s] + A[ell, mu, nu, t, s])*g[ell + 1, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
@@ -94,7 +95,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
         G[2] = rt.set_kernel_row(G[2], rt.kernel_row(w, g_t[2], g[2], t) - rt.kernel_row(w, dphi(u_t[2])*r_t[2], dphi(u[2])*r[2], t) + rt.cov_gauss_row(cov(("r", 2)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", 2)), t, P), t)
         for ell in range(1, 0, -1):  # backward sweep down the layers
             # [src:r: r[ell, mu, t] ~ N(0, 1 G[ell + 1, mu, nu, t, s])]
-            fac[("r", ell)] = rt.grow_factor(fac[("r", ell)], 1 * rt.flat(G[ell + 1]), t, P, rcond)
+            fac[("r", ell)] = rt.grow_factor(fac[("r", ell)], 1 * rt.flat(G[ell + 1]), t, P, rcond_t)
             r_t[ell] = rt.sample_row(fac[("r", ell)], xi[("r", ell)], t, P)
             r[ell] = r[ell].at[:, t].set(r_t[ell])
             # [eq:response.B: B[ell, mu, nu, t, s] = E(Response(g[ell + 1, mu, t], u[ell + 1, nu, s]))]

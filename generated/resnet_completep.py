@@ -39,6 +39,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
     Phi0 = X @ X.T / D  # data kernel
     xi, w = rt.source_draws(key, _dims(P, n), samples, "monte_carlo", dtype)
     M = w.shape[0]
+    rcond_t = rt.resolvable(rcond, M, "monte_carlo")  # conditional variances below it are noise
     # [src:u1: static source, covariance 1 Phi0[mu, nu]]
     static = {(b, l): rt.static_factor(1 * Phi0, rcond)[0] for b, l, k in SOURCES if k == "static"}
     kind = {(b, l): k for b, l, k in SOURCES}
@@ -75,7 +76,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
         H[1] = rt.set_kernel_row(H[1], rt.kernel_row(w, h_t[1], h[1], t) - rt.kernel_row(w, h0_t[1], h0[1], t) + H0[1][t], t)
         for ell in range(1, 5):  # forward along the stream
             # [src:u: u[ell + 1, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) Phi[ell, mu, nu, t, s])]
-            fac[("u", ell + 1)] = rt.grow_factor(fac[("u", ell + 1)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[ell]), t, P, rcond)
+            fac[("u", ell + 1)] = rt.grow_factor(fac[("u", ell + 1)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[ell]), t, P, rcond_t)
             u_t[ell + 1] = rt.sample_row(fac[("u", ell + 1)], xi[("u", ell + 1)], t, P)
             u[ell + 1] = u[ell + 1].at[:, t].set(u_t[ell + 1])
             # [eq:field.h: h[ell + 1, mu, t] = h[ell, mu, t] + u[ell + 1, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[ell, mu, nu, t, s]/4 + beta0**2*A[ell, mu, nu, t, s]/4**(2*alpha_L))*g[ell + 1, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
@@ -112,7 +113,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
         G[5] = rt.set_kernel_row(G[5], rt.kernel_row(w, g_t[5], g[5], t) - rt.kernel_row(w, dphi(u_t[5])*r_t[5], dphi(u[5])*r[5], t) + rt.cov_gauss_row(cov(("r", 5)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", 5)), t, P), t)
         for ell in range(4, 0, -1):  # backward along the stream
             # [src:r: r[ell, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) G[ell + 1, mu, nu, t, s])]
-            fac[("r", ell)] = rt.grow_factor(fac[("r", ell)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(G[ell + 1]), t, P, rcond)
+            fac[("r", ell)] = rt.grow_factor(fac[("r", ell)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(G[ell + 1]), t, P, rcond_t)
             r_t[ell] = rt.sample_row(fac[("r", ell)], xi[("r", ell)], t, P)
             r[ell] = r[ell].at[:, t].set(r_t[ell])
             # [eq:response.B: B[ell, mu, nu, t, s] = E(Response(g[ell + 1, mu, t], u[ell + 1, nu, s]))]

@@ -43,6 +43,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
     y = jnp.repeat(y, S)  # each position carries its sequence's target
     xi, w = rt.source_draws(key, _dims(PS, n), samples, "monte_carlo", dtype)
     M = w.shape[0]
+    rcond_t = rt.resolvable(rcond, M, "monte_carlo")  # conditional variances below it are noise
     # [src:u1: static source, covariance 1 Phi0[mu, nu]]
     static = {(b, l): rt.static_factor(1 * Phi0, rcond)[0] for b, l, k in SOURCES if k == "static"}
     kind = {(b, l): k for b, l, k in SOURCES}
@@ -148,15 +149,15 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             # [eq:response.AV: AV[2*ell - 1, mu, nu, t, s] = E(Response(hb[2*ell - 1, mu, t], rV[2*ell - 1, nu, s]))]
             AV[2*ell - 1] = AV[2*ell - 1].at[t].set(rt.ibp_row(w, hb_t[2*ell - 1] - h0_t[2*ell - 1]/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)), xi[("rV", 2*ell - 1)], fac[("rV", 2*ell - 1)], t, PS, strict=True))
             # [src:uK: uK[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
-            fac[("uK", 2*ell - 1)] = rt.grow_factor(fac[("uK", 2*ell - 1)], 1 * rt.flat(Phi[2*ell - 1]), t, PS, rcond)
+            fac[("uK", 2*ell - 1)] = rt.grow_factor(fac[("uK", 2*ell - 1)], 1 * rt.flat(Phi[2*ell - 1]), t, PS, rcond_t)
             uK_t[2*ell - 1] = rt.sample_row(fac[("uK", 2*ell - 1)], xi[("uK", 2*ell - 1)], t, PS)
             uK[2*ell - 1] = uK[2*ell - 1].at[:, t].set(uK_t[2*ell - 1])
             # [src:uQ: uQ[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
-            fac[("uQ", 2*ell - 1)] = rt.grow_factor(fac[("uQ", 2*ell - 1)], 1 * rt.flat(Phi[2*ell - 1]), t, PS, rcond)
+            fac[("uQ", 2*ell - 1)] = rt.grow_factor(fac[("uQ", 2*ell - 1)], 1 * rt.flat(Phi[2*ell - 1]), t, PS, rcond_t)
             uQ_t[2*ell - 1] = rt.sample_row(fac[("uQ", 2*ell - 1)], xi[("uQ", 2*ell - 1)], t, PS)
             uQ[2*ell - 1] = uQ[2*ell - 1].at[:, t].set(uQ_t[2*ell - 1])
             # [src:uV: uV[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
-            fac[("uV", 2*ell - 1)] = rt.grow_factor(fac[("uV", 2*ell - 1)], 1 * rt.flat(Phi[2*ell - 1]), t, PS, rcond)
+            fac[("uV", 2*ell - 1)] = rt.grow_factor(fac[("uV", 2*ell - 1)], 1 * rt.flat(Phi[2*ell - 1]), t, PS, rcond_t)
             uV_t[2*ell - 1] = rt.sample_row(fac[("uV", 2*ell - 1)], xi[("uV", 2*ell - 1)], t, PS)
             uV[2*ell - 1] = uV[2*ell - 1].at[:, t].set(uV_t[2*ell - 1])
             # [eq:attn.k: k[2*ell - 1, mu, t] = uK[2*ell - 1, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[2*ell - 1, mu, nu, t, s] + AK[2*ell - 1, mu, nu, t, s])*gk[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
@@ -183,7 +184,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             # [eq:response.AO: AO[2*ell - 1, mu, nu, t, s] = E(Response(o[2*ell - 1, mu, t], rO[2*ell - 1, nu, s]))]
             AO[2*ell - 1] = AO[2*ell - 1].at[t].set(rt.ibp_row(w, o_t[2*ell - 1] - o0_t[2*ell - 1], xi[("rO", 2*ell - 1)], fac[("rO", 2*ell - 1)], t, PS, strict=True))
             # [src:uO: uO[ell, mu, t] ~ N(0, beta0**2/4 Phio[ell, mu, nu, t, s])]
-            fac[("uO", 2*ell - 1)] = rt.grow_factor(fac[("uO", 2*ell - 1)], (1/4)*hp["beta0"]**2 * rt.flat(Phio[2*ell - 1]), t, PS, rcond)
+            fac[("uO", 2*ell - 1)] = rt.grow_factor(fac[("uO", 2*ell - 1)], (1/4)*hp["beta0"]**2 * rt.flat(Phio[2*ell - 1]), t, PS, rcond_t)
             uO_t[2*ell - 1] = rt.sample_row(fac[("uO", 2*ell - 1)], xi[("uO", 2*ell - 1)], t, PS)
             uO[2*ell - 1] = uO[2*ell - 1].at[:, t].set(uO_t[2*ell - 1])
             # [eq:stream.attn: h[2*ell, mu, t] = h[2*ell - 1, mu, t] + uO[2*ell - 1, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phio[2*ell - 1, mu, nu, t, s]/2 + beta0**2*AO[2*ell - 1, mu, nu, t, s]/4)*g[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
@@ -204,7 +205,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             # [eq:response.A1: A1[2*ell, mu, nu, t, s] = E(Response(hb[2*ell, mu, t], r1[2*ell, nu, s]))]
             A1[2*ell] = A1[2*ell].at[t].set(rt.ibp_row(w, hb_t[2*ell] - h0_t[2*ell]/jnp.sqrt(rt.diag_now(H[2*ell], t)), xi[("r1", 2*ell)], fac[("r1", 2*ell)], t, PS, strict=True))
             # [src:u1h: u1[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
-            fac[("u1", 2*ell)] = rt.grow_factor(fac[("u1", 2*ell)], 1 * rt.flat(Phi[2*ell]), t, PS, rcond)
+            fac[("u1", 2*ell)] = rt.grow_factor(fac[("u1", 2*ell)], 1 * rt.flat(Phi[2*ell]), t, PS, rcond_t)
             u1_t[2*ell] = rt.sample_row(fac[("u1", 2*ell)], xi[("u1", 2*ell)], t, PS)
             u1[2*ell] = u1[2*ell].at[:, t].set(u1_t[2*ell])
             # [eq:mlp.x: x[2*ell, mu, t] = u1[2*ell, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[2*ell, mu, nu, t, s] + A1[2*ell, mu, nu, t, s])*gx[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
@@ -215,7 +216,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             # [eq:response.A2: A2[2*ell, mu, nu, t, s] = E(Response(phi(x[2*ell, mu, t]), r2[2*ell, nu, s]))]
             A2[2*ell] = A2[2*ell].at[t].set(rt.ibp_row(w, phi(x_t[2*ell]) - phi(u1_t[2*ell]), xi[("r2", 2*ell)], fac[("r2", 2*ell)], t, PS, strict=True))
             # [src:u2: u2[ell, mu, t] ~ N(0, beta0**2/4 Phix[ell, mu, nu, t, s])]
-            fac[("u2", 2*ell)] = rt.grow_factor(fac[("u2", 2*ell)], (1/4)*hp["beta0"]**2 * rt.flat(Phix[2*ell]), t, PS, rcond)
+            fac[("u2", 2*ell)] = rt.grow_factor(fac[("u2", 2*ell)], (1/4)*hp["beta0"]**2 * rt.flat(Phix[2*ell]), t, PS, rcond_t)
             u2_t[2*ell] = rt.sample_row(fac[("u2", 2*ell)], xi[("u2", 2*ell)], t, PS)
             u2[2*ell] = u2[2*ell].at[:, t].set(u2_t[2*ell])
             # [eq:stream.mlp: h[2*ell + 1, mu, t] = h[2*ell, mu, t] + u2[2*ell, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phix[2*ell, mu, nu, t, s]/2 + beta0**2*A2[2*ell, mu, nu, t, s]/4)*g[2*ell + 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
@@ -263,7 +264,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
         g0[5] = g0[5].at[:, t].set(g0_t[5])
         for ell in range(2, 0, -1):  # backward through the transformer layers
             # [src:r2: r2[ell, mu, t] ~ N(0, beta0**2/4 G[ell + 1, mu, nu, t, s])]
-            fac[("r2", 2*ell)] = rt.grow_factor(fac[("r2", 2*ell)], (1/4)*hp["beta0"]**2 * rt.flat(G[2*ell + 1]), t, PS, rcond)
+            fac[("r2", 2*ell)] = rt.grow_factor(fac[("r2", 2*ell)], (1/4)*hp["beta0"]**2 * rt.flat(G[2*ell + 1]), t, PS, rcond_t)
             r2_t[2*ell] = rt.sample_row(fac[("r2", 2*ell)], xi[("r2", 2*ell)], t, PS)
             r2[2*ell] = r2[2*ell].at[:, t].set(r2_t[2*ell])
             # [eq:response.B2: B2[2*ell, mu, nu, t, s] = E(Response(g[2*ell + 1, mu, t], u2[2*ell, nu, s]))]
@@ -279,7 +280,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             # [eq:response.B1: B1[2*ell, mu, nu, t, s] = E(Response(gx[2*ell, mu, t], u1[2*ell, nu, s]))]
             B1[2*ell] = B1[2*ell].at[t].set(rt.ibp_row(w, gx_t[2*ell] - dphi(u1_t[2*ell])*r2_t[2*ell], xi[("u1", 2*ell)], fac[("u1", 2*ell)], t, PS, strict=False))
             # [src:r1: r1[ell, mu, t] ~ N(0, 1 Gx[ell, mu, nu, t, s])]
-            fac[("r1", 2*ell)] = rt.grow_factor(fac[("r1", 2*ell)], 1 * rt.flat(Gx[2*ell]), t, PS, rcond)
+            fac[("r1", 2*ell)] = rt.grow_factor(fac[("r1", 2*ell)], 1 * rt.flat(Gx[2*ell]), t, PS, rcond_t)
             r1_t[2*ell] = rt.sample_row(fac[("r1", 2*ell)], xi[("r1", 2*ell)], t, PS)
             r1[2*ell] = r1[2*ell].at[:, t].set(r1_t[2*ell])
             # [eq:mlp.gb: gb[2*ell, mu, t] = r1[2*ell, mu, t] + Sum(B1[2*ell, mu, nu, t, s]*hb[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(2*eta*gamma0*Delta[nu, s]*Gx[2*ell, mu, nu, t, s]*hb[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
@@ -296,7 +297,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             g0_t[2*ell] = g0_t[2*ell + 1] + r1_t[2*ell]/jnp.sqrt(rt.diag_now(H[2*ell], t))
             g0[2*ell] = g0[2*ell].at[:, t].set(g0_t[2*ell])
             # [src:rO: rO[ell, mu, t] ~ N(0, beta0**2/4 G[ell + 1, mu, nu, t, s])]
-            fac[("rO", 2*ell - 1)] = rt.grow_factor(fac[("rO", 2*ell - 1)], (1/4)*hp["beta0"]**2 * rt.flat(G[2*ell]), t, PS, rcond)
+            fac[("rO", 2*ell - 1)] = rt.grow_factor(fac[("rO", 2*ell - 1)], (1/4)*hp["beta0"]**2 * rt.flat(G[2*ell]), t, PS, rcond_t)
             rO_t[2*ell - 1] = rt.sample_row(fac[("rO", 2*ell - 1)], xi[("rO", 2*ell - 1)], t, PS)
             rO[2*ell - 1] = rO[2*ell - 1].at[:, t].set(rO_t[2*ell - 1])
             # [eq:response.BO: BO[2*ell - 1, mu, nu, t, s] = E(Response(g[2*ell, mu, t], uO[2*ell - 1, nu, s]))]
@@ -339,15 +340,15 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             # [eq:response.BV: BV[2*ell - 1, mu, nu, t, s] = E(Response(gv[2*ell - 1, mu, t], uV[2*ell - 1, nu, s]))]
             BV[2*ell - 1] = BV[2*ell - 1].at[t].set(rt.ibp_row(w, gv_t[2*ell - 1] - gv0_t[2*ell - 1], xi[("uV", 2*ell - 1)], fac[("uV", 2*ell - 1)], t, PS, strict=False))
             # [src:rK: rK[ell, mu, t] ~ N(0, 1 Gk[ell, mu, nu, t, s])]
-            fac[("rK", 2*ell - 1)] = rt.grow_factor(fac[("rK", 2*ell - 1)], 1 * rt.flat(Gk[2*ell - 1]), t, PS, rcond)
+            fac[("rK", 2*ell - 1)] = rt.grow_factor(fac[("rK", 2*ell - 1)], 1 * rt.flat(Gk[2*ell - 1]), t, PS, rcond_t)
             rK_t[2*ell - 1] = rt.sample_row(fac[("rK", 2*ell - 1)], xi[("rK", 2*ell - 1)], t, PS)
             rK[2*ell - 1] = rK[2*ell - 1].at[:, t].set(rK_t[2*ell - 1])
             # [src:rQ: rQ[ell, mu, t] ~ N(0, 1 Gq[ell, mu, nu, t, s])]
-            fac[("rQ", 2*ell - 1)] = rt.grow_factor(fac[("rQ", 2*ell - 1)], 1 * rt.flat(Gq[2*ell - 1]), t, PS, rcond)
+            fac[("rQ", 2*ell - 1)] = rt.grow_factor(fac[("rQ", 2*ell - 1)], 1 * rt.flat(Gq[2*ell - 1]), t, PS, rcond_t)
             rQ_t[2*ell - 1] = rt.sample_row(fac[("rQ", 2*ell - 1)], xi[("rQ", 2*ell - 1)], t, PS)
             rQ[2*ell - 1] = rQ[2*ell - 1].at[:, t].set(rQ_t[2*ell - 1])
             # [src:rV: rV[ell, mu, t] ~ N(0, 1 Gv[ell, mu, nu, t, s])]
-            fac[("rV", 2*ell - 1)] = rt.grow_factor(fac[("rV", 2*ell - 1)], 1 * rt.flat(Gv[2*ell - 1]), t, PS, rcond)
+            fac[("rV", 2*ell - 1)] = rt.grow_factor(fac[("rV", 2*ell - 1)], 1 * rt.flat(Gv[2*ell - 1]), t, PS, rcond_t)
             rV_t[2*ell - 1] = rt.sample_row(fac[("rV", 2*ell - 1)], xi[("rV", 2*ell - 1)], t, PS)
             rV[2*ell - 1] = rV[2*ell - 1].at[:, t].set(rV_t[2*ell - 1])
             # [eq:attn.gb: gb[2*ell - 1, mu, t] = rK[2*ell - 1, mu, t] + rQ[2*ell - 1, mu, t] + rV[2*ell - 1, mu, t] + Sum(BK[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(BQ[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(BV[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(2*eta*gamma0*Delta[nu, s]*Gk[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1)) + Sum(2*eta*gamma0*Delta[nu, s]*Gq[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1)) + Sum(2*eta*gamma0*Delta[nu, s]*Gv[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]

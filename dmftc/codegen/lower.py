@@ -102,7 +102,7 @@ class Lowerer:
         else:
             cov = src.covariance.subs(ell, at)
             kern = f"{cov.base.name}[{pycode(cov.indices[0])}]"
-            lines = (f"fac[{key}] = rt.grow_factor(fac[{key}], {coef} * rt.flat({kern}), t, {self.P}, rcond)",
+            lines = (f"fac[{key}] = rt.grow_factor(fac[{key}], {coef} * rt.flat({kern}), t, {self.P}, rcond_t)",
                      f"{base}_t[{layer}] = rt.sample_row(fac[{key}], xi[{key}], t, {self.P})")
         lines += (f"{base}[{layer}] = {base}[{layer}].at[:, t].set({base}_t[{layer}])",)
         return Stmt(src.label, lines, f"{src.label}: {src.field} ~ N(0, {src.coefficient} {src.covariance})")
