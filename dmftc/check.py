@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from types import MappingProxyType
 from typing import Mapping, Sequence
 
 import numpy as np

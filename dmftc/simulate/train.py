@@ -50,19 +50,28 @@ def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8,
     check_record(record)
     X, y = spec_data(spec, data)
     net = build_network(spec, sizes, X.shape)
-    per_network = np.dtype(dtype).itemsize * sum(p.shape[0] * p.shape[1] for p in net.params.values())
+    per_network = np.dtype(dtype).itemsize * weight_count(net)
     chunks = -(-check_seeds(seeds) // max(1, budget // per_network))
     bounds = np.linspace(first, first + seeds, chunks + 1).round().astype(int)
-    parts = [_simulate(spec, net, X, y, int(b - a), record, dtype, seed, displacement, int(a))
-             for a, b in zip(bounds[:-1], bounds[1:])]
+    return _concatenate([_simulate(spec, net, X, y, int(b - a), record, dtype, seed, displacement, int(a))
+                         for a, b in zip(bounds[:-1], bounds[1:])])
+
+
+def _concatenate(parts: list[Simulation]) -> Simulation:
+    """Chunks of one ensemble (consecutive network numbers) as one Simulation; timings add up."""
     if len(parts) == 1:
         return parts[0]
-    cat = lambda get: np.concatenate([get(s) for s in parts])  # noqa: E731
-    keys = lambda get: MappingProxyType({k: cat(lambda s: get(s)[k]) for k in get(parts[0])})  # noqa: E731
-    timings = {k: sum(s.timings[k] for s in parts) for k in parts[0].timings}
-    return dataclasses.replace(parts[0], seeds=seeds, loss=cat(lambda s: s.loss), f=cat(lambda s: s.f),
-                               f0=cat(lambda s: s.f0), order=keys(lambda s: s.order),
-                               displacement=keys(lambda s: s.displacement), timings=MappingProxyType(timings))
+
+    def cat(arrays) -> np.ndarray:
+        return np.concatenate(list(arrays))
+
+    def by_name(field: str) -> MappingProxyType:
+        return MappingProxyType({k: cat(getattr(s, field)[k] for s in parts) for k in getattr(parts[0], field)})
+
+    return dataclasses.replace(
+        parts[0], seeds=sum(s.seeds for s in parts), loss=cat(s.loss for s in parts), f=cat(s.f for s in parts),
+        f0=cat(s.f0 for s in parts), order=by_name("order"), displacement=by_name("displacement"),
+        timings=MappingProxyType({k: sum(s.timings[k] for s in parts) for k in parts[0].timings}))
 
 
 def _simulate(spec: Spec, net: Network, X, y, seeds: int, record: str, dtype: str, seed: int,
@@ -136,9 +145,14 @@ def relative_displacement(params, initial) -> dict[str, jax.Array]:
 CACHE_BUDGET = 16 * 2**20
 
 
+def weight_count(net: Network) -> int:
+    """Number of weights of one network (every parameter is a (fan_out, fan_in) matrix)."""
+    return sum(p.shape[0] * p.shape[1] for p in net.params.values())
+
+
 def seeds_per_batch(net: Network, seeds: int, itemsize: int) -> int:
     """How many networks to vmap together (the rest is a sequential `lax.map`)."""
-    per_network = 3 * itemsize * sum(p.shape[0] * p.shape[1] for p in net.params.values())
+    per_network = 3 * itemsize * weight_count(net)
     return max(1, min(seeds, CACHE_BUDGET // per_network))
 
 

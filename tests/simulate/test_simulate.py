@@ -67,10 +67,16 @@ def test_same_seed_same_arrays_and_networks_independent_of_ensemble_size(full, m
     assert not np.allclose(other.f0, full.f0[:2])
 
 
-def test_seeds_beyond_the_memory_budget_run_in_chunks_that_are_the_same_networks(full, mlp):
+def test_seeds_beyond_the_memory_budget_run_in_chunks_that_are_the_same_networks(full, mlp, monkeypatch):
     """Chunks of seeds (`budget`: initial weights of one network here) concatenate to the one run."""
+    from dmftc.simulate import train
+
     one_network = 4 * sum(int(np.prod(p.shape)) for p in build_network(mlp, None, data_of(mlp)[0].shape).params.values())
+    chunks, run_chunk = [], train._simulate
+    monkeypatch.setattr(train, "_simulate", lambda *a: chunks.append(a[4]) or run_chunk(*a))  # a[4]: its seeds
     parts = simulate(mlp, seeds=3, data=data_of(mlp), budget=one_network, displacement=True)
+    assert chunks == [1, 1, 1]
+    monkeypatch.undo()
     whole = simulate(mlp, seeds=3, data=data_of(mlp), displacement=True)
     assert parts.seeds == 3 and parts.arrays().keys() == whole.arrays().keys()
     # the same weights; batches of another size may sum in another order (float32 rounding)
