@@ -30,8 +30,8 @@ def _dims(P, n):
     return {(b, l): {"scalar": 1, "static": P, "dynamic": n}[k] for b, l, k in SOURCES}
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "samples"))
-def _solve(X, y, hp, key, rcond, *, steps, samples):
+@functools.partial(jax.jit, static_argnames=("steps", "samples", "segments"))
+def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     P, D = X.shape
     n_t = steps + 1
     n = n_t * P
@@ -43,16 +43,20 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
     # [src:u1: static source, covariance 1 Phi0[mu, nu]]
     static = {(b, l): rt.static_factor(1 * Phi0, rcond)[0] for b, l, k in SOURCES if k == "static"}
     kind = {(b, l): k for b, l, k in SOURCES}
-    field = lambda: {l: jnp.zeros((M, n_t, P), dtype) for l in range(1, DEPTH + 1)}
-    kernel = lambda layers: {l: jnp.zeros((n_t, P, n_t, P), dtype) for l in layers}
-    state = dict(h=field(), z=field(), g=field(), u=field(), r=field(),
-                 Phi=kernel((1, 2)), G=kernel((1, 2)),
-                 A=kernel((1,)), B=kernel((1,)),
-                 fac={(b, l): rt.empty_factor(n_t, P, dtype) for b, l, k in SOURCES if k == "dynamic"},
-                 f=jnp.zeros((n_t, P), dtype), Delta=jnp.zeros((n_t, P), dtype))
 
-    def step(t, state):
+    def init(width):
+        """The zero state of a sweep segment holding `width` time slots."""
+        field = lambda: {l: jnp.zeros((M, width, P), dtype) for l in range(1, DEPTH + 1)}
+        kernel = lambda layers: {l: jnp.zeros((width, P, width, P), dtype) for l in layers}
+        return dict(h=field(), z=field(), g=field(), u=field(), r=field(),
+                    Phi=kernel((1, 2)), G=kernel((1, 2)),
+                    A=kernel((1,)), B=kernel((1,)),
+                    fac={(b, l): rt.empty_factor(width, P, dtype) for b, l, k in SOURCES if k == "dynamic"},
+                    f=jnp.zeros((width, P), dtype), Delta=jnp.zeros((width, P), dtype))
+
+    def step(t, state, xi):
         """One time step of the causal sweep: forward up the layers, output, backward down."""
+        n_t = state["Delta"].shape[0]  # slots held in this segment of the sweep
         h, z, g, u, r, Phi, G, A, B, fac, f, Delta = (rt.copy(state[k]) for k in ("h", "z", "g", "u", "r", "Phi", "G", "A", "B", "fac", "f", "Delta"))
         h_t, z_t, g_t, u_t, r_t = {}, {}, {}, {}, {}
         cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, P, n_t, dtype)
@@ -110,7 +114,12 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             G[ell] = rt.set_kernel_row(G[ell], rt.kernel_row(w, g_t[ell], g[ell], t) - rt.kernel_row(w, dphi(u_t[ell])*r_t[ell], dphi(u[ell])*r[ell], t) + rt.cov_gauss_row(cov(("r", ell)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", ell)), t, P), t)
         return dict(h=h, z=z, g=g, u=u, r=r, Phi=Phi, G=G, A=A, B=B, fac=fac, f=f, Delta=Delta)
 
-    state = jax.lax.fori_loop(0, n_t, step, state)
+    ends = rt.segments(n_t, segments, work=M * n * n)  # causal: a step holds only its segment's slots
+    state = init(ends[0])
+    for start, stop in zip((0, *ends[:-1]), ends):
+        state = rt.widen(state, jax.eval_shape(functools.partial(init, stop)))
+        seg_xi = rt.draws_upto(xi, kind, stop * P)
+        state = jax.lax.fori_loop(start, stop, functools.partial(step, xi=seg_xi), state)
     f = state["f"]
     # [eq:loss]
     loss = (1/2) * (1 / P) * jnp.sum((f - y)**2, axis=-1)
@@ -120,12 +129,14 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
     return out
 
 
-def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64"):
+def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None):
     """Solve the DMFT of this spec: returns loss (steps+1,), f (steps+1, P) and every order parameter.
 
     X (P, D) inputs, y (P,) targets, hp the hyperparameters named in HYPER. float64 needs
-    jax_enable_x64 (switched on here when asked for).
+    jax_enable_x64 (switched on here when asked for). `segments`: how many runs of growing
+    width the sweep is cut into (rt.segments; None chooses from the work; a solver with gamma0 = 0
+    twin fields runs in one segment and ignores it).
     """
     X, y, hp = rt.prepare(X, y, hp, HYPER, dtype)
-    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples)
+    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples, segments=segments)
 

@@ -32,8 +32,8 @@ def _dims(P, n):
     return {(b, l): {"scalar": 1, "static": P, "dynamic": n}[k] for b, l, k in SOURCES}
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "samples"))
-def _solve(X, y, hp, key, rcond, *, steps, samples):
+@functools.partial(jax.jit, static_argnames=("steps", "samples", "segments"))
+def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     P, S, D = X.shape
     PS = P * S  # positions alpha = (mu, s), sample-major
     n_t = steps + 1
@@ -50,88 +50,92 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
     # [src:u1: static source, covariance 1 Phi0[mu, nu]]
     static = {(b, l): rt.static_factor(1 * Phi0, rcond)[0] for b, l, k in SOURCES if k == "static"}
     kind = {(b, l): k for b, l, k in SOURCES}
-    per_draw = lambda layers: {l: jnp.zeros((M, n_t, PS), dtype) for l in layers}
-    head_draw = lambda layers: {l: jnp.zeros((M * KEY_DIM, n_t, PS), dtype) for l in layers}
-    per_head = lambda layers: {l: jnp.zeros((M, PS, PS), dtype) for l in layers}  # current time only
-    history = lambda layers: {l: jnp.zeros((n_t, min(KEEP_HEADS, M), PS, PS), dtype) for l in layers}
-    kernel = lambda layers: {l: jnp.zeros((n_t, PS, n_t, PS), dtype) for l in layers}
-    matrix = lambda layers: {l: jnp.zeros((n_t, PS, PS), dtype) for l in layers}
-    vector = lambda layers: {l: jnp.zeros((n_t, PS), dtype) for l in layers}
-    state = dict(
-        u=per_draw((1,)),
-        uK=head_draw((1, 2, 3)),
-        rK=per_draw((1, 2, 3)),
-        uQ=head_draw((1, 2, 3)),
-        rQ=per_draw((1, 2, 3)),
-        uV=head_draw((1, 2, 3)),
-        rV=per_draw((1, 2, 3)),
-        uO=per_draw((1, 2, 3)),
-        rO=head_draw((1, 2, 3)),
-        u1=per_draw((2, 3, 4)),
-        r1=per_draw((2, 3, 4)),
-        u2=per_draw((2, 3, 4)),
-        r2=per_draw((2, 3, 4)),
-        r=per_draw((5,)),
-        h=per_draw((1, 2, 3, 4, 5)),
-        hb=per_draw((1, 2, 3, 4, 5)),
-        k=head_draw((1, 2, 3)),
-        q=head_draw((1, 2, 3)),
-        v=head_draw((1, 2, 3)),
-        o=head_draw((1, 2, 3)),
-        go=head_draw((1, 2, 3)),
-        gv=head_draw((1, 2, 3)),
-        gq=head_draw((1, 2, 3)),
-        gk=head_draw((1, 2, 3)),
-        gb=per_draw((1, 2, 3, 4, 5)),
-        o0=head_draw((1, 2, 3)),
-        gv0=head_draw((1, 2, 3)),
-        gq0=head_draw((1, 2, 3)),
-        gk0=head_draw((1, 2, 3)),
-        x=per_draw((2, 3, 4)),
-        zx=per_draw((2, 3, 4)),
-        gx=per_draw((2, 3, 4)),
-        g=per_draw((1, 2, 3, 4, 5)),
-        z=per_draw((5,)),
-        h0=per_draw((1, 2, 3, 4, 5)),
-        g0=per_draw((1, 2, 3, 4, 5)),
-        H=kernel((1, 2, 3, 4, 5)),
-        Phi=kernel((1, 2, 3, 4, 5)),
-        Phio=kernel((1, 3)),
-        AO=kernel((1, 3)),
-        BO=kernel((1, 3)),
-        Gk=kernel((1, 3)),
-        AK=kernel((1, 3)),
-        BK=kernel((1, 3)),
-        Gq=kernel((1, 3)),
-        AQ=kernel((1, 3)),
-        BQ=kernel((1, 3)),
-        Gv=kernel((1, 3)),
-        AV=kernel((1, 3)),
-        BV=kernel((1, 3)),
-        Phix=kernel((2, 4)),
-        A2=kernel((2, 4)),
-        A1=kernel((2, 4)),
-        B2=kernel((2, 4)),
-        Gx=kernel((2, 4)),
-        B1=kernel((2, 4)),
-        G=kernel((1, 2, 3, 4, 5)),
-        H0=kernel((1, 2, 3, 4, 5)),
-        Lam=per_head((1, 3)),
-        Sm=per_head((1, 3)),
-        Mm=per_head((1, 3)),
-        Dm=per_head((1, 3)),
-        Lam0=per_head((1, 3)),
-        Sm0=per_head((1, 3)),
-        Mm0=per_head((1, 3)),
-        Dm0=per_head((1, 3)),
-        C=vector((1, 2, 3, 4, 5)),
-        logits=history((1, 3)),
-        Lbar=matrix((1, 3)),
-        fac={(b, l): rt.empty_factor(n_t, PS, dtype) for b, l, k in SOURCES if k == "dynamic"},
-        ftok=jnp.zeros((n_t, PS), dtype), F=jnp.zeros((n_t, PS), dtype), Delta=jnp.zeros((n_t, PS), dtype))
 
-    def step(t, state):
+    def init(width):
+        """The zero state of a sweep segment holding `width` time slots."""
+        per_draw = lambda layers: {l: jnp.zeros((M, width, PS), dtype) for l in layers}
+        head_draw = lambda layers: {l: jnp.zeros((M * KEY_DIM, width, PS), dtype) for l in layers}
+        per_head = lambda layers: {l: jnp.zeros((M, PS, PS), dtype) for l in layers}  # current time only
+        history = lambda layers: {l: jnp.zeros((width, min(KEEP_HEADS, M), PS, PS), dtype) for l in layers}
+        kernel = lambda layers: {l: jnp.zeros((width, PS, width, PS), dtype) for l in layers}
+        matrix = lambda layers: {l: jnp.zeros((width, PS, PS), dtype) for l in layers}
+        vector = lambda layers: {l: jnp.zeros((width, PS), dtype) for l in layers}
+        return dict(
+            u=per_draw((1,)),
+            uK=head_draw((1, 2, 3)),
+            rK=per_draw((1, 2, 3)),
+            uQ=head_draw((1, 2, 3)),
+            rQ=per_draw((1, 2, 3)),
+            uV=head_draw((1, 2, 3)),
+            rV=per_draw((1, 2, 3)),
+            uO=per_draw((1, 2, 3)),
+            rO=head_draw((1, 2, 3)),
+            u1=per_draw((2, 3, 4)),
+            r1=per_draw((2, 3, 4)),
+            u2=per_draw((2, 3, 4)),
+            r2=per_draw((2, 3, 4)),
+            r=per_draw((5,)),
+            h=per_draw((1, 2, 3, 4, 5)),
+            hb=per_draw((1, 2, 3, 4, 5)),
+            k=head_draw((1, 2, 3)),
+            q=head_draw((1, 2, 3)),
+            v=head_draw((1, 2, 3)),
+            o=head_draw((1, 2, 3)),
+            go=head_draw((1, 2, 3)),
+            gv=head_draw((1, 2, 3)),
+            gq=head_draw((1, 2, 3)),
+            gk=head_draw((1, 2, 3)),
+            gb=per_draw((1, 2, 3, 4, 5)),
+            o0=head_draw((1, 2, 3)),
+            gv0=head_draw((1, 2, 3)),
+            gq0=head_draw((1, 2, 3)),
+            gk0=head_draw((1, 2, 3)),
+            x=per_draw((2, 3, 4)),
+            zx=per_draw((2, 3, 4)),
+            gx=per_draw((2, 3, 4)),
+            g=per_draw((1, 2, 3, 4, 5)),
+            z=per_draw((5,)),
+            h0=per_draw((1, 2, 3, 4, 5)),
+            g0=per_draw((1, 2, 3, 4, 5)),
+            H=kernel((1, 2, 3, 4, 5)),
+            Phi=kernel((1, 2, 3, 4, 5)),
+            Phio=kernel((1, 3)),
+            AO=kernel((1, 3)),
+            BO=kernel((1, 3)),
+            Gk=kernel((1, 3)),
+            AK=kernel((1, 3)),
+            BK=kernel((1, 3)),
+            Gq=kernel((1, 3)),
+            AQ=kernel((1, 3)),
+            BQ=kernel((1, 3)),
+            Gv=kernel((1, 3)),
+            AV=kernel((1, 3)),
+            BV=kernel((1, 3)),
+            Phix=kernel((2, 4)),
+            A2=kernel((2, 4)),
+            A1=kernel((2, 4)),
+            B2=kernel((2, 4)),
+            Gx=kernel((2, 4)),
+            B1=kernel((2, 4)),
+            G=kernel((1, 2, 3, 4, 5)),
+            H0=kernel((1, 2, 3, 4, 5)),
+            Lam=per_head((1, 3)),
+            Sm=per_head((1, 3)),
+            Mm=per_head((1, 3)),
+            Dm=per_head((1, 3)),
+            Lam0=per_head((1, 3)),
+            Sm0=per_head((1, 3)),
+            Mm0=per_head((1, 3)),
+            Dm0=per_head((1, 3)),
+            C=vector((1, 2, 3, 4, 5)),
+            logits=history((1, 3)),
+            Lbar=matrix((1, 3)),
+            fac={(b, l): rt.empty_factor(width, PS, dtype) for b, l, k in SOURCES if k == "dynamic"},
+            ftok=jnp.zeros((width, PS), dtype), F=jnp.zeros((width, PS), dtype), Delta=jnp.zeros((width, PS), dtype))
+
+    def step(t, state, xi):
         """One time step of the causal sweep: forward up the stream, output, backward down."""
+        n_t = state["Delta"].shape[0]  # slots held in this segment of the sweep
         u, uK, rK, uQ, rQ, uV, rV, uO, rO, u1, r1, u2, r2, r, h, hb, k, q, v, o, go, gv, gq, gk, gb, o0, gv0, gq0, gk0, x, zx, gx, g, z, h0, g0, H, Phi, Phio, AO, BO, Gk, AK, BK, Gq, AQ, BQ, Gv, AV, BV, Phix, A2, A1, B2, Gx, B1, G, H0, Lam, Sm, Mm, Dm, Lam0, Sm0, Mm0, Dm0, C, fac, logits, Lbar, ftok, F, Delta = (rt.copy(state[k]) for k in ("u", "uK", "rK", "uQ", "rQ", "uV", "rV", "uO", "rO", "u1", "r1", "u2", "r2", "r", "h", "hb", "k", "q", "v", "o", "go", "gv", "gq", "gk", "gb", "o0", "gv0", "gq0", "gk0", "x", "zx", "gx", "g", "z", "h0", "g0", "H", "Phi", "Phio", "AO", "BO", "Gk", "AK", "BK", "Gq", "AQ", "BQ", "Gv", "AV", "BV", "Phix", "A2", "A1", "B2", "Gx", "B1", "G", "H0", "Lam", "Sm", "Mm", "Dm", "Lam0", "Sm0", "Mm0", "Dm0", "C", "fac", "logits", "Lbar", "ftok", "F", "Delta"))
         u_t, uK_t, rK_t, uQ_t, rQ_t, uV_t, rV_t, uO_t, rO_t, u1_t, r1_t, u2_t, r2_t, r_t, h_t, hb_t, k_t, q_t, v_t, o_t, go_t, gv_t, gq_t, gk_t, gb_t, o0_t, gv0_t, gq0_t, gk0_t, x_t, zx_t, gx_t, g_t, z_t, h0_t, g0_t = ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})
         cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, PS, n_t, dtype)
@@ -388,7 +392,8 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
             g0[2*ell - 1] = g0[2*ell - 1].at[:, t].set(g0_t[2*ell - 1])
         return dict(u=u, uK=uK, rK=rK, uQ=uQ, rQ=rQ, uV=uV, rV=rV, uO=uO, rO=rO, u1=u1, r1=r1, u2=u2, r2=r2, r=r, h=h, hb=hb, k=k, q=q, v=v, o=o, go=go, gv=gv, gq=gq, gk=gk, gb=gb, o0=o0, gv0=gv0, gq0=gq0, gk0=gk0, x=x, zx=zx, gx=gx, g=g, z=z, h0=h0, g0=g0, H=H, Phi=Phi, Phio=Phio, AO=AO, BO=BO, Gk=Gk, AK=AK, BK=BK, Gq=Gq, AQ=AQ, BQ=BQ, Gv=Gv, AV=AV, BV=BV, Phix=Phix, A2=A2, A1=A1, B2=B2, Gx=Gx, B1=B1, G=G, H0=H0, Lam=Lam, Sm=Sm, Mm=Mm, Dm=Dm, Lam0=Lam0, Sm0=Sm0, Mm0=Mm0, Dm0=Dm0, C=C, fac=fac, logits=logits, Lbar=Lbar, ftok=ftok, F=F, Delta=Delta)
 
-    state = jax.lax.fori_loop(0, n_t, step, state)
+    state = init(n_t)  # one segment (dmftc.codegen.emit._segmented_loop says why): `segments` is unused
+    state = jax.lax.fori_loop(0, n_t, functools.partial(step, xi=xi), state)
     F = state["F"]
     # [eq:loss]
     loss = (1/2) * (1 / P) * (1 / S) * jnp.sum((F - y)**2, axis=-1)
@@ -400,16 +405,17 @@ def _solve(X, y, hp, key, rcond, *, steps, samples):
     return out
 
 
-def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64"):
+def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None):
     """Solve the DMFT of this spec: loss (steps+1,), f (steps+1, P) per sequence and every order parameter.
 
     X (P, S, D) token sequences, y (P,) targets, hp the hyperparameters named in HYPER. Kernels are
     over positions alpha = mu * S + s. float64 needs jax_enable_x64 (switched on here when asked for).
+    `segments` is accepted for a uniform interface and unused: the token sweep runs in one segment.
     """
     import numpy as np
 
     X3 = np.asarray(X)
     X2, y, hp = rt.prepare(X3.reshape(X3.shape[0] * X3.shape[1], -1), y, hp, HYPER, dtype)
     X = X2.reshape(X3.shape)
-    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples)
+    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples, segments=segments)
 

@@ -145,8 +145,8 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         '    return {(b, l): {"scalar": 1, "static": P, "dynamic": n}[k] for b, l, k in SOURCES}',
         "",
         "",
-        '@functools.partial(jax.jit, static_argnames=("steps", "samples"))',
-        "def _solve(X, y, hp, key, rcond, *, steps, samples):",
+        '@functools.partial(jax.jit, static_argnames=("steps", "samples", "segments"))',
+        "def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):",
         "    P, D = X.shape",
         "    n_t = steps + 1",
         "    n = n_t * P",
@@ -159,15 +159,19 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         "    static = {(b, l): rt.static_factor("
         f"{pycode(src0.coefficient, hyper=low.hyper)} * Phi0, rcond)[0] for b, l, k in SOURCES if k == \"static\"}}",
         '    kind = {(b, l): k for b, l, k in SOURCES}',
-        "    field = lambda: {l: jnp.zeros((M, n_t, P), dtype) for l in range(1, DEPTH + 1)}",
-        "    kernel = lambda layers: {l: jnp.zeros((n_t, P, n_t, P), dtype) for l in layers}",
-        f"    state = dict({', '.join(f'{k}=field()' for k in fields)},",
-        *(f"                 {pr}" for pr in pairs),
-        '                 fac={(b, l): rt.empty_factor(n_t, P, dtype) for b, l, k in SOURCES if k == "dynamic"},',
-        "                 f=jnp.zeros((n_t, P), dtype), Delta=jnp.zeros((n_t, P), dtype))",
         "",
-        "    def step(t, state):",
+        "    def init(width):",
+        '        """The zero state of a sweep segment holding `width` time slots."""',
+        "        field = lambda: {l: jnp.zeros((M, width, P), dtype) for l in range(1, DEPTH + 1)}",
+        "        kernel = lambda layers: {l: jnp.zeros((width, P, width, P), dtype) for l in layers}",
+        f"        return dict({', '.join(f'{k}=field()' for k in fields)},",
+        *(f"                    {pr}" for pr in pairs),
+        '                    fac={(b, l): rt.empty_factor(width, P, dtype) for b, l, k in SOURCES if k == "dynamic"},',
+        "                    f=jnp.zeros((width, P), dtype), Delta=jnp.zeros((width, P), dtype))",
+        "",
+        "    def step(t, state, xi):",
         '        """One time step of the causal sweep: forward up the layers, output, backward down."""',
+        '        n_t = state["Delta"].shape[0]  # slots held in this segment of the sweep',
         f"        {', '.join(order)} = (rt.copy(state[k]) for k in ({names}))",
         f"        {', '.join(f'{k}_t' for k in fields)} = {', '.join('{}' for _ in fields)}",
         "        cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, P, n_t, dtype)",
@@ -176,7 +180,7 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         *_schedule(system.backward, low, 2),
         f"        return dict({', '.join(f'{k}={k}' for k in order)})",
         "",
-        "    state = jax.lax.fori_loop(0, n_t, step, state)",
+        *_segmented_loop("P", segmented=not twins),
         "    f = state[\"f\"]",
         f"    # [{system.get('eq:loss').label}]",
         f"    loss = {low.loss(system.get('eq:loss'))}",
@@ -191,6 +195,30 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
             "    X, y, hp = rt.prepare(", 1),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _segmented_loop(P: str, segmented: bool = True) -> list[str]:
+    """The sweep over time in segments of growing width (rt.segments): a step of a segment ending at
+    slot e contracts histories of e slots, not n_t, so the causal triangle is all that is computed.
+
+    Only systems without twin fields (the MLPs) are cut: with gamma0 = 0 twins (residual networks,
+    transformers) the segmented sweep differed from the full-width one at O(1e-2) of the responses
+    from the first step (resnet_depth_mup and transformer_mup, tests/runtime/test_segments.py), a
+    width dependence not yet found, so those run in one segment.
+    """
+    if not segmented:
+        return [
+            "    state = init(n_t)  # one segment (dmftc.codegen.emit._segmented_loop says why): `segments` is unused",
+            "    state = jax.lax.fori_loop(0, n_t, functools.partial(step, xi=xi), state)",
+        ]
+    return [
+        "    ends = rt.segments(n_t, segments, work=M * n * n)  # causal: a step holds only its segment's slots",
+        "    state = init(ends[0])",
+        "    for start, stop in zip((0, *ends[:-1]), ends):",
+        "        state = rt.widen(state, jax.eval_shape(functools.partial(init, stop)))",
+        f"        seg_xi = rt.draws_upto(xi, kind, stop * {P})",
+        "        state = jax.lax.fori_loop(start, stop, functools.partial(step, xi=seg_xi), state)",
+    ]
 
 
 def _orders(system: EquationSystem) -> dict[str, tuple[int, tuple[int, ...]]]:
@@ -240,8 +268,8 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
         '    return {(b, l): {"scalar": 1, "static": P, "dynamic": n}[k] for b, l, k in SOURCES}',
         "",
         "",
-        '@functools.partial(jax.jit, static_argnames=("steps", "samples"))',
-        "def _solve(X, y, hp, key, rcond, *, steps, samples):",
+        '@functools.partial(jax.jit, static_argnames=("steps", "samples", "segments"))',
+        "def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):",
         "    P, S, D = X.shape",
         "    PS = P * S  # positions alpha = (mu, s), sample-major",
         "    n_t = steps + 1",
@@ -262,21 +290,26 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
         "    static = {(b, l): rt.static_factor("
         f"{pycode(src0.coefficient, hyper=low.hyper)} * Phi0, rcond)[0] for b, l, k in SOURCES if k == \"static\"}}",
         '    kind = {(b, l): k for b, l, k in SOURCES}',
-        "    per_draw = lambda layers: {l: jnp.zeros((M, n_t, PS), dtype) for l in layers}",
-        *(["    head_draw = lambda layers: {l: jnp.zeros((M * KEY_DIM, n_t, PS), dtype) for l in layers}",
-           "    per_head = lambda layers: {l: jnp.zeros((M, PS, PS), dtype) for l in layers}  # current time only",
-           "    history = lambda layers: {l: jnp.zeros((n_t, min(KEEP_HEADS, M), PS, PS), dtype) for l in layers}"]
-          if heads else []),
-        "    kernel = lambda layers: {l: jnp.zeros((n_t, PS, n_t, PS), dtype) for l in layers}",
-        "    matrix = lambda layers: {l: jnp.zeros((n_t, PS, PS), dtype) for l in layers}",
-        "    vector = lambda layers: {l: jnp.zeros((n_t, PS), dtype) for l in layers}",
-        "    state = dict(",
-        *(f"        {ln}" for ln in init),
-        '        fac={(b, l): rt.empty_factor(n_t, PS, dtype) for b, l, k in SOURCES if k == "dynamic"},',
-        "        ftok=jnp.zeros((n_t, PS), dtype), F=jnp.zeros((n_t, PS), dtype), Delta=jnp.zeros((n_t, PS), dtype))",
         "",
-        "    def step(t, state):",
+        "    def init(width):",
+        '        """The zero state of a sweep segment holding `width` time slots."""',
+        "        per_draw = lambda layers: {l: jnp.zeros((M, width, PS), dtype) for l in layers}",
+        *(["        head_draw = lambda layers: {l: jnp.zeros((M * KEY_DIM, width, PS), dtype) for l in layers}",
+           "        per_head = lambda layers: {l: jnp.zeros((M, PS, PS), dtype) for l in layers}  # current time only",
+           "        history = lambda layers: {l: jnp.zeros((width, min(KEEP_HEADS, M), PS, PS), dtype) for l in layers}"]
+          if heads else []),
+        "        kernel = lambda layers: {l: jnp.zeros((width, PS, width, PS), dtype) for l in layers}",
+        "        matrix = lambda layers: {l: jnp.zeros((width, PS, PS), dtype) for l in layers}",
+        "        vector = lambda layers: {l: jnp.zeros((width, PS), dtype) for l in layers}",
+        "        return dict(",
+        *(f"            {ln}" for ln in init),
+        '            fac={(b, l): rt.empty_factor(width, PS, dtype) for b, l, k in SOURCES if k == "dynamic"},',
+        "            ftok=jnp.zeros((width, PS), dtype), F=jnp.zeros((width, PS), dtype), "
+        "Delta=jnp.zeros((width, PS), dtype))",
+        "",
+        "    def step(t, state, xi):",
         '        """One time step of the causal sweep: forward up the stream, output, backward down."""',
+        '        n_t = state["Delta"].shape[0]  # slots held in this segment of the sweep',
         f"        {', '.join(order)} = (rt.copy(state[k]) for k in ({names}))",
         f"        {', '.join(k + '_t' for k in fields)} = ({', '.join('{}' for _ in fields)})",
         "        cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, PS, n_t, dtype)",
@@ -285,7 +318,7 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
         *_schedule(system.backward, low, 2),
         f"        return dict({', '.join(f'{k}={k}' for k in order)})",
         "",
-        "    state = jax.lax.fori_loop(0, n_t, step, state)",
+        *_segmented_loop("PS", segmented=False),
         '    F = state["F"]',
         f"    # [{system.get('eq:loss').label}]",
         f"    loss = {low.loss(system.get('eq:loss'))}",
@@ -327,14 +360,16 @@ def _lazy(system: EquationSystem, low: Lowerer) -> str:
     return "\n".join(lines) + "\n"
 
 
-_SOLVE_FL = '''def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64"):
+_SOLVE_FL = '''def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None):
     """Solve the DMFT of this spec: returns loss (steps+1,), f (steps+1, P) and every order parameter.
 
     X (P, D) inputs, y (P,) targets, hp the hyperparameters named in HYPER. float64 needs
-    jax_enable_x64 (switched on here when asked for).
+    jax_enable_x64 (switched on here when asked for). `segments`: how many runs of growing
+    width the sweep is cut into (rt.segments; None chooses from the work; a solver with gamma0 = 0
+    twin fields runs in one segment and ignores it).
     """
     X, y, hp = rt.prepare(X, y, hp, HYPER, dtype)
-    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples)
+    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples, segments=segments)
 '''
 
 _SOLVE_LAZY = '''def solve(X, y, hp, *, steps, samples=0, seed=0, rcond=0.0, dtype="float64"):
@@ -351,16 +386,17 @@ def write_atomic(path: Path, text: str) -> None:
     """Write text to path atomically (see dmftc.files)."""
     write_text_atomic(path, text)
 
-_SOLVE_TOKENS = '''def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64"):
+_SOLVE_TOKENS = '''def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None):
     """Solve the DMFT of this spec: loss (steps+1,), f (steps+1, P) per sequence and every order parameter.
 
     X (P, S, D) token sequences, y (P,) targets, hp the hyperparameters named in HYPER. Kernels are
     over positions alpha = mu * S + s. float64 needs jax_enable_x64 (switched on here when asked for).
+    `segments` is accepted for a uniform interface and unused: the token sweep runs in one segment.
     """
     import numpy as np
 
     X3 = np.asarray(X)
     X2, y, hp = rt.prepare(X3.reshape(X3.shape[0] * X3.shape[1], -1), y, hp, HYPER, dtype)
     X = X2.reshape(X3.shape)
-    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples)
+    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples, segments=segments)
 '''
