@@ -137,8 +137,7 @@ def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64"
 
     X (P, D) inputs, y (P,) targets, hp the hyperparameters named in HYPER. float64 needs
     jax_enable_x64 (switched on here when asked for). `segments`: how many runs of growing
-    width the sweep is cut into (rt.segments; None chooses from the work; a solver with gamma0 = 0
-    twin fields runs in one segment and ignores it).
+    width the sweep is cut into (rt.segments; None chooses from the work).
     """
     X, y, hp = rt.prepare(X, y, hp, HYPER, dtype)
     return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples, segments=segments)

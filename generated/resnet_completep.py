@@ -129,8 +129,12 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             G[ell] = rt.set_kernel_row(G[ell], rt.kernel_row(w, g_t[ell], g[ell], t) - rt.kernel_row(w, dphi(u_t[ell])*r_t[ell], dphi(u[ell])*r[ell], t) + rt.cov_gauss_row(cov(("r", ell)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", ell)), t, P), t)
         return dict(h=h, z=z, g=g, u=u, r=r, h0=h0, Phi=Phi, G=G, H=H, A=A, B=B, H0=H0, fac=fac, f=f, Delta=Delta)
 
-    state = init(n_t)  # one segment (dmftc.codegen.emit._segmented_loop says why): `segments` is unused
-    state = jax.lax.fori_loop(0, n_t, functools.partial(step, xi=xi), state)
+    ends = rt.segments(n_t, segments, work=M * n * n)  # causal: a step holds only its segment's slots
+    state = init(ends[0])
+    for start, stop in zip((0, *ends[:-1]), ends):
+        state = rt.widen(state, jax.eval_shape(functools.partial(init, stop)))
+        seg_xi = rt.draws_upto(xi, kind, stop * P)
+        state = jax.lax.fori_loop(start, stop, functools.partial(step, xi=seg_xi), state)
     f = state["f"]
     # [eq:loss]
     loss = (1/2) * (1 / P) * jnp.sum((f - y)**2, axis=-1)
@@ -145,8 +149,7 @@ def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64"
 
     X (P, D) inputs, y (P,) targets, hp the hyperparameters named in HYPER. float64 needs
     jax_enable_x64 (switched on here when asked for). `segments`: how many runs of growing
-    width the sweep is cut into (rt.segments; None chooses from the work; a solver with gamma0 = 0
-    twin fields runs in one segment and ignores it).
+    width the sweep is cut into (rt.segments; None chooses from the work).
     """
     X, y, hp = rt.prepare(X, y, hp, HYPER, dtype)
     return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples, segments=segments)

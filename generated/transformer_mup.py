@@ -370,8 +370,12 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             g0[2*ell - 1] = g0[2*ell - 1].at[:, t].set(g0_t[2*ell - 1])
         return dict(u=u, uK=uK, rK=rK, uQ=uQ, rQ=rQ, uV=uV, rV=rV, uO=uO, rO=rO, u1=u1, r1=r1, u2=u2, r2=r2, r=r, h=h, hb=hb, k=k, q=q, v=v, o=o, go=go, gv=gv, gq=gq, gk=gk, gb=gb, o0=o0, gv0=gv0, gq0=gq0, gk0=gk0, x=x, zx=zx, gx=gx, g=g, z=z, h0=h0, g0=g0, H=H, Phi=Phi, Phio=Phio, AO=AO, BO=BO, Gk=Gk, AK=AK, BK=BK, Gq=Gq, AQ=AQ, BQ=BQ, Gv=Gv, AV=AV, BV=BV, Phix=Phix, A2=A2, A1=A1, B2=B2, Gx=Gx, B1=B1, G=G, H0=H0, Lam=Lam, Sm=Sm, Mm=Mm, Dm=Dm, C=C, fac=fac, ftok=ftok, F=F, Delta=Delta)
 
-    state = init(n_t)  # one segment (dmftc.codegen.emit._segmented_loop says why): `segments` is unused
-    state = jax.lax.fori_loop(0, n_t, functools.partial(step, xi=xi), state)
+    ends = rt.segments(n_t, segments, work=M * n * n)  # causal: a step holds only its segment's slots
+    state = init(ends[0])
+    for start, stop in zip((0, *ends[:-1]), ends):
+        state = rt.widen(state, jax.eval_shape(functools.partial(init, stop)))
+        seg_xi = rt.draws_upto(xi, kind, stop * PS)
+        state = jax.lax.fori_loop(start, stop, functools.partial(step, xi=seg_xi), state)
     F = state["F"]
     # [eq:loss]
     loss = (1/2) * (1 / P) * (1 / S) * jnp.sum((F - y)**2, axis=-1)
@@ -386,7 +390,7 @@ def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64"
 
     X (P, S, D) token sequences, y (P,) targets, hp the hyperparameters named in HYPER. Kernels are
     over positions alpha = mu * S + s. float64 needs jax_enable_x64 (switched on here when asked for).
-    `segments` is accepted for a uniform interface and unused: the token sweep runs in one segment.
+    `segments`: how many runs of growing width the sweep is cut into (rt.segments; None chooses).
     """
     import numpy as np
 

@@ -180,7 +180,7 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         *_schedule(system.backward, low, 2),
         f"        return dict({', '.join(f'{k}={k}' for k in order)})",
         "",
-        *_segmented_loop("P", segmented=not twins),
+        *_segmented_loop("P"),
         "    f = state[\"f\"]",
         f"    # [{system.get('eq:loss').label}]",
         f"    loss = {low.loss(system.get('eq:loss'))}",
@@ -197,20 +197,9 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _segmented_loop(P: str, segmented: bool = True) -> list[str]:
+def _segmented_loop(P: str) -> list[str]:
     """The sweep over time in segments of growing width (rt.segments): a step of a segment ending at
-    slot e contracts histories of e slots, not n_t, so the causal triangle is all that is computed.
-
-    Only systems without twin fields (the MLPs) are cut: with gamma0 = 0 twins (residual networks,
-    transformers) the segmented sweep differed from the full-width one at O(1e-2) of the responses
-    from the first step (resnet_depth_mup and transformer_mup, tests/runtime/test_segments.py), a
-    width dependence not yet found, so those run in one segment.
-    """
-    if not segmented:
-        return [
-            "    state = init(n_t)  # one segment (dmftc.codegen.emit._segmented_loop says why): `segments` is unused",
-            "    state = jax.lax.fori_loop(0, n_t, functools.partial(step, xi=xi), state)",
-        ]
+    slot e contracts histories of e slots, not n_t, so the causal triangle is all that is computed."""
     return [
         "    ends = rt.segments(n_t, segments, work=M * n * n)  # causal: a step holds only its segment's slots",
         "    state = init(ends[0])",
@@ -318,7 +307,7 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
         *_schedule(system.backward, low, 2),
         f"        return dict({', '.join(f'{k}={k}' for k in order)})",
         "",
-        *_segmented_loop("PS", segmented=False),
+        *_segmented_loop("PS"),
         '    F = state["F"]',
         f"    # [{system.get('eq:loss').label}]",
         f"    loss = {low.loss(system.get('eq:loss'))}",
@@ -365,8 +354,7 @@ _SOLVE_FL = '''def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, 
 
     X (P, D) inputs, y (P,) targets, hp the hyperparameters named in HYPER. float64 needs
     jax_enable_x64 (switched on here when asked for). `segments`: how many runs of growing
-    width the sweep is cut into (rt.segments; None chooses from the work; a solver with gamma0 = 0
-    twin fields runs in one segment and ignores it).
+    width the sweep is cut into (rt.segments; None chooses from the work).
     """
     X, y, hp = rt.prepare(X, y, hp, HYPER, dtype)
     return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples, segments=segments)
@@ -391,7 +379,7 @@ _SOLVE_TOKENS = '''def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-
 
     X (P, S, D) token sequences, y (P,) targets, hp the hyperparameters named in HYPER. Kernels are
     over positions alpha = mu * S + s. float64 needs jax_enable_x64 (switched on here when asked for).
-    `segments` is accepted for a uniform interface and unused: the token sweep runs in one segment.
+    `segments`: how many runs of growing width the sweep is cut into (rt.segments; None chooses).
     """
     import numpy as np
 

@@ -53,7 +53,10 @@ def _psd_sqrt(S: jax.Array, rcond: float, scale=None) -> tuple[jax.Array, jax.Ar
     if scale is None:
         scale = jnp.max(jnp.abs(lam))
     eps = rcond * jnp.maximum(scale, jnp.finfo(S.dtype).tiny)
-    lam = jnp.maximum(lam, 0.0)
+    # eigenvalues within eigh's round-off of zero are zero: sqrt would lift a +-1e-17 to 3e-9 and
+    # the ridge inverse would read it as a direction (the solve then hung on the summation order)
+    floor = 8 * S.shape[0] * jnp.finfo(S.dtype).eps * scale
+    lam = jnp.maximum(lam - floor, 0.0)
     root, denom = jnp.sqrt(lam), lam + eps
     inv = jnp.where(denom > 0, root / jnp.where(denom > 0, denom, 1.0), 0.0)  # eps can underflow to 0
     return V * root[None, :], (V * inv[None, :]).T
@@ -262,12 +265,15 @@ def segments(n_t: int, count: int | None = None, work: float = float("inf")) -> 
     whole sweep is (K + 1) / (2K) of the full-width sweep's (the triangle's area, to 1/K),
     and XLA compiles the step once per segment (~1 s each for a 2-layer MLP). Default: one
     segment per 1e9 of `work` = M n^2 (the reference spec at M = 8192 has 5.5e9 and runs 1.5x
-    faster in 6 segments), at most n_t // 8 and 8.
+    faster in 6 segments), at most n_t // 8 and 8. The cut changes only the summation order: the
+    numbers agree to round-off where the solve itself does (tests/runtime/test_segments.py).
     """
     if count is None:
         count = min(8, n_t // 8, math.ceil(work / 1e9))
     count = max(1, min(int(count), n_t))
-    return tuple(sorted({round(n_t * (k + 1) / count) for k in range(count)}))
+    # no first segment of one slot: compiled inside a solver's jit, a width-1 segment gave another
+    # answer (resnet_depth_mup, 6e-2 of the loss) where eager execution and a jit per step agree
+    return tuple(e for e in sorted({round(n_t * (k + 1) / count) for k in range(count)}) if e >= min(2, n_t))
 
 
 def widen(state, shapes):
