@@ -117,5 +117,9 @@ def test_the_factors_pseudo_inverse_is_a_ridge_bounded_and_continuous():
     below, above = (rt._psd_sqrt(jnp.asarray(V * np.array([1.0, 1e-2, 1e-4 * (1 + d), 0.0]) @ V.T), 1e-4, 1.0)[1]
                     for d in (-1e-6, 1e-6))
     assert np.max(np.abs(np.asarray(above - below))) < 1e-3
+    # an eigenvalue at eigh's round-off (1e-16 of the scale) is zero: without the floor, sqrt would
+    # lift it to 1e-8 and the ridge inverse read it as a direction of weight 1e-8 / 1e-4 = 1e-4
+    _, Dp0 = rt._psd_sqrt(jnp.asarray(V * np.array([1.0, 1e-2, 1e-7, 1e-16]) @ V.T), 1e-4, 1.0)
+    assert np.sort(np.linalg.svd(np.asarray(Dp0), compute_uv=False))[0] < 1e-6
     assert float(rt.resolvable(1e-10, 2048, "monte_carlo")) == 1 / 2048
     assert rt.resolvable(1e-10, 2048, "exact_gaussian") == 1e-10
