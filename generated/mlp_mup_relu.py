@@ -39,7 +39,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     Phi0 = X @ X.T / D  # data kernel
     xi, w = rt.source_draws(key, _dims(P, n), samples, "monte_carlo", dtype)
     M = w.shape[0]
-    rcond_t = rt.resolvable(rcond, M, "monte_carlo")  # conditional variances below it are noise
+    rcond_t = rt.resolvable(rcond, M, "monte_carlo", n)  # conditional variances below it are noise
     # [src:u1: static source, covariance 1 Phi0[mu, nu]]
     static = {(b, l): rt.static_factor(1 * Phi0, rcond)[0] for b, l, k in SOURCES if k == "static"}
     kind = {(b, l): k for b, l, k in SOURCES}

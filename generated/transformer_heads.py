@@ -45,7 +45,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     y = jnp.repeat(y, S)  # each position carries its sequence's target
     xi, w = rt.source_draws(key, _dims(PS, n), samples, "monte_carlo", dtype, rows={k: KEY_DIM for k in (('rO', 1), ('rO', 2), ('rO', 3), ('uK', 1), ('uK', 2), ('uK', 3), ('uQ', 1), ('uQ', 2), ('uQ', 3), ('uV', 1), ('uV', 2), ('uV', 3))})
     M = w.shape[0]
-    rcond_t = rt.resolvable(rcond, M, "monte_carlo")  # conditional variances below it are noise
+    rcond_t = rt.resolvable(rcond, M, "monte_carlo", n)  # conditional variances below it are noise
     wH = jnp.repeat(w, KEY_DIM) / KEY_DIM  # head site: expectations over heads and their coordinates
     # [src:u1: static source, covariance 1 Phi0[mu, nu]]
     static = {(b, l): rt.static_factor(1 * Phi0, rcond)[0] for b, l, k in SOURCES if k == "static"}

@@ -154,7 +154,7 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         "    Phi0 = X @ X.T / D  # data kernel",
         f'    xi, w = rt.source_draws(key, _dims(P, n), samples, "{system.method}", dtype)',
         "    M = w.shape[0]",
-        f'    rcond_t = rt.resolvable(rcond, M, "{system.method}")  # conditional variances below it are noise',
+        f'    rcond_t = rt.resolvable(rcond, M, "{system.method}", n)  # conditional variances below it are noise',
         f"    # [{src0.label}: static source, covariance {src0.coefficient} {src0.covariance}]",
         "    static = {(b, l): rt.static_factor("
         f"{pycode(src0.coefficient, hyper=low.hyper)} * Phi0, rcond)[0] for b, l, k in SOURCES if k == \"static\"}}",
@@ -272,7 +272,7 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
          f'    xi, w = rt.source_draws(key, _dims(PS, n), samples, "{system.method}", dtype, '
          f'rows={{k: KEY_DIM for k in {tuple(head_src)!r}}})'),
         "    M = w.shape[0]",
-        f'    rcond_t = rt.resolvable(rcond, M, "{system.method}")  # conditional variances below it are noise',
+        f'    rcond_t = rt.resolvable(rcond, M, "{system.method}", n)  # conditional variances below it are noise',
         *(["    wH = jnp.repeat(w, KEY_DIM) / KEY_DIM  # head site: expectations over heads and their coordinates"]
           if heads else []),
         f"    # [{src0.label}: static source, covariance {src0.coefficient} {src0.covariance}]",

@@ -62,23 +62,34 @@ def _psd_sqrt(S: jax.Array, rcond: float, scale=None) -> tuple[jax.Array, jax.Ar
     return V * root[None, :], (V * inv[None, :]).T
 
 
-def resolvable(rcond, M: int, method: str):
+DIMENSIONS_PER_RIDGE = 10
+"""The Monte Carlo ridge is n / (DIMENSIONS_PER_RIDGE M) for n source dimensions and M draws (`resolvable`)."""
+
+
+def resolvable(rcond, M: int, method: str, n: int = 1):
     """The ridge of `grow_factor`'s pseudo-inverse: the conditional variance, relative to the
-    unconditioned one, below which a direction of the source is treated as noise.
+    unconditioned one, below which a direction of the source is treated as noise,
+    max(rcond, 1/M, n / (10 M)) for a source of n = (T + 1) P dimensions sampled M times.
 
     A response is read off along each direction of the source by Gaussian integration by parts,
     E[dF/du] = E[F xi^T] Li: along a direction whose conditional variance is lam (relative), the
-    O(1) response carries a Monte Carlo error ~ 1 / sqrt(M lam). Below lam = 1/M that direction is
-    noise, and the noise feeds back (the responses act on other fields, whose next kernels are
-    factored again). Measured at P = 64, T = 32, 3 layers, M = 2048: with a hard cut-off at 1e-10
-    of S's own scale the sweep overflowed (B ~ 1e66, NaN from t = 16); with this ridge |B| <= 7.5 and
-    the solve stays finite (which does not make M = 2048 < n = 2112 draws accurate). The ridge 1/M is
-    the Wiener filter for that noise; it shrinks the responses by O(1/(M lam)), the order of Monte
-    Carlo's own bias: the example spec's loss curve moves by <= 6e-5 against a run-to-run spread of
-    3e-4 to 6e-4 (M = 16384).
+    O(1) response carries a Monte Carlo error ~ 1 / sqrt(M lam). With the ridge eps (a Wiener
+    filter, Li ~ sqrt(lam) / (lam + eps)) a direction's noise variance is at most 1 / (4 M eps),
+    and the noise of all n directions adds up in the next fields (a response acts on a whole
+    history) and raises their kernels, which are factored again: a positive feedback. Bounding
+    the sum, n / (4 M eps), needs eps ~ n / M; the factor 1/10 is measured. Below it the
+    estimated kernels ran away late in training (`benchmarks/ntk_track.py`, the DMFT's NTK
+    lambda_max against networks of width 1024): with a ridge 1/M, at P = 64, T = 64, 3 layers,
+    M = 4096 it was 156 vs 35.6 at t = 24 and NaN from t = 42 (M = 12288: 130 at t = 20, worse);
+    with n / (10 M) it is 99.93 vs 100.09 at t = 64. With a fixed n the ridge is O(1/M), the
+    order of Monte Carlo's own bias: at gamma0 = 0.02 (lazy, T = 5, P = 16) the loss is within
+    the seed-to-seed spread of the NTK prediction, where a ridge M^(-1/2) biased it by +1 %
+    even at M = 32768.
     The exact Gaussian mode has no sampling noise and keeps `rcond`.
     """
-    return rcond if method == "exact_gaussian" else jnp.maximum(rcond, 1.0 / M)
+    if method == "exact_gaussian":
+        return rcond
+    return jnp.maximum(rcond, max(1, n / DIMENSIONS_PER_RIDGE) / M)
 
 
 def grow_factor(F: Factor, K: jax.Array, t, P: int, rcond: float) -> Factor:

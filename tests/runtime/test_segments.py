@@ -71,7 +71,7 @@ def _solves(spec_name, overrides, steps, samples, cuts):
     ("mlp_mup_linear.yaml", ("data.synthetic.P=4", "training.steps=7"), 7, 0),
     ("resnet_depth_mup.yaml", ("data.synthetic.P=4", "training.steps=7"), 7, 256),
     # M = 64: at M = 256 this transformer's solve moves its loss by 7e-4 when y moves by 1e-14
-    # (its responses' ridge shrinks as 1/M), so no cut could be compared to round-off there
+    # (measured with a responses ridge of 1/M, before the ridge n/(10 M)), so no cut could be compared there
     ("transformer_mup.yaml", ("training.steps=3",), 3, 64),
 ])
 def test_a_segmented_sweep_gives_the_one_segment_numbers(spec_name, overrides, steps, samples):

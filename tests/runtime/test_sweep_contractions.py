@@ -103,7 +103,7 @@ def test_generated_solver_gives_the_einsum_numbers(monkeypatch):
 
 def test_the_factors_pseudo_inverse_is_a_ridge_bounded_and_continuous():
     """D D^T = S however small its eigenvalues; D^+ = sqrt(lam) / (lam + eps) (<= 1 / (2 sqrt(eps)),
-    1 / sqrt(lam) well above eps); Monte Carlo's ridge is 1/M, the exact Gaussian mode keeps rcond."""
+    1 / sqrt(lam) well above eps); Monte Carlo's ridge is max(1, n/10)/M, the exact Gaussian mode keeps rcond."""
     V = np.linalg.qr(np.random.default_rng(0).normal(size=(4, 4)))[0]
     lam = np.array([1.0, 1e-2, 1e-7, 0.0])
     S = jnp.asarray(V * lam @ V.T)
@@ -121,5 +121,6 @@ def test_the_factors_pseudo_inverse_is_a_ridge_bounded_and_continuous():
     # lift it to 1e-8 and the ridge inverse read it as a direction of weight 1e-8 / 1e-4 = 1e-4
     _, Dp0 = rt._psd_sqrt(jnp.asarray(V * np.array([1.0, 1e-2, 1e-7, 1e-16]) @ V.T), 1e-4, 1.0)
     assert np.sort(np.linalg.svd(np.asarray(Dp0), compute_uv=False))[0] < 1e-6
-    assert float(rt.resolvable(1e-10, 2048, "monte_carlo")) == 1 / 2048
+    assert float(rt.resolvable(1e-10, 2048, "monte_carlo", n=816)) == pytest.approx(81.6 / 2048)
+    assert float(rt.resolvable(1e-10, 2048, "monte_carlo", n=4)) == 1 / 2048
     assert rt.resolvable(1e-10, 2048, "exact_gaussian") == 1e-10
