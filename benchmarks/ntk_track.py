@@ -10,8 +10,10 @@ f(t+1) - f(t) = eta K(t) Delta(t) with the NTK at equal times
 (`*` elementwise over the P x P samples). Discrete GD is stable while eta lambda_max(K) < 2P.
 Printed per step: the loss and lambda_max(K) of one DMFT solve (spec mlp_mup_relu.yaml, its own
 order parameters) and of `seeds` networks of width N (their seed-mean kernels, record="diag").
-Measured with it: at P = 64, T = 64, 3 layers the DMFT's lambda_max runs away from t ~ 16 and
-crosses 2P/eta = 256 at t ~ 26 while the networks' stays below 80 (the solve then overflows).
+Measured with it: at P = 64, T = 64, 3 layers, M = 4096, with the responses' ridge at 1/M, the
+DMFT's lambda_max ran away from t ~ 16 and crossed 2P/eta = 256 at t ~ 26 while the networks'
+stayed below 80 (the solve then overflowed); with the ridge n/(10 M) (`dmftc.runtime.factor.resolvable`)
+it is 99.93 against the networks' 100.09 at t = 64.
 """
 
 from __future__ import annotations
