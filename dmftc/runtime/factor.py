@@ -32,7 +32,12 @@ def empty_factor(n_t: int, P: int, dtype) -> Factor:
 def _psd_sqrt(S: jax.Array, rcond: float, scale=None) -> tuple[jax.Array, jax.Array]:
     """(D, D^+) with D D^T = S (negative eigenvalues clipped) and D^+ its ridge pseudo-inverse.
 
-    On each eigen-direction, D = sqrt(lam) and D^+ = sqrt(lam) / (lam + eps) with
+    D = V sqrt(lam) V^T is the symmetric square root, unique, so the draws u = D xi are continuous
+    in S. The root V sqrt(lam) is as valid a square root but hangs on eigh's choice of basis
+    within (nearly) degenerate eigenspaces, which round-off rotates: each such rotation remixed the
+    draws (transformer_mup at M = 256: y moved by 1e-14 moved the loss by 3.6e-4 after 3 steps, now
+    4e-14; the reference spec's float32 and float64 solves on the same draws differed by 1.5e-3,
+    now 4e-5). On each eigen-direction, D = sqrt(lam) and D^+ = sqrt(lam) / (lam + eps) with
     eps = rcond * scale (`scale` defaults to S's largest |eigenvalue|): 1 / sqrt(lam) where
     lam >> eps, going smoothly to 0 below it (the Wiener filter of a regression whose noise
     variance is eps). MC estimates of a Schur complement can be slightly indefinite, and kernels
@@ -51,7 +56,7 @@ def _psd_sqrt(S: jax.Array, rcond: float, scale=None) -> tuple[jax.Array, jax.Ar
     lam = jnp.maximum(lam - floor, 0.0)
     root, denom = jnp.sqrt(lam), lam + eps
     inv = jnp.where(denom > 0, root / jnp.where(denom > 0, denom, 1.0), 0.0)  # eps can underflow to 0
-    return V * root[None, :], (V * inv[None, :]).T
+    return (V * root[None, :]) @ V.T, (V * inv[None, :]) @ V.T
 
 
 DIMENSIONS_PER_RIDGE = 10

@@ -70,9 +70,7 @@ def _solves(spec_name, overrides, steps, samples, cuts):
     ("mlp_mup_relu.yaml", ("data.synthetic.P=4", "training.steps=7"), 7, 256),
     ("mlp_mup_linear.yaml", ("data.synthetic.P=4", "training.steps=7"), 7, 0),
     ("resnet_depth_mup.yaml", ("data.synthetic.P=4", "training.steps=7"), 7, 256),
-    # M = 64: at M = 256 this transformer's solve moves its loss by 7e-4 when y moves by 1e-14
-    # (measured with a responses ridge of 1/M, before the ridge n/(10 M)), so no cut could be compared there
-    ("transformer_mup.yaml", ("training.steps=3",), 3, 64),
+    ("transformer_mup.yaml", ("training.steps=3",), 3, 256),
 ])
 def test_a_segmented_sweep_gives_the_one_segment_numbers(spec_name, overrides, steps, samples):
     one, *cut = _solves(spec_name, overrides, steps, samples, (1, 2, steps + 1))
@@ -85,6 +83,12 @@ def test_a_segmented_sweep_gives_the_one_segment_numbers(spec_name, overrides, s
             # of the largest entry (the ReLU MLP's responses); a slot misplaced by the padding or a
             # draw column cut too early differs at O(1)
             tol = 1e-6
+            if samples == 0 and name[0] in "AB":
+                # exact Gaussian mode, ridge rcond = 1e-10: a response's components along a source's
+                # (near-)null directions are not identifiable and carry round-off amplified by up to
+                # 1/sqrt(rcond); measured 1.6e-4 of B1's largest entry across cuts while the kernels,
+                # f and the loss, which those responses act on, agree to 1e-11
+                tol = 1e-3
             np.testing.assert_allclose(other[name], ref, rtol=0, atol=tol * max(np.abs(ref).max(), 1e-30),
                                        err_msg=name)
 
