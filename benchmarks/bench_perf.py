@@ -278,7 +278,6 @@ def bench_f(P: int, T: int, M: int, seeds: int) -> dict:
     res = {"P": P, "T": T, "M": M, "seeds": seeds}
     curves = {}
     for dtype in ("float64", "float32"):
-        solve(dtype, 0)  # compiles
         curves[dtype] = np.array([solve(dtype, k) for k in range(1, seeds + 1)])
         res[f"seconds_{dtype}"] = best_time(lambda: solve(dtype, 0), repeats=3)
     c64, c32 = curves["float64"], curves["float32"]

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import jax  # noqa: E402
 
 import dmftc  # noqa: E402
+from dmftc.runtime.lazy import equal_time_ntk  # noqa: E402
 from dmftc.spec import load, load_data  # noqa: E402
 
 SPEC = ROOT / "specs" / "mlp_mup_relu.yaml"
@@ -37,9 +38,8 @@ SPEC = ROOT / "specs" / "mlp_mup_relu.yaml"
 
 def ntk_top(kernel, depth: int, Phi0: np.ndarray, t: int) -> float:
     """lambda_max of K(t) from kernel(name, layer, t) -> (P, P) equal-time blocks; NaN if not finite."""
-    K = kernel("Phi", depth, t)
-    for layer in range(depth, 0, -1):
-        K = K + kernel("G", layer, t) * (kernel("Phi", layer - 1, t) if layer > 1 else Phi0)
+    layers = range(1, depth + 1)
+    K = equal_time_ntk((Phi0, *(kernel("Phi", l, t) for l in layers)), tuple(kernel("G", l, t) for l in layers))
     return float(np.linalg.eigvalsh(K)[-1]) if np.all(np.isfinite(K)) else float("nan")
 
 

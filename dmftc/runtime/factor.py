@@ -36,8 +36,8 @@ def _psd_sqrt(S: jax.Array, rcond: float, scale=None) -> tuple[jax.Array, jax.Ar
     in S. The root V sqrt(lam) is as valid a square root but hangs on eigh's choice of basis
     within (nearly) degenerate eigenspaces, which round-off rotates: each such rotation remixed the
     draws (transformer_mup at M = 256: y moved by 1e-14 moved the loss by 3.6e-4 after 3 steps, now
-    4e-14; the reference spec's float32 and float64 solves on the same draws differed by 1.5e-3,
-    now 4e-5). On each eigen-direction, D = sqrt(lam) and D^+ = sqrt(lam) / (lam + eps) with
+    4e-14; the reference spec's float32 and float64 solves on the same draws differed by up to
+    2.3e-3, now at most 7.5e-5). On each eigen-direction, D = sqrt(lam) and D^+ = sqrt(lam) / (lam + eps) with
     eps = rcond * scale (`scale` defaults to S's largest |eigenvalue|): 1 / sqrt(lam) where
     lam >> eps, going smoothly to 0 below it (the Wiener filter of a regression whose noise
     variance is eps). MC estimates of a Schur complement can be slightly indefinite, and kernels
@@ -63,7 +63,7 @@ DIMENSIONS_PER_RIDGE = 10
 """The Monte Carlo ridge is n / (DIMENSIONS_PER_RIDGE M) for n source dimensions and M draws (`resolvable`)."""
 
 
-def resolvable(rcond, M: int, method: str, n: int = 1):
+def resolvable(rcond, M: int, method: str, n: int):
     """The ridge of `grow_factor`'s pseudo-inverse: the conditional variance, relative to the
     unconditioned one, below which a direction of the source is treated as noise,
     max(rcond, 1/M, n / (10 M)) for a source of n = (T + 1) P dimensions sampled M times.

@@ -92,6 +92,21 @@ def nngp_ntk_mlp(fn: Activation, Phi0, depth: int, readout_var: float = 1.0, *, 
     return LazyKernels(tuple(Phis), tuple(dPhis), readout_var * Sigma, readout_var * K)
 
 
+def equal_time_ntk(Phi, G):
+    """The NTK of an L-hidden-layer MLP from its order parameters at one time t,
+
+        K(t) = Phi^L(t, t) + sum_{l=1..L} G^l(t, t) * Phi^{l-1}(t, t)     (``*`` elementwise),
+
+    Phi = (Phi^0, ..., Phi^L) with Phi^0 = X X^T / D, G = (G^1, ..., G^L), each (P, P): the
+    readout's G^{L+1} = 1 of muP (THEORY.md section 2). Discrete GD on the squared loss is
+    stable while eta lambda_max(K) < 2P.
+    """
+    K = Phi[-1]
+    for layer in range(len(G), 0, -1):
+        K = K + G[layer - 1] * Phi[layer - 1]
+    return K
+
+
 def lazy_mse(Theta, Sigma0, y, eta: float, steps: int):
     """Exact lazy GD dynamics of the MSE loss, averaged over f(0) ~ N(0, Sigma0).
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 # the sources' causal factors (factor.py), re-exported: generated solvers call them as rt.*
 from .factor import (  # noqa: F401
-    DIMENSIONS_PER_RIDGE, Factor, empty_factor, grow_factor, resolvable, sample_row, static_factor,
+    Factor, empty_factor, grow_factor, resolvable, sample_row, static_factor,
 )
 
 

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 import dmftc
+from dmftc.runtime.lazy import equal_time_ntk
 from dmftc.spec import load, load_data
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "mlp_mup_relu.yaml"
@@ -24,9 +25,8 @@ P, T, L, M = 16, 40, 3, 2048
 
 def ntk_top(kernel, Phi0: np.ndarray) -> float:
     """lambda_max of K(T) from kernel(name, layer) -> its (P, P) equal-time block at t = T."""
-    K = kernel("Phi", L)
-    for layer in range(L, 0, -1):
-        K = K + kernel("G", layer) * (kernel("Phi", layer - 1) if layer > 1 else Phi0)
+    layers = range(1, L + 1)
+    K = equal_time_ntk((Phi0, *(kernel("Phi", l) for l in layers)), tuple(kernel("G", l) for l in layers))
     return float(np.linalg.eigvalsh(K)[-1]) if np.all(np.isfinite(K)) else float("nan")
 
 

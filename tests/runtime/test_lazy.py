@@ -14,7 +14,7 @@ from scipy.special import erf
 
 jax.config.update("jax_enable_x64", True)
 
-from dmftc.runtime.lazy import lazy_mse, nngp_ntk_mlp  # noqa: E402
+from dmftc.runtime.lazy import equal_time_ntk, lazy_mse, nngp_ntk_mlp  # noqa: E402
 
 ACT = {
     "relu": (lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(float)),
@@ -123,6 +123,19 @@ def test_ntk_equals_sum_over_layers(fn, depth):
         G = G * k.dPhi[ell - 1] if ell else G
     np.testing.assert_allclose(k.ntk, total, rtol=1e-12)
     np.testing.assert_allclose(k.nngp, 1.7 * k.Phi[-1], rtol=1e-14)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_equal_time_ntk_from_order_parameters_is_the_lazy_ntk_at_initialization(depth):
+    """K = Phi^L + sum_l G^l * Phi^{l-1} with muP's G^l = dPhi^l * G^{l+1}, G^{L+1} = 1, is Theta."""
+    X, _ = _data()
+    Phi0 = X @ X.T / D
+    k = nngp_ntk_mlp("relu", Phi0, depth)
+    G = [None] * depth
+    G[-1] = k.dPhi[-1]
+    for layer in range(depth - 1, 0, -1):
+        G[layer - 1] = k.dPhi[layer - 1] * G[layer]
+    np.testing.assert_allclose(equal_time_ntk((Phi0, *k.Phi), tuple(G)), k.ntk, rtol=1e-12)
 
 
 @pytest.mark.parametrize("fn, N", [("relu", 4096), ("erf", 2048), ("tanh", 2048)])
