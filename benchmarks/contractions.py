@@ -49,7 +49,7 @@ def operand_sets(P: int, T: int, M: int, dtype, copies: int) -> list[dict]:
         k = jax.random.split(jax.random.PRNGKey(c), 5)
         Li = jnp.tril(jax.random.normal(k[3], (n, n), dtype)) / n
         out.append(dict(w=jnp.full((M,), 1.0 / M, dtype), Xt=jax.random.normal(k[0], (M, P), dtype),
-                        X=jax.random.normal(k[1], (M, n_t, P), dtype), xi=jax.random.normal(k[2], (M, n), dtype),
+                        X=jax.random.normal(k[1], (M, n_t * P), dtype), xi=jax.random.normal(k[2], (M, n), dtype),
                         F=rt.Factor(Li, Li), C=jax.random.normal(k[4], (P, n_t, P), dtype), t=jnp.asarray(T)))
     return out
 

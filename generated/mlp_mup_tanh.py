@@ -46,9 +46,9 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
 
     def init(width):
         """The zero state of a sweep segment holding `width` time slots."""
-        field = lambda: {l: jnp.zeros((M, width, P), dtype) for l in range(1, DEPTH + 1)}
+        field = lambda: {l: jnp.zeros((M, width * P), dtype) for l in range(1, DEPTH + 1)}  # flat histories
         kernel = lambda layers: {l: jnp.zeros((width, P, width, P), dtype) for l in layers}
-        return dict(h=field(), z=field(), g=field(), u=field(), r=field(),
+        return dict(h=field(), z=field(), g=field(), u=field(), r=field(), phi_h=field(), phi_u=field(), dphi_u_r=field(),
                     Phi=kernel((1, 2)), G=kernel((1, 2)),
                     A=kernel((1,)), B=kernel((1,)),
                     fac={(b, l): rt.empty_factor(width, P, dtype) for b, l, k in SOURCES if k == "dynamic"},
@@ -57,29 +57,33 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     def step(t, state, xi):
         """One time step of the causal sweep: forward up the layers, output, backward down."""
         n_t = state["Delta"].shape[0]  # slots held in this segment of the sweep
-        h, z, g, u, r, Phi, G, A, B, fac, f, Delta = (rt.copy(state[k]) for k in ("h", "z", "g", "u", "r", "Phi", "G", "A", "B", "fac", "f", "Delta"))
+        h, z, g, u, r, phi_h, phi_u, dphi_u_r, Phi, G, A, B, fac, f, Delta = (rt.copy(state[k]) for k in ("h", "z", "g", "u", "r", "phi_h", "phi_u", "dphi_u_r", "Phi", "G", "A", "B", "fac", "f", "Delta"))
         h_t, z_t, g_t, u_t, r_t = {}, {}, {}, {}, {}
         cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, P, n_t, dtype)
         # [src:u1: u[1, mu] ~ N(0, 1 Phi0[mu, nu])]
         u_t[1] = xi[("u", 1)] @ static[("u", 1)].T
-        u[1] = u[1].at[:, t].set(u_t[1])
+        u[1] = rt.set_slot(u[1], t, u_t[1])
+        phi_u[1] = rt.set_slot(phi_u[1], t, phi(u_t[1]))  # memo of phi(u[1, nu, s])
         # [eq:field.h1: h[1, mu, t] = u[1, mu] + Sum(eta*gamma0*Delta[nu, s]*Phi0[mu, nu]*g[1, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
         h_t[1] = u_t[1] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None] * Phi0[:, None, :], g[1], t, strict=True)
-        h[1] = h[1].at[:, t].set(h_t[1])
+        h[1] = rt.set_slot(h[1], t, h_t[1])
+        phi_h[1] = rt.set_slot(phi_h[1], t, phi(h_t[1]))  # memo of phi(h[1, nu, s])
         # [eq:kernel.Phi: Phi[1, mu, nu, t, s] = E(phi(h[1, mu, t])*phi(h[1, nu, s]))]
-        Phi[1] = rt.set_kernel_row(Phi[1], rt.kernel_row(w, phi(h_t[1]), phi(h[1]), t) - rt.kernel_row(w, phi(u_t[1]), phi(u[1]), t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u", 1)), t, P), t)
+        Phi[1] = rt.set_kernel_row(Phi[1], rt.kernel_row(w, phi(h_t[1]), phi_h[1], t) - rt.kernel_row(w, phi(u_t[1]), phi_u[1], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u", 1)), t, P), t)
         # [eq:response.A: A[1, mu, nu, t, s] = E(Response(phi(h[1, mu, t]), r[1, nu, s]))]
         A[1] = A[1].at[t].set(rt.ibp_row(w, phi(h_t[1]) - phi(u_t[1]), xi[("r", 1)], fac[("r", 1)], t, P, strict=True))
         for ell in range(1, 2):  # forward sweep up the layers
             # [src:u: u[ell + 1, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
             fac[("u", ell + 1)] = rt.grow_factor(fac[("u", ell + 1)], 1 * rt.flat(Phi[ell]), t, P, rcond_t)
             u_t[ell + 1] = rt.sample_row(fac[("u", ell + 1)], xi[("u", ell + 1)], t, P)
-            u[ell + 1] = u[ell + 1].at[:, t].set(u_t[ell + 1])
+            u[ell + 1] = rt.set_slot(u[ell + 1], t, u_t[ell + 1])
+            phi_u[ell + 1] = rt.set_slot(phi_u[ell + 1], t, phi(u_t[ell + 1]))  # memo of phi(u[ell + 1, nu, s])
             # [eq:field.h: h[ell + 1, mu, t] = u[ell + 1, mu, t] + Sum((eta*gamma0*Delta[nu, s]*Phi[ell, mu, nu, t, s] + A[ell, mu, nu, t, s])*g[ell + 1, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
             h_t[ell + 1] = u_t[ell + 1] + rt.causal_sum(A[ell][t] + hp["eta"]*hp["gamma0"] * Delta[None] * Phi[ell][t], g[ell + 1], t, strict=True)
-            h[ell + 1] = h[ell + 1].at[:, t].set(h_t[ell + 1])
+            h[ell + 1] = rt.set_slot(h[ell + 1], t, h_t[ell + 1])
+            phi_h[ell + 1] = rt.set_slot(phi_h[ell + 1], t, phi(h_t[ell + 1]))  # memo of phi(h[ell + 1, nu, s])
             # [eq:kernel.Phi: Phi[ell + 1, mu, nu, t, s] = E(phi(h[ell + 1, mu, t])*phi(h[ell + 1, nu, s]))]
-            Phi[ell + 1] = rt.set_kernel_row(Phi[ell + 1], rt.kernel_row(w, phi(h_t[ell + 1]), phi(h[ell + 1]), t) - rt.kernel_row(w, phi(u_t[ell + 1]), phi(u[ell + 1]), t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u", ell + 1)), t, P), t)
+            Phi[ell + 1] = rt.set_kernel_row(Phi[ell + 1], rt.kernel_row(w, phi(h_t[ell + 1]), phi_h[ell + 1], t) - rt.kernel_row(w, phi(u_t[ell + 1]), phi_u[ell + 1], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u", ell + 1)), t, P), t)
         # [eq:output.f: f[mu, t] = Sum(eta*Delta[nu, s]*Phi[2, mu, nu, t, s], (nu, 0, P - 1), (s, 0, t - 1)) + E(Response(phi(h[2, mu, t]), r[2]))/gamma0]
         f_t = 1 / hp["gamma0"] * rt.expect(w, xi[("r", 2)] * (phi(h_t[2]) - phi(u_t[2]))) + rt.causal_sum_det(hp["eta"] * Phi[2][t], Delta, t, strict=True)
         f = f.at[t].set(f_t)
@@ -88,31 +92,33 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
         Delta = Delta.at[t].set(Delta_t)
         # [src:rL: r[2] ~ N(0, 1 1)]
         r_t[2] = jnp.broadcast_to(xi[("r", 2)], (M, P))
-        r[2] = r[2].at[:, t].set(r_t[2])
+        r[2] = rt.set_slot(r[2], t, r_t[2])
+        dphi_u_r[2] = rt.set_slot(dphi_u_r[2], t, dphi(u_t[2])*r_t[2])  # memo of dphi(u[2, nu, s])*r[2, nu, s]
         # [eq:field.zL: z[2, mu, t] = r[2] + Sum(eta*gamma0*phi(h[2, nu, s])*Delta[nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
-        z_t[2] = r_t[2] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None], phi(h[2]), t, strict=True)
-        z[2] = z[2].at[:, t].set(z_t[2])
+        z_t[2] = r_t[2] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None], phi_h[2], t, strict=True)
+        z[2] = rt.set_slot(z[2], t, z_t[2])
         # [eq:field.g: g[2, mu, t] = dphi(h[2, mu, t])*z[2, mu, t]]
         g_t[2] = dphi(h_t[2])*z_t[2]
-        g[2] = g[2].at[:, t].set(g_t[2])
+        g[2] = rt.set_slot(g[2], t, g_t[2])
         # [eq:kernel.G: G[2, mu, nu, t, s] = E(g[2, mu, t]*g[2, nu, s])]
-        G[2] = rt.set_kernel_row(G[2], rt.kernel_row(w, g_t[2], g[2], t) - rt.kernel_row(w, dphi(u_t[2])*r_t[2], dphi(u[2])*r[2], t) + rt.cov_gauss_row(cov(("r", 2)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", 2)), t, P), t)
+        G[2] = rt.set_kernel_row(G[2], rt.kernel_row(w, g_t[2], g[2], t) - rt.kernel_row(w, dphi(u_t[2])*r_t[2], dphi_u_r[2], t) + rt.cov_gauss_row(cov(("r", 2)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", 2)), t, P), t)
         for ell in range(1, 0, -1):  # backward sweep down the layers
             # [src:r: r[ell, mu, t] ~ N(0, 1 G[ell + 1, mu, nu, t, s])]
             fac[("r", ell)] = rt.grow_factor(fac[("r", ell)], 1 * rt.flat(G[ell + 1]), t, P, rcond_t)
             r_t[ell] = rt.sample_row(fac[("r", ell)], xi[("r", ell)], t, P)
-            r[ell] = r[ell].at[:, t].set(r_t[ell])
+            r[ell] = rt.set_slot(r[ell], t, r_t[ell])
+            dphi_u_r[ell] = rt.set_slot(dphi_u_r[ell], t, dphi(u_t[ell])*r_t[ell])  # memo of dphi(u[ell, nu, s])*r[ell, nu, s]
             # [eq:response.B: B[ell, mu, nu, t, s] = E(Response(g[ell + 1, mu, t], u[ell + 1, nu, s]))]
             B[ell] = B[ell].at[t].set(rt.ibp_row(w, g_t[ell + 1] - dphi(u_t[ell + 1])*r_t[ell + 1], xi[("u", ell + 1)], fac[("u", ell + 1)], t, P, strict=False))
             # [eq:field.z: z[ell, mu, t] = r[ell, mu, t] + Sum(phi(h[ell, nu, s])*B[ell, mu, nu, t, s], (nu, 0, P - 1), (s, 0, t)) + Sum(eta*gamma0*phi(h[ell, nu, s])*Delta[nu, s]*G[ell + 1, mu, nu, t, s], (nu, 0, P - 1), (s, 0, t - 1))]
-            z_t[ell] = r_t[ell] + rt.causal_sum(B[ell][t], phi(h[ell]), t, strict=False) + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None] * G[ell + 1][t], phi(h[ell]), t, strict=True)
-            z[ell] = z[ell].at[:, t].set(z_t[ell])
+            z_t[ell] = r_t[ell] + rt.causal_sum(B[ell][t], phi_h[ell], t, strict=False) + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None] * G[ell + 1][t], phi_h[ell], t, strict=True)
+            z[ell] = rt.set_slot(z[ell], t, z_t[ell])
             # [eq:field.g: g[ell, mu, t] = dphi(h[ell, mu, t])*z[ell, mu, t]]
             g_t[ell] = dphi(h_t[ell])*z_t[ell]
-            g[ell] = g[ell].at[:, t].set(g_t[ell])
+            g[ell] = rt.set_slot(g[ell], t, g_t[ell])
             # [eq:kernel.G: G[ell, mu, nu, t, s] = E(g[ell, mu, t]*g[ell, nu, s])]
-            G[ell] = rt.set_kernel_row(G[ell], rt.kernel_row(w, g_t[ell], g[ell], t) - rt.kernel_row(w, dphi(u_t[ell])*r_t[ell], dphi(u[ell])*r[ell], t) + rt.cov_gauss_row(cov(("r", ell)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", ell)), t, P), t)
-        return dict(h=h, z=z, g=g, u=u, r=r, Phi=Phi, G=G, A=A, B=B, fac=fac, f=f, Delta=Delta)
+            G[ell] = rt.set_kernel_row(G[ell], rt.kernel_row(w, g_t[ell], g[ell], t) - rt.kernel_row(w, dphi(u_t[ell])*r_t[ell], dphi_u_r[ell], t) + rt.cov_gauss_row(cov(("r", ell)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", ell)), t, P), t)
+        return dict(h=h, z=z, g=g, u=u, r=r, phi_h=phi_h, phi_u=phi_u, dphi_u_r=dphi_u_r, Phi=Phi, G=G, A=A, B=B, fac=fac, f=f, Delta=Delta)
 
     ends = rt.segments(n_t, segments, work=M * n * n)  # causal: a step holds only its segment's slots
     state = init(ends[0])

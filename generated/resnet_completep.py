@@ -46,9 +46,9 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
 
     def init(width):
         """The zero state of a sweep segment holding `width` time slots."""
-        field = lambda: {l: jnp.zeros((M, width, P), dtype) for l in range(1, DEPTH + 1)}
+        field = lambda: {l: jnp.zeros((M, width * P), dtype) for l in range(1, DEPTH + 1)}  # flat histories
         kernel = lambda layers: {l: jnp.zeros((width, P, width, P), dtype) for l in layers}
-        return dict(h=field(), z=field(), g=field(), u=field(), r=field(), h0=field(),
+        return dict(h=field(), z=field(), g=field(), u=field(), r=field(), h0=field(), phi_h=field(), phi_h0=field(), dphi_u_r=field(),
                     Phi=kernel((1, 2, 3, 4, 5)), G=kernel((1, 2, 3, 4, 5)),
                     H=kernel((1, 2, 3, 4, 5)), A=kernel((1, 2, 3, 4)),
                     B=kernel((1, 2, 3, 4)), H0=kernel((1, 2, 3, 4, 5)),
@@ -58,22 +58,24 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     def step(t, state, xi):
         """One time step of the causal sweep: forward up the layers, output, backward down."""
         n_t = state["Delta"].shape[0]  # slots held in this segment of the sweep
-        h, z, g, u, r, h0, Phi, G, H, A, B, H0, fac, f, Delta = (rt.copy(state[k]) for k in ("h", "z", "g", "u", "r", "h0", "Phi", "G", "H", "A", "B", "H0", "fac", "f", "Delta"))
+        h, z, g, u, r, h0, phi_h, phi_h0, dphi_u_r, Phi, G, H, A, B, H0, fac, f, Delta = (rt.copy(state[k]) for k in ("h", "z", "g", "u", "r", "h0", "phi_h", "phi_h0", "dphi_u_r", "Phi", "G", "H", "A", "B", "H0", "fac", "f", "Delta"))
         h_t, z_t, g_t, u_t, r_t, h0_t = {}, {}, {}, {}, {}, {}
         cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, P, n_t, dtype)
         # [src:u1: u[1, mu] ~ N(0, 1 Phi0[mu, nu])]
         u_t[1] = xi[("u", 1)] @ static[("u", 1)].T
-        u[1] = u[1].at[:, t].set(u_t[1])
+        u[1] = rt.set_slot(u[1], t, u_t[1])
         # [eq:field.h1: h[1, mu, t] = u[1, mu] + Sum(eta*gamma0*Delta[nu, s]*Phi0[mu, nu]*g[1, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
         h_t[1] = u_t[1] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None] * Phi0[:, None, :], g[1], t, strict=True)
-        h[1] = h[1].at[:, t].set(h_t[1])
+        h[1] = rt.set_slot(h[1], t, h_t[1])
+        phi_h[1] = rt.set_slot(phi_h[1], t, phi(h_t[1]))  # memo of phi(h[1, nu, s])
         # [eq:cv.h1: h0[1, mu, t] = u[1, mu]]
         h0_t[1] = u_t[1]
-        h0[1] = h0[1].at[:, t].set(h0_t[1])
+        h0[1] = rt.set_slot(h0[1], t, h0_t[1])
+        phi_h0[1] = rt.set_slot(phi_h0[1], t, phi(h0_t[1]))  # memo of phi(h0[1, nu, s])
         # [eq:cv.H1: H0[1, mu, nu, t, s] = Phi0[mu, nu]]
         H0[1] = rt.set_kernel_row(H0[1], rt.causal_row(Phi0[:, None, :], t, n_t), t)
         # [eq:kernel.Phi: Phi[1, mu, nu, t, s] = E(phi(h[1, mu, t])*phi(h[1, nu, s]))]
-        Phi[1] = rt.set_kernel_row(Phi[1], rt.kernel_row(w, phi(h_t[1]), phi(h[1]), t) - rt.kernel_row(w, phi(h0_t[1]), phi(h0[1]), t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[1], t, P), t, P), t)
+        Phi[1] = rt.set_kernel_row(Phi[1], rt.kernel_row(w, phi(h_t[1]), phi_h[1], t) - rt.kernel_row(w, phi(h0_t[1]), phi_h0[1], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[1], t, P), t, P), t)
         # [eq:response.A: A[1, mu, nu, t, s] = E(Response(phi(h[1, mu, t]), r[1, nu, s]))]
         A[1] = A[1].at[t].set(rt.ibp_row(w, phi(h_t[1]) - phi(h0_t[1]), xi[("r", 1)], fac[("r", 1)], t, P, strict=True))
         # [eq:kernel.H: H[1, mu, nu, t, s] = E(h[1, mu, t]*h[1, nu, s])]
@@ -82,17 +84,19 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             # [src:u: u[ell + 1, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) Phi[ell, mu, nu, t, s])]
             fac[("u", ell + 1)] = rt.grow_factor(fac[("u", ell + 1)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[ell]), t, P, rcond_t)
             u_t[ell + 1] = rt.sample_row(fac[("u", ell + 1)], xi[("u", ell + 1)], t, P)
-            u[ell + 1] = u[ell + 1].at[:, t].set(u_t[ell + 1])
+            u[ell + 1] = rt.set_slot(u[ell + 1], t, u_t[ell + 1])
             # [eq:field.h: h[ell + 1, mu, t] = h[ell, mu, t] + u[ell + 1, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[ell, mu, nu, t, s]/4 + beta0**2*A[ell, mu, nu, t, s]/4**(2*alpha_L))*g[ell + 1, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
             h_t[ell + 1] = h_t[ell] + u_t[ell + 1] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * A[ell][t] + (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[ell][t], g[ell + 1], t, strict=True)
-            h[ell + 1] = h[ell + 1].at[:, t].set(h_t[ell + 1])
+            h[ell + 1] = rt.set_slot(h[ell + 1], t, h_t[ell + 1])
+            phi_h[ell + 1] = rt.set_slot(phi_h[ell + 1], t, phi(h_t[ell + 1]))  # memo of phi(h[ell + 1, nu, s])
             # [eq:cv.h: h0[ell + 1, mu, t] = h0[ell, mu, t] + u[ell + 1, mu, t]]
             h0_t[ell + 1] = h0_t[ell] + u_t[ell + 1]
-            h0[ell + 1] = h0[ell + 1].at[:, t].set(h0_t[ell + 1])
+            h0[ell + 1] = rt.set_slot(h0[ell + 1], t, h0_t[ell + 1])
+            phi_h0[ell + 1] = rt.set_slot(phi_h0[ell + 1], t, phi(h0_t[ell + 1]))  # memo of phi(h0[ell + 1, nu, s])
             # [eq:cv.H: H0[ell + 1, mu, nu, t, s] = H0[ell, mu, nu, t, s] + beta0**2*Phi[ell, mu, nu, t, s]/4**(2*alpha_L)]
             H0[ell + 1] = rt.set_kernel_row(H0[ell + 1], rt.causal_row(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * Phi[ell][t] + H0[ell][t], t, n_t), t)
             # [eq:kernel.Phi: Phi[ell + 1, mu, nu, t, s] = E(phi(h[ell + 1, mu, t])*phi(h[ell + 1, nu, s]))]
-            Phi[ell + 1] = rt.set_kernel_row(Phi[ell + 1], rt.kernel_row(w, phi(h_t[ell + 1]), phi(h[ell + 1]), t) - rt.kernel_row(w, phi(h0_t[ell + 1]), phi(h0[ell + 1]), t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[ell + 1], t, P), t, P), t)
+            Phi[ell + 1] = rt.set_kernel_row(Phi[ell + 1], rt.kernel_row(w, phi(h_t[ell + 1]), phi_h[ell + 1], t) - rt.kernel_row(w, phi(h0_t[ell + 1]), phi_h0[ell + 1], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[ell + 1], t, P), t, P), t)
             # [eq:kernel.H: H[ell + 1, mu, nu, t, s] = E(h[ell + 1, mu, t]*h[ell + 1, nu, s])]
             H[ell + 1] = rt.set_kernel_row(H[ell + 1], rt.kernel_row(w, h_t[ell + 1], h[ell + 1], t) - rt.kernel_row(w, h0_t[ell + 1], h0[ell + 1], t) + H0[ell + 1][t], t)
             # [eq:response.A: A[ell + 1, mu, nu, t, s] = E(Response(phi(h[ell + 1, mu, t]), r[ell + 1, nu, s]))]
@@ -106,28 +110,30 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
         Delta = Delta.at[t].set(Delta_t)
         # [src:rL: r[5] ~ N(0, 1 1)]
         r_t[5] = jnp.broadcast_to(xi[("r", 5)], (M, P))
-        r[5] = r[5].at[:, t].set(r_t[5])
+        r[5] = rt.set_slot(r[5], t, r_t[5])
+        dphi_u_r[5] = rt.set_slot(dphi_u_r[5], t, dphi(u_t[5])*r_t[5])  # memo of dphi(u[5, nu, s])*r[5, nu, s]
         # [eq:field.zL: z[5, mu, t] = r[5] + Sum(eta*gamma0*phi(h[5, nu, s])*Delta[nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
-        z_t[5] = r_t[5] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None], phi(h[5]), t, strict=True)
-        z[5] = z[5].at[:, t].set(z_t[5])
+        z_t[5] = r_t[5] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None], phi_h[5], t, strict=True)
+        z[5] = rt.set_slot(z[5], t, z_t[5])
         # [eq:field.gL: g[5, mu, t] = dphi(h[5, mu, t])*z[5, mu, t]]
         g_t[5] = dphi(h_t[5])*z_t[5]
-        g[5] = g[5].at[:, t].set(g_t[5])
+        g[5] = rt.set_slot(g[5], t, g_t[5])
         # [eq:kernel.G: G[5, mu, nu, t, s] = E(g[5, mu, t]*g[5, nu, s])]
-        G[5] = rt.set_kernel_row(G[5], rt.kernel_row(w, g_t[5], g[5], t) - rt.kernel_row(w, dphi(u_t[5])*r_t[5], dphi(u[5])*r[5], t) + rt.cov_gauss_row(cov(("r", 5)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", 5)), t, P), t)
+        G[5] = rt.set_kernel_row(G[5], rt.kernel_row(w, g_t[5], g[5], t) - rt.kernel_row(w, dphi(u_t[5])*r_t[5], dphi_u_r[5], t) + rt.cov_gauss_row(cov(("r", 5)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", 5)), t, P), t)
         for ell in range(4, 0, -1):  # backward along the stream
             # [src:r: r[ell, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) G[ell + 1, mu, nu, t, s])]
             fac[("r", ell)] = rt.grow_factor(fac[("r", ell)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(G[ell + 1]), t, P, rcond_t)
             r_t[ell] = rt.sample_row(fac[("r", ell)], xi[("r", ell)], t, P)
-            r[ell] = r[ell].at[:, t].set(r_t[ell])
+            r[ell] = rt.set_slot(r[ell], t, r_t[ell])
+            dphi_u_r[ell] = rt.set_slot(dphi_u_r[ell], t, dphi(u_t[ell])*r_t[ell])  # memo of dphi(u[ell, nu, s])*r[ell, nu, s]
             # [eq:response.B: B[ell, mu, nu, t, s] = E(Response(g[ell + 1, mu, t], u[ell + 1, nu, s]))]
             B[ell] = B[ell].at[t].set(rt.ibp_row(w, g_t[ell + 1] - dphi(u_t[ell + 1])*r_t[ell + 1], xi[("u", ell + 1)], fac[("u", ell + 1)], t, P, strict=False))
             # [eq:field.g: g[ell, mu, t] = (r[ell, mu, t] + Sum(beta0**2*phi(h[ell, nu, s])*B[ell, mu, nu, t, s]/4**(2*alpha_L), (nu, 0, P - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[ell, nu, s])*Delta[nu, s]*G[ell + 1, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t - 1)))*dphi(h[ell, mu, t]) + g[ell + 1, mu, t]]
-            g_t[ell] = (r_t[ell] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * B[ell][t], phi(h[ell]), t, strict=False) + rt.causal_sum((1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[ell + 1][t], phi(h[ell]), t, strict=True)) * (dphi(h_t[ell])) + g_t[ell + 1]
-            g[ell] = g[ell].at[:, t].set(g_t[ell])
+            g_t[ell] = (r_t[ell] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * B[ell][t], phi_h[ell], t, strict=False) + rt.causal_sum((1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[ell + 1][t], phi_h[ell], t, strict=True)) * (dphi(h_t[ell])) + g_t[ell + 1]
+            g[ell] = rt.set_slot(g[ell], t, g_t[ell])
             # [eq:kernel.G: G[ell, mu, nu, t, s] = E(g[ell, mu, t]*g[ell, nu, s])]
-            G[ell] = rt.set_kernel_row(G[ell], rt.kernel_row(w, g_t[ell], g[ell], t) - rt.kernel_row(w, dphi(u_t[ell])*r_t[ell], dphi(u[ell])*r[ell], t) + rt.cov_gauss_row(cov(("r", ell)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", ell)), t, P), t)
-        return dict(h=h, z=z, g=g, u=u, r=r, h0=h0, Phi=Phi, G=G, H=H, A=A, B=B, H0=H0, fac=fac, f=f, Delta=Delta)
+            G[ell] = rt.set_kernel_row(G[ell], rt.kernel_row(w, g_t[ell], g[ell], t) - rt.kernel_row(w, dphi(u_t[ell])*r_t[ell], dphi_u_r[ell], t) + rt.cov_gauss_row(cov(("r", ell)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", ell)), t, P), t)
+        return dict(h=h, z=z, g=g, u=u, r=r, h0=h0, phi_h=phi_h, phi_h0=phi_h0, dphi_u_r=dphi_u_r, Phi=Phi, G=G, H=H, A=A, B=B, H0=H0, fac=fac, f=f, Delta=Delta)
 
     ends = rt.segments(n_t, segments, work=M * n * n)  # causal: a step holds only its segment's slots
     state = init(ends[0])

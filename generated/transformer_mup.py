@@ -50,7 +50,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
 
     def init(width):
         """The zero state of a sweep segment holding `width` time slots."""
-        per_draw = lambda layers: {l: jnp.zeros((M, width, PS), dtype) for l in layers}
+        per_draw = lambda layers: {l: jnp.zeros((M, width * PS), dtype) for l in layers}  # flat histories
         kernel = lambda layers: {l: jnp.zeros((width, PS, width, PS), dtype) for l in layers}
         matrix = lambda layers: {l: jnp.zeros((width, PS, PS), dtype) for l in layers}
         vector = lambda layers: {l: jnp.zeros((width, PS), dtype) for l in layers}
@@ -91,6 +91,9 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             z=per_draw((5,)),
             h0=per_draw((1, 2, 3, 4, 5)),
             g0=per_draw((1, 2, 3, 4, 5)),
+            phi_x=per_draw((2, 3, 4)),
+            phi_u1=per_draw((2, 3, 4)),
+            dphi_u1_r2=per_draw((2, 3, 4)),
             H=kernel((1, 2, 3, 4, 5)),
             Phi=kernel((1, 2, 3, 4, 5)),
             Phio=kernel((1, 3)),
@@ -124,18 +127,18 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     def step(t, state, xi):
         """One time step of the causal sweep: forward up the stream, output, backward down."""
         n_t = state["Delta"].shape[0]  # slots held in this segment of the sweep
-        u, uK, rK, uQ, rQ, uV, rV, uO, rO, u1, r1, u2, r2, r, h, hb, k, q, v, o, go, gv, gq, gk, gb, o0, gv0, gq0, gk0, x, zx, gx, g, z, h0, g0, H, Phi, Phio, AO, BO, Gk, AK, BK, Gq, AQ, BQ, Gv, AV, BV, Phix, A2, A1, B2, Gx, B1, G, H0, Lam, Sm, Mm, Dm, C, fac, ftok, F, Delta = (rt.copy(state[k]) for k in ("u", "uK", "rK", "uQ", "rQ", "uV", "rV", "uO", "rO", "u1", "r1", "u2", "r2", "r", "h", "hb", "k", "q", "v", "o", "go", "gv", "gq", "gk", "gb", "o0", "gv0", "gq0", "gk0", "x", "zx", "gx", "g", "z", "h0", "g0", "H", "Phi", "Phio", "AO", "BO", "Gk", "AK", "BK", "Gq", "AQ", "BQ", "Gv", "AV", "BV", "Phix", "A2", "A1", "B2", "Gx", "B1", "G", "H0", "Lam", "Sm", "Mm", "Dm", "C", "fac", "ftok", "F", "Delta"))
+        u, uK, rK, uQ, rQ, uV, rV, uO, rO, u1, r1, u2, r2, r, h, hb, k, q, v, o, go, gv, gq, gk, gb, o0, gv0, gq0, gk0, x, zx, gx, g, z, h0, g0, phi_x, phi_u1, dphi_u1_r2, H, Phi, Phio, AO, BO, Gk, AK, BK, Gq, AQ, BQ, Gv, AV, BV, Phix, A2, A1, B2, Gx, B1, G, H0, Lam, Sm, Mm, Dm, C, fac, ftok, F, Delta = (rt.copy(state[k]) for k in ("u", "uK", "rK", "uQ", "rQ", "uV", "rV", "uO", "rO", "u1", "r1", "u2", "r2", "r", "h", "hb", "k", "q", "v", "o", "go", "gv", "gq", "gk", "gb", "o0", "gv0", "gq0", "gk0", "x", "zx", "gx", "g", "z", "h0", "g0", "phi_x", "phi_u1", "dphi_u1_r2", "H", "Phi", "Phio", "AO", "BO", "Gk", "AK", "BK", "Gq", "AQ", "BQ", "Gv", "AV", "BV", "Phix", "A2", "A1", "B2", "Gx", "B1", "G", "H0", "Lam", "Sm", "Mm", "Dm", "C", "fac", "ftok", "F", "Delta"))
         u_t, uK_t, rK_t, uQ_t, rQ_t, uV_t, rV_t, uO_t, rO_t, u1_t, r1_t, u2_t, r2_t, r_t, h_t, hb_t, k_t, q_t, v_t, o_t, go_t, gv_t, gq_t, gk_t, gb_t, o0_t, gv0_t, gq0_t, gk0_t, x_t, zx_t, gx_t, g_t, z_t, h0_t, g0_t = ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})
         cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, PS, n_t, dtype)
         # [src:u1: u[1, mu] ~ N(0, 1 Phi0[mu, nu])]
         u_t[1] = xi[("u", 1)] @ static[("u", 1)].T
-        u[1] = u[1].at[:, t].set(u_t[1])
+        u[1] = rt.set_slot(u[1], t, u_t[1])
         # [eq:embed: h[1, mu, t] = u[1, mu] + Sum(eta*gamma0*Delta[nu, s]*Phi0[mu, nu]*g[1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
         h_t[1] = u_t[1] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None] * Phi0[:, None, :], g[1], t, strict=True)
-        h[1] = h[1].at[:, t].set(h_t[1])
+        h[1] = rt.set_slot(h[1], t, h_t[1])
         # [eq:cv.h1: h0[1, mu, t] = u[1, mu]]
         h0_t[1] = u_t[1]
-        h0[1] = h0[1].at[:, t].set(h0_t[1])
+        h0[1] = rt.set_slot(h0[1], t, h0_t[1])
         # [eq:cv.H1: H0[1, mu, nu, t, s] = Phi0[mu, nu]]
         H0[1] = rt.set_kernel_row(H0[1], rt.causal_row(Phi0[:, None, :], t, n_t), t)
         for ell in range(1, 3):  # forward through the transformer layers
@@ -143,9 +146,9 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             H[2*ell - 1] = rt.set_kernel_row(H[2*ell - 1], rt.kernel_row(w, h_t[2*ell - 1], h[2*ell - 1], t) - rt.kernel_row(w, h0_t[2*ell - 1], h0[2*ell - 1], t) + H0[2*ell - 1][t], t)
             # [eq:ln: hb[2*ell - 1, mu, t] = h[2*ell - 1, mu, t]/sqrt(H[2*ell - 1, mu, mu, t, t])]
             hb_t[2*ell - 1] = h_t[2*ell - 1]/jnp.sqrt(rt.diag_now(H[2*ell - 1], t))
-            hb[2*ell - 1] = hb[2*ell - 1].at[:, t].set(hb_t[2*ell - 1])
+            hb[2*ell - 1] = rt.set_slot(hb[2*ell - 1], t, hb_t[2*ell - 1])
             # [eq:kernel.Phi: Phi[2*ell - 1, mu, nu, t, s] = E(hb[2*ell - 1, mu, t]*hb[2*ell - 1, nu, s])]
-            Phi[2*ell - 1] = rt.set_kernel_row(Phi[2*ell - 1], rt.kernel_row(w, hb_t[2*ell - 1], hb[2*ell - 1], t) - rt.kernel_row(w, h0_t[2*ell - 1]/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)), h0[2*ell - 1]/jnp.sqrt(rt.diag_all(H[2*ell - 1])), t) + (1 / jnp.sqrt(rt.diag_now(H[2*ell - 1], t)))[:, None, None] * H0[2*ell - 1][t] * (1 / jnp.sqrt(rt.diag_all(H[2*ell - 1])))[None], t)
+            Phi[2*ell - 1] = rt.set_kernel_row(Phi[2*ell - 1], rt.kernel_row(w, hb_t[2*ell - 1], hb[2*ell - 1], t) - rt.kernel_row(w, h0_t[2*ell - 1]/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)), h0[2*ell - 1]/jnp.sqrt(rt.diag_all(H[2*ell - 1])), t) + (1 / jnp.sqrt(rt.diag_now(H[2*ell - 1], t)))[:, None, None] * H0[2*ell - 1][t] * (1 / jnp.sqrt(rt.diag_all(H[2*ell - 1]))).reshape(1, n_t, PS), t)
             # [eq:response.AK: AK[2*ell - 1, mu, nu, t, s] = E(Response(hb[2*ell - 1, mu, t], rK[2*ell - 1, nu, s]))]
             AK[2*ell - 1] = AK[2*ell - 1].at[t].set(rt.ibp_row(w, hb_t[2*ell - 1] - h0_t[2*ell - 1]/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)), xi[("rK", 2*ell - 1)], fac[("rK", 2*ell - 1)], t, PS, strict=True))
             # [eq:response.AQ: AQ[2*ell - 1, mu, nu, t, s] = E(Response(hb[2*ell - 1, mu, t], rQ[2*ell - 1, nu, s]))]
@@ -155,34 +158,34 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             # [src:uK: uK[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
             fac[("uK", 2*ell - 1)] = rt.grow_factor(fac[("uK", 2*ell - 1)], 1 * rt.flat(Phi[2*ell - 1]), t, PS, rcond_t)
             uK_t[2*ell - 1] = rt.sample_row(fac[("uK", 2*ell - 1)], xi[("uK", 2*ell - 1)], t, PS)
-            uK[2*ell - 1] = uK[2*ell - 1].at[:, t].set(uK_t[2*ell - 1])
+            uK[2*ell - 1] = rt.set_slot(uK[2*ell - 1], t, uK_t[2*ell - 1])
             # [src:uQ: uQ[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
             fac[("uQ", 2*ell - 1)] = rt.grow_factor(fac[("uQ", 2*ell - 1)], 1 * rt.flat(Phi[2*ell - 1]), t, PS, rcond_t)
             uQ_t[2*ell - 1] = rt.sample_row(fac[("uQ", 2*ell - 1)], xi[("uQ", 2*ell - 1)], t, PS)
-            uQ[2*ell - 1] = uQ[2*ell - 1].at[:, t].set(uQ_t[2*ell - 1])
+            uQ[2*ell - 1] = rt.set_slot(uQ[2*ell - 1], t, uQ_t[2*ell - 1])
             # [src:uV: uV[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
             fac[("uV", 2*ell - 1)] = rt.grow_factor(fac[("uV", 2*ell - 1)], 1 * rt.flat(Phi[2*ell - 1]), t, PS, rcond_t)
             uV_t[2*ell - 1] = rt.sample_row(fac[("uV", 2*ell - 1)], xi[("uV", 2*ell - 1)], t, PS)
-            uV[2*ell - 1] = uV[2*ell - 1].at[:, t].set(uV_t[2*ell - 1])
+            uV[2*ell - 1] = rt.set_slot(uV[2*ell - 1], t, uV_t[2*ell - 1])
             # [eq:attn.k: k[2*ell - 1, mu, t] = uK[2*ell - 1, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[2*ell - 1, mu, nu, t, s] + AK[2*ell - 1, mu, nu, t, s])*gk[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
             k_t[2*ell - 1] = uK_t[2*ell - 1] + rt.causal_sum(AK[2*ell - 1][t] + 2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2*ell - 1][t], gk[2*ell - 1], t, strict=True)
-            k[2*ell - 1] = k[2*ell - 1].at[:, t].set(k_t[2*ell - 1])
+            k[2*ell - 1] = rt.set_slot(k[2*ell - 1], t, k_t[2*ell - 1])
             # [eq:attn.q: q[2*ell - 1, mu, t] = uQ[2*ell - 1, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[2*ell - 1, mu, nu, t, s] + AQ[2*ell - 1, mu, nu, t, s])*gq[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
             q_t[2*ell - 1] = uQ_t[2*ell - 1] + rt.causal_sum(AQ[2*ell - 1][t] + 2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2*ell - 1][t], gq[2*ell - 1], t, strict=True)
-            q[2*ell - 1] = q[2*ell - 1].at[:, t].set(q_t[2*ell - 1])
+            q[2*ell - 1] = rt.set_slot(q[2*ell - 1], t, q_t[2*ell - 1])
             # [eq:attn.v: v[2*ell - 1, mu, t] = uV[2*ell - 1, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[2*ell - 1, mu, nu, t, s] + AV[2*ell - 1, mu, nu, t, s])*gv[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
             v_t[2*ell - 1] = uV_t[2*ell - 1] + rt.causal_sum(AV[2*ell - 1][t] + 2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2*ell - 1][t], gv[2*ell - 1], t, strict=True)
-            v[2*ell - 1] = v[2*ell - 1].at[:, t].set(v_t[2*ell - 1])
+            v[2*ell - 1] = rt.set_slot(v[2*ell - 1], t, v_t[2*ell - 1])
             # [eq:attn.logit: Lam[2*ell - 1, mu, nu, t] = E(k[2*ell - 1, nu, t]*q[2*ell - 1, mu, t])]
             Lam[2*ell - 1] = Lam[2*ell - 1].at[t].set(rt.cross_now(w, q_t[2*ell - 1], k_t[2*ell - 1]) - rt.cross_now(w, uQ_t[2*ell - 1], uK_t[2*ell - 1]))
             # [eq:attn.softmax: Sm[2*ell - 1, mu, nu, t] = Softmax(Lam[2*ell - 1, mu, nu, t])]
             Sm[2*ell - 1] = Sm[2*ell - 1].at[t].set(rt.masked_softmax(Lam[2*ell - 1][t], Seq))
             # [eq:attn.o: o[2*ell - 1, mu, t] = Sum(Sm[2*ell - 1, mu, nu, t]*v[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
             o_t[2*ell - 1] = rt.mix(Sm[2*ell - 1][t], v_t[2*ell - 1])
-            o[2*ell - 1] = o[2*ell - 1].at[:, t].set(o_t[2*ell - 1])
+            o[2*ell - 1] = rt.set_slot(o[2*ell - 1], t, o_t[2*ell - 1])
             # [eq:cv.o: o0[2*ell - 1, mu, t] = Sum(Sm[2*ell - 1, mu, nu, t]*uV[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
             o0_t[2*ell - 1] = rt.mix(Sm[2*ell - 1][t], uV_t[2*ell - 1])
-            o0[2*ell - 1] = o0[2*ell - 1].at[:, t].set(o0_t[2*ell - 1])
+            o0[2*ell - 1] = rt.set_slot(o0[2*ell - 1], t, o0_t[2*ell - 1])
             # [eq:kernel.Phio: Phio[2*ell - 1, mu, nu, t, s] = E(o[2*ell - 1, mu, t]*o[2*ell - 1, nu, s])]
             Phio[2*ell - 1] = rt.set_kernel_row(Phio[2*ell - 1], rt.kernel_row(w, o_t[2*ell - 1], o[2*ell - 1], t), t)
             # [eq:response.AO: AO[2*ell - 1, mu, nu, t, s] = E(Response(o[2*ell - 1, mu, t], rO[2*ell - 1, nu, s]))]
@@ -190,54 +193,56 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             # [src:uO: uO[ell, mu, t] ~ N(0, beta0**2/4 Phio[ell, mu, nu, t, s])]
             fac[("uO", 2*ell - 1)] = rt.grow_factor(fac[("uO", 2*ell - 1)], (1/4)*hp["beta0"]**2 * rt.flat(Phio[2*ell - 1]), t, PS, rcond_t)
             uO_t[2*ell - 1] = rt.sample_row(fac[("uO", 2*ell - 1)], xi[("uO", 2*ell - 1)], t, PS)
-            uO[2*ell - 1] = uO[2*ell - 1].at[:, t].set(uO_t[2*ell - 1])
+            uO[2*ell - 1] = rt.set_slot(uO[2*ell - 1], t, uO_t[2*ell - 1])
             # [eq:stream.attn: h[2*ell, mu, t] = h[2*ell - 1, mu, t] + uO[2*ell - 1, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phio[2*ell - 1, mu, nu, t, s]/2 + beta0**2*AO[2*ell - 1, mu, nu, t, s]/4)*g[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
             h_t[2*ell] = h_t[2*ell - 1] + uO_t[2*ell - 1] + rt.causal_sum((1/4)*hp["beta0"]**2 * AO[2*ell - 1][t] + (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phio[2*ell - 1][t], g[2*ell], t, strict=True)
-            h[2*ell] = h[2*ell].at[:, t].set(h_t[2*ell])
+            h[2*ell] = rt.set_slot(h[2*ell], t, h_t[2*ell])
             # [eq:cv.hattn: h0[2*ell, mu, t] = h0[2*ell - 1, mu, t] + uO[2*ell - 1, mu, t]]
             h0_t[2*ell] = h0_t[2*ell - 1] + uO_t[2*ell - 1]
-            h0[2*ell] = h0[2*ell].at[:, t].set(h0_t[2*ell])
+            h0[2*ell] = rt.set_slot(h0[2*ell], t, h0_t[2*ell])
             # [eq:cv.Hattn: H0[2*ell, mu, nu, t, s] = beta0**2*Phio[2*ell - 1, mu, nu, t, s]/4 + H0[2*ell - 1, mu, nu, t, s]]
             H0[2*ell] = rt.set_kernel_row(H0[2*ell], rt.causal_row((1/4)*hp["beta0"]**2 * Phio[2*ell - 1][t] + H0[2*ell - 1][t], t, n_t), t)
             # [eq:kernel.H: H[2*ell, mu, nu, t, s] = E(h[2*ell, mu, t]*h[2*ell, nu, s])]
             H[2*ell] = rt.set_kernel_row(H[2*ell], rt.kernel_row(w, h_t[2*ell], h[2*ell], t) - rt.kernel_row(w, h0_t[2*ell], h0[2*ell], t) + H0[2*ell][t], t)
             # [eq:ln: hb[2*ell, mu, t] = h[2*ell, mu, t]/sqrt(H[2*ell, mu, mu, t, t])]
             hb_t[2*ell] = h_t[2*ell]/jnp.sqrt(rt.diag_now(H[2*ell], t))
-            hb[2*ell] = hb[2*ell].at[:, t].set(hb_t[2*ell])
+            hb[2*ell] = rt.set_slot(hb[2*ell], t, hb_t[2*ell])
             # [eq:kernel.Phi: Phi[2*ell, mu, nu, t, s] = E(hb[2*ell, mu, t]*hb[2*ell, nu, s])]
-            Phi[2*ell] = rt.set_kernel_row(Phi[2*ell], rt.kernel_row(w, hb_t[2*ell], hb[2*ell], t) - rt.kernel_row(w, h0_t[2*ell]/jnp.sqrt(rt.diag_now(H[2*ell], t)), h0[2*ell]/jnp.sqrt(rt.diag_all(H[2*ell])), t) + (1 / jnp.sqrt(rt.diag_now(H[2*ell], t)))[:, None, None] * H0[2*ell][t] * (1 / jnp.sqrt(rt.diag_all(H[2*ell])))[None], t)
+            Phi[2*ell] = rt.set_kernel_row(Phi[2*ell], rt.kernel_row(w, hb_t[2*ell], hb[2*ell], t) - rt.kernel_row(w, h0_t[2*ell]/jnp.sqrt(rt.diag_now(H[2*ell], t)), h0[2*ell]/jnp.sqrt(rt.diag_all(H[2*ell])), t) + (1 / jnp.sqrt(rt.diag_now(H[2*ell], t)))[:, None, None] * H0[2*ell][t] * (1 / jnp.sqrt(rt.diag_all(H[2*ell]))).reshape(1, n_t, PS), t)
             # [eq:response.A1: A1[2*ell, mu, nu, t, s] = E(Response(hb[2*ell, mu, t], r1[2*ell, nu, s]))]
             A1[2*ell] = A1[2*ell].at[t].set(rt.ibp_row(w, hb_t[2*ell] - h0_t[2*ell]/jnp.sqrt(rt.diag_now(H[2*ell], t)), xi[("r1", 2*ell)], fac[("r1", 2*ell)], t, PS, strict=True))
             # [src:u1h: u1[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
             fac[("u1", 2*ell)] = rt.grow_factor(fac[("u1", 2*ell)], 1 * rt.flat(Phi[2*ell]), t, PS, rcond_t)
             u1_t[2*ell] = rt.sample_row(fac[("u1", 2*ell)], xi[("u1", 2*ell)], t, PS)
-            u1[2*ell] = u1[2*ell].at[:, t].set(u1_t[2*ell])
+            u1[2*ell] = rt.set_slot(u1[2*ell], t, u1_t[2*ell])
+            phi_u1[2*ell] = rt.set_slot(phi_u1[2*ell], t, phi(u1_t[2*ell]))  # memo of phi(u1[2*ell, nu, s])
             # [eq:mlp.x: x[2*ell, mu, t] = u1[2*ell, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[2*ell, mu, nu, t, s] + A1[2*ell, mu, nu, t, s])*gx[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
             x_t[2*ell] = u1_t[2*ell] + rt.causal_sum(A1[2*ell][t] + 2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2*ell][t], gx[2*ell], t, strict=True)
-            x[2*ell] = x[2*ell].at[:, t].set(x_t[2*ell])
+            x[2*ell] = rt.set_slot(x[2*ell], t, x_t[2*ell])
+            phi_x[2*ell] = rt.set_slot(phi_x[2*ell], t, phi(x_t[2*ell]))  # memo of phi(x[2*ell, nu, s])
             # [eq:kernel.Phix: Phix[2*ell, mu, nu, t, s] = E(phi(x[2*ell, mu, t])*phi(x[2*ell, nu, s]))]
-            Phix[2*ell] = rt.set_kernel_row(Phix[2*ell], rt.kernel_row(w, phi(x_t[2*ell]), phi(x[2*ell]), t) - rt.kernel_row(w, phi(u1_t[2*ell]), phi(u1[2*ell]), t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u1", 2*ell)), t, PS), t)
+            Phix[2*ell] = rt.set_kernel_row(Phix[2*ell], rt.kernel_row(w, phi(x_t[2*ell]), phi_x[2*ell], t) - rt.kernel_row(w, phi(u1_t[2*ell]), phi_u1[2*ell], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u1", 2*ell)), t, PS), t)
             # [eq:response.A2: A2[2*ell, mu, nu, t, s] = E(Response(phi(x[2*ell, mu, t]), r2[2*ell, nu, s]))]
             A2[2*ell] = A2[2*ell].at[t].set(rt.ibp_row(w, phi(x_t[2*ell]) - phi(u1_t[2*ell]), xi[("r2", 2*ell)], fac[("r2", 2*ell)], t, PS, strict=True))
             # [src:u2: u2[ell, mu, t] ~ N(0, beta0**2/4 Phix[ell, mu, nu, t, s])]
             fac[("u2", 2*ell)] = rt.grow_factor(fac[("u2", 2*ell)], (1/4)*hp["beta0"]**2 * rt.flat(Phix[2*ell]), t, PS, rcond_t)
             u2_t[2*ell] = rt.sample_row(fac[("u2", 2*ell)], xi[("u2", 2*ell)], t, PS)
-            u2[2*ell] = u2[2*ell].at[:, t].set(u2_t[2*ell])
+            u2[2*ell] = rt.set_slot(u2[2*ell], t, u2_t[2*ell])
             # [eq:stream.mlp: h[2*ell + 1, mu, t] = h[2*ell, mu, t] + u2[2*ell, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phix[2*ell, mu, nu, t, s]/2 + beta0**2*A2[2*ell, mu, nu, t, s]/4)*g[2*ell + 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
             h_t[2*ell + 1] = h_t[2*ell] + u2_t[2*ell] + rt.causal_sum((1/4)*hp["beta0"]**2 * A2[2*ell][t] + (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phix[2*ell][t], g[2*ell + 1], t, strict=True)
-            h[2*ell + 1] = h[2*ell + 1].at[:, t].set(h_t[2*ell + 1])
+            h[2*ell + 1] = rt.set_slot(h[2*ell + 1], t, h_t[2*ell + 1])
             # [eq:cv.hmlp: h0[2*ell + 1, mu, t] = h0[2*ell, mu, t] + u2[2*ell, mu, t]]
             h0_t[2*ell + 1] = h0_t[2*ell] + u2_t[2*ell]
-            h0[2*ell + 1] = h0[2*ell + 1].at[:, t].set(h0_t[2*ell + 1])
+            h0[2*ell + 1] = rt.set_slot(h0[2*ell + 1], t, h0_t[2*ell + 1])
             # [eq:cv.Hmlp: H0[2*ell + 1, mu, nu, t, s] = beta0**2*Phix[2*ell, mu, nu, t, s]/4 + H0[2*ell, mu, nu, t, s]]
             H0[2*ell + 1] = rt.set_kernel_row(H0[2*ell + 1], rt.causal_row((1/4)*hp["beta0"]**2 * Phix[2*ell][t] + H0[2*ell][t], t, n_t), t)
         # [eq:kernel.H: H[5, mu, nu, t, s] = E(h[5, mu, t]*h[5, nu, s])]
         H[5] = rt.set_kernel_row(H[5], rt.kernel_row(w, h_t[5], h[5], t) - rt.kernel_row(w, h0_t[5], h0[5], t) + H0[5][t], t)
         # [eq:ln: hb[5, mu, t] = h[5, mu, t]/sqrt(H[5, mu, mu, t, t])]
         hb_t[5] = h_t[5]/jnp.sqrt(rt.diag_now(H[5], t))
-        hb[5] = hb[5].at[:, t].set(hb_t[5])
+        hb[5] = rt.set_slot(hb[5], t, hb_t[5])
         # [eq:kernel.Phi: Phi[5, mu, nu, t, s] = E(hb[5, mu, t]*hb[5, nu, s])]
-        Phi[5] = rt.set_kernel_row(Phi[5], rt.kernel_row(w, hb_t[5], hb[5], t) - rt.kernel_row(w, h0_t[5]/jnp.sqrt(rt.diag_now(H[5], t)), h0[5]/jnp.sqrt(rt.diag_all(H[5])), t) + (1 / jnp.sqrt(rt.diag_now(H[5], t)))[:, None, None] * H0[5][t] * (1 / jnp.sqrt(rt.diag_all(H[5])))[None], t)
+        Phi[5] = rt.set_kernel_row(Phi[5], rt.kernel_row(w, hb_t[5], hb[5], t) - rt.kernel_row(w, h0_t[5]/jnp.sqrt(rt.diag_now(H[5], t)), h0[5]/jnp.sqrt(rt.diag_all(H[5])), t) + (1 / jnp.sqrt(rt.diag_now(H[5], t)))[:, None, None] * H0[5][t] * (1 / jnp.sqrt(rt.diag_all(H[5]))).reshape(1, n_t, PS), t)
         # [eq:output.f: ftok[mu, t] = Sum(eta*Delta[nu, s]*Phi[5, mu, nu, t, s]/S**2, (nu, 0, P*S - 1), (s, 0, t - 1)) + E(Response(hb[5, mu, t], r[5]))/(S*gamma0)]
         ftok_t = 1/(S*hp["gamma0"]) * rt.expect(w, xi[("r", 5)] * (hb_t[5] - h0_t[5]/jnp.sqrt(rt.diag_now(H[5], t)))) + rt.causal_sum_det(hp["eta"]/S**2 * Phi[5][t], Delta, t, strict=True)
         ftok = ftok.at[t].set(ftok_t)
@@ -249,88 +254,89 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
         Delta = Delta.at[t].set(Delta_t)
         # [src:rL: r[5] ~ N(0, 1 1)]
         r_t[5] = jnp.broadcast_to(xi[("r", 5)], (M, PS))
-        r[5] = r[5].at[:, t].set(r_t[5])
+        r[5] = rt.set_slot(r[5], t, r_t[5])
         # [eq:readout.z: z[5, mu, t] = r[5] + Sum(eta*gamma0*Delta[nu, s]*hb[5, nu, s]/S, (nu, 0, P*S - 1), (s, 0, t - 1))]
         z_t[5] = r_t[5] + rt.causal_sum(hp["eta"]*hp["gamma0"]/S * Delta[None], hb[5], t, strict=True)
-        z[5] = z[5].at[:, t].set(z_t[5])
+        z[5] = rt.set_slot(z[5], t, z_t[5])
         # [eq:readout.gb: gb[5, mu, t] = z[5, mu, t]/S]
         gb_t[5] = z_t[5]/S
-        gb[5] = gb[5].at[:, t].set(gb_t[5])
+        gb[5] = rt.set_slot(gb[5], t, gb_t[5])
         # [eq:ln.C: C[5, mu, t] = E(gb[5, mu, t]*hb[5, mu, t])]
         C[5] = C[5].at[t].set(rt.expect(w, gb_t[5] * hb_t[5]))
         # [eq:ln.top: g[5, mu, t] = (-C[5, mu, t]*hb[5, mu, t] + gb[5, mu, t])/sqrt(H[5, mu, mu, t, t])]
         g_t[5] = (-C[5][t]*hb_t[5] + gb_t[5])/jnp.sqrt(rt.diag_now(H[5], t))
-        g[5] = g[5].at[:, t].set(g_t[5])
+        g[5] = rt.set_slot(g[5], t, g_t[5])
         # [eq:kernel.G: G[5, mu, nu, t, s] = E(g[5, mu, t]*g[5, nu, s])]
         G[5] = rt.set_kernel_row(G[5], rt.kernel_row(w, g_t[5], g[5], t), t)
         # [eq:cv.gtop: g0[5, mu, t] = r[5]/(S*sqrt(H[5, mu, mu, t, t]))]
         g0_t[5] = r_t[5]/(S*jnp.sqrt(rt.diag_now(H[5], t)))
-        g0[5] = g0[5].at[:, t].set(g0_t[5])
+        g0[5] = rt.set_slot(g0[5], t, g0_t[5])
         for ell in range(2, 0, -1):  # backward through the transformer layers
             # [src:r2: r2[ell, mu, t] ~ N(0, beta0**2/4 G[ell + 1, mu, nu, t, s])]
             fac[("r2", 2*ell)] = rt.grow_factor(fac[("r2", 2*ell)], (1/4)*hp["beta0"]**2 * rt.flat(G[2*ell + 1]), t, PS, rcond_t)
             r2_t[2*ell] = rt.sample_row(fac[("r2", 2*ell)], xi[("r2", 2*ell)], t, PS)
-            r2[2*ell] = r2[2*ell].at[:, t].set(r2_t[2*ell])
+            r2[2*ell] = rt.set_slot(r2[2*ell], t, r2_t[2*ell])
+            dphi_u1_r2[2*ell] = rt.set_slot(dphi_u1_r2[2*ell], t, dphi(u1_t[2*ell])*r2_t[2*ell])  # memo of dphi(u1[2*ell, nu, s])*r2[2*ell, nu, s]
             # [eq:response.B2: B2[2*ell, mu, nu, t, s] = E(Response(g[2*ell + 1, mu, t], u2[2*ell, nu, s]))]
             B2[2*ell] = B2[2*ell].at[t].set(rt.ibp_row(w, g_t[2*ell + 1] - g0_t[2*ell + 1], xi[("u2", 2*ell)], fac[("u2", 2*ell)], t, PS, strict=False))
             # [eq:mlp.z: zx[2*ell, mu, t] = r2[2*ell, mu, t] + Sum(beta0**2*phi(x[2*ell, nu, s])*B2[2*ell, mu, nu, t, s]/4, (nu, 0, P*S - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(x[2*ell, nu, s])*Delta[nu, s]*G[2*ell + 1, mu, nu, t, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
-            zx_t[2*ell] = r2_t[2*ell] + rt.causal_sum((1/4)*hp["beta0"]**2 * B2[2*ell][t], phi(x[2*ell]), t, strict=False) + rt.causal_sum((1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2*ell + 1][t], phi(x[2*ell]), t, strict=True)
-            zx[2*ell] = zx[2*ell].at[:, t].set(zx_t[2*ell])
+            zx_t[2*ell] = r2_t[2*ell] + rt.causal_sum((1/4)*hp["beta0"]**2 * B2[2*ell][t], phi_x[2*ell], t, strict=False) + rt.causal_sum((1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2*ell + 1][t], phi_x[2*ell], t, strict=True)
+            zx[2*ell] = rt.set_slot(zx[2*ell], t, zx_t[2*ell])
             # [eq:mlp.g: gx[2*ell, mu, t] = dphi(x[2*ell, mu, t])*zx[2*ell, mu, t]]
             gx_t[2*ell] = dphi(x_t[2*ell])*zx_t[2*ell]
-            gx[2*ell] = gx[2*ell].at[:, t].set(gx_t[2*ell])
+            gx[2*ell] = rt.set_slot(gx[2*ell], t, gx_t[2*ell])
             # [eq:kernel.Gx: Gx[2*ell, mu, nu, t, s] = E(gx[2*ell, mu, t]*gx[2*ell, nu, s])]
-            Gx[2*ell] = rt.set_kernel_row(Gx[2*ell], rt.kernel_row(w, gx_t[2*ell], gx[2*ell], t) - rt.kernel_row(w, dphi(u1_t[2*ell])*r2_t[2*ell], dphi(u1[2*ell])*r2[2*ell], t) + rt.cov_gauss_row(cov(("r2", 2*ell)), t, PS) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u1", 2*ell)), t, PS), t)
+            Gx[2*ell] = rt.set_kernel_row(Gx[2*ell], rt.kernel_row(w, gx_t[2*ell], gx[2*ell], t) - rt.kernel_row(w, dphi(u1_t[2*ell])*r2_t[2*ell], dphi_u1_r2[2*ell], t) + rt.cov_gauss_row(cov(("r2", 2*ell)), t, PS) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u1", 2*ell)), t, PS), t)
             # [eq:response.B1: B1[2*ell, mu, nu, t, s] = E(Response(gx[2*ell, mu, t], u1[2*ell, nu, s]))]
             B1[2*ell] = B1[2*ell].at[t].set(rt.ibp_row(w, gx_t[2*ell] - dphi(u1_t[2*ell])*r2_t[2*ell], xi[("u1", 2*ell)], fac[("u1", 2*ell)], t, PS, strict=False))
             # [src:r1: r1[ell, mu, t] ~ N(0, 1 Gx[ell, mu, nu, t, s])]
             fac[("r1", 2*ell)] = rt.grow_factor(fac[("r1", 2*ell)], 1 * rt.flat(Gx[2*ell]), t, PS, rcond_t)
             r1_t[2*ell] = rt.sample_row(fac[("r1", 2*ell)], xi[("r1", 2*ell)], t, PS)
-            r1[2*ell] = r1[2*ell].at[:, t].set(r1_t[2*ell])
+            r1[2*ell] = rt.set_slot(r1[2*ell], t, r1_t[2*ell])
             # [eq:mlp.gb: gb[2*ell, mu, t] = r1[2*ell, mu, t] + Sum(B1[2*ell, mu, nu, t, s]*hb[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(2*eta*gamma0*Delta[nu, s]*Gx[2*ell, mu, nu, t, s]*hb[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
             gb_t[2*ell] = r1_t[2*ell] + rt.causal_sum(B1[2*ell][t], hb[2*ell], t, strict=False) + rt.causal_sum(2*hp["eta"]*hp["gamma0"] * Delta[None] * Gx[2*ell][t], hb[2*ell], t, strict=True)
-            gb[2*ell] = gb[2*ell].at[:, t].set(gb_t[2*ell])
+            gb[2*ell] = rt.set_slot(gb[2*ell], t, gb_t[2*ell])
             # [eq:ln.C: C[2*ell, mu, t] = E(gb[2*ell, mu, t]*hb[2*ell, mu, t])]
             C[2*ell] = C[2*ell].at[t].set(rt.expect(w, gb_t[2*ell] * hb_t[2*ell]))
             # [eq:ln.back: g[2*ell, mu, t] = (-C[2*ell, mu, t]*hb[2*ell, mu, t] + gb[2*ell, mu, t])/sqrt(H[2*ell, mu, mu, t, t]) + g[2*ell + 1, mu, t]]
             g_t[2*ell] = (-C[2*ell][t]*hb_t[2*ell] + gb_t[2*ell])/jnp.sqrt(rt.diag_now(H[2*ell], t)) + g_t[2*ell + 1]
-            g[2*ell] = g[2*ell].at[:, t].set(g_t[2*ell])
+            g[2*ell] = rt.set_slot(g[2*ell], t, g_t[2*ell])
             # [eq:kernel.G: G[2*ell, mu, nu, t, s] = E(g[2*ell, mu, t]*g[2*ell, nu, s])]
             G[2*ell] = rt.set_kernel_row(G[2*ell], rt.kernel_row(w, g_t[2*ell], g[2*ell], t), t)
             # [eq:cv.gmlp: g0[2*ell, mu, t] = g0[2*ell + 1, mu, t] + r1[2*ell, mu, t]/sqrt(H[2*ell, mu, mu, t, t])]
             g0_t[2*ell] = g0_t[2*ell + 1] + r1_t[2*ell]/jnp.sqrt(rt.diag_now(H[2*ell], t))
-            g0[2*ell] = g0[2*ell].at[:, t].set(g0_t[2*ell])
+            g0[2*ell] = rt.set_slot(g0[2*ell], t, g0_t[2*ell])
             # [src:rO: rO[ell, mu, t] ~ N(0, beta0**2/4 G[ell + 1, mu, nu, t, s])]
             fac[("rO", 2*ell - 1)] = rt.grow_factor(fac[("rO", 2*ell - 1)], (1/4)*hp["beta0"]**2 * rt.flat(G[2*ell]), t, PS, rcond_t)
             rO_t[2*ell - 1] = rt.sample_row(fac[("rO", 2*ell - 1)], xi[("rO", 2*ell - 1)], t, PS)
-            rO[2*ell - 1] = rO[2*ell - 1].at[:, t].set(rO_t[2*ell - 1])
+            rO[2*ell - 1] = rt.set_slot(rO[2*ell - 1], t, rO_t[2*ell - 1])
             # [eq:response.BO: BO[2*ell - 1, mu, nu, t, s] = E(Response(g[2*ell, mu, t], uO[2*ell - 1, nu, s]))]
             BO[2*ell - 1] = BO[2*ell - 1].at[t].set(rt.ibp_row(w, g_t[2*ell] - g0_t[2*ell], xi[("uO", 2*ell - 1)], fac[("uO", 2*ell - 1)], t, PS, strict=False))
             # [eq:attn.go: go[2*ell - 1, mu, t] = rO[2*ell - 1, mu, t] + Sum(beta0**2*BO[2*ell - 1, mu, nu, t, s]*o[2*ell - 1, nu, s]/4, (nu, 0, P*S - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*Delta[nu, s]*G[2*ell, mu, nu, t, s]*o[2*ell - 1, nu, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
             go_t[2*ell - 1] = rO_t[2*ell - 1] + rt.causal_sum((1/4)*hp["beta0"]**2 * BO[2*ell - 1][t], o[2*ell - 1], t, strict=False) + rt.causal_sum((1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2*ell][t], o[2*ell - 1], t, strict=True)
-            go[2*ell - 1] = go[2*ell - 1].at[:, t].set(go_t[2*ell - 1])
+            go[2*ell - 1] = rt.set_slot(go[2*ell - 1], t, go_t[2*ell - 1])
             # [eq:attn.M: Mm[2*ell - 1, mu, nu, t] = E(go[2*ell - 1, mu, t]*v[2*ell - 1, nu, t])]
             Mm[2*ell - 1] = Mm[2*ell - 1].at[t].set(rt.cross_now(w, go_t[2*ell - 1], v_t[2*ell - 1]) - rt.cross_now(w, rO_t[2*ell - 1], uV_t[2*ell - 1]))
             # [eq:attn.D: Dm[2*ell - 1, mu, nu, t] = (Mm[2*ell - 1, mu, nu, t] - Sum(Mm[2*ell - 1, mu, kappa, t]*Sm[2*ell - 1, mu, kappa, t], (kappa, 0, P*S - 1)))*Sm[2*ell - 1, mu, nu, t]]
             Dm[2*ell - 1] = Dm[2*ell - 1].at[t].set((((-1) * (jnp.sum((Mm[2*ell - 1][t]) * (Sm[2*ell - 1][t]), axis=-1, keepdims=True))) + (Mm[2*ell - 1][t])) * (Sm[2*ell - 1][t]))
             # [eq:attn.gv: gv[2*ell - 1, mu, t] = Sum(Sm[2*ell - 1, nu, mu, t]*go[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
             gv_t[2*ell - 1] = rt.mix(Sm[2*ell - 1][t].T, go_t[2*ell - 1])
-            gv[2*ell - 1] = gv[2*ell - 1].at[:, t].set(gv_t[2*ell - 1])
+            gv[2*ell - 1] = rt.set_slot(gv[2*ell - 1], t, gv_t[2*ell - 1])
             # [eq:attn.gq: gq[2*ell - 1, mu, t] = Sum(Dm[2*ell - 1, mu, nu, t]*k[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
             gq_t[2*ell - 1] = rt.mix(Dm[2*ell - 1][t], k_t[2*ell - 1])
-            gq[2*ell - 1] = gq[2*ell - 1].at[:, t].set(gq_t[2*ell - 1])
+            gq[2*ell - 1] = rt.set_slot(gq[2*ell - 1], t, gq_t[2*ell - 1])
             # [eq:attn.gk: gk[2*ell - 1, mu, t] = Sum(Dm[2*ell - 1, nu, mu, t]*q[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
             gk_t[2*ell - 1] = rt.mix(Dm[2*ell - 1][t].T, q_t[2*ell - 1])
-            gk[2*ell - 1] = gk[2*ell - 1].at[:, t].set(gk_t[2*ell - 1])
+            gk[2*ell - 1] = rt.set_slot(gk[2*ell - 1], t, gk_t[2*ell - 1])
             # [eq:cv.gv: gv0[2*ell - 1, mu, t] = Sum(Sm[2*ell - 1, nu, mu, t]*rO[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
             gv0_t[2*ell - 1] = rt.mix(Sm[2*ell - 1][t].T, rO_t[2*ell - 1])
-            gv0[2*ell - 1] = gv0[2*ell - 1].at[:, t].set(gv0_t[2*ell - 1])
+            gv0[2*ell - 1] = rt.set_slot(gv0[2*ell - 1], t, gv0_t[2*ell - 1])
             # [eq:cv.gq: gq0[2*ell - 1, mu, t] = Sum(Dm[2*ell - 1, mu, nu, t]*uK[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
             gq0_t[2*ell - 1] = rt.mix(Dm[2*ell - 1][t], uK_t[2*ell - 1])
-            gq0[2*ell - 1] = gq0[2*ell - 1].at[:, t].set(gq0_t[2*ell - 1])
+            gq0[2*ell - 1] = rt.set_slot(gq0[2*ell - 1], t, gq0_t[2*ell - 1])
             # [eq:cv.gk: gk0[2*ell - 1, mu, t] = Sum(Dm[2*ell - 1, nu, mu, t]*uQ[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
             gk0_t[2*ell - 1] = rt.mix(Dm[2*ell - 1][t].T, uQ_t[2*ell - 1])
-            gk0[2*ell - 1] = gk0[2*ell - 1].at[:, t].set(gk0_t[2*ell - 1])
+            gk0[2*ell - 1] = rt.set_slot(gk0[2*ell - 1], t, gk0_t[2*ell - 1])
             # [eq:kernel.Gk: Gk[2*ell - 1, mu, nu, t, s] = E(gk[2*ell - 1, mu, t]*gk[2*ell - 1, nu, s])]
             Gk[2*ell - 1] = rt.set_kernel_row(Gk[2*ell - 1], rt.kernel_row(w, gk_t[2*ell - 1], gk[2*ell - 1], t), t)
             # [eq:kernel.Gq: Gq[2*ell - 1, mu, nu, t, s] = E(gq[2*ell - 1, mu, t]*gq[2*ell - 1, nu, s])]
@@ -346,29 +352,29 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             # [src:rK: rK[ell, mu, t] ~ N(0, 1 Gk[ell, mu, nu, t, s])]
             fac[("rK", 2*ell - 1)] = rt.grow_factor(fac[("rK", 2*ell - 1)], 1 * rt.flat(Gk[2*ell - 1]), t, PS, rcond_t)
             rK_t[2*ell - 1] = rt.sample_row(fac[("rK", 2*ell - 1)], xi[("rK", 2*ell - 1)], t, PS)
-            rK[2*ell - 1] = rK[2*ell - 1].at[:, t].set(rK_t[2*ell - 1])
+            rK[2*ell - 1] = rt.set_slot(rK[2*ell - 1], t, rK_t[2*ell - 1])
             # [src:rQ: rQ[ell, mu, t] ~ N(0, 1 Gq[ell, mu, nu, t, s])]
             fac[("rQ", 2*ell - 1)] = rt.grow_factor(fac[("rQ", 2*ell - 1)], 1 * rt.flat(Gq[2*ell - 1]), t, PS, rcond_t)
             rQ_t[2*ell - 1] = rt.sample_row(fac[("rQ", 2*ell - 1)], xi[("rQ", 2*ell - 1)], t, PS)
-            rQ[2*ell - 1] = rQ[2*ell - 1].at[:, t].set(rQ_t[2*ell - 1])
+            rQ[2*ell - 1] = rt.set_slot(rQ[2*ell - 1], t, rQ_t[2*ell - 1])
             # [src:rV: rV[ell, mu, t] ~ N(0, 1 Gv[ell, mu, nu, t, s])]
             fac[("rV", 2*ell - 1)] = rt.grow_factor(fac[("rV", 2*ell - 1)], 1 * rt.flat(Gv[2*ell - 1]), t, PS, rcond_t)
             rV_t[2*ell - 1] = rt.sample_row(fac[("rV", 2*ell - 1)], xi[("rV", 2*ell - 1)], t, PS)
-            rV[2*ell - 1] = rV[2*ell - 1].at[:, t].set(rV_t[2*ell - 1])
+            rV[2*ell - 1] = rt.set_slot(rV[2*ell - 1], t, rV_t[2*ell - 1])
             # [eq:attn.gb: gb[2*ell - 1, mu, t] = rK[2*ell - 1, mu, t] + rQ[2*ell - 1, mu, t] + rV[2*ell - 1, mu, t] + Sum(BK[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(BQ[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(BV[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(2*eta*gamma0*Delta[nu, s]*Gk[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1)) + Sum(2*eta*gamma0*Delta[nu, s]*Gq[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1)) + Sum(2*eta*gamma0*Delta[nu, s]*Gv[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
             gb_t[2*ell - 1] = rK_t[2*ell - 1] + rQ_t[2*ell - 1] + rV_t[2*ell - 1] + rt.causal_sum(BK[2*ell - 1][t], hb[2*ell - 1], t, strict=False) + rt.causal_sum(BQ[2*ell - 1][t], hb[2*ell - 1], t, strict=False) + rt.causal_sum(BV[2*ell - 1][t], hb[2*ell - 1], t, strict=False) + rt.causal_sum(2*hp["eta"]*hp["gamma0"] * Delta[None] * Gk[2*ell - 1][t], hb[2*ell - 1], t, strict=True) + rt.causal_sum(2*hp["eta"]*hp["gamma0"] * Delta[None] * Gq[2*ell - 1][t], hb[2*ell - 1], t, strict=True) + rt.causal_sum(2*hp["eta"]*hp["gamma0"] * Delta[None] * Gv[2*ell - 1][t], hb[2*ell - 1], t, strict=True)
-            gb[2*ell - 1] = gb[2*ell - 1].at[:, t].set(gb_t[2*ell - 1])
+            gb[2*ell - 1] = rt.set_slot(gb[2*ell - 1], t, gb_t[2*ell - 1])
             # [eq:ln.C: C[2*ell - 1, mu, t] = E(gb[2*ell - 1, mu, t]*hb[2*ell - 1, mu, t])]
             C[2*ell - 1] = C[2*ell - 1].at[t].set(rt.expect(w, gb_t[2*ell - 1] * hb_t[2*ell - 1]))
             # [eq:ln.back: g[2*ell - 1, mu, t] = (-C[2*ell - 1, mu, t]*hb[2*ell - 1, mu, t] + gb[2*ell - 1, mu, t])/sqrt(H[2*ell - 1, mu, mu, t, t]) + g[2*ell, mu, t]]
             g_t[2*ell - 1] = (-C[2*ell - 1][t]*hb_t[2*ell - 1] + gb_t[2*ell - 1])/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)) + g_t[2*ell]
-            g[2*ell - 1] = g[2*ell - 1].at[:, t].set(g_t[2*ell - 1])
+            g[2*ell - 1] = rt.set_slot(g[2*ell - 1], t, g_t[2*ell - 1])
             # [eq:kernel.G: G[2*ell - 1, mu, nu, t, s] = E(g[2*ell - 1, mu, t]*g[2*ell - 1, nu, s])]
             G[2*ell - 1] = rt.set_kernel_row(G[2*ell - 1], rt.kernel_row(w, g_t[2*ell - 1], g[2*ell - 1], t), t)
             # [eq:cv.gattn: g0[2*ell - 1, mu, t] = (rK[2*ell - 1, mu, t] + rQ[2*ell - 1, mu, t] + rV[2*ell - 1, mu, t])/sqrt(H[2*ell - 1, mu, mu, t, t]) + g0[2*ell, mu, t]]
             g0_t[2*ell - 1] = (rK_t[2*ell - 1] + rQ_t[2*ell - 1] + rV_t[2*ell - 1])/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)) + g0_t[2*ell]
-            g0[2*ell - 1] = g0[2*ell - 1].at[:, t].set(g0_t[2*ell - 1])
-        return dict(u=u, uK=uK, rK=rK, uQ=uQ, rQ=rQ, uV=uV, rV=rV, uO=uO, rO=rO, u1=u1, r1=r1, u2=u2, r2=r2, r=r, h=h, hb=hb, k=k, q=q, v=v, o=o, go=go, gv=gv, gq=gq, gk=gk, gb=gb, o0=o0, gv0=gv0, gq0=gq0, gk0=gk0, x=x, zx=zx, gx=gx, g=g, z=z, h0=h0, g0=g0, H=H, Phi=Phi, Phio=Phio, AO=AO, BO=BO, Gk=Gk, AK=AK, BK=BK, Gq=Gq, AQ=AQ, BQ=BQ, Gv=Gv, AV=AV, BV=BV, Phix=Phix, A2=A2, A1=A1, B2=B2, Gx=Gx, B1=B1, G=G, H0=H0, Lam=Lam, Sm=Sm, Mm=Mm, Dm=Dm, C=C, fac=fac, ftok=ftok, F=F, Delta=Delta)
+            g0[2*ell - 1] = rt.set_slot(g0[2*ell - 1], t, g0_t[2*ell - 1])
+        return dict(u=u, uK=uK, rK=rK, uQ=uQ, rQ=rQ, uV=uV, rV=rV, uO=uO, rO=rO, u1=u1, r1=r1, u2=u2, r2=r2, r=r, h=h, hb=hb, k=k, q=q, v=v, o=o, go=go, gv=gv, gq=gq, gk=gk, gb=gb, o0=o0, gv0=gv0, gq0=gq0, gk0=gk0, x=x, zx=zx, gx=gx, g=g, z=z, h0=h0, g0=g0, phi_x=phi_x, phi_u1=phi_u1, dphi_u1_r2=dphi_u1_r2, H=H, Phi=Phi, Phio=Phio, AO=AO, BO=BO, Gk=Gk, AK=AK, BK=BK, Gq=Gq, AQ=AQ, BQ=BQ, Gv=Gv, AV=AV, BV=BV, Phix=Phix, A2=A2, A1=A1, B2=B2, Gx=Gx, B1=B1, G=G, H0=H0, Lam=Lam, Sm=Sm, Mm=Mm, Dm=Dm, C=C, fac=fac, ftok=ftok, F=F, Delta=Delta)
 
     ends = rt.segments(n_t, segments, work=M * n * n)  # causal: a step holds only its segment's slots
     state = init(ends[0])

@@ -124,12 +124,19 @@ def _kernels(system: EquationSystem) -> dict[str, tuple[int, ...]]:
     return out
 
 
+def _collect_memos(system: EquationSystem, low: Lowerer) -> tuple[str, ...]:
+    """The memoised histories the step reads (codegen.memo): a first, discarded lowering of the step."""
+    low.collect(lambda: [_schedule(part, low, 2) for part in (system.forward, system.output, system.backward)])
+    return tuple(m.name for m in low.memos.values())
+
+
 def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
     srcs = _sources(system)
     kern = _kernels(system)
     twins = tuple(dict.fromkeys(e.lhs.base.name for e in system.equations if e.kind == "twin"))
     fields = ("h", "z", "g", "u", "r", *twins)
-    order = (*fields, *kern, "fac", "f", "Delta")
+    memos = _collect_memos(system, low)
+    order = (*fields, *memos, *kern, "fac", "f", "Delta")
     # twin kernels are the control variates' exact covariances, not order parameters: not returned
     outputs = [k for k in kern if k not in system.exact_twins.values()]
     names = ", ".join(f'"{k}"' for k in order)
@@ -162,9 +169,9 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         "",
         "    def init(width):",
         '        """The zero state of a sweep segment holding `width` time slots."""',
-        "        field = lambda: {l: jnp.zeros((M, width, P), dtype) for l in range(1, DEPTH + 1)}",
+        "        field = lambda: {l: jnp.zeros((M, width * P), dtype) for l in range(1, DEPTH + 1)}  # flat histories",
         "        kernel = lambda layers: {l: jnp.zeros((width, P, width, P), dtype) for l in layers}",
-        f"        return dict({', '.join(f'{k}=field()' for k in fields)},",
+        f"        return dict({', '.join(f'{k}=field()' for k in (*fields, *memos))},",
         *(f"                    {pr}" for pr in pairs),
         '                    fac={(b, l): rt.empty_factor(width, P, dtype) for b, l, k in SOURCES if k == "dynamic"},',
         "                    f=jnp.zeros((width, P), dtype), Delta=jnp.zeros((width, P), dtype))",
@@ -233,12 +240,16 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
     kern = _kernels(system)
     orders = _orders(system)
     fields = system.field_layers()
+    memos = _collect_memos(system, low)
     outs = ("ftok", "F", "Delta")
-    order = (*fields, *kern, *orders, "fac", *outs)
+    order = (*fields, *memos, *kern, *orders, "fac", *outs)
     names = ", ".join(f'"{k}"' for k in order)
     src0 = next(s for s in system.sources if s.structure == "static")
     heads = system.heads == "sites"
     init = [f"{k}={'head_draw' if k in system.head_fields else 'per_draw'}({v!r})," for k, v in fields.items()]
+    for m in low.memos.values():  # a memo lives where all its fields do, on their site
+        layers = tuple(sorted(set.intersection(*(set(fields[b]) for b in m.bases))))
+        init.append(f"{m.name}={'head_draw' if m.bases & set(system.head_fields) else 'per_draw'}({layers!r}),")
     init += [f"{k}=kernel({tuple(v)!r})," for k, v in kern.items()]
     init += [f"{k}={('per_head' if heads else 'matrix') if n == 4 else 'vector'}({v!r}),"
              for k, (n, v) in orders.items()]
@@ -282,8 +293,8 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
         "",
         "    def init(width):",
         '        """The zero state of a sweep segment holding `width` time slots."""',
-        "        per_draw = lambda layers: {l: jnp.zeros((M, width, PS), dtype) for l in layers}",
-        *(["        head_draw = lambda layers: {l: jnp.zeros((M * KEY_DIM, width, PS), dtype) for l in layers}",
+        "        per_draw = lambda layers: {l: jnp.zeros((M, width * PS), dtype) for l in layers}  # flat histories",
+        *(["        head_draw = lambda layers: {l: jnp.zeros((M * KEY_DIM, width * PS), dtype) for l in layers}",
            "        per_head = lambda layers: {l: jnp.zeros((M, PS, PS), dtype) for l in layers}  # current time only",
            "        history = lambda layers: {l: jnp.zeros((width, min(KEEP_HEADS, M), PS, PS), dtype) for l in layers}"]
           if heads else []),

@@ -22,6 +22,7 @@ import sympy
 from ..dmft.system import Equation, EquationSystem, SourceLaw, Step
 from ..errors import CodegenError
 from ..notation import Delta, as_expr, ell, kappa, mu, nu, s, t
+from . import memo
 from .printer import pycode
 
 
@@ -49,6 +50,44 @@ class Lowerer:
         self.head = set(system.head_fields)
         self.per_head = ({e.lhs.base.name for e in system.equations if e.kind == "order" and len(e.lhs.indices) == 4}
                          if system.heads == "sites" else set())
+        #: memoised histories (codegen.memo), registered by a first lowering pass (`collect`)
+        self.memos: dict[sympy.Expr, memo.Memo] = {}
+        self._frozen = False
+        self._written: set[str] = set()
+
+    def collect(self, passes) -> None:
+        """Register the memoised histories the step reads: `passes` lowers the whole step once (its
+        output is discarded). Afterwards the registry is fixed and row writes emit the memos' updates."""
+        passes()
+        self._frozen = True
+        self.begin_step()
+
+    def begin_step(self) -> None:
+        """Start lowering a step: no field has its row t yet."""
+        self._written = set()
+
+    def hist(self, X) -> str:
+        """A history operand: a memoised array where X is a pointwise function of fields at one layer."""
+        found = memo.template(X, set(self.fields))
+        if found is None:
+            return self.py(X, "hist")
+        tpl, layer = found
+        if tpl not in self.memos:
+            if self._frozen:
+                raise CodegenError(f"history {X} was not seen by the first lowering pass")
+            taken = set(self.fields) | {m.name for m in self.memos.values()} | set(self.sys.exact_twins.values())
+            self.memos[tpl] = memo.Memo(memo.name_of(tpl, taken), tpl, memo.bases_of(tpl))
+        return f"{self.memos[tpl].name}[{pycode(layer)}]"
+
+    def _memo_rows(self, base: str, layer) -> tuple[str, ...]:
+        """After field `base` got its row t at `layer`: row t of every memo whose fields all have theirs."""
+        self._written.add(base)
+        out = []
+        for m in self.memos.values():
+            if base in m.bases and m.bases <= self._written:
+                at, row = pycode(layer), self.py(m.at(layer), "now")
+                out.append(f"{m.name}[{at}] = rt.set_slot({m.name}[{at}], t, {row})  # memo of {sympy.sstr(m.at(layer))}")
+        return tuple(out)
 
     def py(self, e, mode: str = "now") -> str:
         return pycode(e, mode, self.hyper, self.fields, tuple(sorted(self.per_head)))
@@ -104,32 +143,34 @@ class Lowerer:
             kern = f"{cov.base.name}[{pycode(cov.indices[0])}]"
             lines = (f"fac[{key}] = rt.grow_factor(fac[{key}], {coef} * rt.flat({kern}), t, {self.P}, rcond_t)",
                      f"{base}_t[{layer}] = rt.sample_row(fac[{key}], xi[{key}], t, {self.P})")
-        lines += (f"{base}[{layer}] = {base}[{layer}].at[:, t].set({base}_t[{layer}])",)
+        lines += (f"{base}[{layer}] = rt.set_slot({base}[{layer}], t, {base}_t[{layer}])",
+                  *self._memo_rows(base, fld.indices[0]))
         return Stmt(src.label, lines, f"{src.label}: {src.field} ~ N(0, {src.coefficient} {src.covariance})")
 
     # ---------------------------------------------------------- equations
     def _field(self, eq: Equation) -> tuple[str, ...]:
         name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])
         rhs = self._expr(eq.rhs)
-        return (f"{name}_t[{layer}] = {rhs}", f"{name}[{layer}] = {name}[{layer}].at[:, t].set({name}_t[{layer}])")
+        return (f"{name}_t[{layer}] = {rhs}", f"{name}[{layer}] = rt.set_slot({name}[{layer}], t, {name}_t[{layer}])",
+                *self._memo_rows(name, eq.lhs.indices[0]))
 
     def _kernel(self, eq: Equation) -> tuple[str, ...]:
         name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])
         (arg,) = eq.rhs.args
         left, right = _split_times(arg)
         w = self._w(left)
-        row = f"rt.kernel_row({w}, {self.py(left, 'now')}, {self.py(right, 'hist')}, t)"
+        row = f"rt.kernel_row({w}, {self.py(left, 'now')}, {self.hist(right)}, t)"
         twin = self._twin_row(left, right)
         if twin is not None:
             # control variate: E[X X'] = E[X X' - X0 X0'] + E[X0 X0'], the last held exactly by a twin kernel
             l0, r0 = self._lazy_part(left), self._lazy_part(right)
-            row += (f" - rt.kernel_row({w}, {self.py(l0, 'now')}, {self.py(r0, 'hist')}, t) + {twin}")
+            row += (f" - rt.kernel_row({w}, {self.py(l0, 'now')}, {self.hist(r0)}, t) + {twin}")
             return (f"{name}[{layer}] = rt.set_kernel_row({name}[{layer}], {row}, t)",)
         exact = self._exact_lazy_row(left)
         if exact is not None:
             # control variate: E[X X'] = E[X X' - X0 X0'] + E[X0 X0'] exactly (X0 the gamma0 = 0 part)
             l0, r0 = self._lazy_part(left), self._lazy_part(right)
-            row += (f" - rt.kernel_row({w}, {self.py(l0, 'now')}, {self.py(r0, 'hist')}, t)"
+            row += (f" - rt.kernel_row({w}, {self.py(l0, 'now')}, {self.hist(r0)}, t)"
                     f" + {exact}")
         return (f"{name}[{layer}] = rt.set_kernel_row({name}[{layer}], {row}, t)",)
 
@@ -149,7 +190,7 @@ class Lowerer:
         if al != 1:
             parts.insert(0, f"({self.py(al, 'now')})[:, None, None]")
         if ar != 1:
-            parts.append(f"({self.py(ar, 'hist')})[None]")
+            parts.append(f"({self.py(ar, 'hist')}).reshape(1, n_t, {self.P})")  # flat over (s, nu)
         return " * ".join(parts)
 
     def _twin_kernel(self, eq: Equation) -> tuple[str, ...]:
@@ -264,7 +305,7 @@ class Lowerer:
         for X, coefs in groups.items():
             C = " + ".join(self._coef_array(c) for c in coefs)
             if self._is_field(X):
-                out.append(f"rt.causal_sum({C}, {self.py(X, 'hist')}, t, strict={strict})")
+                out.append(f"rt.causal_sum({C}, {self.hist(X)}, t, strict={strict})")
             else:
                 out.append(f"rt.causal_sum_det({C}, Delta, t, strict={strict})")
         return " + ".join(out)

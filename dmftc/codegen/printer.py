@@ -2,7 +2,7 @@
 
 Indexed objects print as the solver's arrays; which array depends on the mode:
 'now' (a field at the current time t: h[ell, mu, t] -> h_t[ell], shape (M, P)),
-'hist' (a field's history h[ell, nu, s] -> h[ell], shape (M, n_t, P)), 'matrix'
+'hist' (a field's history h[ell, nu, s] -> h[ell], flat (M, n) over i = s * P + nu), 'matrix'
 (equal-time kernels of the lazy limit: Sigma[ell, mu, nu] -> Sigma[ell]), and
 'traj' (trajectories f[mu, t] -> f, shape (n_t, P)) and 'det' (equal-time deterministic matrices of
 attention: Sm[ell, mu, nu, t] -> Sm[ell][t], Sm[ell, nu, mu, t] -> its transpose). Anything without a rule is an

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 
 
 def einsum_kernel_row(w, Xt, X, t):
-    """E[X_mu(t) X_nu(s)] = sum_m w_m X_m,mu(t) X_m,nu(s) for s <= t (zero beyond)."""
+    """E[X_mu(t) X_nu(s)] = sum_m w_m X_m,mu(t) X_m,nu(s) for s <= t (zero beyond); X (M, n) flat."""
+    X = X.reshape(X.shape[0], -1, Xt.shape[1])                            # [m, s, nu]
     row = jnp.einsum("m,ma,msb->asb", w, Xt, X)
     return row * (jnp.arange(X.shape[1]) <= t)[None, :, None]
 
@@ -27,6 +28,7 @@ def einsum_ibp_row(w, Ft, xi, F, t, P, *, strict):
 
 
 def einsum_causal_sum(C, X, t, *, strict):
-    """sum_{s < t (or <= t unless `strict`)} sum_nu C_{mu nu}(s) X_nu(s) for each draw."""
+    """sum_{s < t (or <= t unless `strict`)} sum_nu C_{mu nu}(s) X_nu(s) for each draw; X (M, n) flat."""
+    X = X.reshape(X.shape[0], -1, C.shape[2])                             # [m, s, nu]
     mask = (jnp.arange(X.shape[1]) < t + (0 if strict else 1)).astype(X.dtype)
     return jnp.einsum("asb,msb->ma", C * mask[None, :, None], X)

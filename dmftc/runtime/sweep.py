@@ -1,7 +1,8 @@
 """Numerics of the causal DMFT sweep, called by generated solvers (imports only jax).
 
 Index conventions: time t = 0..T (n_t = T + 1 slots), samples mu = 0..P-1, draws m = 0..M-1.
-A per-draw field is an array (M, n_t, P); a two-time kernel is (n_t, P, n_t, P) over
+A per-draw field's history is an array (M, n) over the flattened index i = t * P + mu (slot t
+is columns t P .. t P + P - 1, written by `set_slot`); a two-time kernel is (n_t, P, n_t, P) over
 (t, mu, s, nu); a Gaussian source over the flattened index i = t * P + mu has a
 block lower-triangular square root `Lf` (u = Lf xi, xi whitened draws) and its
 block pseudo-inverse `Li`, both (n, n) with n = n_t * P, grown by one block row of P
@@ -46,12 +47,24 @@ def weighted_t(w: jax.Array, Xt: jax.Array) -> jax.Array:
 def kernel_row(w: jax.Array, Xt: jax.Array, X: jax.Array, t) -> jax.Array:
     """Row t of a two-time kernel: E[X_mu(t) X_nu(s)] for s <= t (zero for s > t).
 
-    Xt (M, P) is the field at time t, X (M, n_t, P) its history. Returns (P, n_t, P).
-    One (P, M) @ (M, n_t P) matmul on the history as stored: no transposed copy of it.
+    Xt (M, P) is the field at time t, X (M, n) its history (flat, `set_slot`). Returns (P, n_t, P).
+    One (P, M) @ (M, n) matmul on the history as stored: no transposed copy of it.
     """
-    M, n_t, Q = X.shape
-    row = (weighted_t(w, Xt) @ X.reshape(M, n_t * Q)).reshape(Xt.shape[1], n_t, Q)
+    P = Xt.shape[1]
+    n_t = X.shape[1] // P
+    row = (weighted_t(w, Xt) @ X).reshape(P, n_t, P)
     return row * (jnp.arange(n_t) <= t)[None, :, None]
+
+
+def set_slot(X: jax.Array, t, Xt: jax.Array) -> jax.Array:
+    """The history X (M, n) with slot t set to the field's value Xt (M, P): columns t P .. t P + P - 1.
+
+    Histories are held flat, as the matmuls read them. Held (M, n_t, P), each read went through a
+    reshape of the just-updated array, and XLA then duplicated the in-place update (one for the
+    loop carry, one for the reshaped reader) and copied the whole history for each, every step
+    (the reference spec at M = 1024: 8 histories copied 3 times per step).
+    """
+    return jax.lax.dynamic_update_slice_in_dim(X, Xt, t * Xt.shape[1], axis=1)
 
 
 def set_kernel_row(K: jax.Array, row: jax.Array, t) -> jax.Array:
@@ -84,12 +97,13 @@ def ibp_row(w: jax.Array, Ft: jax.Array, xi: jax.Array, F: Factor, t, P: int, *,
 def causal_sum(C: jax.Array, X: jax.Array, t, *, strict: bool) -> jax.Array:
     """sum_{s < t (or <= t)} sum_nu C_{mu nu}(s) X_nu(s) for every draw.
 
-    C (P, n_t, P) over (mu, s, nu); X (M, n_t, P) -> (M, P). One (M, n_t P) @ (n_t P, P)
-    matmul on the history as stored; an einsum over (s, nu) made XLA copy X transposed.
+    C (P, n_t, P) over (mu, s, nu), or broadcastable to it; X (M, n) a flat history -> (M, P).
+    One (M, n) @ (n, P) matmul on the history as stored; an einsum over (s, nu) made XLA copy
+    X transposed.
     """
-    M, n_t, Q = X.shape
+    n_t, P = C.shape[1], C.shape[2]
     mask = (jnp.arange(n_t) < t + (0 if strict else 1)).astype(X.dtype)
-    return X.reshape(M, n_t * Q) @ (C * mask[None, :, None]).reshape(C.shape[0], n_t * Q).T
+    return X @ jnp.broadcast_to(C * mask[None, :, None], (P, n_t, P)).reshape(P, n_t * P).T
 
 
 def causal_sum_det(C: jax.Array, x: jax.Array, t, *, strict: bool) -> jax.Array:
@@ -116,9 +130,10 @@ def diag_now(K: jax.Array, t) -> jax.Array:
 
 
 def diag_all(K: jax.Array) -> jax.Array:
-    """K_{mu mu}(s, s) for every s (n_t, P); slots not yet filled (zero) read 1, so dividing by them is safe."""
+    """K_{mu mu}(s, s) for every s, flat (n,) as histories are (i = s * P + mu); slots not yet filled
+    (zero) read 1, so dividing by them is safe."""
     d = jnp.diagonal(jnp.diagonal(K, axis1=0, axis2=2), axis1=0, axis2=1)   # [s, mu] = K[s, mu, s, mu]
-    return jnp.where(d > 0, d, 1.0)
+    return jnp.where(d > 0, d, 1.0).reshape(-1)
 
 
 def causal_row(C: jax.Array, t, n_t: int) -> jax.Array:

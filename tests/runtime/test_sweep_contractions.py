@@ -31,7 +31,7 @@ def arrays():
     n = N_T * P
     Li = jnp.tril(jax.random.normal(k[4], (n, n)))
     return dict(w=jax.random.uniform(k[0], (M,)), Xt=jax.random.normal(k[1], (M, P)),
-                X=jax.random.normal(k[2], (M, N_T, P)), C=jax.random.normal(k[3], (P, N_T, P)),
+                X=jax.random.normal(k[2], (M, N_T * P)), C=jax.random.normal(k[3], (P, N_T, P)),
                 xi=jax.random.normal(k[5], (M, n)), F=rt.Factor(Li, Li))
 
 
