@@ -111,7 +111,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             # [eq:response.B: B[ell, mu, nu, t, s] = E(Response(g[ell + 1, mu, t], u[ell + 1, nu, s]))]
             B[ell] = B[ell].at[t].set(rt.ibp_row(w, g_t[ell + 1] - dphi(u_t[ell + 1])*r_t[ell + 1], xi[("u", ell + 1)], fac[("u", ell + 1)], t, P, strict=False))
             # [eq:field.z: z[ell, mu, t] = r[ell, mu, t] + Sum(phi(h[ell, nu, s])*B[ell, mu, nu, t, s], (nu, 0, P - 1), (s, 0, t)) + Sum(eta*gamma0*phi(h[ell, nu, s])*Delta[nu, s]*G[ell + 1, mu, nu, t, s], (nu, 0, P - 1), (s, 0, t - 1))]
-            z_t[ell] = r_t[ell] + rt.causal_sum(B[ell][t], phi_h[ell], t, strict=False) + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None] * G[ell + 1][t], phi_h[ell], t, strict=True)
+            z_t[ell] = r_t[ell] + rt.causal_sum(B[ell][t] + rt.before(t, n_t) * hp["eta"]*hp["gamma0"] * Delta[None] * G[ell + 1][t], phi_h[ell], t, strict=False)
             z[ell] = rt.set_slot(z[ell], t, z_t[ell])
             # [eq:field.g: g[ell, mu, t] = dphi(h[ell, mu, t])*z[ell, mu, t]]
             g_t[ell] = dphi(h_t[ell])*z_t[ell]

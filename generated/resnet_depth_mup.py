@@ -129,7 +129,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             # [eq:response.B: B[ell, mu, nu, t, s] = E(Response(g[ell + 1, mu, t], u[ell + 1, nu, s]))]
             B[ell] = B[ell].at[t].set(rt.ibp_row(w, g_t[ell + 1] - dphi(u_t[ell + 1])*r_t[ell + 1], xi[("u", ell + 1)], fac[("u", ell + 1)], t, P, strict=False))
             # [eq:field.g: g[ell, mu, t] = (r[ell, mu, t] + Sum(beta0**2*phi(h[ell, nu, s])*B[ell, mu, nu, t, s]/4**(2*alpha_L), (nu, 0, P - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[ell, nu, s])*Delta[nu, s]*G[ell + 1, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t - 1)))*dphi(h[ell, mu, t]) + g[ell + 1, mu, t]]
-            g_t[ell] = (r_t[ell] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * B[ell][t], phi_h[ell], t, strict=False) + rt.causal_sum((1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[ell + 1][t], phi_h[ell], t, strict=True)) * (dphi(h_t[ell])) + g_t[ell + 1]
+            g_t[ell] = (r_t[ell] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * B[ell][t] + rt.before(t, n_t) * (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[ell + 1][t], phi_h[ell], t, strict=False)) * (dphi(h_t[ell])) + g_t[ell + 1]
             g[ell] = rt.set_slot(g[ell], t, g_t[ell])
             # [eq:kernel.G: G[ell, mu, nu, t, s] = E(g[ell, mu, t]*g[ell, nu, s])]
             G[ell] = rt.set_kernel_row(G[ell], rt.kernel_row(w, g_t[ell], g[ell], t) - rt.kernel_row(w, dphi(u_t[ell])*r_t[ell], dphi_u_r[ell], t) + rt.cov_gauss_row(cov(("r", ell)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", ell)), t, P), t)

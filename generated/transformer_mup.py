@@ -280,7 +280,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             # [eq:response.B2: B2[2*ell, mu, nu, t, s] = E(Response(g[2*ell + 1, mu, t], u2[2*ell, nu, s]))]
             B2[2*ell] = B2[2*ell].at[t].set(rt.ibp_row(w, g_t[2*ell + 1] - g0_t[2*ell + 1], xi[("u2", 2*ell)], fac[("u2", 2*ell)], t, PS, strict=False))
             # [eq:mlp.z: zx[2*ell, mu, t] = r2[2*ell, mu, t] + Sum(beta0**2*phi(x[2*ell, nu, s])*B2[2*ell, mu, nu, t, s]/4, (nu, 0, P*S - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(x[2*ell, nu, s])*Delta[nu, s]*G[2*ell + 1, mu, nu, t, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
-            zx_t[2*ell] = r2_t[2*ell] + rt.causal_sum((1/4)*hp["beta0"]**2 * B2[2*ell][t], phi_x[2*ell], t, strict=False) + rt.causal_sum((1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2*ell + 1][t], phi_x[2*ell], t, strict=True)
+            zx_t[2*ell] = r2_t[2*ell] + rt.causal_sum((1/4)*hp["beta0"]**2 * B2[2*ell][t] + rt.before(t, n_t) * (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2*ell + 1][t], phi_x[2*ell], t, strict=False)
             zx[2*ell] = rt.set_slot(zx[2*ell], t, zx_t[2*ell])
             # [eq:mlp.g: gx[2*ell, mu, t] = dphi(x[2*ell, mu, t])*zx[2*ell, mu, t]]
             gx_t[2*ell] = dphi(x_t[2*ell])*zx_t[2*ell]
@@ -294,7 +294,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             r1_t[2*ell] = rt.sample_row(fac[("r1", 2*ell)], xi[("r1", 2*ell)], t, PS)
             r1[2*ell] = rt.set_slot(r1[2*ell], t, r1_t[2*ell])
             # [eq:mlp.gb: gb[2*ell, mu, t] = r1[2*ell, mu, t] + Sum(B1[2*ell, mu, nu, t, s]*hb[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(2*eta*gamma0*Delta[nu, s]*Gx[2*ell, mu, nu, t, s]*hb[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
-            gb_t[2*ell] = r1_t[2*ell] + rt.causal_sum(B1[2*ell][t], hb[2*ell], t, strict=False) + rt.causal_sum(2*hp["eta"]*hp["gamma0"] * Delta[None] * Gx[2*ell][t], hb[2*ell], t, strict=True)
+            gb_t[2*ell] = r1_t[2*ell] + rt.causal_sum(B1[2*ell][t] + rt.before(t, n_t) * 2*hp["eta"]*hp["gamma0"] * Delta[None] * Gx[2*ell][t], hb[2*ell], t, strict=False)
             gb[2*ell] = rt.set_slot(gb[2*ell], t, gb_t[2*ell])
             # [eq:ln.C: C[2*ell, mu, t] = E(gb[2*ell, mu, t]*hb[2*ell, mu, t])]
             C[2*ell] = C[2*ell].at[t].set(rt.expect(w, gb_t[2*ell] * hb_t[2*ell]))
@@ -313,7 +313,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             # [eq:response.BO: BO[2*ell - 1, mu, nu, t, s] = E(Response(g[2*ell, mu, t], uO[2*ell - 1, nu, s]))]
             BO[2*ell - 1] = BO[2*ell - 1].at[t].set(rt.ibp_row(w, g_t[2*ell] - g0_t[2*ell], xi[("uO", 2*ell - 1)], fac[("uO", 2*ell - 1)], t, PS, strict=False))
             # [eq:attn.go: go[2*ell - 1, mu, t] = rO[2*ell - 1, mu, t] + Sum(beta0**2*BO[2*ell - 1, mu, nu, t, s]*o[2*ell - 1, nu, s]/4, (nu, 0, P*S - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*Delta[nu, s]*G[2*ell, mu, nu, t, s]*o[2*ell - 1, nu, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
-            go_t[2*ell - 1] = rO_t[2*ell - 1] + rt.causal_sum((1/4)*hp["beta0"]**2 * BO[2*ell - 1][t], o[2*ell - 1], t, strict=False) + rt.causal_sum((1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2*ell][t], o[2*ell - 1], t, strict=True)
+            go_t[2*ell - 1] = rO_t[2*ell - 1] + rt.causal_sum((1/4)*hp["beta0"]**2 * BO[2*ell - 1][t] + rt.before(t, n_t) * (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2*ell][t], o[2*ell - 1], t, strict=False)
             go[2*ell - 1] = rt.set_slot(go[2*ell - 1], t, go_t[2*ell - 1])
             # [eq:attn.M: Mm[2*ell - 1, mu, nu, t] = E(go[2*ell - 1, mu, t]*v[2*ell - 1, nu, t])]
             Mm[2*ell - 1] = Mm[2*ell - 1].at[t].set(rt.cross_now(w, go_t[2*ell - 1], v_t[2*ell - 1]) - rt.cross_now(w, rO_t[2*ell - 1], uV_t[2*ell - 1]))
@@ -362,7 +362,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             rV_t[2*ell - 1] = rt.sample_row(fac[("rV", 2*ell - 1)], xi[("rV", 2*ell - 1)], t, PS)
             rV[2*ell - 1] = rt.set_slot(rV[2*ell - 1], t, rV_t[2*ell - 1])
             # [eq:attn.gb: gb[2*ell - 1, mu, t] = rK[2*ell - 1, mu, t] + rQ[2*ell - 1, mu, t] + rV[2*ell - 1, mu, t] + Sum(BK[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(BQ[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(BV[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(2*eta*gamma0*Delta[nu, s]*Gk[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1)) + Sum(2*eta*gamma0*Delta[nu, s]*Gq[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1)) + Sum(2*eta*gamma0*Delta[nu, s]*Gv[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
-            gb_t[2*ell - 1] = rK_t[2*ell - 1] + rQ_t[2*ell - 1] + rV_t[2*ell - 1] + rt.causal_sum(BK[2*ell - 1][t], hb[2*ell - 1], t, strict=False) + rt.causal_sum(BQ[2*ell - 1][t], hb[2*ell - 1], t, strict=False) + rt.causal_sum(BV[2*ell - 1][t], hb[2*ell - 1], t, strict=False) + rt.causal_sum(2*hp["eta"]*hp["gamma0"] * Delta[None] * Gk[2*ell - 1][t], hb[2*ell - 1], t, strict=True) + rt.causal_sum(2*hp["eta"]*hp["gamma0"] * Delta[None] * Gq[2*ell - 1][t], hb[2*ell - 1], t, strict=True) + rt.causal_sum(2*hp["eta"]*hp["gamma0"] * Delta[None] * Gv[2*ell - 1][t], hb[2*ell - 1], t, strict=True)
+            gb_t[2*ell - 1] = rK_t[2*ell - 1] + rQ_t[2*ell - 1] + rV_t[2*ell - 1] + rt.causal_sum(BK[2*ell - 1][t] + BQ[2*ell - 1][t] + BV[2*ell - 1][t] + rt.before(t, n_t) * 2*hp["eta"]*hp["gamma0"] * Delta[None] * Gk[2*ell - 1][t] + rt.before(t, n_t) * 2*hp["eta"]*hp["gamma0"] * Delta[None] * Gq[2*ell - 1][t] + rt.before(t, n_t) * 2*hp["eta"]*hp["gamma0"] * Delta[None] * Gv[2*ell - 1][t], hb[2*ell - 1], t, strict=False)
             gb[2*ell - 1] = rt.set_slot(gb[2*ell - 1], t, gb_t[2*ell - 1])
             # [eq:ln.C: C[2*ell - 1, mu, t] = E(gb[2*ell - 1, mu, t]*hb[2*ell - 1, mu, t])]
             C[2*ell - 1] = C[2*ell - 1].at[t].set(rt.expect(w, gb_t[2*ell - 1] * hb_t[2*ell - 1]))

@@ -275,11 +275,13 @@ class Lowerer:
     def _expr(self, e) -> str:
         """Pointwise code around the structured nodes (sums, responses), recursively through + and *."""
         if isinstance(e, sympy.Sum):
-            return self._sum(e)
+            return self._mix(e) if len(e.limits) == 1 else self._sums([e])
         if not (e.has(sympy.Sum) or _has_expect(e)):
             return self.py(e, "now")
         if e.is_Add:
-            return " + ".join(self._expr(a) for a in e.args)
+            sums = [a for a in e.args if isinstance(a, sympy.Sum) and len(a.limits) == 2]
+            rest = [self._expr(a) for a in e.args if a not in sums]
+            return " + ".join(rest + ([self._sums(sums)] if sums else []))
         if e.is_Mul and not _has_expect(e):
             return " * ".join(f"({self._expr(a)})" for a in e.args)
         return self._scalar_response(e)
@@ -287,23 +289,29 @@ class Lowerer:
     def _is_field(self, e) -> bool:
         return any(x.base.name in self.fields for x in e.atoms(sympy.Indexed))
 
-    def _sum(self, S: sympy.Sum) -> str:
-        if len(S.limits) == 1:
-            return self._mix(S)
-        (v1, lo1, hi1), (v2, lo2, hi2) = S.limits
-        if (v1, v2) != (nu, s) or lo2 != 0 or hi2 not in (t - 1, t):
-            raise CodegenError(f"cannot lower sum {S}: expected a sum over nu and s <= t")
-        strict = hi2 == t - 1
-        groups: dict[sympy.Expr, list[sympy.Expr]] = {}
-        for mono in sympy.Add.make_args(sympy.expand(S.function)):
-            fld = [f for f in sympy.Mul.make_args(mono) if self._is_field(f)]
-            if len(fld) > 1:
-                raise CodegenError(f"cannot lower {mono}: more than one per-draw field in a product")
-            key = fld[0] if fld else Delta[nu, s]
-            groups.setdefault(key, []).append(mono / key)
+    def _sums(self, sums: list[sympy.Sum]) -> str:
+        """Causal sums over (nu, s < t or s <= t), added: one contraction per history they read.
+
+        Terms of several sums that read one history (z^l reads phi(h^l) through B for s <= t and
+        through G for s < t) become one rt.causal_sum over s <= t, the strict terms' coefficients
+        masked to s < t (rt.before): each history is streamed once, not once per sum.
+        """
+        groups: dict[sympy.Expr, list[tuple[sympy.Expr, bool]]] = {}
+        for S in sums:
+            (v1, lo1, hi1), (v2, lo2, hi2) = S.limits
+            if (v1, v2) != (nu, s) or lo2 != 0 or hi2 not in (t - 1, t):
+                raise CodegenError(f"cannot lower sum {S}: expected a sum over nu and s <= t")
+            for mono in sympy.Add.make_args(sympy.expand(S.function)):
+                fld = [f for f in sympy.Mul.make_args(mono) if self._is_field(f)]
+                if len(fld) > 1:
+                    raise CodegenError(f"cannot lower {mono}: more than one per-draw field in a product")
+                key = fld[0] if fld else Delta[nu, s]
+                groups.setdefault(key, []).append((mono / key, hi2 == t - 1))
         out = []
-        for X, coefs in groups.items():
-            C = " + ".join(self._coef_array(c) for c in coefs)
+        for X, terms in groups.items():
+            strict = all(st for _, st in terms)
+            C = " + ".join(self._coef_array(c) if st == strict else f"rt.before(t, n_t) * {self._coef_array(c)}"
+                           for c, st in terms)
             if self._is_field(X):
                 out.append(f"rt.causal_sum({C}, {self.hist(X)}, t, strict={strict})")
             else:

@@ -106,6 +106,12 @@ def causal_sum(C: jax.Array, X: jax.Array, t, *, strict: bool) -> jax.Array:
     return X @ jnp.broadcast_to(C * mask[None, :, None], (P, n_t, P)).reshape(P, n_t * P).T
 
 
+def before(t, n_t: int) -> jax.Array:
+    """The mask of slots s < t, shaped (1, n_t, 1) to multiply a coefficient over (mu, s, nu) (boolean,
+    so the product keeps the coefficient's dtype)."""
+    return (jnp.arange(n_t) < t)[None, :, None]
+
+
 def causal_sum_det(C: jax.Array, x: jax.Array, t, *, strict: bool) -> jax.Array:
     """The same for a deterministic x (n_t, P): returns (P,)."""
     n_t = x.shape[0]
