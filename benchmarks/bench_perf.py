@@ -389,9 +389,9 @@ def print_d(r: dict) -> None:
     if b:
         tot = sum(b.values())
         parts = ", ".join(f"{k} {v:.2f} s ({100 * v / tot:.0f}%)" for k, v in sorted(b.items(), key=lambda kv: -kv[1]))
-        print(f"    one float64 solve by kind of XLA operation (profiler): {parts}; history-sized pointwise "
-              f"temporaries (phi(h) of a whole history, written out by the generated code) are what a history "
-              f"cache in the code generator would remove")
+        print(f"    one float64 solve by kind of XLA operation (profiler): {parts}; phi(h) and dphi(u) r of whole "
+              f"histories are held (codegen.memo), so history-sized pointwise work is left only where segments "
+              f"widen (padding) and draws are sliced")
 
 
 def print_e(r: dict, plot: Path) -> None:

@@ -76,9 +76,9 @@ def print_m(r: dict) -> None:
           f"(target <= {r['budget_gib']:.0f} GiB); XLA buffer plan {r['plan_gib']:.2f} GiB; loss {state}")
     print(f"    plan at M and 2M: {r['per_draw_bytes'] / 2**20:.2f} MiB per draw "
           f"(= {r['per_draw_bytes'] / (8 * n):.1f} history-length float64 vectors: the per-draw histories the "
-          f"sweep reads every step, the whitened draws, and pointwise temporaries) + {r['fixed_gib']:.2f} GiB of "
+          f"sweep reads every step, memoised phi(h) among them, and the whitened draws) + {r['fixed_gib']:.2f} GiB of "
           f"kernels and factors; M up to {r['M_max']} fits {r['budget_gib']:.0f} GiB")
     if r["peak_rss_gib"] <= r["budget_gib"]:
         print("    no chunking of the draws was needed: every step contracts each draw's whole history, so the "
-              "histories stay resident and chunking cannot shrink them; the temporaries it could shrink are "
-              "pointwise functions of whole histories written out by the generated code (see (d))")
+              "histories stay resident and chunking cannot shrink them (there are no history-sized temporaries "
+              "left to chunk: pointwise functions of histories are held, codegen.memo)")

@@ -75,7 +75,8 @@ class Lowerer:
         if tpl not in self.memos:
             if self._frozen:
                 raise CodegenError(f"history {X} was not seen by the first lowering pass")
-            taken = set(self.fields) | {m.name for m in self.memos.values()} | set(self.sys.exact_twins.values())
+            taken = (set(self.fields) | {m.name for m in self.memos.values()}
+                     | {e.lhs.base.name for e in self.sys.equations if isinstance(e.lhs, sympy.Indexed)})
             self.memos[tpl] = memo.Memo(memo.name_of(tpl, taken), tpl, memo.bases_of(tpl))
         return f"{self.memos[tpl].name}[{pycode(layer)}]"
 
