@@ -109,20 +109,13 @@ def bench_a(P: int, T: int, widths: dict, ladder: dict, eps_list: tuple, cap: fl
     rows = [equal_precision_row(eps, mod, spec, T, truth, pairs, time_fit, sigma_fit, tnet_fit, cap)
             for eps in eps_list]
     for row in rows:  # the same plan with the ladder's own spread law beyond its largest M
-        M_last, s_last = max(pairs)
-        row["M_fit"] = row["M"] if eps_within(row["eps"], pairs) else \
-            2 * math.ceil(M_last * (s_last / row["eps"]) ** (-1 / spread_fit[1]) / 2)
+        row["M_fit"] = ep.dmft_plan(row["eps"], pairs, exponent=spread_fit[1])
         row["ratio_fit"] = row.get("ens_seconds", row["ens_predicted"]) / (time_fit[0] * row["M_fit"] ** time_fit[1])
     return {"P": P, "T": T, "c_rms": truth["c_rms"], "chi2_dof": truth["chi2_dof"], "c": truth["c"].tolist(),
             "truth_se": float(math.sqrt(np.mean(truth["var_a"]))), "sigma_fit": sigma_fit, "tnet_fit": tnet_fit,
             "ladder": lad, "spread_fit": spread_fit, "time_fit": time_fit, "rows": rows, "n": P * (T + 1),
             "nets": {N: {"sigma": math.sqrt(np.mean(r["var"])), "seconds_per_net": r["seconds_per_net"], "S": r["S"]}
                      for N, r in nets.items()}}
-
-
-def eps_within(eps: float, pairs) -> bool:
-    """Whether a spread eps is inside the measured ladder (interpolated, not extrapolated)."""
-    return min(s for _, s in pairs) <= eps
 
 
 def equal_precision_row(eps, mod, spec, T, truth, pairs, time_fit, sigma_fit, tnet_fit, cap) -> dict:

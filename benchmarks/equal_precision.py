@@ -87,11 +87,12 @@ def ensemble_plan(eps: float, c_rms: float, sigma_fit: tuple[float, float], time
     return {"N": N, "sigma": sigma, "S": max(2, math.ceil((sigma / noise) ** 2)), "bias_share": c_rms / N / eps}
 
 
-def dmft_plan(eps: float, ladder: list[tuple[int, float]]) -> int:
+def dmft_plan(eps: float, ladder: list[tuple[int, float]], exponent: float = -0.5) -> int:
     """Draws M whose spread is eps: log-log interpolation between measured (M, spread) pairs,
-    and the central-limit rate M^-1/2 from the largest M beyond them (even, for antithetic pairs)."""
+    and spread ~ M^exponent from the largest M beyond them (the central-limit rate M^-1/2 unless
+    told otherwise; even, for antithetic pairs)."""
     pts = sorted(ladder)
-    M = pts[0][0] if eps >= pts[0][1] else pts[-1][0] * (pts[-1][1] / eps) ** 2
+    M = pts[0][0] if eps >= pts[0][1] else pts[-1][0] * (pts[-1][1] / eps) ** (-1 / exponent)
     for (m0, s0), (m1, s1) in zip(pts, pts[1:]):
         if s1 <= eps <= s0 and s1 < s0:
             M = m0 * (m1 / m0) ** (math.log(s0 / eps) / math.log(s0 / s1))

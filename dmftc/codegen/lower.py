@@ -60,11 +60,7 @@ class Lowerer:
         output is discarded). Afterwards the registry is fixed and row writes emit the memos' updates."""
         passes()
         self._frozen = True
-        self.begin_step()
-
-    def begin_step(self) -> None:
-        """Start lowering a step: no field has its row t yet."""
-        self._written = set()
+        self._written = set()   # the step proper starts: no field has its row t yet
 
     def hist(self, X) -> str:
         """A history operand: a memoised array where X is a pointwise function of fields at one layer."""

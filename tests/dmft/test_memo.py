@@ -67,8 +67,7 @@ def test_a_memo_slot_is_written_after_every_field_it_reads(name):
         m = re.match(r"\s*(\w+)\[(.+?)\] = rt\.set_slot\(", ln)
         if m:
             written.append((i, m.group(1), m.group(2)))
-    memo_writes = [(i, a, lay, ln) for (i, a, lay), ln in zip(written, (lines[i] for i, _, _ in written))
-                   if "# memo of" in ln]
+    memo_writes = [(i, a, lay, lines[i]) for i, a, lay in written if "# memo of" in lines[i]]
     assert memo_writes
     for i, a, lay, ln in memo_writes:
         fields = set(re.findall(r"(\w+)_t\[", ln.split("= rt.set_slot(", 1)[1].split("# memo")[0]))
