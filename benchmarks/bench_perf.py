@@ -18,6 +18,8 @@
     spreads, and the time ratio.
 (m) memory at P x T = 4096 with 3 hidden layers: time, peak RSS and XLA's buffer plan of one solve
     (its own process), the bytes per draw, and the largest M whose plan fits 24 GiB.
+(q) the gelu transformer's exact control-variate rows by conditioning (runtime.gauss_mean) vs the
+    polar rule they replaced, one row and whole transformer_mup solves (benchmarks/gelu_rule.py).
 (g) the draws split over 2 host CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=2):
     time and loss difference against one device, in units of the same standard error.
 These machines are shared and noisy: read the figures as what one run measured.
@@ -49,6 +51,7 @@ from dmftc.runtime import sweep as rt  # noqa: E402
 from dmftc.spec import load, load_data  # noqa: E402
 
 import contractions as ct  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from gelu_rule import bench_q, print_q  # noqa: E402
 from memory_row import bench_m, print_m  # noqa: E402
 
 REF_SPEC = ROOT / "specs" / "mlp_mup_relu.yaml"
@@ -447,6 +450,8 @@ def main() -> None:
     print_f(res["f"])
     res["g"] = bench_g(**ref, se=res["f"]["se"])
     print_g(res["g"])
+    res["q"] = bench_q(**({"M": 64, "steps": 6} if a.quick else {"M": 256, "steps": 20}))
+    print_q(res["q"])
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2))
 
