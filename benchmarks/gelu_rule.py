@@ -20,7 +20,6 @@ import numpy as np
 
 import dmftc
 from dmftc.runtime import closed_forms as cf
-from dmftc.runtime import sweep as rt
 from dmftc.spec import load, load_data
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -47,11 +47,12 @@ DEFAULT_ORDER = 48
 #: order of `pair_phi` / `pair_dphi`, the exact parts of the solvers' control variates, which only
 #: need to be far below the Monte Carlo error (~1e-3): measured against order 48 over variances
 #: 0.3 .. 4 and correlations up to 0.999, order 24 is off by <= 1e-7 for gelu and 2e-7 for tanh
-#: (order 16: 5e-5), at a quarter of the nodes; the gelu transformer solve is 3x faster with it.
+#: (order 16: 5e-5), at a quarter of the nodes. gelu now goes by conditioning (CV_NODES); this order
+#: serves activations with neither a closed pair form nor a closed Gaussian mean (tanh, sigmoid).
 CV_ORDER = 24
 #: nodes per half-line of the conditioning rule (gauss_mean.pair_mean) in `pair_phi` / `pair_dphi` for
 #: activations whose Gaussian mean is closed (gelu): 2.5e-9 off for variances <= 10, 3e-7 at 30, with
-#: 64 nodes against the polar rule's 864 at CV_ORDER; the gelu transformer solves are ~10x faster.
+#: 64 nodes against the polar rule's 864 at CV_ORDER; transformer_mup solves 21x faster (bench_perf (q)).
 CV_NODES = 32
 
 
@@ -405,6 +406,7 @@ def _square_mean(f, gbar, K):
 
 
 def _pair(fn: Activation, which: int, order: int):
+    """(var_i, var_j, cov) -> E[f(u_i) f(u_j)], f = (phi, phi')[which]: closed form, conditioning or polar rule."""
     if has_closed_form(fn):
         return _CLOSED[fn][which]
     f = _resolve(fn)[which]

@@ -9,9 +9,9 @@ Where gbar is known in closed form (table `MEANS`) only the z integral is left. 
 Gauss-Legendre on [-Z, 0] and [0, Z] with the density folded into the weights: both f(a z) and
 gbar(b z, s^2) bend at z = 0, so each half-line is smooth. The nodes of the two halves mirror each
 other, and every tabled activation has a reflection g(-v) = sigma g(v) + alpha + beta v, so that
-gbar(-m, s^2) = sigma gbar(m, s^2) + alpha + beta m: one evaluation of gbar serves both halves. For gelu, 48 nodes per
-half-line agree with the polar rule of closed_forms at 96 x 144 nodes to 8e-15 for variances
-<= 3, 3e-14 for <= 10 and 4e-11 for <= 30 (the polar rule of order 48, 3456 nodes, is itself off by
+gbar(-m, s^2) = sigma gbar(m, s^2) + alpha + beta m: one evaluation of gbar serves both halves.
+For gelu, 48 nodes per half-line agree with the polar rule of closed_forms at 96 x 144 nodes to
+8e-15 for variances <= 3, 3e-14 for <= 10 and 4e-11 for <= 30 (the polar rule of order 48, 3456 nodes, is itself off by
 6e-14 / 3e-11 / 9e-9 there); 32 nodes: 3e-12 / 2.5e-9 / 3e-7; 24 nodes: 2.5e-9 / 8e-7 / 5e-5
 (measured over random variances and correlations including |rho| = 0.99999 and 1).
 
@@ -27,7 +27,7 @@ erf' (1, 0, 0), v (-1, 0, 0), 1 (1, 0, 0).
 erf and linear have closed pair forms (closed_forms._CLOSED), which take precedence; their means
 are here so that the rule is checked against exact answers. relu is not: its step mean Phi(m/s)
 has a boundary layer of width s/|b| at z = 0 for near-collinear pairs, which the rule cannot resolve
-(1.8e-4 off at |rho| = 0.99999), and its arc-cosine forms are exact anyway.
+(1.8e-4 off over pairs with |rho| up to 0.99999), and its arc-cosine forms are exact anyway.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def test_means_and_reflections(name):
         np.testing.assert_allclose(np.asarray(g(jnp.asarray(-v))), mean.sigma * gv + mean.alpha + mean.beta * v, atol=1e-14)
 
 
-def test_gelu_kernels_go_by_conditioning():
+def test_gelu_kernels_are_symmetric_finite_and_the_polar_rules():
     """phi_kernel / dphi_kernel of gelu: symmetric, finite on singular K, equal to the polar rule."""
     rng = np.random.default_rng(3)
     A = rng.standard_normal((6, 3))
