@@ -186,6 +186,36 @@ def bench_c(repeats: int = 3) -> dict:
     return {name: times[path] for name, path in specs.items()}
 
 
+_CACHE_CHILD = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+import numpy as np
+import dmftc
+dmftc.enable_compile_cache({cache!r})
+prog = dmftc.compile_spec({spec!r})
+t0 = time.perf_counter(); sol = prog.solve(samples={M}); t1 = time.perf_counter()
+print(json.dumps({{"first_solve": t1 - t0, "loss": np.asarray(sol.loss).tolist()}}))
+"""
+
+
+def bench_c_cache(samples: int = 256) -> dict:
+    """First solve in a fresh process, with an empty and then a filled persistent compile cache."""
+    import tempfile
+
+    specs = {"mlp": str(REF_SPEC), "transformer": str(ROOT / "specs" / "transformer_mup.yaml")}
+    out = {}
+    for name, spec in specs.items():
+        with tempfile.TemporaryDirectory() as cache:
+            runs = []
+            for _ in range(2):
+                code = _CACHE_CHILD.format(root=str(ROOT), cache=cache, spec=spec, M=samples)
+                res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        out[name] = {"cold": runs[0]["first_solve"], "warm": runs[1]["first_solve"], "samples": samples,
+                     "same_loss": runs[0]["loss"] == runs[1]["loss"]}
+    return out
+
+
 _CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
@@ -291,6 +321,10 @@ def print_rest(res: dict) -> None:
     print("(c) compile (spec -> generated module), fresh process, first / best of 3: "
           + "; ".join(f"{k} {v['cold']:.2f} / {v['warm']:.2f} s" for k, v in r.items())
           + " (targets: MLP < 2 s, transformer < 10 s)")
+    print("    first solve in a fresh process (XLA compile included), empty / filled compile cache "
+          "(dmftc.enable_compile_cache, opt-in): "
+          + "; ".join(f"{k} {v['cold']:.2f} / {v['warm']:.2f} s at M={v['samples']} "
+                      f"({'same' if v['same_loss'] else 'DIFFERENT'} loss curve)" for k, v in res["c_cache"].items()))
     r = res["e"]
     print("(e) P  steps  n=P(T+1)  first call s  run s  peak MB   (bench_perf.py (e) has the full table and plot)")
     for row in r["rows"]:
@@ -318,6 +352,7 @@ def main() -> None:
     print_a(res["a"])
     res["b"] = bench_b([(4, 4, 64), (8, 8, 128)] if q else [(4, 8, 256), (8, 16, 512), (16, 50, 1024)])
     res["c"] = bench_c()
+    res["c_cache"] = bench_c_cache()
     res["e"] = bench_e([(4, 10), (8, 10), (8, 20)] if q else [(8, 15), (16, 15), (16, 31), (32, 31), (32, 63)],
                        samples=512 if q else 2048)
     print_rest(res)

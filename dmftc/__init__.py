@@ -7,6 +7,7 @@ The public API, re-exported explicitly; the stage packages (dmftc.spec, .graph, 
     sol = prog.solve()                                       # the DMFT solution
     sim = dmftc.simulate(prog.spec, sizes={"N": 512})       # finite networks of the same spec
     report = dmftc.check(prog.spec, {"N": [128, 256, 512]}, out_dir="runs/check")
+    dmftc.enable_compile_cache("~/.cache/dmftc")            # opt-in: later processes skip XLA compiles
 """
 
 from .errors import DmftcError as DmftcError
@@ -21,5 +22,6 @@ from .program import Program as Program
 from .program import Solution as Solution
 from .program import compile_spec as compile_spec
 from .check import run_check as check  # noqa: F401  (public name: dmftc.check)
+from .compile_cache import enable_compile_cache as enable_compile_cache
 
 __version__ = "0.1.0"

@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         if spec:
             sp.add_argument("spec", help="the spec file (YAML)")
             sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scalar by dotted path")
+        sp.add_argument("--compile-cache", metavar="DIR",
+                        help="keep compiled solvers in DIR for later runs (opt-in; JAX's persistent cache)")
         sp.set_defaults(fn=fn)
         return sp
 
@@ -174,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.compile_cache:
+            from .compile_cache import enable_compile_cache
+
+            enable_compile_cache(args.compile_cache)
         code = args.fn(args)
     except DmftcError as e:
         print(f"dmftc {args.command}: {e.render() if hasattr(e, 'render') else e}", file=sys.stderr)

@@ -57,11 +57,16 @@ def test_grid_mistakes_fail_before_anything_runs():
         run_sweep(SPEC, {"hyper.gamma0": 1.0})
     with pytest.raises(DmftcError, match="allowed: local, dask"):
         run_sweep(SPEC, {"hyper.gamma0": [1.0]}, backend="ray")
+    with pytest.raises(DmftcError, match="not a directory"):
+        run_sweep(SPEC, {"hyper.gamma0": [1.0]}, compile_cache=SPEC)
 
 
-def test_dask_backend_gives_the_local_rows(local):
+def test_dask_backend_gives_the_local_rows(local, tmp_path, monkeypatch):
     pytest.importorskip("distributed")
-    table = run_sweep(SPEC, GRID, backend="dask", workers=2)
+    # the workers share one compile cache; the spawned workers read the threshold from the environment
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    table = run_sweep(SPEC, GRID, backend="dask", workers=2, compile_cache=tmp_path / "cache")
+    assert any(p.name.startswith("jit__solve-") for p in (tmp_path / "cache").iterdir())
     assert table.keys == local.keys
     for got, want in zip(table, local):
         assert {k: got[k] for k in local.keys} == {k: want[k] for k in local.keys}
