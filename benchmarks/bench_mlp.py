@@ -141,7 +141,10 @@ def bench_b(sizes) -> dict:
 
     Several sizes, because the ratio moves with them: at small ones the generated solve is a few
     hundred small XLA operations per step and the reference's Python loops over draws dominate it;
-    at the reference size both are dominated by the same O(M P n) contractions per step.
+    at the reference size both are dominated by the same O(M P n) contractions per step. The
+    generated solver is timed in float64 (the reference's precision) and in float32, the precision
+    bench (a) runs it in: on the reference spec float32 is within the Monte Carlo error
+    (bench_perf.py (f)), so it is the solver's own choice there, not a different algorithm.
     """
     from reference_dmft import solve_reference  # benchmarks/ is on sys.path when run as a script
 
@@ -150,15 +153,21 @@ def bench_b(sizes) -> dict:
         spec = load(REF_SPEC, overrides=(f"data.synthetic.P={P}", f"training.steps={steps}"))
         X, y = load_data(spec)
         prog = dmftc.compile_spec(spec)
-        prog.solve(samples=samples)
-        t_gen, t_ref = float("inf"), float("inf")
+        for dtype in DTYPES:
+            prog.solve(samples=samples, dtype=dtype)
+        t_gen, t_ref = {d: float("inf") for d in DTYPES}, float("inf")
         for _ in range(3):  # interleaved, best of 3: one shared machine's load weighs on both alike
-            t_gen = min(t_gen, timed(prog.solve, samples=samples)[1])
+            for dtype in DTYPES:
+                t_gen[dtype] = min(t_gen[dtype], timed(prog.solve, samples=samples, dtype=dtype)[1])
             t_ref = min(t_ref, timed(solve_reference, X, y, fn="relu", depth=2, gamma0=1.0, eta=0.5, steps=steps,
                                      samples=samples, seed=0)[1])
-        rows.append({"P": P, "steps": steps, "samples": samples, "generated_seconds": t_gen,
-                     "reference_seconds": t_ref, "ratio": t_ref / t_gen})
+        rows.append({"P": P, "steps": steps, "samples": samples, "generated_seconds": t_gen["float64"],
+                     "generated_seconds_float32": t_gen["float32"], "reference_seconds": t_ref,
+                     "ratio": t_ref / t_gen["float64"], "ratio_float32": t_ref / t_gen["float32"]})
     return {"rows": rows}
+
+
+DTYPES = ("float64", "float32")
 
 
 _COMPILE_CHILD = """
@@ -313,10 +322,11 @@ def bound(r: dict) -> dict:
 
 
 def print_rest(res: dict) -> None:
-    print("(b) per causal sweep (float64, best of 3), generated vs unvectorised reference (target >= 20x):")
+    print("(b) per causal sweep (best of 3), generated vs unvectorised reference (float64 numpy), target >= 20x:")
     for r in res["b"]["rows"]:
-        print(f"    P {r['P']:3d} steps {r['steps']:3d} M {r['samples']:5d}: generated {r['generated_seconds']:.4f} s, "
-              f"reference {r['reference_seconds']:.3f} s -> {r['ratio']:.1f}x")
+        print(f"    P {r['P']:3d} steps {r['steps']:3d} M {r['samples']:5d}: reference {r['reference_seconds']:.3f} s; "
+              f"generated float64 {r['generated_seconds']:.4f} s -> {r['ratio']:.1f}x, "
+              f"float32 {r['generated_seconds_float32']:.4f} s -> {r['ratio_float32']:.1f}x")
     r = res["c"]
     print("(c) compile (spec -> generated module), fresh process, first / best of 3: "
           + "; ".join(f"{k} {v['cold']:.2f} / {v['warm']:.2f} s" for k, v in r.items())
