@@ -23,6 +23,7 @@ HYPER = ('eta', 'gamma0')
 phi, dphi = cf.FUNCTIONS[ACTIVATION]
 
 SOURCES = (('r', 1, 'dynamic'), ('r', 2, 'scalar'), ('u', 1, 'static'), ('u', 2, 'dynamic'))
+FACTORS = (('r', 1), ('u', 2))
 
 
 def _dims(P, n):
@@ -51,7 +52,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
         return dict(h=field(), z=field(), g=field(), u=field(), r=field(), phi_h=field(), phi_u=field(), dphi_u_r=field(),
                     Phi=kernel((1, 2)), G=kernel((1, 2)),
                     A=kernel((1,)), B=kernel((1,)),
-                    fac={(b, l): rt.empty_factor(width, P, dtype) for b, l, k in SOURCES if k == "dynamic"},
+                    fac={key: rt.empty_factor(width, P, dtype) for key in FACTORS},
                     f=jnp.zeros((width, P), dtype), Delta=jnp.zeros((width, P), dtype))
 
     def step(t, state, xi):

@@ -23,6 +23,7 @@ HYPER = ('alpha_L', 'beta0', 'eta', 'gamma0')
 phi, dphi = cf.FUNCTIONS[ACTIVATION]
 
 SOURCES = (('r', 1, 'dynamic'), ('r', 2, 'dynamic'), ('r', 3, 'dynamic'), ('r', 4, 'dynamic'), ('r', 5, 'scalar'), ('u', 1, 'static'), ('u', 2, 'dynamic'), ('u', 3, 'dynamic'), ('u', 4, 'dynamic'), ('u', 5, 'dynamic'))
+FACTORS = (('r', 1), ('r', 2), ('r', 3), ('r', 4), ('u', 2), ('u', 3), ('u', 4), ('u', 5))
 
 
 def _dims(P, n):
@@ -52,7 +53,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
                     Phi=kernel((1, 2, 3, 4, 5)), G=kernel((1, 2, 3, 4, 5)),
                     H=kernel((1, 2, 3, 4, 5)), A=kernel((1, 2, 3, 4)),
                     B=kernel((1, 2, 3, 4)), H0=kernel((1, 2, 3, 4, 5)),
-                    fac={(b, l): rt.empty_factor(width, P, dtype) for b, l, k in SOURCES if k == "dynamic"},
+                    fac={key: rt.empty_factor(width, P, dtype) for key in FACTORS},
                     f=jnp.zeros((width, P), dtype), Delta=jnp.zeros((width, P), dtype))
 
     def step(t, state, xi):

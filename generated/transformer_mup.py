@@ -23,6 +23,7 @@ HYPER = ('alpha_A', 'alpha_L', 'beta0', 'eta', 'gamma0')
 phi, dphi = cf.FUNCTIONS[ACTIVATION]
 
 SOURCES = (('r', 5, 'scalar'), ('r1', 2, 'dynamic'), ('r1', 3, 'dynamic'), ('r1', 4, 'dynamic'), ('r2', 2, 'dynamic'), ('r2', 3, 'dynamic'), ('r2', 4, 'dynamic'), ('rK', 1, 'dynamic'), ('rK', 2, 'dynamic'), ('rK', 3, 'dynamic'), ('rO', 1, 'dynamic'), ('rO', 2, 'dynamic'), ('rO', 3, 'dynamic'), ('rQ', 1, 'dynamic'), ('rQ', 2, 'dynamic'), ('rQ', 3, 'dynamic'), ('rV', 1, 'dynamic'), ('rV', 2, 'dynamic'), ('rV', 3, 'dynamic'), ('u', 1, 'static'), ('u1', 2, 'dynamic'), ('u1', 3, 'dynamic'), ('u1', 4, 'dynamic'), ('u2', 2, 'dynamic'), ('u2', 3, 'dynamic'), ('u2', 4, 'dynamic'), ('uK', 1, 'dynamic'), ('uK', 2, 'dynamic'), ('uK', 3, 'dynamic'), ('uO', 1, 'dynamic'), ('uO', 2, 'dynamic'), ('uO', 3, 'dynamic'), ('uQ', 1, 'dynamic'), ('uQ', 2, 'dynamic'), ('uQ', 3, 'dynamic'), ('uV', 1, 'dynamic'), ('uV', 2, 'dynamic'), ('uV', 3, 'dynamic'))
+FACTORS = (('r1', 2), ('r1', 3), ('r1', 4), ('r2', 2), ('r2', 3), ('r2', 4), ('rK', 1), ('rK', 2), ('rK', 3), ('rO', 1), ('rO', 2), ('rO', 3), ('rQ', 1), ('rQ', 2), ('rQ', 3), ('rV', 1), ('rV', 2), ('rV', 3), ('u1', 2), ('u1', 3), ('u1', 4), ('u2', 2), ('u2', 3), ('u2', 4), ('uK', 1), ('uK', 2), ('uK', 3), ('uO', 1), ('uO', 2), ('uO', 3))  # one factor per distinct covariance: uQ uses uK's, uV uses uK's
 
 
 def _dims(P, n):
@@ -121,7 +122,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             Mm=matrix((1, 3)),
             Dm=matrix((1, 3)),
             C=vector((1, 2, 3, 4, 5)),
-            fac={(b, l): rt.empty_factor(width, PS, dtype) for b, l, k in SOURCES if k == "dynamic"},
+            fac={key: rt.empty_factor(width, PS, dtype) for key in FACTORS},
             ftok=jnp.zeros((width, PS), dtype), F=jnp.zeros((width, PS), dtype), Delta=jnp.zeros((width, PS), dtype))
 
     def step(t, state, xi):
@@ -160,12 +161,10 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             uK_t[2*ell - 1] = rt.sample_row(fac[("uK", 2*ell - 1)], xi[("uK", 2*ell - 1)], t, PS)
             uK[2*ell - 1] = rt.set_slot(uK[2*ell - 1], t, uK_t[2*ell - 1])
             # [src:uQ: uQ[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
-            fac[("uQ", 2*ell - 1)] = rt.grow_factor(fac[("uQ", 2*ell - 1)], 1 * rt.flat(Phi[2*ell - 1]), t, PS, rcond_t)
-            uQ_t[2*ell - 1] = rt.sample_row(fac[("uQ", 2*ell - 1)], xi[("uQ", 2*ell - 1)], t, PS)
+            uQ_t[2*ell - 1] = rt.sample_row(fac[("uK", 2*ell - 1)], xi[("uQ", 2*ell - 1)], t, PS)  # uK's factor: the same covariance
             uQ[2*ell - 1] = rt.set_slot(uQ[2*ell - 1], t, uQ_t[2*ell - 1])
             # [src:uV: uV[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
-            fac[("uV", 2*ell - 1)] = rt.grow_factor(fac[("uV", 2*ell - 1)], 1 * rt.flat(Phi[2*ell - 1]), t, PS, rcond_t)
-            uV_t[2*ell - 1] = rt.sample_row(fac[("uV", 2*ell - 1)], xi[("uV", 2*ell - 1)], t, PS)
+            uV_t[2*ell - 1] = rt.sample_row(fac[("uK", 2*ell - 1)], xi[("uV", 2*ell - 1)], t, PS)  # uK's factor: the same covariance
             uV[2*ell - 1] = rt.set_slot(uV[2*ell - 1], t, uV_t[2*ell - 1])
             # [eq:attn.k: k[2*ell - 1, mu, t] = uK[2*ell - 1, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[2*ell - 1, mu, nu, t, s] + AK[2*ell - 1, mu, nu, t, s])*gk[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
             k_t[2*ell - 1] = uK_t[2*ell - 1] + rt.causal_sum(AK[2*ell - 1][t] + 2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2*ell - 1][t], gk[2*ell - 1], t, strict=True)
@@ -346,9 +345,9 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
             # [eq:response.BK: BK[2*ell - 1, mu, nu, t, s] = E(Response(gk[2*ell - 1, mu, t], uK[2*ell - 1, nu, s]))]
             BK[2*ell - 1] = BK[2*ell - 1].at[t].set(rt.ibp_row(w, gk_t[2*ell - 1] - gk0_t[2*ell - 1], xi[("uK", 2*ell - 1)], fac[("uK", 2*ell - 1)], t, PS, strict=False))
             # [eq:response.BQ: BQ[2*ell - 1, mu, nu, t, s] = E(Response(gq[2*ell - 1, mu, t], uQ[2*ell - 1, nu, s]))]
-            BQ[2*ell - 1] = BQ[2*ell - 1].at[t].set(rt.ibp_row(w, gq_t[2*ell - 1] - gq0_t[2*ell - 1], xi[("uQ", 2*ell - 1)], fac[("uQ", 2*ell - 1)], t, PS, strict=False))
+            BQ[2*ell - 1] = BQ[2*ell - 1].at[t].set(rt.ibp_row(w, gq_t[2*ell - 1] - gq0_t[2*ell - 1], xi[("uQ", 2*ell - 1)], fac[("uK", 2*ell - 1)], t, PS, strict=False))
             # [eq:response.BV: BV[2*ell - 1, mu, nu, t, s] = E(Response(gv[2*ell - 1, mu, t], uV[2*ell - 1, nu, s]))]
-            BV[2*ell - 1] = BV[2*ell - 1].at[t].set(rt.ibp_row(w, gv_t[2*ell - 1] - gv0_t[2*ell - 1], xi[("uV", 2*ell - 1)], fac[("uV", 2*ell - 1)], t, PS, strict=False))
+            BV[2*ell - 1] = BV[2*ell - 1].at[t].set(rt.ibp_row(w, gv_t[2*ell - 1] - gv0_t[2*ell - 1], xi[("uV", 2*ell - 1)], fac[("uK", 2*ell - 1)], t, PS, strict=False))
             # [src:rK: rK[ell, mu, t] ~ N(0, 1 Gk[ell, mu, nu, t, s])]
             fac[("rK", 2*ell - 1)] = rt.grow_factor(fac[("rK", 2*ell - 1)], 1 * rt.flat(Gk[2*ell - 1]), t, PS, rcond_t)
             rK_t[2*ell - 1] = rt.sample_row(fac[("rK", 2*ell - 1)], xi[("rK", 2*ell - 1)], t, PS)

@@ -113,6 +113,13 @@ def _sources(system: EquationSystem) -> list[tuple[str, int, str]]:
     return sorted(out)
 
 
+def _factors_line(srcs, low: Lowerer) -> list[str]:
+    """FACTORS: the dynamic sources that grow a causal factor; the rest draw from one they share."""
+    own = tuple((b, l) for b, l, k in srcs if k == "dynamic" and b not in low.factor_of)
+    shared = ", ".join(f"{b} uses {c}'s" for b, c in sorted(low.factor_of.items()))
+    return [f"FACTORS = {own!r}" + (f"  # one factor per distinct covariance: {shared}" if shared else "")]
+
+
 def _kernels(system: EquationSystem) -> dict[str, tuple[int, ...]]:
     """Two-time order parameters (kernels, then responses) and the layers the schedule writes them at,
     in equation order."""
@@ -145,6 +152,7 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
     src0 = next(s for s in system.sources if s.structure == "static")
     lines = [
         f"SOURCES = {tuple(srcs)!r}",
+        *_factors_line(srcs, low),
         "",
         "",
         "def _dims(P, n):",
@@ -173,7 +181,7 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         "        kernel = lambda layers: {l: jnp.zeros((width, P, width, P), dtype) for l in layers}",
         f"        return dict({', '.join(f'{k}=field()' for k in (*fields, *memos))},",
         *(f"                    {pr}" for pr in pairs),
-        '                    fac={(b, l): rt.empty_factor(width, P, dtype) for b, l, k in SOURCES if k == "dynamic"},',
+        '                    fac={key: rt.empty_factor(width, P, dtype) for key in FACTORS},',
         "                    f=jnp.zeros((width, P), dtype), Delta=jnp.zeros((width, P), dtype))",
         "",
         "    def step(t, state, xi):",
@@ -261,6 +269,7 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
     head_src = sorted({(b, l) for b, l, _ in srcs if b in system.head_fields})
     lines = [
         f"SOURCES = {tuple(srcs)!r}",
+        *_factors_line(srcs, low),
         "",
         "",
         "def _dims(P, n):",
@@ -303,7 +312,7 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
         "        vector = lambda layers: {l: jnp.zeros((width, PS), dtype) for l in layers}",
         "        return dict(",
         *(f"            {ln}" for ln in init),
-        '            fac={(b, l): rt.empty_factor(width, PS, dtype) for b, l, k in SOURCES if k == "dynamic"},',
+        '            fac={key: rt.empty_factor(width, PS, dtype) for key in FACTORS},',
         "            ftok=jnp.zeros((width, PS), dtype), F=jnp.zeros((width, PS), dtype), "
         "Delta=jnp.zeros((width, PS), dtype))",
         "",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from ..dmft.system import Equation, EquationSystem, SourceLaw, Step
+from ..dmft.system import Equation, EquationSystem, Loop, SourceLaw, Step
 from ..errors import CodegenError
 from ..notation import Delta, as_expr, ell, kappa, mu, nu, s, t
 from . import memo
@@ -43,6 +43,9 @@ class Lowerer:
         self.hyper = hyper
         self.fields = tuple(system.field_layers())
         self.sources = {src.field.base.name for src in system.sources}
+        #: dynamic sources whose law is another's (same covariance, coefficient and layer, grown at the
+        #: same place in the step) draw from that source's factor: one factorisation per kernel
+        self.factor_of = shared_factors(system)
         #: the size of one time block: samples P, or positions PS = P S for token data
         self.P = "PS" if system.tokens else "P"
         #: H -> oo: head-site fields have M * KEY_DIM rows (draws of heads times their coordinates), weights wH;
@@ -135,6 +138,9 @@ class Lowerer:
             lines = (f"{base}_t[{layer}] = jnp.broadcast_to(xi[{key}], (M, {self.P}))",)
         elif src.structure == "static":
             lines = (f"{base}_t[{layer}] = xi[{key}] @ static[{key}].T",)
+        elif base in self.factor_of:  # its factor was grown this step by the source whose law it shares
+            lines = (f"{base}_t[{layer}] = rt.sample_row(fac[{self._fac_key(base, fld.indices[0])}], xi[{key}], t, "
+                     f"{self.P})  # {self.factor_of[base]}'s factor: the same covariance",)
         else:
             cov = src.covariance.subs(ell, at)
             kern = f"{cov.base.name}[{pycode(cov.indices[0])}]"
@@ -230,7 +236,11 @@ class Lowerer:
         """Row t of a Gaussian's covariance: a source's from its factor, a twin's from its exact kernel."""
         if base in self.sys.exact_twins:
             return f"rt.kernel_cov_row({self.sys.exact_twins[base]}[{pycode(layer)}], t, {self.P})"
-        return f'cov(("{base}", {pycode(layer)}))'
+        return f"cov({self._fac_key(base, layer)})"
+
+    def _fac_key(self, base: str, layer) -> str:
+        """The key of the factor a source draws from: its own, or the one it shares."""
+        return f'("{self.factor_of.get(base, base)}", {pycode(layer)})'
 
     def _response(self, eq: Equation) -> tuple[str, ...]:
         name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])
@@ -239,7 +249,8 @@ class Lowerer:
         key = f'("{src.base.name}", {pycode(src.indices[0])})'
         strict = "True" if eq.support == "strict" else "False"
         cv = self._control_variate(F)
-        return (f"{name}[{layer}] = {name}[{layer}].at[t].set(rt.ibp_row({self._w(F)}, {cv}, xi[{key}], fac[{key}], "
+        fac = self._fac_key(src.base.name, src.indices[0])
+        return (f"{name}[{layer}] = {name}[{layer}].at[t].set(rt.ibp_row({self._w(F)}, {cv}, xi[{key}], fac[{fac}], "
                 f"t, {self.P}, "
                 f"strict={strict}))",)
 
@@ -507,3 +518,34 @@ def _broadcast(x: sympy.Indexed) -> str:
 
 def _pretty(eq: Equation) -> str:
     return f"{sympy.sstr(eq.lhs)} = {sympy.sstr(eq.rhs)}"
+
+
+def shared_factors(system: EquationSystem) -> dict[str, str]:
+    """Dynamic sources that draw from another source's causal factor: {base: base it shares}.
+
+    Two sources share a factor when their laws are one law (the same covariance kernel, coefficient
+    and layer range, at the same layer index) and the schedule grows them side by side (in one loop
+    body, or both outside loops, at the same layer): the factor, and with it every covariance row and
+    response read off it, is the same, while each source keeps its own whitened draws. A transformer's
+    key, query and value sources of one block all have the kernel of the block's input: one
+    factorisation instead of three. The first of them in the schedule grows the factor.
+    """
+    laws = {src.label: src for src in system.sources if src.structure == "dynamic"}
+    groups = [it.body if isinstance(it, Loop) else (it,) for it in (*system.forward, *system.output, *system.backward)]
+    out: dict[str, str] = {}
+    grown: set[str] = set()
+    for group in groups:
+        first: dict[tuple, str] = {}
+        for st in group:
+            src = laws.get(st.label) if isinstance(st, Step) else None
+            if src is None:
+                continue
+            at = as_expr(st.layer) if st.layer is not None else ell
+            law = (src.covariance.subs(ell, at), src.coefficient, src.layers, src.field.indices[0].subs(ell, at))
+            base = src.field.base.name
+            if law in first:
+                out[base] = first[law]
+            else:
+                first[law] = base
+                grown.add(base)
+    return {b: c for b, c in out.items() if b not in grown}  # a base grown on its own anywhere keeps its factor
