@@ -525,10 +525,12 @@ def shared_factors(system: EquationSystem) -> dict[str, str]:
 
     Two sources share a factor when their laws are one law (the same covariance kernel, coefficient
     and layer range, at the same layer index) and the schedule grows them side by side (in one loop
-    body, or both outside loops, at the same layer): the factor, and with it every covariance row and
-    response read off it, is the same, while each source keeps its own whitened draws. A transformer's
-    key, query and value sources of one block all have the kernel of the block's input: one
-    factorisation instead of three. The first of them in the schedule grows the factor.
+    body, at the same layer): the factor, and with it every covariance row and response read off it,
+    is the same, while each source keeps its own whitened draws. A transformer's key, query and value
+    sources of one block all have the kernel of the block's input: one factorisation instead of three.
+    The first of them in the schedule grows the factor; a response the step reads off it before the
+    others' place in the schedule is strict in time (s < t), so the factor's newest row, already
+    grown, does not enter it. Steps outside loops are never grouped.
     """
     laws = {src.label: src for src in system.sources if src.structure == "dynamic"}
     groups = [it.body if isinstance(it, Loop) else (it,) for it in (*system.forward, *system.output, *system.backward)]
