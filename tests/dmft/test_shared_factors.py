@@ -1,4 +1,4 @@
-"""One causal factorisation per source covariance (codegen.lower.shared_factors).
+"""One causal factorisation per source covariance (codegen.factors.shared_factors).
 
 A transformer block's key, query and value sources all have the kernel of the block's input as
 covariance: their factor, covariance rows and response pseudo-inverses are one, while each keeps its
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import dmftc
-from dmftc.codegen import lower
+from dmftc.codegen import factors, lower
 from dmftc.spec import load, load_data
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
@@ -20,7 +20,7 @@ SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 def test_key_query_and_value_sources_share_the_factor_of_the_blocks_input():
     prog = dmftc.compile_spec(SPECS / "transformer_mup.yaml")
-    assert lower.shared_factors(prog.equations) == {"uQ": "uK", "uV": "uK"}
+    assert factors.shared_factors(prog.equations) == {"uQ": "uK", "uV": "uK"}
     assert prog.module.count("rt.grow_factor(") == 12 - 2  # 12 dynamic source templates, 2 of them shared
     assert 'rt.sample_row(fac[("uK", 2*ell - 1)], xi[("uQ", 2*ell - 1)]' in prog.module  # own draws, shared factor
 
@@ -32,7 +32,7 @@ def test_sources_with_different_laws_keep_their_own_factors():
     expected = {"mlp_mup_relu": {}, "resnet_depth_mup": {}, "transformer_heads": {"uQ": "uK", "uV": "uK"}}
     for name, want in expected.items():
         system = dmftc.compile_spec(SPECS / f"{name}.yaml").equations
-        assert lower.shared_factors(system) == want, name
+        assert factors.shared_factors(system) == want, name
 
 
 def test_a_shared_factor_gives_the_same_solve_bit_for_bit(monkeypatch):
