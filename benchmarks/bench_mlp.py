@@ -23,6 +23,7 @@ import json
 import math
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -209,8 +210,6 @@ print(json.dumps({{"first_solve": t1 - t0, "loss": np.asarray(sol.loss).tolist()
 
 def bench_c_cache(samples: int = 256) -> dict:
     """First solve in a fresh process, with an empty and then a filled persistent compile cache."""
-    import tempfile
-
     specs = {"mlp": str(REF_SPEC), "transformer": str(ROOT / "specs" / "transformer_mup.yaml")}
     out = {}
     for name, spec in specs.items():

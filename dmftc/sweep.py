@@ -20,7 +20,7 @@ Compiles are shared, not repeated. Hyperparameters are arguments of the generate
 constants in it: points that differ only in their values generate the same module (but for
 its digest line) and share one import and one XLA compile per process (`program._import_text`).
 Measured (local, 256 draws, gamma0 = 0.5, 1, 2; seconds per point, compile and solve):
-mlp_mup_relu 1.8, 0.1, 0.16; transformer_mup 8.6, 2.4, 2.2. A point that changes a static
+mlp_mup_relu 1.8, 0.1, 0.16; transformer_mup 8.6, 2.35, 2.2. A point that changes a static
 setting (steps, samples, P) compiles once more. `compile_cache` (a directory) also shares the
 executables between Dask's worker processes and with later sweeps (`enable_compile_cache`).
 The causal sweep itself has no fixed-point iteration to warm-start (THEORY.md sec. 7).
@@ -44,9 +44,10 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-# The package root only: the sweep is a client of dmftc's public API, like the command line.
-from . import DmftcError, compile_spec, enable_compile_cache, load
-from .compile_cache import cache_dir
+# A client of dmftc's public API, like the command line (and of compile_cache's path check, run
+# here before any task so that a bad directory fails at once, not on every worker).
+from . import DmftcError, compile_spec, load
+from .compile_cache import cache_dir, enable_compile_cache
 
 BACKENDS = ("local", "dask")
 RESULTS = ("final_loss", "seconds", "error")

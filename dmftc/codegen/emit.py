@@ -113,11 +113,11 @@ def _sources(system: EquationSystem) -> list[tuple[str, int, str]]:
     return sorted(out)
 
 
-def _factors_line(srcs, low: Lowerer) -> list[str]:
+def _factors_line(srcs, low: Lowerer) -> str:
     """FACTORS: the dynamic sources that grow a causal factor; the rest draw from one they share."""
     own = tuple((b, l) for b, l, k in srcs if k == "dynamic" and b not in low.factor_of)
     shared = ", ".join(f"{b} uses {c}'s" for b, c in sorted(low.factor_of.items()))
-    return [f"FACTORS = {own!r}" + (f"  # one factor per distinct covariance: {shared}" if shared else "")]
+    return f"FACTORS = {own!r}" + (f"  # one factor per distinct covariance: {shared}" if shared else "")
 
 
 def _kernels(system: EquationSystem) -> dict[str, tuple[int, ...]]:
@@ -152,7 +152,7 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
     src0 = next(s for s in system.sources if s.structure == "static")
     lines = [
         f"SOURCES = {tuple(srcs)!r}",
-        *_factors_line(srcs, low),
+        _factors_line(srcs, low),
         "",
         "",
         "def _dims(P, n):",
@@ -269,7 +269,7 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
     head_src = sorted({(b, l) for b, l, _ in srcs if b in system.head_fields})
     lines = [
         f"SOURCES = {tuple(srcs)!r}",
-        *_factors_line(srcs, low),
+        _factors_line(srcs, low),
         "",
         "",
         "def _dims(P, n):",
