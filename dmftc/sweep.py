@@ -1,9 +1,9 @@
-"""Parameter sweeps: one DMFT solve per point of a grid of `--set` overrides, here or on Dask.
+"""Parameter sweeps: the DMFT solved over a grid of `--set` overrides, one row per point, here or on Dask.
 
     table = run_sweep("specs/mlp_mup_relu.yaml", {"hyper.gamma0": [0.5, 1, 2], "hyper.eta": [0.25, 0.5]})
     table.to_csv("runs/sweep.csv")       # one row per point: the settings, final_loss, loss_0..loss_T
 
-Each point is a task: load the spec with the point's overrides (`dmftc.load(path, overrides=...)`,
+A point is a task (but see Horizons below): load the spec with the point's overrides (`dmftc.load(path, overrides=...)`,
 the same text as `--set KEY=VALUE`), compile it, solve it, return the final loss and the loss
 curve. Every point's spec is validated before any task starts, so a typo in the grid fails at
 once with the spec error; a point whose compile or solve fails as the user's error (an unstable
@@ -21,9 +21,24 @@ constants in it: points that differ only in their values generate the same modul
 its digest line) and share one import and one XLA compile per process (`program._import_text`).
 Measured (local, 256 draws, gamma0 = 0.5, 1, 2; seconds per point, compile and solve):
 mlp_mup_relu 1.8, 0.1, 0.16; transformer_mup 8.6, 2.35, 2.2. A point that changes a static
-setting (steps, samples, P) compiles once more. `compile_cache` (a directory) also shares the
+setting (samples, P) compiles once more. `compile_cache` (a directory) also shares the
 executables between Dask's worker processes and with later sweeps (`enable_compile_cache`).
 The causal sweep itself has no fixed-point iteration to warm-start (THEORY.md sec. 7).
+
+Horizons are shared, not re-solved. The DMFT is causal: its solution up to step t does not
+depend on how many steps follow. Points that differ only in ``training.steps`` are one task,
+solved once at their longest horizon, and each shorter point's row is the prefix of that curve
+(`share_horizons`; each row's ``horizon`` says which solve it reads). Where the method is exact
+(deep linear networks' exact Gaussian mode, the closed-form lazy limit) the prefix equals a solve
+at the shorter horizon to round-off (mlp_mup_linear, steps 5 vs 10: 1.4e-14). A Monte Carlo
+prefix is another estimate of the same curve: it has other draws, and its responses' ridge
+n / (10 M) is set by the longest horizon's n (`runtime.factor.resolvable`). Its difference from a
+direct solve is within the Monte Carlo error: mlp_mup_relu (M = 4096, float32), eight seeds,
+the first 10 steps of 50-step solves against 10-step solves: the means differ by at most 1.5
+standard errors, as two sets of 10-step solves with other seeds do (1.4). Measured (local),
+steps 10, 25, 50 of mlp_mup_relu: 7.46 -> 4.28 s in a fresh process, 2.04 -> 1.31 s compiled. When the
+longest horizon fails (a step size that diverges late), the shorter points are solved on
+their own, so the rows that can succeed still do. Identical points, too, are one task.
 
 Why Dask and not Ray: dask and distributed install from pure-Python wheels with pip alone;
 a `LocalCluster` starts no separate daemon or object store (its scheduler lives in this
@@ -35,6 +50,7 @@ dask-kubernetes) with no change to the tasks; its futures follow `concurrent.fut
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 import math
 import time
@@ -50,7 +66,8 @@ from . import DmftcError, compile_spec, load
 from .compile_cache import cache_dir, enable_compile_cache
 
 BACKENDS = ("local", "dask")
-RESULTS = ("final_loss", "seconds", "error")
+RESULTS = ("final_loss", "seconds", "error", "horizon")
+STEPS = "training.steps"  # the grid key whose points share one solve (`share_horizons`)
 
 
 @dataclass(frozen=True)
@@ -59,7 +76,10 @@ class SweepTable:
 
     Each row maps every grid key (a dotted spec path) to the point's value, and ``final_loss``
     (float, NaN on failure), ``loss`` (the curve, shape (steps + 1,)), ``seconds`` (compile
-    and solve) and ``error`` (None, or the message of the `DmftcError` that stopped the point).
+    and solve of the task, counted on the row whose solve it was; 0 on a row read as a prefix of
+    another's), ``error`` (None, or the message of the `DmftcError` that stopped the point) and
+    ``horizon`` (the training steps of the solve the row reads: its own steps, or the longest of
+    the points it shares a solve with).
     """
 
     keys: tuple[str, ...]
@@ -79,7 +99,7 @@ class SweepTable:
         return np.array([row[name] for row in self.rows])
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write the table as CSV: grid keys, final_loss, seconds, error, loss_0 .. loss_T.
+        """Write the table as CSV: grid keys, final_loss, seconds, error, horizon, loss_0 .. loss_T.
 
         Curves of different lengths (a sweep over training.steps) leave the missing cells empty.
         """
@@ -98,7 +118,7 @@ class SweepTable:
 
 def run_sweep(spec_path: str | Path, grid: Mapping[str, Sequence[Any]], *, backend: str = "local",
               workers: int = 2, address: str | None = None,
-              compile_cache: str | Path | None = None) -> SweepTable:
+              compile_cache: str | Path | None = None, share_horizons: bool = True) -> SweepTable:
     """Solve the DMFT of `spec_path` at every point of the product of `grid`'s value lists.
 
     Parameters
@@ -111,19 +131,27 @@ def run_sweep(spec_path: str | Path, grid: Mapping[str, Sequence[Any]], *, backe
     address : a running Dask scheduler to use instead of a new `LocalCluster`.
     compile_cache : a directory for JAX's persistent compilation cache, turned on in every process
         that solves a point (`enable_compile_cache`); None leaves the processes' setting alone.
+    share_horizons : solve points that differ only in ``training.steps`` once, at the longest, and
+        read the others as prefixes (the module docstring says when that is exact); False solves
+        every point on its own.
     """
     keys, points = _points(grid)
     if backend not in BACKENDS:
         raise DmftcError(f"unknown sweep backend {backend!r}; allowed: {', '.join(BACKENDS)}")
     overrides = [tuple(f"{k}={_yaml_text(v)}" for k, v in zip(keys, p)) for p in points]
-    for sets in overrides:
-        load(spec_path, overrides=sets)  # every point's spec is checked before anything runs
+    # every point's spec is checked before anything runs
+    steps = [load(spec_path, overrides=sets).training.steps for sets in overrides]
     path = str(Path(spec_path).resolve())  # workers may not share this process's working directory
     cache = None if compile_cache is None else str(cache_dir(compile_cache))  # checked before any task
-    if backend == "local":
-        results = [solve_point(path, sets, cache) for sets in overrides]
-    else:
-        results = _run_dask(path, overrides, workers, address, cache)
+    run = functools.partial(_execute, path, backend=backend, workers=workers, address=address, cache=cache)
+    tasks = _horizon_tasks(overrides, steps) if share_horizons and STEPS in keys else list(overrides)
+    unique = list(dict.fromkeys(tasks))
+    solved = dict(zip(unique, run(unique)))
+    results = _read_rows(tasks, steps, solved)
+    # a failed horizon (divergence late in training) must not take the shorter points with it
+    again = [i for i, r in enumerate(results) if r["error"] is not None and tasks[i] != overrides[i]]
+    for i, r in zip(again, run([overrides[i] for i in again])):
+        results[i] = r
     rows = tuple(dict(zip(keys, p), **r) for p, r in zip(points, results))
     return SweepTable(keys, rows)
 
@@ -131,7 +159,8 @@ def run_sweep(spec_path: str | Path, grid: Mapping[str, Sequence[Any]], *, backe
 def solve_point(spec_path: str, overrides: tuple[str, ...], compile_cache: str | None = None) -> dict[str, Any]:
     """One task: compile and solve the spec with these overrides (runs on a worker).
 
-    Returns ``final_loss``, ``loss`` (numpy), ``seconds`` and ``error`` (None or the message).
+    Returns ``final_loss``, ``loss`` (numpy), ``seconds``, ``error`` (None or the message) and
+    ``horizon`` (the steps solved; None on an error).
     """
     if compile_cache is not None:
         enable_compile_cache(compile_cache)
@@ -140,9 +169,55 @@ def solve_point(spec_path: str, overrides: tuple[str, ...], compile_cache: str |
         sol = compile_spec(load(spec_path, overrides=overrides)).solve()
     except DmftcError as err:  # the user's error at this point (unstable limit, divergence)
         return {"final_loss": math.nan, "loss": np.zeros(0), "seconds": time.perf_counter() - t0,
-                "error": f"{type(err).__name__}: {err}"}
+                "error": f"{type(err).__name__}: {err}", "horizon": None}
     loss = np.asarray(sol.loss, dtype=float)
-    return {"final_loss": float(loss[-1]), "loss": loss, "seconds": time.perf_counter() - t0, "error": None}
+    return {"final_loss": float(loss[-1]), "loss": loss, "seconds": time.perf_counter() - t0, "error": None,
+            "horizon": len(loss) - 1}
+
+
+# ------------------------------------------------------------------ shared horizons
+def _horizon_tasks(overrides: list[tuple[str, ...]], steps: list[int]) -> list[tuple[str, ...]]:
+    """Each point's task: its overrides with training.steps raised to the longest among the
+    points whose other overrides are the same as its own."""
+    def rest(sets):
+        return tuple(s for s in sets if not s.startswith(f"{STEPS}="))
+
+    longest: dict[tuple[str, ...], int] = {}
+    for sets, T in zip(overrides, steps):
+        longest[rest(sets)] = max(longest.get(rest(sets), T), T)
+    return [tuple(f"{STEPS}={longest[rest(sets)]}" if s.startswith(f"{STEPS}=") else s for s in sets)
+            for sets in overrides]
+
+
+def _read_rows(tasks: list[tuple[str, ...]], steps: list[int], solved: dict) -> list[dict[str, Any]]:
+    """Each point's result from its task's solve; a solve's seconds are counted once, on the first
+    row at its horizon (a prefix, or a repeat of the same point, shows 0)."""
+    rows, counted = [], set()
+    for task, T in zip(tasks, steps):
+        row = _prefix(solved[task], T)
+        if row is solved[task]:
+            row = {**row, "seconds": 0.0} if task in counted else row
+            counted.add(task)
+        rows.append(row)
+    return rows
+
+
+def _prefix(result: dict[str, Any], steps: int) -> dict[str, Any]:
+    """A point's row from the solve of its task: the first steps + 1 losses of the task's curve."""
+    if result["error"] is not None or result["horizon"] == steps:
+        return result
+    loss = result["loss"][: steps + 1].copy()
+    return {**result, "final_loss": float(loss[-1]), "loss": loss, "seconds": 0.0}
+
+
+def _execute(spec_path: str, tasks: list[tuple[str, ...]], *, backend: str, workers: int, address: str | None,
+             cache: str | None) -> list[dict]:
+    """solve_point for each task, in order, on the backend."""
+    if not tasks:
+        return []
+    if backend == "local":
+        return [solve_point(spec_path, sets, cache) for sets in tasks]
+    return _run_dask(spec_path, tasks, workers, address, cache)
 
 
 # ------------------------------------------------------------------ helpers
@@ -176,7 +251,8 @@ def _yaml_text(value: Any) -> str:
 
 def _csv_row(keys: tuple[str, ...], row: Mapping[str, Any], width: int) -> list[Any]:
     loss = [repr(float(x)) for x in row["loss"]]
-    results = [repr(row["final_loss"]), f"{row['seconds']:.3f}", row["error"] or ""]
+    horizon = "" if row["horizon"] is None else row["horizon"]
+    results = [repr(row["final_loss"]), f"{row['seconds']:.3f}", row["error"] or "", horizon]
     return [*(row[k] for k in keys), *results, *loss, *([""] * (width - len(loss)))]
 
 
@@ -199,6 +275,6 @@ def _run_dask(spec_path: str, overrides: list[tuple[str, ...]], workers: int, ad
 
 
 def _gather(client, spec_path: str, overrides: list[tuple[str, ...]], cache: str | None) -> list[dict]:
-    # pure=False: a point is solved even when an identical one was submitted (explicit repeats).
+    # pure=False: every task is solved, whatever dask's hash of its arguments (tasks are distinct).
     futures = [client.submit(solve_point, spec_path, sets, cache, pure=False) for sets in overrides]
     return client.gather(futures)

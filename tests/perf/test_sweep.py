@@ -39,9 +39,55 @@ def test_a_row_is_the_solve_of_its_overrides(local):
 def test_to_csv_has_the_settings_the_results_and_the_curve(local, tmp_path):
     path = local.to_csv(tmp_path / "sweep.csv")
     rows = list(csv.DictReader(path.open()))
-    assert list(rows[0])[:7] == [*local.keys, "final_loss", "seconds", "error"]
+    assert list(rows[0])[:8] == [*local.keys, "final_loss", "seconds", "error", "horizon"]
     assert [float(r["hyper.gamma0"]) for r in rows] == [0.5, 1.0]
     assert float(rows[1]["loss_3"]) == local[1]["final_loss"] == float(rows[1]["final_loss"])
+
+
+LINEAR = SPEC.with_name("mlp_mup_linear.yaml")  # exact Gaussian mode: no sampling, so prefixes are exact
+LINEAR_SMALL = ("data.synthetic.P=4",)
+
+
+def _counting(monkeypatch) -> list:
+    """Record the overrides of every solve the sweep runs."""
+    import dmftc.sweep as sweep
+
+    calls, solve = [], sweep.solve_point
+
+    def counted(path, sets, cache=None):
+        calls.append(sets)
+        return solve(path, sets, cache)
+
+    monkeypatch.setattr(sweep, "solve_point", counted)
+    return calls
+
+
+def test_points_that_differ_in_steps_share_one_solve_at_the_longest(monkeypatch):
+    calls = _counting(monkeypatch)
+    table = run_sweep(LINEAR, {"training.steps": [5, 3, 10], "data.synthetic.P": [4]})
+    assert calls == [("training.steps=10", "data.synthetic.P=4")]
+    assert list(table.column("horizon")) == [10, 10, 10]
+    assert list(table.column("seconds") > 0) == [False, False, True]
+    for row, T in zip(table, (5, 3, 10)):
+        assert row["loss"].shape == (T + 1,) and row["final_loss"] == row["loss"][-1]
+        # causality: the exact solve to T is the start of the solve to 10, to round-off
+        direct = compile_spec(LINEAR, overrides=(f"training.steps={T}", *LINEAR_SMALL)).solve().loss
+        np.testing.assert_allclose(row["loss"], direct, rtol=1e-11, atol=0)
+
+
+def test_sharing_horizons_can_be_turned_off(monkeypatch):
+    calls = _counting(monkeypatch)
+    table = run_sweep(LINEAR, {"training.steps": [2, 4], "data.synthetic.P": [4]}, share_horizons=False)
+    assert len(calls) == 2 and list(table.column("horizon")) == [2, 4] and all(table.column("seconds") > 0)
+
+
+def test_a_failed_horizon_solves_the_shorter_points_on_their_own(monkeypatch):
+    calls = _counting(monkeypatch)
+    # eta = 40 diverges: the loss is finite after 2 steps and overflows before 5
+    table = run_sweep(LINEAR, {"hyper.eta": [40.0], "training.steps": [2, 5], "data.synthetic.P": [4]})
+    assert [c[1] for c in calls] == ["training.steps=5", "training.steps=2"]
+    assert table[0]["error"] is None and table[0]["horizon"] == 2 and np.isfinite(table[0]["final_loss"])
+    assert table[1]["error"].startswith("SolverError") and table[1]["horizon"] is None
 
 
 def test_a_point_with_an_ill_posed_limit_is_a_row_with_its_error():
