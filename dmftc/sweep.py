@@ -3,9 +3,9 @@
     table = run_sweep("specs/mlp_mup_relu.yaml", {"hyper.gamma0": [0.5, 1, 2], "hyper.eta": [0.25, 0.5]})
     table.to_csv("runs/sweep.csv")       # one row per point: the settings, final_loss, loss_0..loss_T
 
-A point is a task (but see Horizons below): load the spec with the point's overrides (`dmftc.load(path, overrides=...)`,
-the same text as `--set KEY=VALUE`), compile it, solve it, return the final loss and the loss
-curve. Every point's spec is validated before any task starts, so a typo in the grid fails at
+A point is a task (but see Horizons below): load the spec with the point's overrides
+(`dmftc.load(path, overrides=...)`, the same text as `--set KEY=VALUE`), compile it, solve it,
+return the final loss and the loss curve. Every point's spec is validated before any task starts, so a typo in the grid fails at
 once with the spec error; a point whose compile or solve fails as the user's error (an unstable
 limit, a diverging step size: `DmftcError`) gets a row with its `error` and NaN losses, and
 the other points go on.
