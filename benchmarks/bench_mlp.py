@@ -165,10 +165,31 @@ def bench_b(sizes) -> dict:
         rows.append({"P": P, "steps": steps, "samples": samples, "generated_seconds": t_gen["float64"],
                      "generated_seconds_float32": t_gen["float32"], "reference_seconds": t_ref,
                      "ratio": t_ref / t_gen["float64"], "ratio_float32": t_ref / t_gen["float32"]})
-    return {"rows": rows}
+    return {"rows": rows, "segmented": segmented(spec, steps, samples)}
 
 
 DTYPES = ("float64", "float32")
+SEGMENTS = 4  # the cut (b) also times at its largest size
+
+
+def segmented(spec, steps: int, samples: int) -> dict:
+    """The largest size of (b) with the causal sweep in one run and in SEGMENTS runs of growing width.
+
+    The default (`rt.segments`) keeps one run below M n^2 = 1e9, the reference size included: each
+    run is one more XLA compile, which a single solve would pay. Seconds per sweep (best of 3,
+    interleaved) and the first call's extra seconds over it (the compile).
+    """
+    mod = dmftc.compile_spec(spec).load_module()
+    X, y = load_data(spec)
+    hp = dict(spec.hyper)
+    calls = {(d, k): (lambda d=d, k=k: jax.block_until_ready(
+        mod.solve(X, y, hp, steps=steps, samples=samples, dtype=d, segments=k))) for d in DTYPES for k in (1, SEGMENTS)}
+    first = {key: timed(call)[1] for key, call in calls.items()}
+    best = {key: float("inf") for key in calls}
+    for _ in range(3):
+        for key, call in calls.items():
+            best[key] = min(best[key], timed(call)[1])
+    return {f"{d}:{k}": {"seconds": best[(d, k)], "compile": first[(d, k)] - best[(d, k)]} for d, k in calls}
 
 
 _COMPILE_CHILD = """
@@ -326,6 +347,13 @@ def print_rest(res: dict) -> None:
         print(f"    P {r['P']:3d} steps {r['steps']:3d} M {r['samples']:5d}: reference {r['reference_seconds']:.3f} s; "
               f"generated float64 {r['generated_seconds']:.4f} s -> {r['ratio']:.1f}x, "
               f"float32 {r['generated_seconds_float32']:.4f} s -> {r['ratio_float32']:.1f}x")
+    seg, ref = res["b"]["segmented"], res["b"]["rows"][-1]["reference_seconds"]
+    print(f"    the largest size with the sweep cut into {SEGMENTS} runs of growing width (`solve(..., segments={SEGMENTS})`; "
+          "each step then contracts only its causal part; the default keeps one run here): "
+          + "; ".join(f"{d} {seg[f'{d}:1']['seconds']:.3f} -> {seg[f'{d}:{SEGMENTS}']['seconds']:.3f} s "
+                      f"({ref / seg[f'{d}:1']['seconds']:.1f}x -> {ref / seg[f'{d}:{SEGMENTS}']['seconds']:.1f}x), "
+                      f"first-call compile {seg[f'{d}:1']['compile']:.1f} -> {seg[f'{d}:{SEGMENTS}']['compile']:.1f} s"
+                      for d in DTYPES))
     r = res["c"]
     print("(c) compile (spec -> generated module), fresh process, first / best of 3: "
           + "; ".join(f"{k} {v['cold']:.2f} / {v['warm']:.2f} s" for k, v in r.items())
