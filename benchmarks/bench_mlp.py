@@ -165,25 +165,26 @@ def bench_b(sizes) -> dict:
         rows.append({"P": P, "steps": steps, "samples": samples, "generated_seconds": t_gen["float64"],
                      "generated_seconds_float32": t_gen["float32"], "reference_seconds": t_ref,
                      "ratio": t_ref / t_gen["float64"], "ratio_float32": t_ref / t_gen["float32"]})
-    return {"rows": rows, "segmented": segmented(spec, steps, samples)}
+    return {"rows": rows, "segmented": segmented(prog, steps, samples)}  # the last (largest) size
 
 
 DTYPES = ("float64", "float32")
 SEGMENTS = 4  # the cut (b) also times at its largest size
 
 
-def segmented(spec, steps: int, samples: int) -> dict:
+def segmented(prog, steps: int, samples: int) -> dict:
     """The largest size of (b) with the causal sweep in one run and in SEGMENTS runs of growing width.
 
     The default (`rt.segments`) keeps one run below M n^2 = 1e9, the reference size included: each
     run is one more XLA compile, which a single solve would pay. Seconds per sweep (best of 3,
     interleaved) and the first call's extra seconds over it (the compile).
     """
-    mod = dmftc.compile_spec(spec).load_module()
-    X, y = load_data(spec)
-    hp = dict(spec.hyper)
+    mod = prog.load_module()
+    X, y = load_data(prog.spec)
+    hp = dict(prog.spec.hyper)
     calls = {(d, k): (lambda d=d, k=k: jax.block_until_ready(
-        mod.solve(X, y, hp, steps=steps, samples=samples, dtype=d, segments=k))) for d in DTYPES for k in (1, SEGMENTS)}
+        mod.solve(X, y, hp, steps=steps, samples=samples, dtype=d, segments=k)))
+        for d in DTYPES for k in (1, SEGMENTS)}
     first = {key: timed(call)[1] for key, call in calls.items()}
     best = {key: float("inf") for key in calls}
     for _ in range(3):

@@ -5,10 +5,10 @@
 
 A point is a task (but see Horizons below): load the spec with the point's overrides
 (`dmftc.load(path, overrides=...)`, the same text as `--set KEY=VALUE`), compile it, solve it,
-return the final loss and the loss curve. Every point's spec is validated before any task starts, so a typo in the grid fails at
-once with the spec error; a point whose compile or solve fails as the user's error (an unstable
-limit, a diverging step size: `DmftcError`) gets a row with its `error` and NaN losses, and
-the other points go on.
+return the final loss and the loss curve. Every point's spec is validated before any task
+starts, so a typo in the grid fails at once with the spec error; a point whose compile or solve
+fails as the user's error (an unstable limit, a diverging step size: `DmftcError`) gets a row
+with its `error` and NaN losses, and the other points go on.
 
 Backends. ``"local"`` runs the points one after another in this process (XLA already spreads
 one solve over all cores). ``"dask"`` sends the points to a dask.distributed cluster: a
@@ -133,7 +133,7 @@ def run_sweep(spec_path: str | Path, grid: Mapping[str, Sequence[Any]], *, backe
         that solves a point (`enable_compile_cache`); None leaves the processes' setting alone.
     share_horizons : solve points that differ only in ``training.steps`` once, at the longest, and
         read the others as prefixes (the module docstring says when that is exact); False solves
-        every point on its own.
+        every distinct point on its own.
     """
     keys, points = _points(grid)
     if backend not in BACKENDS:

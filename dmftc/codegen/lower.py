@@ -519,4 +519,3 @@ def _broadcast(x: sympy.Indexed) -> str:
 
 def _pretty(eq: Equation) -> str:
     return f"{sympy.sstr(eq.lhs)} = {sympy.sstr(eq.rhs)}"
-
