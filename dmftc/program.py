@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .codegen.emit import emit_module, write_atomic
+from .codegen.emit import emit_module, regenerate_command, write_atomic
 from .dmft.derive import DTAU, derive
 from .dmft.system import EquationSystem
 from .errors import SolverError
@@ -149,10 +149,9 @@ def compile_spec(spec: Spec | str | Path, overrides: Sequence[str] = ()) -> Prog
     if scaling is not None:
         scaling.raise_if_unstable()                                 # an ill-posed limit stops here, with reasons
     equations = derive(spec, graph, params)                         # -> EquationSystem
-    regen = f"dmftc compile {_display_path(spec)}"
     hyper = tuple(spec.hyper) + (("dtau",) if any(c.has(DTAU) for c in equations.coefficients.values()) else ())
-    module = emit_module(equations, hyper, _canonical(spec), regen)  # -> module text
-    return Program(spec, graph, params, scaling, equations, module, regen)
+    module = emit_module(equations, hyper, _canonical(spec), _display_path(spec))  # -> module text
+    return Program(spec, graph, params, scaling, equations, module, regenerate_command(_display_path(spec)))
 
 
 def _analyze(spec, graph, params):
@@ -167,9 +166,10 @@ def _canonical(spec: Spec) -> str:
     return json.dumps(spec.raw if spec.raw is not None else repr(spec), sort_keys=True, default=str)
 
 
-def _display_path(spec: Spec) -> str:
+def _display_path(spec: Spec) -> str | None:
+    """The spec's path relative to the current folder (or its file name), None for a spec from text."""
     if spec.source is None:
-        return f"<{spec.name}>.yaml"
+        return None
     p = Path(spec.source)
     try:
         return str(p.resolve().relative_to(Path.cwd().resolve()))

@@ -8,12 +8,15 @@ absolute paths, so the same spec gives byte-identical files across runs and hash
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import re
 from pathlib import Path
 
 import sympy
 
 from ..dmft.system import EquationSystem, Loop
+from ..errors import CodegenError
 from ..files import write_text_atomic
 from ..notation import ell
 from .lower import Lowerer, Stmt
@@ -32,15 +35,65 @@ def digest(system: EquationSystem, canonical_spec: str) -> str:
     return h.hexdigest()
 
 
-def emit_module(system: EquationSystem, hyper: tuple[str, ...], canonical_spec: str, regenerate: str) -> str:
-    """The solver module's source text."""
+#: the characters a spec path may have to be shown in a generated module's docstring; with none
+#: of quote, backslash, newline or brace a path can neither close the docstring nor hold an escape
+SAFE_PATH = re.compile(r"[A-Za-z0-9_./+-]{1,200}")
+
+
+def regenerate_command(spec_path: str | None) -> str:
+    """The header's 'Regenerate with' command: the spec's path only when every character is safe.
+
+    A path is text from outside dmftc (the file and folder names the user chose); it reaches the
+    module only through this whitelist, never escaped, so no name can become code.
+    """
+    if spec_path is None:
+        return "dmftc compile SPEC (the spec was given as text)"
+    if SAFE_PATH.fullmatch(spec_path):
+        return f"dmftc compile {spec_path}"
+    return "dmftc compile SPEC (the path of the spec is not shown: it holds characters other than A-Z a-z 0-9 _ . / + -)"
+
+
+def emit_module(system: EquationSystem, hyper: tuple[str, ...], canonical_spec: str, spec_path: str | None) -> str:
+    """The solver module's source text; `spec_path` is shown only as `regenerate_command` allows."""
     low = Lowerer(system, tuple(sorted(hyper)))
     if system.tokens:
         body = _tokens(system, low)
     else:
         body = _feature_learning(system, low) if system.regime == "feature_learning" else _lazy(system, low)
-    head = _header(system, hyper, canonical_spec, regenerate)
-    return head + body
+    head = _header(system, hyper, canonical_spec, regenerate_command(spec_path))
+    return check_module(head + body)
+
+
+#: the only top-level statements a generated module holds: its docstring, imports of these
+#: modules, constants and functions
+_IMPORTS = {"functools", "jax", "jax.numpy", "dmftc.runtime"}
+
+
+def check_module(text: str) -> str:
+    """`text` unchanged, after checking that its top level is what the emitter writes.
+
+    A second line of defence behind the whitelists on every name that reaches the module: a
+    docstring closed early by foreign text would leave a top-level call or an unexpected import.
+    """
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as exc:
+        raise CodegenError(f"generated module does not parse ({exc.msg}, line {exc.lineno}); a bug") from None
+    doc = tree.body[0] if tree.body else None
+    if not (isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)):
+        raise CodegenError("generated module does not start with its docstring; a bug")
+    for node in tree.body[1:]:
+        if isinstance(node, ast.Import):
+            names = {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names = {node.module or ""}
+        elif isinstance(node, (ast.Assign, ast.FunctionDef)):
+            continue
+        else:
+            raise CodegenError(f"generated module line {node.lineno}: unexpected {type(node).__name__}; a bug")
+        if not names <= _IMPORTS:
+            raise CodegenError(f"generated module line {node.lineno}: unexpected import of {sorted(names)}; a bug")
+    return text
 
 
 def _header(system, hyper, canonical_spec, regenerate) -> str:
