@@ -24,6 +24,12 @@ SIZE_MEANINGS = {
 #: data sizes: always declared, finite, set by the data.
 DATA_SIZES = ("P", "D", "S")
 
+#: names the derivation gives its own symbols (times t, s; samples mu, nu; layer ell; head kappa;
+#: the layer-time grid tau, dtau; the memo layer lambda_layer): a size or hyperparameter of one of
+#: these names would be read as the internal symbol (a hyper `dtau` once replaced the user's value
+#: with the depth grid's step), so the spec refuses them.
+RESERVED = frozenset({"t", "s", "mu", "nu", "ell", "kappa", "tau", "dtau", "lambda_layer"})
+
 
 @functools.cache
 def size_symbol(name: str) -> sympy.Symbol:

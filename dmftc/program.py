@@ -20,7 +20,7 @@ import numpy as np
 from .codegen.emit import emit_module, regenerate_command, write_atomic
 from .dmft.derive import DTAU, derive
 from .dmft.system import EquationSystem
-from .errors import SolverError
+from .divergence import check_run, targets_scale
 from .files import save_npz_atomic, write_text_atomic
 from .graph.build import Graph, build_graph
 from .scaling.parameterization import WeightScaling, resolve_parameterization
@@ -74,7 +74,7 @@ class Program:
         t0 = time.perf_counter()
         arrays = {k: np.asarray(v) for k, v in mod.solve(X, y, dict(self.spec.hyper), **kw).items()}
         elapsed = time.perf_counter() - t0
-        _check_finite(arrays, self)
+        _check_finite(arrays, self, y)
         meta = {"settings": kw, "seconds": elapsed, "regime": self.equations.regime, "method": self.equations.method}
         if self.equations.method == "monte_carlo":
             meta.update(draws_check(kw["samples"], kw["steps"], int(np.prod(np.shape(X)[:-1]))))
@@ -205,10 +205,9 @@ def _run_code(code, namespace) -> None:
     exec(code, namespace)  # safe: generated code, never spec text
 
 
-def _check_finite(arrays: Mapping[str, np.ndarray], prog: Program) -> None:
-    bad = sorted(k for k, v in arrays.items() if not np.all(np.isfinite(v)))
-    if bad:
-        raise SolverError(
-            f"the DMFT solve of {prog.name} produced NaN or inf in {bad}. Remedies: lower the learning rate "
-            f"(training.lr), use solver.dtype: float64, raise solver.samples, or shorten training.steps; "
-            f"a diverging loss also means the discrete-time dynamics are unstable at this step size.")
+def _check_finite(arrays: Mapping[str, np.ndarray], prog: Program, y) -> None:
+    """A solve whose loss ran far beyond its start, or with any NaN or inf, is an error (`dmftc.divergence`)."""
+    check_run(f"the DMFT solve of {prog.name}", arrays["loss"], arrays,
+              "Remedies: lower the learning rate (training.lr): the discrete-time dynamics are unstable at this "
+              "step size; for a Monte Carlo solve also try solver.dtype: float64 or more solver.samples.",
+              scale=targets_scale(y))

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..divergence import check_run, targets_scale
 from ..errors import DmftcError
 from ..spec.types import Spec
 from .data import Data, spec_data
@@ -53,8 +54,13 @@ def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8,
     per_network = np.dtype(dtype).itemsize * weight_count(net)
     chunks = -(-check_seeds(seeds) // max(1, budget // per_network))
     bounds = np.linspace(first, first + seeds, chunks + 1).round().astype(int)
-    return _concatenate([_simulate(spec, net, X, y, int(b - a), record, dtype, seed, displacement, int(a))
-                         for a, b in zip(bounds[:-1], bounds[1:])])
+    sim = _concatenate([_simulate(spec, net, X, y, int(b - a), record, dtype, seed, displacement, int(a))
+                        for a, b in zip(bounds[:-1], bounds[1:])])
+    sizes = ", ".join(f"{k} = {v}" for k, v in net.sizes.items())
+    check_run(f"training the finite networks of {spec.name} ({sizes})", sim.loss, {"f": sim.f, **sim.order},
+              "Remedy: lower the learning rate (training.lr); at a stable step size the networks' loss falls.",
+              scale=targets_scale(y))
+    return sim
 
 
 def _concatenate(parts: list[Simulation]) -> Simulation:

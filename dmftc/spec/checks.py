@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import sympy
 
 from ..errors import Location, Problem, SpecError
-from ..notation import size_symbol
+from ..notation import RESERVED, size_symbol
 from .expr import DECIMAL, FUNCTIONS, evaluate, parse_expr
 from .schema import EXAMPLES
 from .yamlpos import INVALID, MapNode, Node, Scalar, SeqNode
@@ -326,5 +326,10 @@ def check_symbol_name(ctx: Ctx, key: Scalar, path: str, what: str) -> bool:
     if key.value in FUNCTIONS:
         message, hint = f"{what} {key.value!r} is the name of a function", f"rename it, e.g. {key.value}_"
         ctx.add(key, path, message, received=repr(key.value), hint=hint)
+        return False
+    if key.value in RESERVED:
+        message = f"{what} {key.value!r} is a name the derivation reserves for its own symbols"
+        ctx.add(key, path, message, received=repr(key.value), allowed=f"any identifier but {', '.join(sorted(RESERVED))}",
+                hint=f"rename it, e.g. {key.value}_")
         return False
     return True

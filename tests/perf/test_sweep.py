@@ -44,6 +44,15 @@ def test_to_csv_has_the_settings_the_results_and_the_curve(local, tmp_path):
     assert float(rows[1]["loss_3"]) == local[1]["final_loss"] == float(rows[1]["final_loss"])
 
 
+def test_to_csv_writes_atomically_through_no_fixed_temporary_name(local, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / ".sweep.csv.tmp").symlink_to(victim)    # the fixed name the table once wrote through
+    local.to_csv(tmp_path / "sweep.csv")
+    assert victim.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".sweep.csv.tmp", "sweep.csv", "victim.txt"]
+
+
 LINEAR = SPEC.with_name("mlp_mup_linear.yaml")  # exact Gaussian mode: no sampling, so prefixes are exact
 LINEAR_SMALL = ("data.synthetic.P=4",)
 
@@ -83,8 +92,8 @@ def test_sharing_horizons_can_be_turned_off(monkeypatch):
 
 def test_a_failed_horizon_solves_the_shorter_points_on_their_own(monkeypatch):
     calls = _counting(monkeypatch)
-    # eta = 40 diverges: the loss is finite after 2 steps and overflows before 5
-    table = run_sweep(LINEAR, {"hyper.eta": [40.0], "training.steps": [2, 5], "data.synthetic.P": [4]})
+    # eta = 2 diverges: the loss is near its start after 2 steps and leaves it (dmftc.divergence) at step 4
+    table = run_sweep(LINEAR, {"hyper.eta": [2.0], "training.steps": [2, 5], "data.synthetic.P": [4]})
     assert [c[1] for c in calls] == ["training.steps=5", "training.steps=2"]
     assert table[0]["error"] is None and table[0]["horizon"] == 2 and np.isfinite(table[0]["final_loss"])
     assert table[1]["error"].startswith("SolverError") and table[1]["horizon"] is None
