@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import itertools
 import math
 import time
@@ -64,6 +65,7 @@ import numpy as np
 # here before any task so that a bad directory fails at once, not on every worker).
 from . import DmftcError, compile_spec, load
 from .compile_cache import cache_dir, enable_compile_cache
+from .files import write_text_atomic
 
 BACKENDS = ("local", "dask")
 RESULTS = ("final_loss", "seconds", "error", "horizon")
@@ -103,17 +105,13 @@ class SweepTable:
 
         Curves of different lengths (a sweep over training.steps) leave the missing cells empty.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         width = max((len(row["loss"]) for row in self.rows), default=0)
         header = [*self.keys, *RESULTS, *(f"loss_{t}" for t in range(width))]
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            writer.writerows(_csv_row(self.keys, row, width) for row in self.rows)
-        tmp.replace(path)  # atomic: a reader never sees half a table
-        return path
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(header)
+        writer.writerows(_csv_row(self.keys, row, width) for row in self.rows)
+        return write_text_atomic(path, text.getvalue())  # a reader never sees half a table
 
 
 def run_sweep(spec_path: str | Path, grid: Mapping[str, Sequence[Any]], *, backend: str = "local",
