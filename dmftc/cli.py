@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -129,6 +132,63 @@ def cmd_reproduce(args) -> int:
     return 0 if result.passed else 1
 
 
+def _interrupted(signum, frame) -> None:
+    """SIGINT in the console command: one line, no half-written file, exit 130 now.
+
+    Raising KeyboardInterrupt instead unwinds through JAX's and XLA's threads, which has ended
+    in a segmentation fault, or been swallowed so that the solve ran on; os._exit leaves at once.
+    The atomic writers' temporary files (dmftc.files) are removed first; finished files stay.
+    """
+    from .files import remove_pending
+
+    remove_pending()
+    os.write(2, b"dmftc: interrupted\n")
+    os._exit(130)
+
+
+#: argument -> what it names, for the output checks made before any work
+_OUTPUTS = {"out": "folder", "dot": "file"}
+
+
+def check_outputs(args) -> None:
+    """Every output path the command will write is usable, checked before the work starts.
+
+    An --out folder may exist (as a folder) or be creatable: its nearest existing ancestor must be
+    a writable folder. A file (--dot) must not be a folder, and its folder must be usable likewise.
+    """
+    for arg, kind in _OUTPUTS.items():
+        value = getattr(args, arg, None)
+        if value:
+            check_output(Path(value), kind, f"--{arg}")
+
+
+def check_output(path: Path, kind: str, what: str) -> None:
+    """Raise DmftcError when `path` cannot be written as a `kind` ("folder" or "file")."""
+    def refuse(reason: str):
+        raise DmftcError(f"{what} {str(path)!r} {reason}")
+
+    if path.exists() or path.is_symlink():
+        if kind == "folder" and not path.is_dir():
+            refuse("exists and is not a folder; name a folder (it is created if missing)")
+        if kind == "file" and path.is_dir():
+            refuse("is a folder; name a file, e.g. graph.dot")
+        if kind == "file" and not path.is_file():
+            refuse("exists and is not a regular file")
+    folder = path if kind == "folder" and path.is_dir() else path.parent
+    ancestor = folder
+    while not ancestor.exists():
+        if ancestor.is_symlink():
+            refuse("goes through a broken symbolic link")
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        refuse(f"cannot be created: {str(ancestor)!r} is not a folder")
+    try:  # a real write: permissions, read-only file systems and full disks all show here
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as e:
+        refuse(f"cannot be written: {e.strerror or e} in {str(ancestor)!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dmftc", description="DMFT compiler for neural-network training dynamics")
     sub = p.add_subparsers(dest="command", required=True)
@@ -174,8 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the console command, not a caller's Python: Ctrl-C ends the process at once
+        signal.signal(signal.SIGINT, _interrupted)
     args = build_parser().parse_args(argv)
     try:
+        check_outputs(args)
         if args.compile_cache:
             from .compile_cache import enable_compile_cache
 
@@ -185,7 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dmftc {args.command}: {e.render() if hasattr(e, 'render') else e}", file=sys.stderr)
         return getattr(args, "input_error", 1)
     except KeyboardInterrupt:
+        print(f"dmftc {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a path the user gave that cannot be written or read
+        where = f" {e.filename!r}" if e.filename is not None else ""
+        print(f"dmftc {args.command}: cannot use{where}: {e.strerror or e}", file=sys.stderr)
+        return getattr(args, "input_error", 1)
     except Exception:  # a bug: show everything
         traceback.print_exc()
         print("dmftc: internal error (a bug); please report it with the spec", file=sys.stderr)

@@ -58,8 +58,9 @@ def _write_atomic(path: Path, write) -> Path:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     # os.open with mode 0o666 lets the umask decide permissions, as for an ordinary file
     # (tempfile.mkstemp would leave the result readable by its owner only).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    _PENDING.add(tmp)
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -68,4 +69,19 @@ def _write_atomic(path: Path, write) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        _PENDING.discard(tmp)
     return path
+
+
+#: temporary files being written now; an interrupted process removes them (`remove_pending`)
+_PENDING: set[Path] = set()
+
+
+def remove_pending() -> None:
+    """Remove the temporary files of writes in progress (called on Ctrl-C before the process exits)."""
+    for tmp in list(_PENDING):
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
