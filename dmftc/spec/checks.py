@@ -20,6 +20,7 @@ import sympy
 from ..errors import Location, Problem, SpecError
 from ..notation import RESERVED, size_symbol
 from .expr import DECIMAL, FUNCTIONS, evaluate, parse_expr
+from .limits import SEED_ALLOWED, SEED_LIMIT, shorten
 from .schema import EXAMPLES
 from .yamlpos import INVALID, MapNode, Node, Scalar, SeqNode
 
@@ -169,9 +170,19 @@ def integer(ctx: Ctx, node: Node | None, path: str, minimum: int = 1) -> int | N
 
 def _integer_hint(node: Node, minimum: int) -> str:
     whole = isinstance(node, Scalar) and node.tag == "float" and math.isfinite(node.value)
-    if whole and node.value.is_integer():
+    if whole and node.value.is_integer() and abs(node.value) < 1e15:
         return f"write {int(node.value)} (no decimal point)"
     return f"write a whole number such as {max(minimum, 1)}"
+
+
+def seed(ctx: Ctx, node: Node | None, path: str) -> int | None:
+    """A random seed: an integer with 0 <= seed < 2**32 (what numpy and JAX accept)."""
+    value = integer(ctx, node, path, minimum=0)
+    if value is not None and value >= SEED_LIMIT:
+        ctx.add(node, path, "seed out of range", received=show(node), allowed=SEED_ALLOWED,
+                hint="use a smaller seed, e.g. 0")
+        return None
+    return value
 
 
 def number(ctx: Ctx, node: Node | None, path: str, low: float, high: float = math.inf) -> float | None:
@@ -234,10 +245,11 @@ def identifier(ctx: Ctx, node: Node | None, path: str, what: str) -> str | None:
 def name_ok(ctx: Ctx, where: Node, path: str, name: str, what: str) -> bool:
     """Check that `name` can be a Python identifier; record a problem otherwise."""
     if not _IDENTIFIER.fullmatch(name):
-        fixed = re.sub(r"\W", "_", name)
+        fixed = re.sub(r"\W", "_", name[:60])
         fixed = fixed if _IDENTIFIER.fullmatch(fixed) else "_" + fixed
         allowed = "letters, digits and _, not starting with a digit"
-        ctx.add(where, path, f"{what} {name!r} is not an identifier", received=repr(name), allowed=allowed,
+        shown = repr(shorten(name))
+        ctx.add(where, path, f"{what} {shown} is not an identifier", received=shown, allowed=allowed,
                 hint=f"rename it, e.g. {fixed}")
         return False
     if keyword.iskeyword(name):
@@ -285,8 +297,10 @@ def valued(ctx: Ctx, node: Node, path: str, expr: sympy.Expr | None, kind: str) 
         _unvalued(ctx, node, path, missing.args[0])
         return None
     except ArithmeticError as exc:
-        message = f"cannot evaluate at the sizes given ({exc})"
-        ctx.add(node, path, message, received=show(node), hint="check the formula")
+        why = ("its value is beyond the float range" if isinstance(exc, OverflowError) else
+               "it divides by zero" if isinstance(exc, ZeroDivisionError) else "its value is not a real number")
+        ctx.add(node, path, f"cannot evaluate at the sizes given: {why}", received=show(node),
+                hint="check the formula and the sizes")
         return None
     return value if _kind_ok(ctx, node, path, value, kind) else None
 

@@ -3,17 +3,29 @@
 Exactly one of ``file: path.npz`` (relative to the spec's folder; arrays X of
 shape (P, D) or (P, S, D) and y of shape (P,)) or ``synthetic: {P, D, S?,
 target, seed}``. The data fix the sizes P, D and, for token sequences, S.
+
+A data file is never trusted: it must be a regular file (a FIFO or a device is
+refused unopened), the shapes and dtypes come from the array headers, and X and
+y are read only when they fit `MAX_DATA_BYTES` as float64; they are read once
+and kept (read-only) for `load_data` while the file is unchanged.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import struct
 import zipfile
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from ..errors import Problem, SpecError
 from ..notation import size_symbol
 from . import checks as c
+from .limits import MAX_DATA_BYTES, FileRefused, open_regular, shorten, size
 from .schema import DATA_KEYS, SYNTHETIC_KEYS, SYNTHETIC_REQUIRED
 from .types import TARGETS, TOKEN_TARGETS, Data, DataFile, Spec, Synthetic
 from .yamlpos import MapNode, Node, Scalar
@@ -44,7 +56,7 @@ def data_sizes(data: Data) -> dict[str, int]:
     if isinstance(data, Synthetic):
         shape = (data.P, data.D) if data.S is None else (data.P, data.S, data.D)
     else:
-        shape = _shapes(data.path)[0]
+        shape = data_arrays(data)[0].shape
     sizes = {"P": shape[0], "D": shape[-1]}
     return sizes | ({"S": shape[1]} if len(shape) == 3 else {})
 
@@ -55,53 +67,169 @@ def _file(ctx: c.Ctx, node: Node, base_dir: Path) -> DataFile | None:
     if name is None:
         return None
     path = base_dir / name
-    if not path.is_file():
-        found = sorted(p.name for p in base_dir.glob("*.npz")) if base_dir.is_dir() else []
-        ctx.add(node, "data.file", f"data file not found: {path}", received=repr(name),
-                allowed=", ".join(found) or "(no .npz next to the spec)",
-                hint=c.close_hint(name, found, "the path is relative to the spec's folder"))
+    try:
+        read_arrays(path)
+    except FileRefused as why:
+        shown = repr(shorten(name))
+        if why.missing:
+            _not_found(ctx, node, name, path, base_dir)
+        else:
+            ctx.add(node, "data.file", f"data file {shown} {why.reason}", received=shown, allowed=_NPZ,
+                    hint="name an .npz file; the path is relative to the spec's folder")
         return None
-    problem = _shape_problem(path)
-    if problem is not None:
-        ctx.add(node, "data.file", problem, received=repr(name),
-                allowed="an .npz with X of shape (P, D) or (P, S, D) and y of shape (P,)",
-                hint="save it with numpy.savez(path, X=X, y=y)")
+    except BadData as bad:
+        ctx.add(node, "data.file", str(bad), received=repr(shorten(name)), allowed=_NPZ, hint=bad.hint)
         return None
     return DataFile(path=path, pos=node.loc)
 
 
-def _shapes(path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    with np.load(path, allow_pickle=False) as archive:
-        return tuple(archive["X"].shape), tuple(archive["y"].shape)
+_NPZ = "an .npz with X of shape (P, D) or (P, S, D) and y of shape (P,)"
 
 
-def _shape_problem(path: Path) -> str | None:
-    """What is wrong with the arrays in `path`, or None."""
+def _not_found(ctx: c.Ctx, node: Node, name: str, path: Path, base_dir: Path) -> None:
+    found = sorted(p.name for p in base_dir.glob("*.npz") if p.is_file()) if base_dir.is_dir() else []
+    message = f"data file not found: {shorten(str(path), 120)}"
+    ctx.add(node, "data.file", message, received=repr(shorten(name)),
+            allowed=shorten(", ".join(found), 200) or "(no .npz next to the spec)",
+            hint=c.close_hint(name, found, "the path is relative to the spec's folder"))
+
+
+# ------------------------------------------------------------------ the arrays
+class BadData(Exception):
+    """What is wrong with the arrays of a data file, as one sentence naming the file, and the fix."""
+
+    def __init__(self, message: str, hint: str = "save it with numpy.savez(path, X=X, y=y)"):
+        super().__init__(message)
+        self.hint = hint
+
+
+#: what reading a broken or hostile zip or .npy can raise
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, ValueError, EOFError, RuntimeError, NotImplementedError, OverflowError, MemoryError,
+    zipfile.BadZipFile, zlib.error, struct.error,
+)
+try:
+    from lzma import LZMAError
+
+    _READ_ERRORS += (LZMAError,)
+except ImportError:  # a Python without lzma cannot inflate such members either
+    pass
+
+_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # the last file read: (path, inode, size, mtime)
+
+
+def data_arrays(data: DataFile) -> tuple[np.ndarray, np.ndarray]:
+    """X and y of a data file (see `read_arrays`), a problem with it raised as a `SpecError`."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in ("X", "y") if k not in archive.files]
-            if missing:
-                have = ", ".join(archive.files) or "none"
-                return f"{path.name} has no array {' or '.join(missing)} (it has {have})"
-            X, y = archive["X"], archive["y"]
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        return f"cannot read {path.name} as .npz: {exc}"
-    return _array_problem(X, y)
+        return read_arrays(data.path)
+    except (FileRefused, BadData) as exc:
+        what = f"data file {shorten(data.path.name)!r} {exc.reason}" if isinstance(exc, FileRefused) else str(exc)
+        problem = Problem(what, data.pos, "data.file", allowed=_NPZ, hint="check the data file")
+        raise SpecError([problem]) from None
 
 
-def _array_problem(X: np.ndarray, y: np.ndarray) -> str | None:
-    if X.ndim not in (2, 3):
-        return f"X has shape {X.shape}; expected (P, D) or (P, S, D)"
-    if y.shape != (X.shape[0],):
-        return f"y has shape {y.shape}; expected (P,) = ({X.shape[0]},) to match X of shape {X.shape}"
-    if min(X.shape) < 1:
-        return f"X has shape {X.shape}; every size must be at least 1"
+def read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """X and y of the .npz at `path`: checked, float64, read-only; read once while the file is unchanged.
+
+    Raises
+    ------
+    FileRefused
+        The path is not a regular file of at most `MAX_DATA_BYTES` (says what it is).
+    BadData
+        The file is not an .npz with valid arrays X and y that fit `MAX_DATA_BYTES` as float64.
+    """
+    with open_regular(path, MAX_DATA_BYTES) as file:
+        st = os.fstat(file.fileno())
+        key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if key in _CACHE:
+            return _CACHE[key]
+        arrays = _read_npz(file, path.name)
+    _CACHE.clear()
+    _CACHE[key] = arrays
+    return arrays
+
+
+def _read_npz(file: BinaryIO, name: str) -> tuple[np.ndarray, np.ndarray]:
+    name = shorten(name)
+    if file.read(6) == b"\x93NUMPY":
+        raise BadData(f"{name} is an .npy file (one array); expected an .npz with arrays X and y")
+    file.seek(0)
+    try:
+        with zipfile.ZipFile(file) as archive:
+            members = _members(archive, name)
+            headers = {k: _header(archive, info, name) for k, info in members.items()}
+            _check_headers(headers, name)
+            X, y = (_float64(archive, members[k]) for k in ("X", "y"))
+    except _READ_ERRORS as exc:
+        raise BadData(f"cannot read {name} as .npz: {shorten(str(exc) or type(exc).__name__, 120)}") from None
     for label, array in (("X", X), ("y", y)):
-        if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
-            return f"{label} has dtype {array.dtype}; expected real numbers"
-        if not np.all(np.isfinite(array)):
-            return f"{label} has non-finite entries (nan or inf)"
-    return None
+        if not np.isfinite(array).all():
+            raise BadData(f"{label} has non-finite entries (nan or inf)")
+    return X, y
+
+
+def _members(archive: zipfile.ZipFile, name: str) -> dict[str, zipfile.ZipInfo]:
+    """The members X.npy and y.npy, their inflated and compressed sizes within the cap."""
+    infos = {info.filename: info for info in archive.infolist()}
+    missing = [k for k in ("X", "y") if f"{k}.npy" not in infos]
+    if missing:
+        have = ", ".join(n.removesuffix(".npy") for n in infos) or "none"
+        raise BadData(f"{name} has no array {' or '.join(missing)} (it has {shorten(have, 80)})")
+    members = {k: infos[f"{k}.npy"] for k in ("X", "y")}
+    for key, info in members.items():
+        for what, n in (("inflates to", info.file_size), ("takes", info.compress_size)):
+            if n > MAX_DATA_BYTES:
+                limit = size(MAX_DATA_BYTES)
+                raise BadData(f"{key}.npy in {name} {what} {size(n)}, more than the limit of {limit}", _SMALLER)
+    return members
+
+
+_Header = tuple[tuple[int, ...], np.dtype, int]  # shape, dtype, data bytes present
+
+
+def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> _Header:
+    """Shape, dtype and data bytes available of one .npy member, from its header only."""
+    with archive.open(info) as fp:
+        version = np.lib.format.read_magic(fp)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:
+            raise BadData(f"{info.filename} in {name} is .npy format {version}; save it with numpy.savez")
+        shape, _, dtype = readers[version](fp)
+        return tuple(shape), dtype, info.file_size - fp.tell()
+
+
+def _check_headers(headers: dict[str, _Header], name: str) -> None:
+    """Shapes, dtypes and sizes of X and y, before anything is read."""
+    (X, x_type, _), (y, y_type, _) = headers["X"], headers["y"]
+    if len(X) not in (2, 3):
+        raise BadData(f"X has shape {X}; expected (P, D) or (P, S, D)")
+    if y != (X[0],):
+        raise BadData(f"y has shape {y}; expected (P,) = ({X[0]},) to match X of shape {X}")
+    if min(X) < 1:
+        raise BadData(f"X has shape {X}; every size must be at least 1")
+    for label, dtype in (("X", x_type), ("y", y_type)):
+        if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+            raise BadData(f"{label} has dtype {shorten(str(dtype))}; expected real numbers")
+    need = 8 * (math.prod(X) + math.prod(y))
+    if need > MAX_DATA_BYTES:
+        raise BadData(f"X in {name} has shape {X}: X and y take {size(need)} as float64, "
+                      f"more than the limit of {size(MAX_DATA_BYTES)}", _SMALLER)
+    for label, (shape, dtype, available) in headers.items():
+        claimed = math.prod(shape) * dtype.itemsize
+        if claimed > available:
+            raise BadData(f"{label} in {name} claims shape {shape} ({size(claimed)}) "
+                          f"but holds only {size(max(available, 0))}")
+
+
+_SMALLER = "use fewer samples or features: the data are held in memory as float64"
+
+
+def _float64(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """One member read (once) as a read-only float64 array."""
+    with archive.open(info) as fp:
+        array = np.asarray(np.lib.format.read_array(fp, allow_pickle=False), np.float64)
+    array.flags.writeable = False
+    return array
 
 
 # -------------------------------------------------------------------- synthetic
@@ -117,7 +245,7 @@ def _synthetic(ctx: c.Ctx, node: Node) -> Synthetic | None:
     target = "tanh_linear"
     if "target" in fields:
         target = c.choice(ctx, fields["target"], c.join(path, "target"), TARGETS, "target")
-    seed = c.integer(ctx, fields["seed"], c.join(path, "seed"), minimum=0) if "seed" in fields else 0
+    seed = c.seed(ctx, fields["seed"], c.join(path, "seed")) if "seed" in fields else 0
     if len(ctx.problems) > before or None in (P, D, target, seed):
         return None
     if target in TOKEN_TARGETS and (S is None or S < 2):
@@ -163,7 +291,9 @@ def check_declared_sizes(ctx: c.Ctx, sizes: dict[str, int], data: Data, node: No
 def load_data(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     """The training data (X, y) of a spec, as float64 arrays, deterministically.
 
-    A data file is read with ``allow_pickle=False``. Synthetic data are drawn from
+    A data file is read with ``allow_pickle=False``, once: its arrays are kept,
+    read-only, while the file is unchanged (`read_arrays`); a file that became
+    invalid since the spec was loaded raises a `SpecError`. Synthetic data are drawn from
     ``rng = numpy.random.default_rng(seed)`` in this order:
 
     1. X ~ N(0, 1) of shape (P, D), or (P, S, D) for token sequences;
@@ -196,8 +326,7 @@ def load_data(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
         Shape (P,), float64.
     """
     if isinstance(spec.data, DataFile):
-        with np.load(spec.data.path, allow_pickle=False) as archive:
-            return np.asarray(archive["X"], np.float64), np.asarray(archive["y"], np.float64)
+        return data_arrays(spec.data)
     return synthetic_data(spec.data)
 
 

@@ -21,12 +21,14 @@ import ast
 import difflib
 import math
 import re
+import unicodedata
 from fractions import Fraction
 from typing import Callable, Mapping
 
 import sympy
 
 from ..errors import Location, Problem, SpecError
+from .limits import MAX_DECIMAL_EXPONENT, shorten
 
 #: the functions an expression may call, each with one argument.
 FUNCTIONS: Mapping[str, Callable[[sympy.Expr], sympy.Expr]] = {
@@ -111,8 +113,12 @@ def _problem(rej: _Reject, text: str, location: Location | None, path: str) -> P
     loc = location
     if location is not None and "\n" not in text:
         loc = Location(location.file, location.line, location.col + rej.offset)
-    shown = rej.received if rej.received is not None else repr(text)
+    shown = rej.received if rej.received is not None else _shown(text)
     return Problem(rej.message, loc, path, received=shown, hint=rej.hint)
+
+
+def _shown(text: str) -> str:
+    return shorten(repr(text), 60)
 
 
 def _parse(text: str, symbols: Mapping[str, sympy.Symbol]) -> sympy.Expr:
@@ -122,6 +128,7 @@ def _parse(text: str, symbols: Mapping[str, sympy.Symbol]) -> sympy.Expr:
     source = text.strip().replace("\n", " ")
     if not source:
         raise _Reject("empty expression", 0, "write a number or a formula")
+    _ascii(text)
     tree = _syntax(source, lead)
     try:
         result = _Builder(source, symbols, lead).build(tree.body)
@@ -130,6 +137,20 @@ def _parse(text: str, symbols: Mapping[str, sympy.Symbol]) -> sympy.Expr:
     if result.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
         raise _Reject("the expression is infinite or undefined", lead, "check for a division by zero")
     return result
+
+
+def _ascii(text: str) -> None:
+    """Refuse any non-ASCII character: Python would silently read 'ℕ' as N and 'ｅｔａ' as eta."""
+    at = next((i for i, ch in enumerate(text) if not ch.isascii()), None)
+    if at is None:
+        return
+    char = text[at]
+    name = f"U+{ord(char):04X}" + (f" {unicodedata.name(char)}" if unicodedata.name(char, "") else "")
+    looks = unicodedata.normalize("NFKC", char)
+    hint = "write expressions in ASCII: names of letters, digits and _, operators + - * / **"
+    if looks.isascii() and looks.strip():
+        hint = f"it looks like {looks!r}: type it in plain ASCII"
+    raise _Reject(f"non-ASCII character {char!r} ({name}) in the expression", at, hint, received=_shown(text))
 
 
 def _syntax(source: str, lead: int) -> ast.Expression:
@@ -161,7 +182,7 @@ class _Builder:
 
     def reject(self, node: ast.AST, message: str, hint: str | None = None) -> _Reject:
         segment = ast.get_source_segment(self.source, node)
-        return _Reject(message, self.offset(node), hint, repr(segment) if segment else None)
+        return _Reject(message, self.offset(node), hint, _shown(segment) if segment else None)
 
     def build(self, node: ast.AST) -> sympy.Expr:
         method = getattr(self, "visit_" + type(node).__name__, None)
@@ -175,6 +196,8 @@ class _Builder:
             raise self.reject(node, "only numbers and declared symbols are allowed", _CONST_HINT)
         if isinstance(node.value, complex) or not DECIMAL.fullmatch(segment):
             raise self.reject(node, "write numbers in plain decimal", "e.g. 1000, 0.5 or 1.0e-4")
+        if not _in_float_range(segment):  # checked first: Fraction('1e99999999') takes minutes
+            raise self.reject(node, "number outside the float range", _RANGE_HINT)
         fraction = Fraction(segment)
         return sympy.Rational(fraction.numerator, fraction.denominator)
 
@@ -224,6 +247,19 @@ class _Builder:
         if isinstance(node.args[0], ast.Starred):
             raise self.reject(node, "starred arguments are not allowed", f"{node.func.id}(x)")
         return FUNCTIONS[node.func.id](self.build(node.args[0]))
+
+
+_RANGE_HINT = "use a number from about 1e-308 to 1e308 in magnitude (or 0)"
+
+
+def _in_float_range(decimal: str) -> bool:
+    """Whether a plain decimal (`DECIMAL`) is 0 or finite and nonzero as a float, with a bounded exponent."""
+    mantissa, _, exponent = decimal.lower().partition("e")
+    digits = exponent.lstrip("+-")
+    if len(digits) > len(str(MAX_DECIMAL_EXPONENT)) or int(digits or 0) > MAX_DECIMAL_EXPONENT:
+        return False
+    value = float(decimal)
+    return math.isfinite(value) and (value != 0 or not mantissa.strip("0."))
 
 
 def _bits(number: sympy.Rational) -> int:

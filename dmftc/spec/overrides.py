@@ -19,6 +19,7 @@ from typing import Sequence
 
 from ..errors import Location, Problem, SpecError
 from . import checks as c
+from .limits import shorten
 from .schema import known_keys
 from .yamlpos import MapNode, Node, Scalar, SeqNode, compose
 
@@ -46,13 +47,13 @@ def apply_overrides(root: Node | None, overrides: Sequence[str]) -> tuple[Node |
 
 def parse_override(text: str) -> tuple[list[str | int], list[int], Node]:
     """Split ``path=value`` into the path parts, their 1-based columns, and the value node."""
-    label = f"<--set {text}>"
+    label = f"<--set {shorten(text, 80)}>"
     path, sep, value = text.partition("=")
     if not sep or not path.strip():
-        raise _Bad(Problem("expected KEY=VALUE", Location(label, 1, 1), "", received=repr(text),
+        raise _Bad(Problem("expected KEY=VALUE", Location(label, 1, 1), "", received=shorten(repr(text)),
                            hint="e.g. --set hyper.gamma0=0.5"))
     parts, columns = _parse_path(path.strip(), label)
-    return parts, columns, _value(value, len(path) + 1, label)
+    return parts, columns, _value(value, len(path) + 1, label, _dotted(tuple(parts)))
 
 
 def _parse_path(path: str, label: str) -> tuple[list[str | int], list[int]]:
@@ -63,19 +64,22 @@ def _parse_path(path: str, label: str) -> tuple[list[str | int], list[int]]:
         match = _PART.match(path, at)
         if match is None or (match.group(0).startswith(".") and not parts):
             hint = "write keys separated by dots, e.g. model[0].dense.out"
-            raise _Bad(Problem("cannot read the key path", Location(label, 1, at + 1), path,
-                               received=repr(path), hint=hint))
+            raise _Bad(Problem("cannot read the key path", Location(label, 1, at + 1), shorten(path),
+                               received=shorten(repr(path)), hint=hint))
         key, index = match.groups()
+        if index is not None and len(index) > 9:  # int() of 4,300 digits or more raises
+            raise _Bad(Problem("list index too large", Location(label, 1, match.start() + 2), shorten(path),
+                               received=shorten(index), hint="use an existing index"))
         parts.append(int(index) if index is not None else key.strip())
         columns.append(match.start() + 1 + (match.group(0)[0] in ".["))
         at = match.end()
     return parts, columns
 
 
-def _value(text: str, offset: int, label: str) -> Node:
+def _value(text: str, offset: int, label: str, path: str) -> Node:
     """The value read as YAML, its columns counted from the start of the override."""
     try:
-        node, problems = compose(" " * offset + text, label)
+        node, problems = compose(" " * offset + text, label, path)
     except SpecError as err:
         raise _Bad(err.problems[0]) from None
     if problems:

@@ -267,7 +267,7 @@ def read_solver(ctx: c.Ctx, node: Node | None) -> SolverOptions | None:
         "tol": lambda n, p: c.number(ctx, n, p, 0.0),
         "max_iter": lambda n, p: c.integer(ctx, n, p),
         "damping": lambda n, p: c.number(ctx, n, p, 0.0, 1.0),
-        "seed": lambda n, p: c.integer(ctx, n, p, minimum=0),
+        "seed": lambda n, p: c.seed(ctx, n, p),
         "dtype": lambda n, p: c.choice(ctx, n, p, DTYPES, "dtype"),
         "depth_steps": lambda n, p: c.integer(ctx, n, p),
     }
