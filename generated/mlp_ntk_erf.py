@@ -3,7 +3,7 @@
 Regenerate with: dmftc compile specs/mlp_ntk_erf.yaml
 Limit: N -> oo; regime: lazy; method: closed_form.
 The equations are in mlp_ntk_erf.tex; each block below cites the label it implements.
-digest: sha256:71545f726e54a267f5b1373d6b08180adcc28f651384d39c1ed6df874a969d22
+digest: sha256:77edf5a7e2dfd31f6f795d5bc1431257cac9c82864c63a22b562e10d128df70c
 """
 
 import functools
@@ -19,7 +19,7 @@ ACTIVATION = "erf"
 DEPTH = 2
 REGIME = "lazy"
 METHOD = "closed_form"
-HYPER = ('eta', 'gamma0')
+HYPER = ('eta',)
 phi, dphi = cf.FUNCTIONS[ACTIVATION]
 
 @functools.partial(jax.jit, static_argnames=("steps",))

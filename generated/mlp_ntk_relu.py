@@ -3,7 +3,7 @@
 Regenerate with: dmftc compile specs/mlp_ntk_relu.yaml
 Limit: N -> oo; regime: lazy; method: closed_form.
 The equations are in mlp_ntk_relu.tex; each block below cites the label it implements.
-digest: sha256:690412a9164e60bb51b2d0ec427b8898f2cb4677f890138058d1a1bd2aa78adb
+digest: sha256:b9fcfde6286c2695a0206004a4ff8c51a077f34bfdd46179283ad1b6fb82ae23
 """
 
 import functools
@@ -19,7 +19,7 @@ ACTIVATION = "relu"
 DEPTH = 2
 REGIME = "lazy"
 METHOD = "closed_form"
-HYPER = ('eta', 'gamma0')
+HYPER = ('eta',)
 phi, dphi = cf.FUNCTIONS[ACTIVATION]
 
 @functools.partial(jax.jit, static_argnames=("steps",))

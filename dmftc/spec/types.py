@@ -210,6 +210,7 @@ class Spec:
     sizes: size symbol name -> finite value (N, H, L, S, ...); P and D come from the data.
     hyper: hyperparameter name -> value (gamma0, eta, beta0, alpha_A, ...).
     limit: the sizes that go to infinity, in the order given.
+    warnings: what the spec may not mean (an unused or a defaulted hyperparameter), one line each.
     """
 
     version: int
@@ -225,3 +226,6 @@ class Spec:
     solver: SolverOptions = SolverOptions()
     source: Path | None = field(default=None, compare=False)
     raw: Mapping | None = field(default=None, compare=False, repr=False)
+    #: one line each: hyperparameters declared but unused, or defaulted (`dmftc.spec.usage`);
+    #: the command line prints them to stderr
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
