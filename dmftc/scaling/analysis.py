@@ -23,6 +23,7 @@ from typing import Mapping
 from ..errors import LimitError
 from ..graph.build import Graph, Node, build_graph
 from ..notation import hyper_symbol, size_symbol, as_expr
+from ..spec.expr import evaluate
 from ..spec.types import Act as ActOp, Attention as AttnOp, Dense as DenseOp, LayerNorm, Pool as PoolOp
 from ..spec.types import Readout, Repeat, Residual as ResOp, Spec
 from . import rules as R
@@ -30,6 +31,7 @@ from .records import Offender, Program, RepeatCopy, SymbolAudit
 from .regimes import DepthFacts, combine, power, verdict
 from .parameterization import WeightScaling, exponent, resolve_parameterization, to_rational
 from .rules import NEG, Exp
+from .table import ResolvedTable, resolved_table
 
 FINITE_COPIES = 3   # copies of a finite repeat: exponents settle after a couple
 LIMIT_COPIES = 4    # fixed-point iterations of a repeat whose count grows with n
@@ -121,9 +123,7 @@ class _Lowering:
         if limit:
             copies, inner = LIMIT_COPIES, eR + self.e(count)
         else:
-            value = as_expr(count.xreplace(self.sizes))
-            copies = min(int(value), FINITE_COPIES) if value.is_number else FINITE_COPIES
-            inner = eR
+            copies, inner = min(self._finite_count(count), FINITE_COPIES), eR
         has_res = any(isinstance(c.op, ResOp) for c in node.children)
         out = []
         for c in range(max(copies, 0)):
@@ -132,6 +132,14 @@ class _Lowering:
             out.extend(instrs)
             x = y
         return out, x
+
+    def _finite_count(self, count) -> int:
+        """The repeat count at the finite sizes, in floats as the spec checked it (int() of an exact
+        1024**(1/10**300) would compute for ever); FINITE_COPIES when it needs a layer index."""
+        try:
+            return round(evaluate(count, {**self.sizes, **self.hyper}))
+        except (KeyError, ArithmeticError):
+            return FINITE_COPIES
 
 
 def lower(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling], n: str) -> Program:
@@ -237,6 +245,8 @@ class Scaling:
         -min(a + b, 2a + c) of its abc exponents.
     regimes : mapping
         Symbol -> the regime of that symbol's limit alone.
+    parameterization : ResolvedTable or None
+        Every weight's init std, multiplier and learning rate as resolved (`resolved_table`).
     """
 
     limit: tuple
@@ -248,6 +258,7 @@ class Scaling:
     terms: Mapping = field(default_factory=dict)
     backward_scale: Mapping = field(default_factory=dict)
     regimes: Mapping = field(default_factory=dict)
+    parameterization: ResolvedTable | None = None
 
     def exponent(self, name: str, symbol: str | None = None) -> Exp:
         """The exponent of one quantity (for the only limit symbol unless `symbol` is given)."""
@@ -265,7 +276,8 @@ class Scaling:
                 "exponents": {k: num(v) for k, v in sorted(self.exponents.items())},
                 "heads": self.heads, "reasons": list(self.reasons), "depth": depth,
                 "terms": {w: {t: num(v) for t, v in sorted(ts.items())} for w, ts in sorted(self.terms.items())},
-                "backward_scale": num(self.backward_scale), "regimes": dict(sorted(self.regimes.items()))}
+                "backward_scale": num(self.backward_scale), "regimes": dict(sorted(self.regimes.items())),
+                "parameterization": None if self.parameterization is None else self.parameterization.to_json()}
 
     def __str__(self) -> str:
         lines = [f"regime: {self.regime}" + (f", heads: {self.heads}" if self.heads else ""),
@@ -275,7 +287,8 @@ class Scaling:
             if not name.endswith("@trained"):
                 row = "  ".join(power(s, v) for s, v in sorted(e.items()))
                 lines.append(f"  {name:<{width}}  {row}")
-        return "\n".join(lines + [f"- {r}" for r in self.reasons])
+        table = [] if self.parameterization is None else ["", str(self.parameterization)]
+        return "\n".join(lines + [f"- {r}" for r in self.reasons] + table)
 
     def raise_if_unstable(self) -> None:
         """LimitError with the reasons when the limit does not exist."""
@@ -357,4 +370,4 @@ def analyze(spec: Spec, graph: Graph | None = None,
     terms = {w: join([v.terms.get(w, {}) for v in verdicts]) for w in sorted(set().union(*(v.terms for v in verdicts)))}
     return Scaling(tuple(spec.limit), regime, MappingProxyType(exps), heads, reasons, depth,
                    MappingProxyType(terms), MappingProxyType({v.symbol: v.backward_scale for v in verdicts}),
-                   MappingProxyType({v.symbol: v.regime for v in verdicts}))
+                   MappingProxyType({v.symbol: v.regime for v in verdicts}), resolved_table(spec, graph, params))

@@ -22,6 +22,7 @@ from ..errors import LimitError
 from ..graph.build import Graph, Weight
 from ..notation import as_expr, hyper_symbol, size_symbol
 from ..spec.types import Attention, Residual, Spec
+from ..spec.usage import HYPER_DEFAULTS
 
 Expr = sympy.Expr
 PRESET_ALIASES = {"mean_field": "mup", "depth_mup": "mup", "completep": "mup"}
@@ -58,20 +59,68 @@ def leading_power(expr: Expr, n: sympy.Symbol) -> Expr:
     """The power p with expr ~ n^p as n -> infinity (expr a product of powers, or a sum of such).
 
     Sums take their leading term; exponents may be symbolic (then sums must be comparable).
+    An expression with `n` in an exponent that is no power of n (``2**(N/128)``, ``exp(N)``)
+    raises LimitError saying so.
     """
+    try:
+        return _leading_power(expr, n)
+    except _NotAPower as exc:
+        how = {sympy.oo: "grows faster than every power of", -sympy.oo: "decays faster than every power of"}.get(
+            exc.p, "does not behave as a power of")
+        whole = as_expr(expr)
+        # name the factor as written (powsimp may have rewritten exc.factor)
+        written = sorted((f for f in whole.atoms(sympy.Pow, sympy.exp) if f.exp.has(n)), key=str)
+        factor = written[0] if written else exc.factor
+        part = "it" if factor == whole else f"its factor {factor}"
+        raise LimitError(
+            f"{whole} is not a power of {n}: {part} {how} {n}, so power counting "
+            f"cannot say how it scales as {n} -> infinity; write it as a power of {n} (e.g. {n}, 2*{n}, "
+            f"{n}**2 or {n}**(-1/2)), with {n} in bases only, never in an exponent"
+        ) from None
+
+
+class _NotAPower(Exception):
+    def __init__(self, factor: Expr, p: Expr):
+        self.factor, self.p = factor, p
+
+
+def _leading_power(expr: Expr, n: sympy.Symbol) -> Expr:
     expr = sympy.powsimp(sympy.expand_power_base(as_expr(expr), force=True), force=True)
     if expr.is_Add:
-        return sympy.Max(*(leading_power(t, n) for t in expr.args))
+        powers = [_leading_power(t, n) for t in expr.args]
+        top = sympy.Max(*powers)
+        if top.is_number and sum(p == top for p in powers) > 1:
+            return _cancelled(expr, top, n)
+        return top
     if expr.has(n) and not (expr.is_Mul or expr.is_Pow or expr == n):
         # log, exp, sqrt of n: use the growth of log(expr) / log(n)
-        return sympy.limit(sympy.log(expr) / sympy.log(n), n, sympy.oo)
+        return _finite(expr, sympy.limit(sympy.log(expr) / sympy.log(n), n, sympy.oo))
     total = sympy.Integer(0)
     for base, e in _powers(expr):
-        if base == n:
+        if e.has(n):  # n in an exponent (2**(N/128), N**N): a power only if its log grows as log(n)
+            total += _finite(base**e, sympy.limit(e * sympy.log(base) / sympy.log(n), n, sympy.oo))
+        elif base == n:
             total += e
         elif base.has(n):
-            total += e * leading_power(base, n)
+            total += e * _leading_power(base, n)
     return sympy.simplify(total)
+
+
+def _cancelled(expr: Expr, top: Expr, n: sympy.Symbol) -> Expr:
+    """The power of a sum whose leading terms may cancel (N - sqrt(N**2 - N) ~ 1/2, not N):
+    lim log(expr) / log(n), or the terms' leading power `top` where that limit is not a number."""
+    try:
+        p = sympy.limit(sympy.log(expr) / sympy.log(n), n, sympy.oo)
+    except (NotImplementedError, ValueError, TypeError):  # pragma: no cover - sympy gives up
+        return top
+    return p if p.is_real and p.is_finite else top
+
+
+def _finite(factor: Expr, p: Expr) -> Expr:
+    """`p` = lim log(factor) / log(n), which must be finite for the factor to be ~ a power of n."""
+    if p.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) or isinstance(p, sympy.AccumBounds):
+        raise _NotAPower(factor, p)
+    return p
 
 
 def _powers(expr: Expr):
@@ -93,8 +142,16 @@ def _exponent(expr: Expr, n: sympy.Symbol) -> Fraction | float:
         return float("-inf")
     p = sympy.nsimplify(leading_power(expr, n))
     if not p.is_Rational:
-        raise LimitError(f"cannot count powers of {n} in {expr}: the exponent {p} is not a number; "
-                         "give the hyperparameters in its exponents numeric values in `hyper`")
+        sizes = sorted(str(x) for x in p.free_symbols if x.is_integer)
+        if sizes:  # N**(-H) with H finite: the power of N would change with the size H
+            why = (f"the exponent {p} depends on the size{'s' * (len(sizes) > 1)} {', '.join(sizes)}; "
+                   f"write a numeric exponent such as {n}**(-1/2)")
+        elif p.free_symbols:
+            why = (f"the exponent {p} is not a number; give the hyperparameters in its exponents numeric "
+                   "values in `hyper`")
+        else:  # N**log(2)
+            why = f"the exponent {p} is irrational; write a rational exponent such as {n}**(2/3)"
+        raise LimitError(f"cannot count powers of {n} in {expr}: {why}")
     return Fraction(int(p.p), int(p.q))
 
 
@@ -183,7 +240,8 @@ def context(spec: Spec, graph: Graph) -> Context:
     """The whole-network facts the table rows use."""
     readout = [w for w in graph.weights.values() if w.role == "readout"]
     alpha_L, depth = residual_alpha(spec.model)
-    gamma0 = hyper_symbol("gamma0") if "gamma0" in spec.hyper else sympy.Integer(1)
+    # undeclared: the default, which loading reported (dmftc.spec.usage)
+    gamma0 = hyper_symbol("gamma0") if "gamma0" in spec.hyper else sympy.Integer(HYPER_DEFAULTS["gamma0"])
     return Context(spec.training.lr, gamma0, readout[0].fan_in if readout else sympy.Integer(1), depth, alpha_L)
 
 

@@ -348,9 +348,12 @@ def _stable_reason(regime: str, q: Mapping, hidden: Mapping, n: str, spec: Spec)
                 f"{pw(df)}, so the network does not learn in the limit; multiply the learning rate "
                 f"by {pw(-df)} for a nontrivial limit{init}.")
     if regime == "lazy":
+        moves = ("the model has no hidden layer: the readout's features are fixed functions of the input "
+                 "(a linear model)"
+                 if best is None else
+                 f"every hidden feature moves at most as {pw(hidden[best])} ({_describe(best)})")
         return (f"{n} -> inf: lazy (kernel) limit ({ctx}): the output change after training scales "
-                f"as {pw(df)} while every hidden feature moves at most as {pw(hidden[best])} "
-                f"({_describe(best)}){init}.")
+                f"as {pw(df)} while {moves}{init}.")
     return (f"{n} -> inf: feature learning ({ctx}): the output change after training scales as "
             f"{pw(df)} and {_describe(best)} moves as {pw(hidden[best])}{init}.")
 

@@ -20,6 +20,7 @@ from ..errors import Location, Problem, SpecError
 from ..notation import hyper_symbol, size_symbol
 from . import checks as c
 from .data import check_declared_sizes, data_sizes, read_data
+from .limits import MAX_PROBLEMS, MAX_SPEC_BYTES, FileRefused, open_regular, shorten, size
 from .model import read_model
 from .naming import weight_names
 from .overrides import apply_overrides
@@ -29,6 +30,7 @@ from .sections import (
     read_sizes, read_solver, read_training, read_version,
 )  # fmt: skip
 from .types import Spec
+from .usage import hyper_report
 from .yamlpos import MapNode, Node, SeqNode, compose
 
 
@@ -54,13 +56,36 @@ def load(path: str | PathLike[str], overrides: Sequence[str] = ()) -> Spec:
         Listing every problem found (file:line:col, key path, received, allowed, fix).
     """
     path = Path(path)
+    return replace(_load_text(read_spec_file(path), str(path), overrides, path.parent), source=path)
+
+
+def read_spec_file(path: Path) -> str:
+    """The text of the spec file at `path`: a regular file of at most `MAX_SPEC_BYTES`, in UTF-8.
+
+    Line breaks are normalised to ``\\n``. A FIFO, a device or a directory is
+    refused without being read (see `dmftc.spec.limits.open_regular`).
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise SpecError([Problem(f"cannot read the spec: {reason}", Location(str(path), 1, 1),
-                                 received=str(path), hint="check the path")]) from None
-    return replace(_load_text(text, str(path), overrides, path.parent), source=path)
+        with open_regular(path, MAX_SPEC_BYTES) as file:
+            raw = file.read(MAX_SPEC_BYTES + 1)  # the file may have grown since it was examined
+        if len(raw) > MAX_SPEC_BYTES:
+            raise FileRefused(f"has more bytes than the limit of {size(MAX_SPEC_BYTES)}")
+        text = raw.decode("utf-8")
+    except FileRefused as why:
+        hint = "check the path" if why.missing else "name a YAML spec file (a spec is a few KB)"
+        raise SpecError([_unreadable(path, f"it {why.reason}", hint)]) from None
+    except OSError as exc:
+        raise SpecError([_unreadable(path, exc.strerror or type(exc).__name__, "check the path")]) from None
+    except UnicodeDecodeError as exc:
+        line, col = raw.count(b"\n", 0, exc.start) + 1, exc.start - raw.rfind(b"\n", 0, exc.start)
+        message = f"not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r})"
+        raise SpecError([_unreadable(path, message, "save the spec as UTF-8", line, col)]) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _unreadable(path: Path, reason: str, hint: str, line: int = 1, col: int = 1) -> Problem:
+    return Problem(f"cannot read the spec: {reason}", Location(str(path), line, col),
+                   received=shorten(str(path), 200), hint=hint)
 
 
 def loads(
@@ -91,13 +116,40 @@ def loads(
 
 
 def _load_text(text: str, filename: str, overrides: Sequence[str], base_dir: Path) -> Spec:
-    tree, problems = compose(text, filename)  # text -> located nodes (syntax errors raise)
-    tree, set_problems = apply_overrides(tree, overrides)  # --set, before any check
-    ctx = c.Ctx(filename, problems=[*set_problems, *problems])
-    spec = _validate(ctx, tree, base_dir)  # every section, all problems collected
-    if spec is None or ctx.problems:
-        raise SpecError(_ordered(ctx.problems, filename))
+    if len(text) > MAX_SPEC_BYTES:
+        message = f"the spec has {len(text):,} characters, more than the limit of {size(MAX_SPEC_BYTES)}"
+        hint = "a spec is a few KB: check the input"
+        raise SpecError([Problem(message, Location(filename, 1, 1), hint=hint)])
+    try:
+        tree, problems = compose(text, filename)  # text -> located nodes (syntax errors raise)
+        tree, set_problems = apply_overrides(tree, overrides)  # --set, before any check
+        ctx = c.Ctx(filename, problems=[*set_problems, *problems])
+        spec = _validate(ctx, tree, base_dir)  # every section, all problems collected
+        if spec is None or ctx.problems:
+            raise SpecError(_ordered(ctx.problems, filename))
+    except SpecError as err:
+        raise SpecError(_brief(err.problems)) from None
     return replace(spec, raw=canonical(tree))
+
+
+def _brief(problems: Sequence[Problem]) -> list[Problem]:
+    """At most `MAX_PROBLEMS` problems, each field on one line of at most 300 characters.
+
+    The readers already show long values cut short; this is the safety net that
+    keeps every message on one screen whatever the input.
+    """
+    shown = [_short(p) for p in problems[:MAX_PROBLEMS]]
+    if len(problems) > MAX_PROBLEMS:
+        more = len(problems) - MAX_PROBLEMS
+        shown.append(Problem(f"{more} more problem{'s' if more != 1 else ''} not shown",
+                             hint="fix the problems above and run again"))
+    return shown
+
+
+def _short(problem: Problem) -> Problem:
+    fields = ("message", "path", "received", "allowed", "hint")
+    cut = {k: shorten(v, 300) for k in fields if (v := getattr(problem, k)) is not None}
+    return replace(problem, **cut)
 
 
 def _validate(ctx: c.Ctx, tree: Node | None, base_dir: Path) -> Spec | None:
@@ -122,11 +174,13 @@ def _validate(ctx: c.Ctx, tree: Node | None, base_dir: Path) -> Spec | None:
     parts = (*header, model, parameterization, limit, training, data, solver)
     if ctx.problems or any(p is None for p in parts):
         return None
-    return Spec(
+    spec = Spec(
         version=header[0], name=header[1], description=description,
         sizes=sizes | data_sizes(data), hyper=hyper, model=model,
         parameterization=parameterization, limit=limit, training=training, data=data, solver=solver,
     )  # fmt: skip
+    warnings = hyper_report(ctx, spec, top.get("hyper"), top.get("parameterization"))  # gama0: a problem
+    return replace(spec, warnings=warnings)
 
 
 def _ordered(problems: list[Problem], filename: str) -> list[Problem]:
