@@ -76,6 +76,10 @@ class SolverError(DmftcError):
     """A solve failed (NaN, divergence, non-convergence); the message carries the remedy."""
 
 
+class ResourceError(DmftcError):
+    """A run that cannot fit this machine (memory) or would unroll too much; says the figure and the fix."""
+
+
 class CodegenError(DmftcError):
     """An equation system that the code generator cannot lower (an unsupported node, a bad name)."""
 

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .budget import check_compile, check_solve
 from .codegen.emit import emit_module, regenerate_command, write_atomic
 from .dmft.derive import DTAU, derive
 from .dmft.system import EquationSystem
@@ -67,6 +68,8 @@ class Program:
         discretisation error, estimated as the largest loss difference between K and K/2 steps.
         """
         opts = self.spec.solver
+        check_solve(self.spec, self.equations, steps=steps or self.spec.training.steps,  # before any work
+                    samples=samples or opts.samples, dtype=dtype or opts.dtype)
         X, y = load_data(self.spec)
         mod = self.load_module()
         kw = dict(steps=steps or self.spec.training.steps, samples=samples or opts.samples,
@@ -144,6 +147,7 @@ def compile_spec(spec: Spec | str | Path, overrides: Sequence[str] = ()) -> Prog
     if not isinstance(spec, Spec):
         spec = load(spec, overrides=overrides)                      # text -> Spec
     graph = build_graph(spec)                                       # Spec -> Graph
+    check_compile(spec, graph)                                      # L = 10**6 unrolled copies stop here
     params = resolve_parameterization(spec, graph)                  # Graph -> exponent table
     scaling = _analyze(spec, graph, params)                         # -> Scaling (regimes, term exponents)
     if scaling is not None:

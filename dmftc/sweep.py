@@ -64,6 +64,7 @@ import numpy as np
 # A client of dmftc's public API, like the command line (and of compile_cache's path check, run
 # here before any task so that a bad directory fails at once, not on every worker).
 from . import DmftcError, compile_spec, load
+from .budget import check_spec
 from .compile_cache import cache_dir, enable_compile_cache
 from .files import write_text_atomic
 
@@ -137,8 +138,8 @@ def run_sweep(spec_path: str | Path, grid: Mapping[str, Sequence[Any]], *, backe
     if backend not in BACKENDS:
         raise DmftcError(f"unknown sweep backend {backend!r}; allowed: {', '.join(BACKENDS)}")
     overrides = [tuple(f"{k}={_yaml_text(v)}" for k, v in zip(keys, p)) for p in points]
-    # every point's spec is checked before anything runs
-    steps = [load(spec_path, overrides=sets).training.steps for sets in overrides]
+    # every point's spec is checked before anything runs (and its unrolled depth and data: dmftc.budget)
+    steps = [check_spec(load(spec_path, overrides=sets)).training.steps for sets in overrides]
     path = str(Path(spec_path).resolve())  # workers may not share this process's working directory
     cache = None if compile_cache is None else str(cache_dir(compile_cache))  # checked before any task
     run = functools.partial(_execute, path, backend=backend, workers=workers, address=address, cache=cache)

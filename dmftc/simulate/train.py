@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..budget import check_simulation
 from ..divergence import check_run, targets_scale
 from ..errors import DmftcError
 from ..spec.types import Spec
@@ -49,6 +50,8 @@ def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8,
     the weights per network: N = 1024, L = 16, 128 seeds at once needs more than 24 GiB).
     """
     check_record(record)
+    check_simulation(spec, sizes, seeds, record=record, dtype=dtype, budget=budget,  # before any work
+                     displacement=displacement, data=data)
     X, y = spec_data(spec, data)
     net = build_network(spec, sizes, X.shape)
     per_network = np.dtype(dtype).itemsize * weight_count(net)
