@@ -19,6 +19,8 @@ from .crosscheck import (
     crosscheck, plot_convergence, plot_curves, progress, seed_mean_se, write_json_atomic,
 )
 from .crosscheck.logits import compare_logit_laws, dmft_logit_blocks, plot_logit_laws
+from .crosscheck.needs import DISTANCE_SEEDS, require_seeds
+from .budget import check_ensembles, check_simulation, check_solve
 from .dmft.derive import DTAU
 from .errors import DmftcError
 from .program import Program, compile_spec
@@ -139,7 +141,13 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     (name, values), = sizes.items()
     if name not in spec.sizes:
         raise DmftcError(f"--sizes names {name!r}, which the spec does not declare (sizes: {sorted(spec.sizes)})")
+    require_seeds(seeds, DISTANCE_SEEDS)  # the distances' standard errors (crosscheck.stats), before any work
+    for n in values:  # every ensemble fits this machine before any work (dmftc.budget); again with its record
+        check_simulation(spec, {name: n}, seeds, record="none")
     prog = program or compile_spec(spec)
+    check_ensembles(spec, [{name: n} for n in sorted(values)], seeds, record=_record(prog, quantities))
+    check_solve(prog.spec, prog.equations, steps=prog.spec.training.steps, samples=samples or prog.spec.solver.samples,
+                dtype=prog.spec.solver.dtype, runs=dmft_seeds)
     runs = dmft_runs(prog, dmft_seeds, samples)
     along_depth = name == "L" and "eq:kernel.H" in prog.equations.labels
     depth_note = ()

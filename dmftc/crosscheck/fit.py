@@ -14,6 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from dmftc.crosscheck.needs import RATE_SIZES, VERDICT_SIZES
 from dmftc.crosscheck.stats import RESOLVED_SIGMA
 
 STATUSES = ("consistent", "inconsistent", "not_converging", "unresolved")
@@ -164,7 +165,7 @@ def fit_floor(fit: PowerLaw, exponent: float, *, n_sigma: float = 3.0) -> FloorF
     """
     n, d, s = (np.asarray(a) for a in (fit.sizes, fit.values, fit.ses))
     ok = np.isfinite(d) & np.isfinite(s) & (s > 0)
-    if ok.sum() < 3:
+    if ok.sum() < VERDICT_SIZES:
         return None
     design = np.stack([np.ones(ok.sum()), n[ok] ** exponent], axis=1)
     beta, cov, chi2_dof = _wls(design, d[ok], s[ok])
@@ -245,8 +246,8 @@ def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = 3.0, margi
     floor = fit_floor(fit, predicted, n_sigma=n_sigma)
     base = dict(predicted=float(predicted), exponent=fit.exponent, exponent_se=fit.exponent_se,
                 n_resolved=k_res, n_sizes=k, floor=floor)
-    if k < 2:
-        sentence = f"unresolved: one size gives no rate; check at least 3 sizes of {fit.size_name}"
+    if k < RATE_SIZES:
+        sentence = f"unresolved: one size gives no rate; check at least {VERDICT_SIZES} sizes of {fit.size_name}"
         return Verdict("unresolved", sentence, sigmas=float("nan"), **base)
     if k_res < min(3, k) or fit.n_points < 2 or not np.isfinite(fit.exponent_se):
         sentence = (f"unresolved: {fit.label} is indistinguishable from zero (at {RESOLVED_SIGMA:g} sigma) "

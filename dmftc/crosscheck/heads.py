@@ -44,9 +44,11 @@ import numpy as np
 
 from dmftc.crosscheck.files import save_figure_atomic
 from dmftc.crosscheck.fit import LIMIT_CHI2, PowerLaw, finite_limit, fit_power_law, format_measured, format_power
+from dmftc.crosscheck.needs import SE_SEEDS, VERDICT_SIZES, require_seeds
 from dmftc.crosscheck.plots import _figure, _points
 from dmftc.crosscheck.report import _clean
 from dmftc.crosscheck.stats import RESOLVED_SIGMA, _signed_sqrt, _sqrt_se, seed_mean_se
+from dmftc.budget import check_simulation
 from dmftc.errors import DmftcError
 from dmftc.scaling import analyze
 from dmftc.simulate import simulate
@@ -391,8 +393,8 @@ def judge(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = 3.0, m
     rate, sigmas = None, float("nan")
     base = dict(quantity=name, expect=expect, exponent=p, exponent_se=se, predicted=p0)
     k, k_res = len(fit.sizes), sum(fit.resolved)
-    if k < 3 or fit.n_points < 3 or not np.isfinite(se) or k_res < 3:
-        why = (f"{k} sizes (need 3)" if k < 3 else
+    if k < VERDICT_SIZES or fit.n_points < VERDICT_SIZES or not np.isfinite(se) or k_res < VERDICT_SIZES:
+        why = (f"{k} sizes (need {VERDICT_SIZES})" if k < VERDICT_SIZES else
                f"{what} is indistinguishable from zero at {k - k_res} of {k} sizes; add seeds or steps")
         return HeadVerdict(status="unresolved", sentence=why, sigmas=sigmas, rate=rate, **base)
     measured = format_measured(n, p, se)
@@ -450,8 +452,7 @@ def check_sweep(values: Sequence[int], seeds: int, spec: Spec, what: str, needs_
     out = sorted({int(v) for v in values})
     if not out or out[0] < 1:
         raise DmftcError(f"{what} must be positive integers (got {list(values)})")
-    if seeds < 2:
-        raise DmftcError(f"seeds={seeds}: standard errors need at least 2 seeds (8 or more recommended)")
+    require_seeds(seeds, SE_SEEDS)
     if spec.training.steps < 1:
         raise DmftcError(f"{needs_training} needs at least one training step; set training.steps >= 1")
     return out
@@ -486,6 +487,8 @@ def measure_heads(spec: Spec, sizes: Mapping[str, Sequence[int]], seeds: int = 8
     if name not in spec.sizes:
         raise DmftcError(f"--sizes names {name!r}, which the spec does not declare (sizes: {sorted(spec.sizes)})")
     values = check_sweep(values, seeds, spec, "sizes", "the logit change")
+    for n in values:  # every ensemble fits this machine before any work (dmftc.budget)
+        check_simulation(spec, {name: n}, seeds, record="diag")
     preds, regime, collapse = predictions(spec, name)
     loop = values if progress is None else progress(values, total=len(values), desc=f"heads {name}",
                                                      label=lambda n: f"{name}={n}")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dmftc.crosscheck.needs import DISTANCE_SEEDS
 from dmftc.errors import DmftcError
 
 # A bias is "resolved" when zero bias would give so large a seed-mean distance with
@@ -295,8 +296,9 @@ def _as_rows(finite, reference, what: str) -> tuple[np.ndarray, np.ndarray]:
             f"expected (seeds, {', '.join(map(str, r.shape))}). "
             "Check that the simulation and the solve ran the same number of steps and samples."
         )
-    if x.shape[0] < 4:
-        raise DmftcError(f"{what}: {x.shape[0]} seeds are too few for standard errors; use at least 4 (8 or more is better).")
+    if x.shape[0] < DISTANCE_SEEDS:
+        raise DmftcError(f"{what}: {x.shape[0]} seeds are too few for standard errors; use at least {DISTANCE_SEEDS} "
+                         "(8 or more is better).")
     _require_finite(x, what, "finite networks", per_seed=True)
     _require_finite(r, what, "DMFT", per_seed=False)
     return x.reshape(x.shape[0], -1), r.reshape(-1)
