@@ -182,6 +182,9 @@ def fit_floor(fit: PowerLaw, exponent: float, *, n_sigma: float = 3.0) -> FloorF
 LIMIT_CHI2 = 3.8
 #: total chi2 by which a power law must beat a + b/n to be preferred (a likelihood ratio of e^2)
 PREFER_CHI2 = 4.0
+#: a + b/n "fits as well as" the power law when its total chi2 is at most this much higher (both have two
+#: parameters): a flat prediction's rate that deviates beyond n_sigma is consistent only then
+EQUAL_CHI2 = 1.0
 
 
 def finite_limit(fit: PowerLaw) -> tuple[float, float, float, int]:
@@ -296,7 +299,9 @@ def _judge_finite(fit: PowerLaw, n_sigma: float, tolerance: float) -> tuple[str,
     a resolved above zero, unless a vanishing power law fits decisively better (total chi2 lower by
     more than PREFER_CHI2; both models have two parameters): where the data cannot tell the two
     curves apart, the predicted one is not rejected; a precisely measured power law bends away
-    from a + b/n and is.
+    from a + b/n and is. A rate beyond n_sigma of n^0 is consistent only when a + b/n fits as well as
+    the power law (total chi2 at most EQUAL_CHI2 higher); where it fits acceptably but worse and the
+    power law is not decisively preferred, unresolved (a rise as n^0.4 +- 0.08 is not "finite").
     """
     p, se, name, what = fit.exponent, fit.exponent_se, fit.size_name, fit.label
     measured = format_measured(name, p, se)
@@ -306,13 +311,20 @@ def _judge_finite(fit: PowerLaw, n_sigma: float, tolerance: float) -> tuple[str,
     if abs(p) <= max(n_sigma * se, tolerance):
         return "consistent", f"{what} stays finite: {measured}, as predicted ({name}^0)"
     a, a_se, chi2, dof = finite_limit(fit)
-    power_law_preferred = p < 0 and dof * (chi2 - fit.chi2_dof) > PREFER_CHI2
-    if np.isfinite(a) and a > n_sigma * a_se and chi2 <= LIMIT_CHI2 and not power_law_preferred:
-        return "consistent", (f"{what} approaches a finite limit {_pm(a, a_se)} (fit a + b/{name}, chi2/dof "
-                              f"{chi2:.2f}; the power law alone gives {measured}, chi2/dof {fit.chi2_dof:.2f}), "
-                              f"as predicted ({name}^0)")
+    zs = abs(p) / se if se > 0 else float("inf")
+    power_law_preferred = dof * (chi2 - fit.chi2_dof) > PREFER_CHI2
     trend = "falls" if p < 0 else "grows"
-    return "inconsistent", f"{what} {trend} as {measured}, where it is predicted to stay finite ({name}^0)"
+    if np.isfinite(a) and a > n_sigma * a_se and chi2 <= LIMIT_CHI2:
+        if dof * (chi2 - fit.chi2_dof) <= EQUAL_CHI2:  # the finite limit fits as well as the power law
+            return "consistent", (f"{what} approaches a finite limit {_pm(a, a_se)} (fit a + b/{name}, chi2/dof "
+                                  f"{chi2:.2f}, as good as the power law's {measured}, chi2/dof "
+                                  f"{fit.chi2_dof:.2f}, {zs:.1f} sigma from {name}^0), as predicted ({name}^0)")
+        if not power_law_preferred:
+            return "unresolved", (f"unresolved: {what} {trend} as {measured} ({zs:.1f} sigma from the predicted "
+                                  f"{name}^0); a + b/{name} (a finite limit) fits worse (chi2/dof {chi2:.2f} "
+                                  f"against {fit.chi2_dof:.2f}) but acceptably; add larger sizes")
+    return "inconsistent", (f"{what} {trend} as {measured}, where it is predicted to stay finite ({name}^0; "
+                            f"{zs:.1f} sigma)")
 
 
 def _judge(fit: PowerLaw, p0: float, floor: FloorFit | None, n_sigma: float, margin: float,

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dmftc.crosscheck.fit import FloorFit, PowerLaw, Verdict, compare_rate, fit_power_law
-from dmftc.crosscheck.stats import Distance, distance
+from dmftc.crosscheck.fit import (
+    EQUAL_CHI2, LIMIT_CHI2, FloorFit, PowerLaw, Verdict, compare_rate, fit_power_law, format_power,
+)
+from dmftc.crosscheck.stats import RESOLVED_SIGMA, Distance, distance
 from dmftc.crosscheck.table import render_table
 from dmftc.errors import DmftcError
 
@@ -81,6 +84,8 @@ class Report:
         One paragraph in plain words (the notes at its end).
     notes : tuple of str
         How the prediction was made, where that needs saying.
+    criterion : str
+        When a rate is consistent, inconsistent or unresolved, in words (printed after the summary).
     """
 
     size_name: str
@@ -92,6 +97,12 @@ class Report:
     status: str
     summary: str
     notes: tuple[str, ...] = ()
+    criterion: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Every rate consistent: `dmftc check` exits 0 only then (1 otherwise)."""
+        return self.status == "consistent"
 
     def quantity(self, name: str) -> QuantityCheck:
         """The check of one quantity, by name."""
@@ -128,6 +139,7 @@ class Report:
             "quantities": {q.name: _quantity_json(q, self.sizes) for q in self.quantities},
             "skipped": dict(self.skipped),
             "notes": list(self.notes),
+            "criterion": self.criterion,
         }
 
     @classmethod
@@ -145,11 +157,13 @@ class Report:
             status=data["status"],
             summary=data["summary"],
             notes=tuple(data.get("notes", ())),
+            criterion=data.get("criterion", ""),
         )
 
     def table(self) -> str:
-        """A plain-text table for the terminal."""
-        return render_table(self)
+        """A plain-text table for the terminal, the summary and the criterion at its end."""
+        rule = textwrap.wrap(f"Criterion: {self.criterion}.", width=100) if self.criterion else []
+        return "\n".join([render_table(self), *rule])
 
 
 def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = "N",
@@ -201,9 +215,29 @@ def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = 
                         rates, ses.get(q), runs.get(q), [(controls or {}).get(n) for n in sizes], n_sigma)
         for q in names)
     status = _worst([q.status for q in checks]) if checks else "unresolved"
+    rule = criterion(rates, n_sigma, size_name)
     summary = _summary(status, checks, skipped, sizes, size_name) + "".join(f" {n}" for n in notes)
     return Report(size_name, sizes, float(rates["bias"]), float(rates["fluct"]), checks, skipped, status, summary,
-                  tuple(notes))
+                  tuple(notes), rule)
+
+
+def criterion(rates: Mapping[str, float], n_sigma: float, size_name: str) -> str:
+    """The rule every rate is judged by (`fit.compare_rate`), in words, for the report's summary."""
+    n = size_name
+    parts = [f"a rate is consistent when |p - p_pred| <= {float(n_sigma)} se (p the fitted exponent, se its "
+             f"standard error) or <= 0.02 (subleading terms)"]
+    if 0.0 in (rates["bias"], rates["fluct"]):
+        parts.append(f"a quantity predicted to stay finite ({n}^0) also when a + b/{n} fits (chi2/dof <= "
+                     f"{LIMIT_CHI2:g}) with a above {float(n_sigma)} se and a total chi2 at most {EQUAL_CHI2:g} above "
+                     "the power law's")
+    if rates.get("bias_next") is not None:
+        parts.append(f"a bias faster than predicted also when b {format_power(n, rates['bias'])} + c "
+                     f"{format_power(n, rates['bias_next'])} fits (chi2/dof <= {LIMIT_CHI2:g}) with b above "
+                     f"{float(n_sigma)} se")
+    parts.append(f"unresolved when fewer than 3 sizes resolve the distance from zero (at {RESOLVED_SIGMA:g} se) or "
+                 "the fit cannot tell the prediction from no convergence; dmftc check exits 0 only when every "
+                 "rate is consistent (1 otherwise)")
+    return "; ".join(parts)
 
 
 def _check_quantity(name, ref, finite_list, sizes, size_name, rates, ref_se, ref_runs, controls,
