@@ -145,7 +145,7 @@ def cmd_simulate(args) -> None:
     print(f"wrote {path}: mean loss {sim.loss.mean(0)[0]:.6g} -> {sim.loss.mean(0)[-1]:.6g} ({args.seeds} seeds)")
 
 
-def cmd_check(args) -> None:
+def cmd_check(args) -> int:
     from .check import default_sizes, run_check
     from .crosscheck.needs import RATE_SIZES, require_sizes
 
@@ -155,7 +155,8 @@ def cmd_check(args) -> None:
         (name, values), = sizes.items()
         require_sizes(values, RATE_SIZES, name, "check")
     report = run_check(spec, sizes, seeds=args.seeds, out_dir=Path(args.out))
-    print(report.table())  # ends with the summary, wrapped
+    print(report.table())  # ends with the summary and the criterion, wrapped
+    return 0 if report.passed else 1  # like heads: 1 when any rate is inconsistent or unresolved
 
 
 def cmd_heads(args) -> int:
