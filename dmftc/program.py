@@ -24,6 +24,7 @@ from .dmft.system import EquationSystem
 from .divergence import check_run, targets_scale
 from .files import save_npz_atomic, write_text_atomic
 from .graph.build import Graph, build_graph
+from .outputs import describe, npz_entries, solution_axes, versions
 from .scaling.parameterization import WeightScaling, resolve_parameterization
 from .spec import load, load_data
 from .spec.types import Spec
@@ -133,11 +134,24 @@ class Solution:
     def f(self) -> np.ndarray:
         return self.arrays["f"]
 
+    @property
+    def steps(self) -> int:
+        return len(self.loss) - 1
+
+    def __repr__(self) -> str:
+        s = self.meta.get("settings", {})
+        head = ", ".join([repr(self.name), *(str(self.meta[k]) for k in ("method", "regime") if k in self.meta),
+                          f"steps={self.steps}", *(f"{k}={s[k]}" for k in ("samples", "seed", "dtype") if k in s)])
+        return describe("Solution", head, self.arrays)
+
     def save(self, out_dir: str | Path, spec: Spec | None = None) -> Path:
-        """solution.npz and solution.json, each written atomically."""
+        """solution.npz and solution.json, each written atomically (layout: README.md, "Output files")."""
         out = Path(out_dir)
-        save_npz_atomic(out / "solution.npz", self.arrays)
-        meta = dict(self.meta, name=self.name, spec=(spec.raw if spec is not None else None))
+        axes = solution_axes(self.arrays, self.meta.get("method"))
+        meta = dict(self.meta, name=self.name, spec=(spec.raw if spec is not None else None),
+                    final_loss=float(self.loss[-1]), shapes={k: list(np.shape(v)) for k, v in self.arrays.items()},
+                    axes=axes, versions=versions())
+        save_npz_atomic(out / "solution.npz", npz_entries(self.arrays, self.steps, axes, meta))
         write_text_atomic(out / "solution.json", json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
         return out / "solution.npz"
 

@@ -6,11 +6,19 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..files import save_npz_atomic
+from ..outputs import describe, npz_entries, simulation_axes, versions
+
+
+class Arrays(dict):
+    """`Simulation.arrays`: a mapping like `Solution.arrays`; calling it (the older form) returns a copy."""
+
+    def __call__(self) -> dict[str, np.ndarray]:
+        return dict(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,6 +33,8 @@ class Simulation:
     the program was cached) and run. `displacement` (only with `simulate(..., displacement=True)`)
     maps each weight copy's key ("attn0_K[3]") to its relative displacement
     ||W(t) - W(0)||_F / ||W(0)||_F, (seeds, T+1); in simulation.npz as "displacement:<key>".
+    `spec_raw` is the spec as read (a mapping, None if unknown). Like `dmftc.program.Solution` it
+    has `name`, `steps`, `arrays` (a mapping), `meta`, `save(dir)` and a one-line repr.
     """
 
     spec_name: str
@@ -39,21 +49,41 @@ class Simulation:
     order: Mapping[str, np.ndarray]
     timings: Mapping[str, float]
     displacement: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
+    spec_raw: Mapping[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec_name
 
     @property
     def steps(self) -> int:
         return self.loss.shape[1] - 1
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Every array by the name it has in simulation.npz."""
-        return {"loss": self.loss, "f": self.f, "f0": self.f0, **self.order,
-                **{f"displacement:{k}": v for k, v in self.displacement.items()}}
+    @property
+    def arrays(self) -> Arrays:
+        """Every array by the name it has in simulation.npz (`sim.arrays` also works, for older callers)."""
+        return Arrays({"loss": self.loss, "f": self.f, "f0": self.f0, **self.order,
+                       **{f"displacement:{k}": v for k, v in self.displacement.items()}})
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Write DIR/simulation.npz atomically (see dmftc.files); returns its path."""
-        return save_npz_atomic(Path(directory) / "simulation.npz", self.arrays())
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The run's settings (timings excluded: they differ between identical runs)."""
+        return {"name": self.spec_name, "sizes": dict(self.sizes), "seeds": self.seeds, "seed": self.seed,
+                "record": self.record, "dtype": self.dtype, "steps": self.steps,
+                "final_loss": float(np.mean(self.loss[:, -1]))}
+
+    def save(self, directory: str | os.PathLike, spec: Any = None) -> Path:
+        """Write DIR/simulation.npz atomically (see dmftc.files; layout: README.md, "Output files").
+
+        `spec` (a Spec) overrides `spec_raw` as the spec recorded in the file's meta."""
+        arrays = self.arrays
+        axes = simulation_axes(arrays)
+        meta = dict(self.meta, spec=spec.raw if spec is not None else self.spec_raw,
+                    shapes={k: list(v.shape) for k, v in arrays.items()}, axes=axes, versions=versions())
+        return save_npz_atomic(Path(directory) / "simulation.npz", npz_entries(arrays, self.steps, axes, meta))
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.sizes.items())
-        names = ", ".join(f"{k}{tuple(v.shape)}" for k, v in self.arrays().items())
-        return f"Simulation({self.spec_name!r}, {sizes}, seeds={self.seeds}, {self.dtype}: {names})"
+        head = (f"{self.spec_name!r}, {sizes}, seeds={self.seeds}, seed={self.seed}, {self.dtype}, "
+                f"record={self.record}, steps={self.steps}")
+        return describe("Simulation", head, self.arrays)

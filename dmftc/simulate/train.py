@@ -102,7 +102,8 @@ def _simulate(spec: Spec, net: Network, X, y, seeds: int, record: str, dtype: st
         moved = {k: np.asarray(v) for k, v in sorted(moved.items())}
     timings = {"init": t1 - t0, "compile": compile_time, "run": t3 - t2}
     return Simulation(spec.name, net.sizes, seeds, seed, record, dtype, loss, f, f[:, 0].copy(),
-                      MappingProxyType(order), MappingProxyType(timings), MappingProxyType(moved))
+                      MappingProxyType(order), MappingProxyType(timings), MappingProxyType(moved),
+                      spec_raw=spec.raw)
 
 
 def sweep(spec: Spec, sizes: Iterable[Mapping[str, int]], seeds: int = 8, *, record: str = "full",

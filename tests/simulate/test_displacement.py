@@ -25,7 +25,7 @@ def test_one_relative_displacement_per_weight_copy_zero_at_init(moved):
     assert set(moved.displacement) == {"embed", "W1[0]", "W1[1]", "W1[2]", "w"}
     for v in moved.displacement.values():
         assert v.shape == (SEEDS, moved.steps + 1) and np.all(v[:, 0] == 0) and np.all(v[:, 1:] > 0)
-    assert {f"displacement:{k}" for k in moved.displacement} <= set(moved.arrays())
+    assert {f"displacement:{k}" for k in moved.displacement} <= set(moved.arrays)
 
 
 def test_the_first_step_is_the_one_step_update(moved, resnet):

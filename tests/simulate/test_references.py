@@ -99,5 +99,5 @@ def test_abc_symmetry_leaves_the_dynamics_and_the_kernels_unchanged():
     other = dataclasses.replace(spec, parameterization=Parameterization("mup", {"w": moved}))
     X, y = data_of(spec)
     a, b = (simulate(s, seeds=2, record="full", dtype="float64", data=(X, y)) for s in (spec, other))
-    for k, v in a.arrays().items():
-        np.testing.assert_allclose(b.arrays()[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
+    for k, v in a.arrays.items():
+        np.testing.assert_allclose(b.arrays[k], v, rtol=1e-9, atol=1e-12, err_msg=k)

@@ -22,11 +22,11 @@ def full(mlp):
 
 def test_mlp_shapes_full(full):
     assert isinstance(full, Simulation) and full.steps == T
-    shapes = {k: v.shape for k, v in full.arrays().items()}
+    shapes = {k: v.shape for k, v in full.arrays.items()}
     kernel = (3, T + 1, P, T + 1, P)
     assert shapes == {"loss": (3, T + 1), "f": (3, T + 1, P), "f0": (3, P),
                       "Phi{1}": kernel, "Phi{2}": kernel, "G{1}": kernel, "G{2}": kernel}
-    assert all(v.dtype == np.float32 for v in full.arrays().values())
+    assert all(v.dtype == np.float32 for v in full.arrays.values())
     np.testing.assert_array_equal(full.f0, full.f[:, 0])
     assert full.sizes == {"D": 16, "L": 2, "N": 64, "P": 8}
 
@@ -53,14 +53,14 @@ def test_diag_is_the_equal_time_part_of_full(full, mlp):
         np.testing.assert_allclose(diag.order[name], full.order[name][:, t, :, t].transpose(1, 0, 2, 3),
                                    rtol=1e-5, atol=1e-7)
     none = simulate(mlp, seeds=3, record="none", data=data_of(mlp))
-    assert set(none.arrays()) == {"loss", "f", "f0"}
+    assert set(none.arrays) == {"loss", "f", "f0"}
     np.testing.assert_array_equal(none.f, full.f)
 
 
 def test_same_seed_same_arrays_and_networks_independent_of_ensemble_size(full, mlp):
     again = simulate(mlp, seeds=3, data=data_of(mlp))
-    for k, v in full.arrays().items():
-        np.testing.assert_array_equal(again.arrays()[k], v, err_msg=k)
+    for k, v in full.arrays.items():
+        np.testing.assert_array_equal(again.arrays[k], v, err_msg=k)
     two = simulate(mlp, seeds=2, record="none", data=data_of(mlp))
     np.testing.assert_allclose(two.f, full.f[:2], rtol=1e-6, atol=1e-7)
     other = simulate(mlp, seeds=2, record="none", seed=1, data=data_of(mlp))
@@ -78,10 +78,10 @@ def test_seeds_beyond_the_memory_budget_run_in_chunks_that_are_the_same_networks
     assert chunks == [1, 1, 1]
     monkeypatch.undo()
     whole = simulate(mlp, seeds=3, data=data_of(mlp), displacement=True)
-    assert parts.seeds == 3 and parts.arrays().keys() == whole.arrays().keys()
+    assert parts.seeds == 3 and parts.arrays.keys() == whole.arrays.keys()
     # the same weights; batches of another size may sum in another order (float32 rounding)
-    for k, v in whole.arrays().items():
-        np.testing.assert_allclose(parts.arrays()[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+    for k, v in whole.arrays.items():
+        np.testing.assert_allclose(parts.arrays[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
     assert not np.allclose(parts.f[1:], whole.f[:-1], atol=1e-3)  # and not a shifted or repeated draw
 
 
@@ -132,8 +132,8 @@ def test_save_writes_every_array_atomically(full, tmp_path):
     path = full.save(tmp_path / "out")
     assert path.name == "simulation.npz" and sorted(p.name for p in path.parent.iterdir()) == ["simulation.npz"]
     with np.load(path, allow_pickle=False) as npz:
-        assert set(npz.files) == set(full.arrays())
-        for k, v in full.arrays().items():
+        assert set(npz.files) == set(full.arrays) | {"t", "axes", "meta"}
+        for k, v in full.arrays.items():
             np.testing.assert_array_equal(npz[k], v)
 
 
