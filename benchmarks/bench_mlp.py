@@ -371,7 +371,7 @@ def print_rest(res: dict) -> None:
     print(f"    fitted exponents in n: time {r['time_exponent_in_n']:.2f}, memory {r['memory_exponent_in_n']:.2f} "
           f"(algorithm: time n^3 + M n^2, memory n^2 + M n)")
     print("    no outer fixed-point iteration: the causal sweep solves the discrete-time DMFT in one pass "
-          "(THEORY.md sec. 7), so Anderson/DIIS acceleration and a warm-started iteration have nothing to act on "
+          "(docs/theory.md#causal-sweep), so Anderson/DIIS acceleration and a warm-started iteration have nothing to act on "
           "(solver.tol, max_iter and damping are unused); what a sweep reuses instead is the compiled solver "
           "(points that differ only in hyperparameter values share one XLA compile per process) and the solve "
           "itself across horizons (points that differ only in training.steps are one solve, read as prefixes; "

@@ -4,7 +4,7 @@ Error of an estimate of the expected loss curve L(t), t = 0..T: the RMS over t o
 difference from the truth. The truth and the ensemble's finite-width bias come from the
 networks alone: at each t a weighted least-squares fit of the seed-mean loss over widths N,
 
-    mean_N(t) = a(t) + c(t) / N      (the O(1/N) bias of seed-averaged quantities, THEORY.md sec. 6),
+    mean_N(t) = a(t) + c(t) / N      (the O(1/N) bias of seed-averaged quantities, docs/theory.md#finite-size),
 
 gives the N -> oo limit a(t) and the bias coefficient c(t). The DMFT is then judged against
 a(t) like any other estimate, with its Monte Carlo noise and its own O(1/M) bias both in

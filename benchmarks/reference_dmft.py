@@ -3,7 +3,7 @@
 A deliberately straightforward, unvectorised implementation: plain numpy, Python
 loops over draws, layers and time. It is (a) the naive baseline of the solver
 benchmark and (b) an oracle independent of the compiler. The equations are those
-of THEORY.md section 2, in discrete time, solved as THEORY.md section 7
+of docs/theory.md#mlp-dmft, in discrete time, solved as docs/theory.md#causal-sweep
 describes: one sweep in time, no outer fixed-point iteration.
 
 Network and training (the finite model the DMFT describes as N -> infinity):
@@ -195,7 +195,7 @@ def solve_reference(
         ``loss`` (T+1,), ``f`` (T+1, P), ``Delta`` (T+1, P), ``Phi`` and ``G``
         (lists over l = 1..L of ((T+1) P, (T+1) P) kernels, index t * P + mu),
         ``A`` and ``B`` (lists over l = 1..L-1, A^l(t, s) and B^l(t, s) with the
-        1/(eta gamma0) of THEORY.md; row block t, column block s).
+        1/(eta gamma0) of docs/theory.md#mlp-dmft; row block t, column block s).
     """
     X, y = np.asarray(X, float), np.asarray(y, float)
     if fn not in _ACTIVATIONS:

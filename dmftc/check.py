@@ -259,7 +259,7 @@ KINKED = frozenset({"relu"})
 def predicted_rates(prog: Program, size_name: str) -> tuple[dict[str, float], tuple[str, ...]]:
     """Predicted exponents of the bias and the fluctuation along `size_name`, and why where not the default.
 
-    Bias n^-1 and fluctuation n^-1/2 (THEORY.md section 6); along L the bias falls as L^-p with p the
+    Bias n^-1 and fluctuation n^-1/2 (docs/theory.md#finite-size); along L the bias falls as L^-p with p the
     depth grid's order (`depth_order`: 1, or 1/2 with Brownian sources and a kinked activation), and
     at fixed N a network's spread is set by N and does not vanish (fluctuation exponent 0: flat, or
     levelling off as the random branches' share falls as 1/L, see `crosscheck.fit.compare_rate`).

@@ -11,7 +11,7 @@ import functools
 
 import sympy
 
-#: size symbols with a meaning in the theory (THEORY.md); a spec may declare others.
+#: size symbols with a meaning in the theory (docs/theory.md#glossary); a spec may declare others.
 SIZE_MEANINGS = {
     "N": "width (key/query/value dimension per head in attention)",
     "H": "number of attention heads",
@@ -61,7 +61,7 @@ f, Delta, y, Phi0, Loss = (sympy.IndexedBase(n) for n in ("f", "Delta", "y", "Ph
 #: feature kernel, derivative kernel, gradient kernel, and the NTK K[mu, nu], output covariance Sigma_f.
 Sigma, Phik, Phid, Gk, K, Sigmaf = (sympy.IndexedBase(n) for n in ("Sigma", "PhiK", "PhiD", "GK", "K", "Sigmaf"))
 
-#: the transformer's vocabulary (THEORY.md section 5), indices [block, position, time] for fields,
+#: the transformer's vocabulary (docs/theory.md#attention), indices [block, position, time] for fields,
 #: positions alpha = (mu, s) flattened sample-major over the P S tokens of the data:
 #: stream site: LayerNorm output hb, its backward field gb (g is the stream's own);
 #: head site: keys, queries, values, attention output and their backward fields;
@@ -116,10 +116,10 @@ NOTATION = {
     "G": (r"G", "gradient kernel <g(t) g(s)>", "BP22 eq. (8)"),
     "A": (r"A", "forward response <d phi(h(t)) / d r(s)>", "BP22 eq. (10)"),
     "B": (r"B", "backward response <d g(t) / d u(s)>", "BP22 eq. (10)"),
-    "Delta": (r"\Delta", "error signal (y - f) / P", "THEORY.md sec. 1"),
+    "Delta": (r"\Delta", "error signal (y - f) / P", "docs/theory.md#conventions"),
     "f": (r"f", "network output", "BP22 eq. (11)"),
-    "Phi0": (r"\Phi^{0}", "data kernel x . x' / D", "THEORY.md sec. 2"),
-    "K": (r"K", "neural tangent kernel (lazy limit)", "THEORY.md sec. 2"),
+    "Phi0": (r"\Phi^{0}", "data kernel x . x' / D", "docs/theory.md#conventions"),
+    "K": (r"K", "neural tangent kernel (lazy limit)", "docs/theory.md#lazy-limit"),
 }
 
 

@@ -23,7 +23,7 @@ Measured (local, 256 draws, gamma0 = 0.5, 1, 2; seconds per point, compile and s
 mlp_mup_relu 1.8, 0.1, 0.16; transformer_mup 8.6, 2.35, 2.2. A point that changes a static
 setting (samples, P) compiles once more. `compile_cache` (a directory) also shares the
 executables between Dask's worker processes and with later sweeps (`enable_compile_cache`).
-The causal sweep itself has no fixed-point iteration to warm-start (THEORY.md sec. 7).
+The causal sweep itself has no fixed-point iteration to warm-start (docs/theory.md#causal-sweep).
 
 Horizons are shared, not re-solved. The DMFT is causal: its solution up to step t does not
 depend on how many steps follow. Points that differ only in ``training.steps`` are one task,

@@ -1,4 +1,4 @@
-"""Multi-head self-attention, the finite forward pass of THEORY.md section 5.
+"""Multi-head self-attention, the finite forward pass of docs/theory.md#attention.
 
 Per head h (coordinates h*N .. (h+1)*N - 1 of the width-H*N projections):
     q_s = m_Q W_Q hbar_s,  k_s = m_K W_K hbar_s,  v_s = m_V W_V hbar_s

@@ -1,4 +1,4 @@
-"""Residual block: h <- h + scale * branch(h) (THEORY.md section 4; scale beta0 / L^alpha_L)."""
+"""Residual block: h <- h + scale * branch(h) (docs/theory.md#depth-scaling; scale beta0 / L^alpha_L)."""
 
 from __future__ import annotations
 

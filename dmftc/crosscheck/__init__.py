@@ -7,7 +7,7 @@ Works on plain arrays, so it depends on neither the simulator nor the solver::
     write_json_atomic("out/check.json", report.to_json())
     plot_convergence(report, "loss", "out/convergence_loss.png")
 
-What is measured (THEORY.md section 6): the bias of the seed-averaged network,
+What is measured (docs/theory.md#finite-size): the bias of the seed-averaged network,
 ||E finite - DMFT||, estimated without the seed noise that dominates the naive
 distance (expected rate n^-1), and the fluctuation of single networks around
 their mean (expected rate n^-1/2), each with a standard error; power laws of

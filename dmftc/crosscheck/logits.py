@@ -1,6 +1,6 @@
 """The distribution of the attention logits across heads: finite networks against the DMFT (H -> oo).
 
-THEORY.md section 5: as H -> oo at fixed N the heads stay diverse. Each head's logits
+docs/theory.md#limits-and-regimes: as H -> oo at fixed N the heads stay diverse. Each head's logits
 A_{mu s s'}(t) = N^-alpha_A k_{mu s}(t) . q_{mu s'}(t) stay a random variable with a limiting law
 across heads (non-Gaussian at small N), which the DMFT samples by Monte Carlo over heads, while
 everything the heads feed into the residual stream becomes deterministic. A finite network with

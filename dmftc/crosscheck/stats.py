@@ -1,7 +1,7 @@
 """Distances between a DMFT prediction and an ensemble of finite networks.
 
 A network of size n deviates from the DMFT by O(n^-1/2) (random, one network)
-and the average over initializations is biased by O(n^-1) (THEORY.md section 6).
+and the average over initializations is biased by O(n^-1) (docs/theory.md#finite-size).
 With S seeds the seed mean carries noise of order sigma / sqrt(S n), which at
 large n hides the bias: the naive distance |mean - dmft| then falls like
 n^-1/2 whatever the bias does. So the bias is measured by the U-statistic

@@ -2,7 +2,7 @@
 
 For a dense op y = m W x (W entries of std s, GD step lam, fan-in n_in, fan-out n_out)
 with the readout's scale s_hat = m_read * s_read normalising backward fields
-(g = (df/dh) / s_hat, so g = gamma0 N df/dh in muP), the terms of THEORY.md section 3 carry:
+(g = (df/dh) / s_hat, so g = gamma0 N df/dh in muP), the terms of docs/theory.md#populations carry:
 
     forward source  u = m W(0) x          covariance   m^2 s^2 n_in  Phi_x
     backward source r = m W(0)^T g_y      covariance   m^2 s^2 n_out G_y

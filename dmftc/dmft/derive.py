@@ -6,7 +6,7 @@ accumulated GD updates); the readout contributes the output equation and the top
 backward field. Each term's prefactor (`coefficients`) decides whether it survives the
 limit. When every hidden update term vanishes the network is lazy and the system is
 the kernel one: NNGP and NTK at initialization and linear output dynamics.
-Discrete-time GD, THEORY.md section 2; the B^ell(t, t) term is kept.
+Discrete-time GD, docs/theory.md#mlp-dmft; the B^ell(t, t) term is kept.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def limit_coefficients(spec: Spec, graph: Graph, params: Mapping[str, WeightScal
     return out
 
 
-#: the layer-time step d tau = 1 / K of the depth grid (THEORY.md section 4)
+#: the layer-time step d tau = 1 / K of the depth grid (docs/theory.md#depth)
 DTAU = sympy.Symbol("dtau", positive=True)
 
 
@@ -334,7 +334,7 @@ LAZY_PARTS = {"h": u[ell, mu, t], "z": r[ell, mu, t], "g": dphi(u[ell, mu, t]) *
 
 
 def _residual_feature_learning(spec: Spec, layers: list[Layer], c) -> EquationSystem:
-    """The residual stream in its width limit at finite depth (THEORY.md section 4).
+    """The residual stream in its width limit at finite depth (docs/theory.md#depth).
 
     Stream positions ell = 1..L+1 (h^1 the embedding), block ell maps h^ell to h^{ell+1}; the
     branch scale sits in every prefactor of block ell's terms.

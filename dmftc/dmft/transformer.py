@@ -8,7 +8,7 @@ mean-field meaning is written here beside the finite forward pass of `dmftc.bloc
 - LayerNorm (blocks/layernorm.py): LN(h)_i = (h_i - mean) / std over the N H coordinates. In the
   limit the mean is <h> = 0 and the variance the stream kernel's diagonal, so hb = h / sqrt(H(t,t));
   its backward pass keeps the projection of the finite Jacobian, g = (gb - hb C) / sqrt(H(t,t))
-  with C = <hb gb> (THEORY.md section 5 does not spell this out; the finite Jacobian does).
+  with C = <hb gb> (docs/theory.md#attention; read off the finite Jacobian).
 - attention logits (blocks/attention.py): A_{ss'} = N^-alpha_A q_s . k_s' is an average over the
   head's N coordinates; with alpha_A = 1 it is the deterministic order parameter Lam = <q k>, the
   same for every head (all heads start from identical equations: they collapse to one).
@@ -171,7 +171,7 @@ def transformer_coefficients(spec: Spec, graph: Graph, params: Mapping[str, Weig
                 put("logit", N * b.logit_scale, what)
             except LimitError as exc:
                 raise LimitError(f"{exc}; with alpha_A < 1 the logits are random per head and the "
-                                 f"N -> oo limit of training does not exist (THEORY.md section 5)") from None
+                                 f"N -> oo limit of training does not exist (docs/theory.md#limits-and-regimes)") from None
     for term, expr in readout_prefactors(ro, graph.weights[tf.readout].fan_in).items():
         if term in ("fresp", "fupd", "zupd", "f0"):
             put(f"{term}:readout", expr, f"the {term} term of the readout {tf.readout}")

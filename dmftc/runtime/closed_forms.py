@@ -1,8 +1,8 @@
 """Gaussian expectations of activations: closed forms and a deterministic quadrature.
 
 For a centred Gaussian vector ``u ~ N(0, K)`` (``K`` an ``n x n`` covariance) the
-kernels that the infinite-width limit needs at a Gaussian site are (THEORY.md
-sections 2 and 7)
+kernels that the infinite-width limit needs at a Gaussian site are (docs/theory.md#mlp-dmft
+and #causal-sweep)
 
     phi_kernel(fn, K)[i, j]  = E[ phi(u_i)  phi(u_j)  ]
     dphi_kernel(fn, K)[i, j] = E[ phi'(u_i) phi'(u_j) ]

@@ -4,7 +4,7 @@ A source over the flattened index i = t * P + mu (t = 0..T, mu = 0..P-1) has cov
 n = (T + 1) P). Its block lower-triangular square root `Lf` (u = Lf xi for whitened draws xi) and
 block pseudo-inverse `Li` gain one block row of P per time step (`grow_factor`), so u(t) is drawn
 conditionally on the draw's own past and Gaussian integration by parts reads responses off with
-`Li` (THEORY.md section 7). Called by generated solvers through `dmftc.runtime.sweep`.
+`Li` (docs/theory.md#causal-sweep). Called by generated solvers through `dmftc.runtime.sweep`.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The lazy (kernel) limit of the MLP: NNGP and NTK recursions and exact lazy GD.
 
-Conventions (THEORY.md sections 1-2): P inputs, Phi^0 = X X^T / D; the MLP
+Conventions (docs/theory.md#conventions, #lazy-limit): P inputs, Phi^0 = X X^T / D; the MLP
 h^1 = W^0 x / sqrt(D), h^{l+1} = W^l phi(h^l) / sqrt(N) (l = 1..L-1) with
 N(0, 1) weights, readout f = sqrt(readout_var) w . phi(h^L) / sqrt(N) (ntk
 parameterization), loss (1/2P) sum_mu (f_mu - y_mu)^2, Delta = (y - f) / P, and
 discrete-time GD theta <- theta - eta dLoss/dtheta. As N -> infinity the output
 moves as f(t+1) = f(t) + eta Theta Delta(t) = f(t) + (eta/P) Theta (y - f(t)).
-The same Theta governs muP at gamma0 -> 0 (THEORY.md section 2, K = sum_l
+The same Theta governs muP at gamma0 -> 0 (docs/theory.md#lazy-limit, K = sum_l
 G^{l+1} Phi^l), where f(0) -> 0.
 
 Only ``jax``, ``numpy`` and the standard library are imported (runtime layering rule).
@@ -98,7 +98,7 @@ def equal_time_ntk(Phi, G):
         K(t) = Phi^L(t, t) + sum_{l=1..L} G^l(t, t) * Phi^{l-1}(t, t)     (``*`` elementwise),
 
     Phi = (Phi^0, ..., Phi^L) with Phi^0 = X X^T / D, G = (G^1, ..., G^L), each (P, P): the
-    readout's G^{L+1} = 1 of muP (THEORY.md section 2). Discrete GD on the squared loss is
+    readout's G^{L+1} = 1 of muP (docs/theory.md#lazy-limit). Discrete GD on the squared loss is
     stable while eta lambda_max(K) < 2P.
     """
     K = Phi[-1]

@@ -7,7 +7,7 @@ is columns t P .. t P + P - 1, written by `set_slot`); a two-time kernel is (n_t
 block lower-triangular square root `Lf` (u = Lf xi, xi whitened draws) and its
 block pseudo-inverse `Li`, both (n, n) with n = n_t * P, grown by one block row of P
 per time step (`dmftc.runtime.factor`). Growing the factor as time advances costs one
-factorisation overall (THEORY.md section 7) and samples u(t) conditionally on the draw's own past.
+factorisation overall (docs/theory.md#causal-sweep) and samples u(t) conditionally on the draw's own past.
 
 Expectations are weighted sums over draws, E[X] = sum_m w_m X_m: Monte Carlo uses
 w_m = 1/M; the exact Gaussian mode (linear networks, whose fields are linear in the

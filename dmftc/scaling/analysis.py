@@ -351,7 +351,7 @@ def _stable_problems(s: Scaling) -> list:
 # ------------------------------------------------------------------ the entry point
 def analyze(spec: Spec, graph: Graph | None = None,
             params: Mapping[str, WeightScaling] | None = None) -> Scaling:
-    """The scaling analysis of `spec` in its limit (THEORY.md sections 1, 3-5).
+    """The scaling analysis of `spec` in its limit (docs/theory.md#parameterizations, #limits-and-regimes).
 
     # [Graph, WeightScaling] -> Program per limit symbol (exponents are numbers)
     # Program -> SymbolAudit (step 0, step 1, after-training fixed point)

@@ -1,7 +1,8 @@
 """The exponent table: every weight's forward multiplier, init std and learning rate.
 
-Convention (THEORY.md section 1, SPEC.md): entries W_ij ~ N(0, init_std^2), forward
-`multiplier * W x`, and the GD update W <- W - lr * dLoss/dW. Presets are rows of one
+Convention (docs/theory.md#conventions, docs/spec.md#what-the-presets-resolve-to):
+entries W_ij ~ N(0, init_std^2), forward `multiplier * W x`, and the GD update
+W <- W - lr * dLoss/dW. Presets are rows of one
 table keyed by (preset, role); the depth factors of residual networks and the
 key/query factors of attention are read from the spec's own expressions
 (branch scale beta0 / L**alpha_L, logit scale N**-alpha_A), then per-weight
@@ -194,7 +195,7 @@ TABLE = {"mup": _row_mup, "ntk": _row_ntk, "sp": _row_sp}
 
 
 def _depth_lr(c: Context) -> Expr:
-    """SGD step factor L^(2 alpha_L - 1) of THEORY.md section 4 (1 without residual blocks)."""
+    """SGD step factor L^(2 alpha_L - 1) of docs/theory.md#depth-scaling (1 without residual blocks)."""
     return c.depth ** (2 * c.alpha_L - 1) if c.alpha_L is not None else sympy.Integer(1)
 
 

@@ -33,7 +33,7 @@ MAX_SENTENCES = 4
 
 # ------------------------------------------------------------------ reported quantities
 def quantities(a: SymbolAudit) -> dict:
-    """Quantity name -> exponent for one limit symbol (the names of SPEC.md / the simulator).
+    """Quantity name -> exponent for one limit symbol (names: docs/reading-output.md#dmftc-analyze).
 
     `bwd:` is normalised by the readout's scale s_hat = multiplier * init std (B - e(s_hat), as the
     simulator and the DMFT normalise backward fields; the abc symmetry leaves it unchanged); `dfwd`, `df`,
@@ -101,7 +101,7 @@ def terms(a: SymbolAudit) -> dict:
 # ------------------------------------------------------------------ verdicts
 @dataclass(frozen=True)
 class DepthFacts:
-    """The depth limit of a residual network (THEORY.md section 4).
+    """The depth limit of a residual network (docs/theory.md#depth).
 
     kernel_at_init: 'nontrivial' when the R random branches add up to an O(1) stream
     (branch_exponent = 0), 'trivial' when they vanish; blocks: 'learning' when each

@@ -18,7 +18,7 @@ keeps
 The split is what makes sums over independent copies come out right: random parts add
 in quadrature (central limit, e(n)/2), coherent parts add up (e(n)), both across the
 contraction of an inner product (attention logits, the logit gradient chi_A) and
-across the R blocks of a residual stream (THEORY.md sections 3-5).
+across the R blocks of a residual stream (docs/theory.md#populations, #depth, #attention).
 
 Each instruction holds the exponents of its weights and implements four passes:
 `init_fwd`, `init_bwd` (step 0: F, B) and `step_fwd`, `step_bwd` (one GD step given
@@ -341,7 +341,7 @@ class Pool:
 
 @dataclass(frozen=True)
 class Attention:
-    """Multi-head self-attention (THEORY.md section 5).
+    """Multi-head self-attention (docs/theory.md#attention-logit-scale).
 
     k, q, v = m W_{K,Q,V} x per head (dimension N = key_dim, exponent nc); logits
     A = ls k . q (inner product over nc); p = softmax(A) over keys; o = p v; y = m W_O o.

@@ -1,4 +1,4 @@
-"""Synthetic finite-size ensembles with a known bias and noise (THEORY.md section 6).
+"""Synthetic finite-size ensembles with a known bias and noise (docs/theory.md#finite-size).
 
 A network of size n returns  ref + offset + c * g / n + sigma * z / sqrt(n):
 a bias c g / n of the seed average (rate n^-1), fluctuations sigma / sqrt(n)

@@ -1,6 +1,6 @@
 """The cross-check on synthetic ensembles with a known bias c/n and noise sigma/sqrt(n).
 
-Tolerances come from the fits' own standard errors (THEORY.md section 6 gives
+Tolerances come from the fits' own standard errors (docs/theory.md#finite-size gives
 the rates: bias n^-1, fluctuation n^-1/2).
 """
 

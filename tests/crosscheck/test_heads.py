@@ -146,7 +146,7 @@ def test_alpha_A_1_heads_collapse_as_N_grows(mup):
     p, se = init.fit.exponent, init.fit.exponent_se
     assert p < 0 and abs(p + 1.0) <= 3 * se + 0.1 and se < 0.1, (p, se)
     assert init.verdict.status == "pass" and init.verdict.rate == "consistent"
-    # the variance at init is N^-1 with amplitude 1 (THEORY.md section 5, no 2^-1/2 on k and q)
+    # the variance at init is N^-1 with amplitude 1 (docs/theory.md#attention-logit-scale, no 2^-1/2 on k and q)
     assert np.allclose(np.array(init.values) * np.array(SIZES), 1.0, atol=0.15)
     assert change.verdict.status == "pass" and change.fit.exponent < -0.5, change.verdict.sentence
     rms = mup.quantity("rms_init").fit
@@ -225,7 +225,7 @@ def test_cli_heads_bad_input_exits_2_without_traceback(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("spec, collapse", [(MUP, True), (SQRTN, False)])
 def test_head_collapse_at_full_sizes(spec, collapse):
-    """N = 8..256, 10 steps (the sizes of THEORY.md section 5)."""
+    """N = 8..256, 10 steps (N = 8..256 as in the seed paper's measurements)."""
     r = measure_heads(load(spec, overrides=("training.steps=10",)), {"N": [8, 16, 32, 64, 128, 256]}, seeds=8)
     init, change = r.quantity("headvar_init"), r.quantity("headvar_change")
     assert init.verdict.status == "pass" and change.verdict.status == "pass", r.summary()

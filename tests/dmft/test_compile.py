@@ -36,7 +36,7 @@ def test_mup_system_has_every_term_with_its_time_support():
     assert {"eq:field.h1", "eq:field.h", "eq:field.z", "eq:field.zL", "eq:kernel.Phi", "eq:kernel.G",
             "eq:response.A", "eq:response.B", "eq:output.f", "src:u", "src:r"} <= labels
     assert eqs.get("eq:response.A").support == "strict"
-    assert eqs.get("eq:response.B").support == "causal"       # B(t, t) is kept (THEORY.md section 2)
+    assert eqs.get("eq:response.B").support == "causal"       # B(t, t) is kept (docs/theory.md#mlp-dmft)
     z = str(eqs.get("eq:field.z").rhs)
     assert "(s, 0, t))" in z and "(s, 0, t - 1))" in z           # response to s <= t, updates to s < t
     c = eqs.coefficients
@@ -159,7 +159,7 @@ def test_ntk_solution_equals_the_independent_kernel_recursion(fn, depth):
 
 
 def test_mup_at_small_gamma0_reduces_to_ntk_dynamics_exactly_for_linear_nets():
-    """gamma0 -> 0: f(t+1) = f(t) + eta K Delta(t), K the NTK, f(0) = 0 (THEORY.md section 2)."""
+    """gamma0 -> 0: f(t+1) = f(t) + eta K Delta(t), K the NTK, f(0) = 0 (docs/theory.md#lazy-limit)."""
     s = spec("mlp_mup_linear", "hyper.gamma0=0.001", "training.steps=6")
     sol = compile_spec(s).solve()
     X, y = load_data(s)

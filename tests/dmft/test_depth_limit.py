@@ -1,6 +1,6 @@
 """The depth limit L -> infinity of residual networks, on a layer-time grid of K steps.
 
-Which block terms survive is physics (THEORY.md section 4): at alpha_L = 1 the random branches
+Which block terms survive is physics (docs/theory.md#depth): at alpha_L = 1 the random branches
 vanish (sources and responses ~ d tau^2) and the stream is an ODE in tau driven by learning; at
 alpha_L = 1/2 the sources are Brownian increments (variance ~ d tau). A linear residual net is
 solved exactly (no sampling), so the grid's convergence in K is measured without noise.

@@ -1,7 +1,7 @@
 """The mup DMFT against finite-width ensembles extrapolated to N -> infinity (issue: MLP compiler).
 
 For each activation and richness, the seed-averaged finite loss at N = 256, 512, 1024 is fitted
-as a + b / N (weighted least squares; the O(1/N) bias of THEORY.md section 6), and the
+as a + b / N (weighted least squares; the O(1/N) bias of docs/theory.md#finite-size), and the
 intercept a must agree with the DMFT within the combined standard error (finite seeds and
 DMFT Monte Carlo), at every step, at 4 sigma (a Bonferroni-safe bound for ~60 comparisons).
 """

@@ -160,7 +160,7 @@ def _lazy_control_variate(run, X, y):
 
     Theta_MC = Phi^2 + Phi^1 * G^2 + Phi^0 * G^1 at t = 0 carries the same Monte
     Carlo error as the run, so the difference isolates the feature-learning
-    correction (THEORY.md section 7's control variate).
+    correction (docs/theory.md#causal-sweep's control variate).
     """
     Phi0 = X @ X.T / D
     Phi, G = [K[:P, :P] for K in run["Phi"]], [K[:P, :P] for K in run["G"]]

@@ -27,7 +27,7 @@ def mlp(preset="mup", lr=h("eta"), act="relu", limit=("N",), L_=3, overrides=Non
 
 
 def transformer(alpha_A=1.0, alpha_L=1.0, limit=("N",), preset="mup", H_=4, L_=2) -> Spec:
-    """The seed paper's pre-LN transformer (THEORY.md section 5)."""
+    """The seed paper's pre-LN transformer (docs/theory.md#attention)."""
     scale = h("beta0") / L ** h("alpha_L")
     block = (Residual(scale, (LayerNorm(), Attention(H, N, N ** (-h("alpha_A")), "attn0"))),
              Residual(scale, (LayerNorm(), Dense(N * H, "W1"), Act("gelu"), Dense(N * H, "W2"))))

@@ -1,4 +1,4 @@
-"""Multi-head attention (THEORY.md section 5), counted by hand in the mup preset.
+"""Multi-head attention (docs/theory.md#attention-logit-scale), counted by hand in the mup preset.
 
 N -> inf at fixed H, keys/queries k = N^(alpha_A - 3/2) H^-1/2 W_K hbar with W_K entries of std
 N^(1 - alpha_A) (m = alpha_A - 3/2, s = 1 - alpha_A, fan-in N H): F(k) = 0 for every alpha_A;

@@ -1,4 +1,4 @@
-"""Residual depth limits (THEORY.md section 4): branch scale beta0 / L^alpha_L, L -> inf at fixed N.
+"""Residual depth limits (docs/theory.md#depth): branch scale beta0 / L^alpha_L, L -> inf at fixed N.
 
 mup with residual blocks: step eta gamma0^2 N L^(2 alpha_L - 1) (lam = 2 alpha_L - 1), embedding
 and readout multipliers L^(1/2 - alpha_L) with init std L^(alpha_L - 1/2) (F unchanged).

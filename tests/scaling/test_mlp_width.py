@@ -1,4 +1,4 @@
-"""MLP width limits: hand-derived exponents of each preset (THEORY.md sections 1-2).
+"""MLP width limits: hand-derived exponents of each preset (docs/theory.md#width-presets).
 
 Counting for y = m W x (m, s, lam: exponents of multiplier, init std, step; fan-in N after
 the first layer, D finite before it): F(y) = m + s + n_in/2 + F(x); B(x) = m + s + n_out/2

@@ -32,7 +32,7 @@ def resnet_spec(alpha_L: float = 1.0, N_: int = 64, L_: int = 3, steps: int = 5,
 
 def transformer_spec(alpha_A: float = 1.0, N_: int = 16, H_: int = 4, L_: int = 2, S_: int = 4,
                      steps: int = 5, P: int = 8, D: int = 16) -> Spec:
-    """The seed paper's pre-LN transformer (THEORY.md section 5), as in /tmp/mkspec.py."""
+    """The seed paper's pre-LN transformer (docs/theory.md#attention), as in /tmp/mkspec.py."""
     scale = h("beta0") / L ** h("alpha_L")
     block = (Residual(scale, (LayerNorm(), Attention(H, N, N ** (-h("alpha_A")), "attn0"))),
              Residual(scale, (LayerNorm(), Dense(N * H, "W1"), Act("gelu"), Dense(N * H, "W2"))))

@@ -10,7 +10,7 @@ from dmftc.simulate import simulate
 
 def test_empirical_ntk_predicts_the_first_step_at_width_4096():
     """f(1) - f(0) = eta Theta Delta(0) + O(eta^2 / sqrt N), Delta = (y - f) / P, with
-    Theta = G{1} * Phi^0 + G{2} * Phi{1} + Phi{2} (elementwise; Phi^0 = X X^T / D, THEORY.md section 2)."""
+    Theta = G{1} * Phi^0 + G{2} * Phi{1} + Phi{2} (elementwise; Phi^0 = X X^T / D, docs/theory.md#lazy-limit)."""
     eta = 0.5
     spec = mlp_spec("ntk", N_=4096, steps=1, eta=eta)
     X, y = data_of(spec)

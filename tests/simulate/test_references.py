@@ -18,7 +18,7 @@ from dmftc.spec.types import Parameterization, WeightOverride
 
 
 def hand_written(W0, W1, w, X, y, preset, eta, gamma0, steps):
-    """f, loss, Phi{1,2}(t,t), G{1,2}(t,t) of SPEC.md's preset table, by explicit backprop (float64)."""
+    """f, loss, Phi{1,2}(t,t), G{1,2}(t,t) of the preset table (docs/theory.md#width-presets), by backprop (float64)."""
     (P, D), N = X.shape, W0.shape[0]
     m_out, lr = (1 / (gamma0 * N), eta * gamma0**2 * N) if preset == "mup" else (1 / np.sqrt(N), eta)
     out = {k: [] for k in ("f", "loss", "Phi{1}", "Phi{2}", "G{1}", "G{2}")}
@@ -63,7 +63,7 @@ def _layernorm(h):
 
 
 def transformer_by_hand(p, m, X, L, H, scale, logit_scale):
-    """THEORY.md section 5: pre-LN blocks (attention, then gelu MLP), final LN, mean pool, readout."""
+    """docs/theory.md#attention: pre-LN blocks (attention, then gelu MLP), final LN, mean pool, readout."""
     h = m["embed"] * X @ p["embed"].T
     for l in range(L):
         hb = _layernorm(h)

@@ -53,7 +53,7 @@ def test_one_step_exponents_of_the_mlp(preset):
 @pytest.mark.parametrize("alpha_A", [1.0, 0.5])
 def test_attention_logits_at_init_scale_as_N_to_half_minus_alpha_A(alpha_A):
     """RMS logit ~ N^(1/2 - alpha_A); the across-head variance is N^(1 - 2 alpha_A) exactly
-    in expectation (unit-variance q, k coordinates from LayerNormed inputs; THEORY.md section 5)."""
+    in expectation (unit-variance q, k coordinates from LayerNormed inputs; docs/theory.md#attention-logit-scale)."""
     spec = transformer_spec(alpha_A, L_=1)
     spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, steps=1))
     widths = (8, 16, 32, 64)
@@ -66,7 +66,7 @@ def test_attention_logits_at_init_scale_as_N_to_half_minus_alpha_A(alpha_A):
 
 @pytest.mark.parametrize("alpha_L", [1.0, 0.5])
 def test_residual_depth_exponents(alpha_L):
-    """Branch beta0 / L^alpha_L with step eta gamma0^2 N L^(2 alpha_L - 1) (THEORY.md section 4):
+    """Branch beta0 / L^alpha_L with step eta gamma0^2 N L^(2 alpha_L - 1) (docs/theory.md#depth-scaling):
     each branch is O(L^-alpha_L) at init and each block's weights move O(L^(alpha_L - 1)).
     (df is O(1) too, but at these depths it still drifts by a 1/L correction: slope -0.08 for
     alpha_L = 1 over L = 2..16, which a power-law fit cannot tell from a small exponent.)"""

@@ -96,7 +96,7 @@ def test_hyper_values_exact():
 
 
 def test_spec_md_shape_keeps_working(tmp_path):
-    """The SPEC.md example verbatim (with its data file) loads."""
+    """The original design example (specs/mlp_mup_relu.yaml) verbatim (with its data file) loads."""
     np.savez(tmp_path / "data.npz", X=np.ones((5, 3)), y=np.zeros(5))
     text = (ROOT / "specs" / "mlp_mup_relu.yaml").read_text()
     text = re.sub(r"synthetic: .*", "file: data.npz", text)
