@@ -1,6 +1,6 @@
 """The seed paper's phenomena reproduced on a small synthetic token task (issue 9 item 4; `dmftc reproduce`).
 
-Bordelon, Chaudhry & Pehlevan 2024 (THEORY.md sections 4-5), measured on finite networks of one
+Bordelon, Chaudhry & Pehlevan 2024 (docs/theory.md#depth, #attention), measured on finite networks of one
 pre-LayerNorm transformer (`TASK`: P token sequences of S tokens in D dimensions, a fixed
 single-head attention teacher as target, muP) trained by full-batch GD on the CPU:
 
@@ -11,7 +11,7 @@ single-head attention teacher as target, muP) trained by full-batch GD on the CP
 3. head diversity: at fixed N and alpha_A = 1/2 the across-head spread of the logits stays O(1)
    as the number of heads H grows (H^0, the analysis's `heads: diverse`);
 4. concentration: meanwhile the network's output becomes deterministic, its across-seed
-   variance (over the whole trajectory f(t), t = 0..T) falling as H^-1 (THEORY.md section 5:
+   variance (over the whole trajectory f(t), t = 0..T) falling as H^-1 (docs/theory.md#limits-and-regimes:
    convergence as O(1/H));
 5. the depth tension (`dmftc.crosscheck.depth`): with alpha_L = 1/2 the blocks' key/query weights
    freeze (L^-1/2) while the random branches keep an O(1) initial kernel; with alpha_L = 1 the
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ import numpy as np
 
 from .crosscheck.depth import DepthTension, fraction, measure_depth_tension, worst_status
 from .crosscheck.fit import PowerLaw, _pm, fit_power_law, format_measured, format_power
-from .crosscheck.heads import HeadReport, HeadVerdict, Prediction, judge, measure_heads
+from .crosscheck.fit import N_SIGMA
+from .crosscheck.heads import MARGIN, HeadReport, HeadVerdict, Prediction, judge, measure_heads
+from .crosscheck.heads import criterion as heads_criterion
 from .crosscheck.report import _clean
 from .crosscheck.stats import RESOLVED_SIGMA, distance
 from .errors import DmftcError
@@ -50,7 +53,7 @@ FORMAT = "dmftc.reproduce/1"
 STATUSES = ("consistent", "inconsistent", "unresolved")
 _STATUS = {"pass": "consistent", "fail": "inconsistent", "unresolved": "unresolved"}
 
-#: the task: the seed paper's pre-LN transformer (THEORY.md section 5) on teacher-attention data
+#: the task: the seed paper's pre-LN transformer (docs/theory.md#attention) on teacher-attention data
 TASK = """\
 dmftc: 1
 name: reproduce_token_task
@@ -145,6 +148,11 @@ class Reproduction:
     def passed(self) -> bool:
         return self.status == "consistent"
 
+    @property
+    def criterion(self) -> str:
+        """The rule every phenomenon was judged by, in words (`criterion`)."""
+        return criterion()
+
     def phenomenon(self, name: str) -> Phenomenon:
         for p in self.phenomena:
             if p.name == name:
@@ -154,7 +162,8 @@ class Reproduction:
     def to_json(self) -> dict:
         return _clean({
             "format": FORMAT, "quick": self.quick, "config": dataclasses.asdict(self.config),
-            "task": TASK, "seconds": self.seconds, "status": self.status, "files": list(self.files),
+            "task": TASK, "seconds": self.seconds, "status": self.status, "criterion": self.criterion,
+            "files": list(self.files),
             "phenomena": [{"name": p.name, "title": p.title, "status": p.status, "sentence": p.sentence,
                            "plot": p.plot, "exponents": [dataclasses.asdict(e) for e in p.exponents],
                            "details": p.details} for p in self.phenomena],
@@ -176,6 +185,8 @@ class Reproduction:
             "",
             f"**Overall: {self.status}** ({counts['consistent']} consistent, {counts['inconsistent']} "
             f"inconsistent, {counts['unresolved']} unresolved of {len(self.phenomena)}).",
+            "",
+            f"Criterion: {self.criterion}.",
         ]
         for i, p in enumerate(self.phenomena, 1):
             lines += ["", f"## {i}. {p.title}: {p.status}", "", p.sentence, "",
@@ -195,7 +206,18 @@ class Reproduction:
                 measured = "-" if math.isnan(e.measured) else format_measured(e.size, e.measured, e.se)
                 pred = "-" if e.predicted is None else format_power(e.size, e.predicted)
                 rows.append(f"    {e.quantity:<22} {measured:<22} predicted {pred:<8} {e.status or 'reported'}")
-        return "\n".join(rows)
+        return "\n".join(rows + textwrap.wrap(f"Criterion: {self.criterion}.", width=100))
+
+
+def criterion(n_sigma: float = N_SIGMA, margin: float = MARGIN) -> str:
+    """How `reproduce` judges, in words: the head verdicts' rules (`dmftc.crosscheck.heads.criterion`),
+    the depth margin (`dmftc.crosscheck.depth.criterion`), the tension's contrasts and the exit code."""
+    return (f"phenomena 1 to 4, along n = N or H: {heads_criterion('n', n_sigma, margin)}; the depth tension (5) "
+            f"along L: the same, and a fall also passes within {margin:g} of the predicted L exponent (corrections "
+            f"at finite depth), and both contrasts of exponents between alpha_L = 1/2 and 1 must be resolved beyond "
+            f"{float(n_sigma)} se with the predicted sign (reversed beyond it: inconsistent); a phenomenon is "
+            "consistent when each of its verdicts is, inconsistent when one is, else unresolved; dmftc reproduce "
+            "exits 0 only when every phenomenon is consistent (1 otherwise)")
 
 
 # ------------------------------------------------------------------ the task
@@ -248,7 +270,7 @@ def heads_growing(config: Config, progress: Callable | None = None) -> tuple[Phe
         values.append(d.fluct**2)
         ses.append(2.0 * d.fluct * d.fluct_se)
     fit = fit_power_law(config.H, values, ses, size_name="H", label="across-seed variance of f")
-    pred = Prediction(-1.0, "falls", "theory (THEORY.md section 5): outputs and kernels become deterministic, "
+    pred = Prediction(-1.0, "falls", "theory (docs/theory.md#limits-and-regimes): outputs and kernels become deterministic, "
                                      "converging as O(1/H): a variance ~ H^-1", gate=True)
     verdict = judge("output_variance", fit, pred)
     status = _STATUS[verdict.status]

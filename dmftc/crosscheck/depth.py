@@ -1,6 +1,6 @@
 """Depth in transformers, measured: what each block learns and what the random branches add, against L.
 
-THEORY.md section 4 (and 5, "L -> infinity"): with residual branches scaled beta0 / L^alpha_L,
+docs/theory.md#depth (and #attention): with residual branches scaled beta0 / L^alpha_L,
 
 - alpha_L = 1/2: the L random branches add up to an O(1) stream at initialization (the initial
   residual-stream kernel changes by O(1) across the blocks), but each block's own weights move
@@ -53,8 +53,9 @@ import numpy as np
 import sympy
 
 from dmftc.crosscheck.files import save_figure_atomic
-from dmftc.crosscheck.fit import PowerLaw, _pm, fit_power_law, format_measured, format_power
-from dmftc.crosscheck.heads import HeadVerdict, MeasuredQuantity, Prediction, check_sweep, judge
+from dmftc.crosscheck.fit import N_SIGMA, PowerLaw, _pm, fit_power_law, format_measured, format_power
+from dmftc.crosscheck.heads import MARGIN, HeadVerdict, MeasuredQuantity, Prediction, check_sweep, judge
+from dmftc.crosscheck.heads import criterion as heads_criterion
 from dmftc.crosscheck.report import _clean
 from dmftc.crosscheck.stats import RESOLVED_SIGMA, _signed_sqrt, _sqrt_se, distance, seed_mean_se
 from dmftc.errors import DmftcError
@@ -77,7 +78,7 @@ SHORT = {"kq_displacement": "K/Q displacement", "kernel_change": "initial kernel
          "branch_sum": "random branch sum", "logit_change": "logit change"}
 STATUSES = ("consistent", "inconsistent", "unresolved")
 DEFAULT_DEPTHS = (1, 2, 4, 8, 16)
-#: the two depth exponents of the tension (THEORY.md section 4)
+#: the two depth exponents of the tension (docs/theory.md#depth)
 TENSION_ALPHAS = (0.5, 1.0)
 
 
@@ -316,6 +317,9 @@ def judge_depth(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = 
     move a fitted exponent by a few hundredths (measured: the key/query displacement at
     alpha_L = 1/2 falls as L^-0.51 after one step and L^-0.57 after ten), which more seeds would
     otherwise turn into a failure. `margin` keeps L^0 and L^-1/2 apart (it must stay below 1/4).
+    A flat prediction (L^0) gets no margin: `judge` applies `dmftc check`'s rule to it (a rise several
+    standard errors from L^0 passes only when a + b/L fits about as well as the power law); `criterion`
+    states the rules in words.
     """
     verdict = judge(name, fit, dataclasses.replace(pred, gate=False), n_sigma=n_sigma, margin=margin)
     p0, p = pred.exponent, fit.exponent
@@ -327,6 +331,12 @@ def judge_depth(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = 
             "inconsistent at", f"{off:.2f} from it, within the finite-depth margin {margin:g}, at"))
     return dataclasses.replace(verdict, status="fail", rate="inconsistent",
                                sentence=verdict.sentence + f"; the analysis predicts {format_power('L', p0)}")
+
+
+def criterion(n_sigma: float = N_SIGMA, margin: float = MARGIN) -> str:
+    """The rules of `judge_depth` in words: `heads.criterion` along L, with the finite-depth margin."""
+    return (heads_criterion("L", n_sigma, margin) + f", or, a fall, when |p - p_pred| <= {margin:g} (corrections "
+            "at finite depth)")
 
 
 def measure_depth(spec: Spec, depths: Sequence[int] = DEFAULT_DEPTHS, seeds: int = 8, seed: int = 0, *,

@@ -185,6 +185,12 @@ PREFER_CHI2 = 4.0
 #: a + b/n "fits as well as" the power law when its total chi2 is at most this much higher (both have two
 #: parameters): a flat prediction's rate that deviates beyond n_sigma is consistent only then
 EQUAL_CHI2 = 1.0
+#: standard errors that separate agreement from disagreement (the default of every verdict)
+N_SIGMA = 3.0
+#: a rate within this of the prediction agrees however small its error (`compare_rate`'s tolerance)
+TOLERANCE = 0.02
+#: "finite" needs the exponent known to better than this (n_sigma standard errors) to tell n^0 from n^+-1/2
+FLAT_RESOLUTION = 0.5
 
 
 def finite_limit(fit: PowerLaw) -> tuple[float, float, float, int]:
@@ -204,8 +210,8 @@ def finite_limit(fit: PowerLaw) -> tuple[float, float, float, int]:
     return float(coef[0]), float(np.sqrt(cov[0, 0])), chi2, dof
 
 
-def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = 3.0, margin: float = 0.1,
-                 tolerance: float = 0.02, hint: str = "add seeds", next_order: float | None = None) -> Verdict:
+def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = N_SIGMA, margin: float = 0.1,
+                 tolerance: float = TOLERANCE, hint: str = "add seeds", next_order: float | None = None) -> Verdict:
     """Judge a fitted rate against the predicted exponent.
 
     Parameters
@@ -305,7 +311,7 @@ def _judge_finite(fit: PowerLaw, n_sigma: float, tolerance: float) -> tuple[str,
     """
     p, se, name, what = fit.exponent, fit.exponent_se, fit.size_name, fit.label
     measured = format_measured(name, p, se)
-    if n_sigma * se >= 0.5:
+    if n_sigma * se >= FLAT_RESOLUTION:
         return "unresolved", (f"unresolved: {what} exponent {_pm(p, se, '+')} cannot tell finite from vanishing "
                               f"as {name}^-1/2; add seeds or sizes")
     if abs(p) <= max(n_sigma * se, tolerance):

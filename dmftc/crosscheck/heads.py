@@ -1,6 +1,6 @@
 """Head collapse, measured: across-head spread of the attention logits as the key dimension grows.
 
-THEORY.md section 5: with logit scale N^-alpha_A, the logits of every head start with a random
+docs/theory.md#limits-and-regimes: with logit scale N^-alpha_A, the logits of every head start with a random
 part of order N^(1/2 - alpha_A). At alpha_A = 1 that part vanishes as N -> inf, the logits
 become deterministic order parameters driven by head-averaged kernels from identical initial
 conditions, and all heads follow the same dynamics (they collapse to one effective head),
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,10 +44,12 @@ from pathlib import Path
 import numpy as np
 
 from dmftc.crosscheck.files import save_figure_atomic
-from dmftc.crosscheck.fit import LIMIT_CHI2, PowerLaw, finite_limit, fit_power_law, format_measured, format_power
+from dmftc.crosscheck.fit import (
+    FLAT_RESOLUTION, N_SIGMA, TOLERANCE, PowerLaw, _judge_finite, fit_power_law, format_measured, format_power,
+)
 from dmftc.crosscheck.needs import SE_SEEDS, VERDICT_SIZES, require_seeds
 from dmftc.crosscheck.plots import _figure, _points
-from dmftc.crosscheck.report import _clean
+from dmftc.crosscheck.report import _clean, finite_rule, rate_rule
 from dmftc.crosscheck.stats import RESOLVED_SIGMA, _signed_sqrt, _sqrt_se, seed_mean_se
 from dmftc.budget import check_simulation
 from dmftc.errors import DmftcError
@@ -67,8 +70,8 @@ EXPECTATIONS = ("falls", "flat", "not_falling")
 STATUSES = ("pass", "fail", "unresolved")
 #: a variance that would collapse falls as N^-1 (alpha_A = 1); "does not fall" must exclude it
 COLLAPSE_RATE = -1.0
-#: "flat" needs the exponent known to better than this (n_sigma standard errors) to tell 0 from N^+-1/2
-FLAT_RESOLUTION = 0.5
+#: an expected fall must be faster than size^-MARGIN (and than n_sigma standard errors) to count
+MARGIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,7 @@ class MeasuredQuantity:
 
 
 _STATUS = {"pass": "consistent", "fail": "inconsistent", "unresolved": "unresolved"}
+_FLAT = {v: k for k, v in _STATUS.items()}
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,8 @@ class HeadReport:
         The analysis' regime of the spec; `collapse` its head verdict ("collapse",
         "diverse" or None).
     quantities : tuple of MeasuredQuantity
+    n_sigma, margin : float
+        What the verdicts were judged with (`judge`); `criterion` states the rule.
     """
 
     spec_name: str
@@ -176,6 +182,14 @@ class HeadReport:
     regime: str | None
     collapse: str | None
     quantities: tuple[MeasuredQuantity, ...]
+    n_sigma: float = N_SIGMA
+    margin: float = MARGIN
+
+    @property
+    def criterion(self) -> str:
+        """The rule the verdicts were judged by, in words (`criterion`)."""
+        return criterion(self.size_name, self.n_sigma, self.margin) + (
+            "; dmftc heads exits 0 only when every verdict passes (1 otherwise)")
 
     def quantity(self, name: str) -> MeasuredQuantity:
         for q in self.quantities:
@@ -214,7 +228,7 @@ class HeadReport:
             "format": FORMAT, "spec": self.spec_name, "size_name": self.size_name, "sizes": list(self.sizes),
             "seeds": self.seeds, "seed": self.seed, "steps": self.steps, "heads": self.heads,
             "analysis": {"regime": self.regime, "heads": self.collapse},
-            "status": self.status, "summary": self.summary(),
+            "status": self.status, "summary": self.summary(), "criterion": self.criterion,
             "table": self.table(),
             "quantities": {q.name: {
                 "description": q.description, "values": list(q.values), "ses": list(q.ses),
@@ -244,7 +258,8 @@ class HeadReport:
         rows += ["", f"overall: {self.status}"]
         rows += [f"- {v.quantity}: {v.status}: {v.sentence}" for v in self.verdicts]
         noisy = self._noise_note()
-        return "\n".join(rows + ([f"- note: {noisy}"] if noisy else []))
+        rule = textwrap.wrap(f"Criterion: {self.criterion}.", width=100)
+        return "\n".join(rows + ([f"- note: {noisy}"] if noisy else []) + ["", *rule])
 
     def plot(self, out_dir) -> list[Path]:
         """One PNG per quantity, out_dir/heads_<quantity>.png (written atomically): the values against
@@ -340,7 +355,7 @@ def predictions(spec: Spec, size_name: str) -> tuple[dict[str, Prediction], str,
     if collapse:
         preds["headvar_change"] = Prediction(
             float(var_init), "falls",
-            f"theory (THEORY.md section 5): heads collapse, the random part of the logits keeps its initial "
+            f"theory (docs/theory.md#limits-and-regimes): heads collapse, the random part of the logits keeps its initial "
             f"order, variance ~ {format_power(n, float(var_init))} (measured there: about N^-1); the analysis "
             "gives no separate exponent for the random part of the change")
         preds["common_change"] = Prediction(float(trained), "flat" if trained == 0 else None,
@@ -348,14 +363,14 @@ def predictions(spec: Spec, size_name: str) -> tuple[dict[str, Prediction], str,
     else:
         preds["headvar_change"] = Prediction(
             None, "not_falling",
-            f"theory (THEORY.md section 5): heads {sc.heads or 'do not collapse'}: the logits stay random per "
+            f"theory (docs/theory.md#limits-and-regimes): heads {sc.heads or 'do not collapse'}: the logits stay random per "
             f"head; {trained_src} bounds the change itself")
         preds["common_change"] = Prediction(float(trained), None, trained_src)
     return preds, sc.regime, sc.heads
 
 
 def analyse(per_size: Mapping[int, Mapping[str, np.ndarray]], preds: Mapping[str, Prediction], *,
-            size_name: str = "N", n_sigma: float = 3.0, margin: float = 0.1) -> tuple[MeasuredQuantity, ...]:
+            size_name: str = "N", n_sigma: float = N_SIGMA, margin: float = MARGIN) -> tuple[MeasuredQuantity, ...]:
     """Fits and verdicts from per-size `head_statistics` (pure: no simulation)."""
     sizes = sorted(per_size)
     stats = summarize(per_size)
@@ -371,7 +386,8 @@ def analyse(per_size: Mapping[int, Mapping[str, np.ndarray]], preds: Mapping[str
     return tuple(out)
 
 
-def judge(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = 3.0, margin: float = 0.1) -> HeadVerdict:
+def judge(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = N_SIGMA,
+          margin: float = MARGIN) -> HeadVerdict:
     """Does the fitted exponent do what `pred.expect` says?
 
     Every verdict needs 3 sizes whose values are resolved from zero (else unresolved). Then, with
@@ -381,12 +397,15 @@ def judge(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = 3.0, m
       (the prediction, or N^-1) is within n_sigma se of p; else fail.
     - not_falling: fail when p < -max(n_sigma se, margin); otherwise unresolved when a fall as N^-1
       (the rate of a collapsing variance) is within n_sigma se of p; else pass.
-    - flat: unresolved when n_sigma se >= 1/2 (no telling 0 from N^+-1/2); pass when
-      |p| <= max(n_sigma se, margin), or, for a rise (p > 0), when value = a + b/N fits
-      (chi2/dof <= LIMIT_CHI2) with the limit a resolved above zero at n_sigma (growth that saturates
-      at a finite limit, approached at the first-order rate); else fail.
+    - flat: `dmftc check`'s rule for a quantity predicted to stay finite (`fit._judge_finite`):
+      unresolved when n_sigma se >= 1/2 (no telling 0 from N^+-1/2); pass when |p| <= max(n_sigma se,
+      fit.TOLERANCE), or when value = a + b/N fits (chi2/dof <= LIMIT_CHI2) with the limit a above
+      n_sigma errors and a total chi2 at most EQUAL_CHI2 above the power law's (growth that saturates
+      at a finite limit); unresolved when a + b/N fits acceptably but worse and the power law is not
+      decisively preferred; else fail. A fall beyond n_sigma se is never excused by a finite limit.
 
-    With `pred.gate`, a pass also needs |p - predicted| <= n_sigma se.
+    With `pred.gate`, a pass also needs |p - predicted| <= n_sigma se (a flat pass is consistent by
+    the rule above). `criterion` states these rules in words.
     """
     p, se, n = fit.exponent, fit.exponent_se, fit.size_name
     what, expect, p0 = fit.label, pred.expect, pred.exponent
@@ -400,7 +419,7 @@ def judge(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = 3.0, m
     measured = format_measured(n, p, se)
     if p0 is not None:
         sigmas = abs(p - p0) / se if se > 0 else float("inf")
-        rate = "consistent" if sigmas <= n_sigma else "inconsistent"
+        rate = "consistent" if sigmas <= n_sigma or abs(p - p0) <= TOLERANCE else "inconsistent"
     pred_txt = "" if p0 is None else f" (predicted {format_power(n, p0)}, {rate} at {sigmas:.1f} sigma)"
     tol = max(n_sigma * se, margin)
     falling = p < -tol
@@ -422,29 +441,36 @@ def judge(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = 3.0, m
         else:
             status, sentence = "pass", f"{what} does not fall: {measured}{pred_txt}"
     elif expect == "flat":
-        if n_sigma * se >= FLAT_RESOLUTION:
-            status, sentence = "unresolved", (f"{what} exponent {measured} is too uncertain to tell "
-                                              f"finite from vanishing; add seeds or steps")
-        elif abs(p) <= tol:
-            status, sentence = "pass", f"{what} stays finite: {measured}{pred_txt}"
-        else:
-            a, a_se, chi2, dof = finite_limit(fit)
-            if p > 0 and a > n_sigma * a_se and chi2 <= LIMIT_CHI2:
-                # growth that saturates: the leading finite-size correction of a finite limit is ~ 1/n
-                # (THEORY.md sec. 6), which over a short range of n tilts a power-law fit upwards. A fall is
-                # never excused this way: over a short range a + b/n also mimics a vanishing n^-1/2
-                status, sentence = "pass", (f"{what} approaches a finite limit {_pm(a, a_se)} (fit a + b/{n}, "
-                                            f"chi2/dof {chi2:.2f}); the power law alone gives {measured}")
-                rate = "consistent"
-            else:
-                trend = "falls" if p < 0 else "grows"
-                status, sentence = "fail", f"{what} {trend} as {measured}, not finite{pred_txt}"
+        # check's rule (`fit._judge_finite`): within n_sigma se (or TOLERANCE) of n^0, or a + b/n fits about as
+        # well as the power law (EQUAL_CHI2); the deviation in standard errors is in the sentence
+        finite, sentence = _judge_finite(fit, n_sigma, TOLERANCE)
+        status, sentence = _FLAT[finite], sentence.removeprefix("unresolved: ")
+        if status != "fail" and n_sigma * se < FLAT_RESOLUTION and p < -max(n_sigma * se, TOLERANCE):
+            # a fall is never excused by a finite limit: over a short range a + b/n also mimics a vanishing n^-1/2
+            status, sentence = "fail", (f"{what} falls as {measured}, not finite (predicted {n}^0; "
+                                        f"{abs(p) / se:.1f} sigma); a fall is not excused by a finite limit "
+                                        f"a + b/{n}, which over a short range also mimics {n}^-1/2")
+        if status == "pass":
+            rate = "consistent"   # as check's verdict: agreement by the stated rule
     else:
         raise DmftcError(f"unknown expectation {expect!r}; allowed: {', '.join(EXPECTATIONS)}")
     if status == "pass" and pred.gate and rate == "inconsistent":
         status, sentence = "fail", sentence + f"; the analysis predicts {format_power(n, p0)}"
     return HeadVerdict(status=status, sentence=sentence, sigmas=sigmas, rate=rate, **base)
 
+
+def criterion(size_name: str = "N", n_sigma: float = N_SIGMA, margin: float = MARGIN) -> str:
+    """The rules of `judge`, in words, for the heads and reproduce reports (the rate rule and the finite
+    rule are `dmftc check`'s, `dmftc.crosscheck.report.rate_rule` and `finite_rule`)."""
+    n, k = size_name, float(n_sigma)
+    fall = f"p < -max({k} se, {margin:g})"
+    return (f"with p the fitted exponent in {n} and se its standard error, every verdict needs {VERDICT_SIZES} "
+            f"sizes resolved from zero (at {RESOLVED_SIGMA:g} se), else it is unresolved; a quantity expected to "
+            f"fall passes when {fall} and is unresolved when the expected fall is within {k} se of p; one "
+            f"expected not to fall fails when {fall} and is unresolved when {format_power(n, COLLAPSE_RATE)} is "
+            f"within {k} se of p; one predicted to stay finite ({n}^0) passes when |p| <= {k} se or <= "
+            f"{TOLERANCE:g}, or {finite_rule(n_sigma, n)}, a fall never; a rate the analysis predicts exactly "
+            f"(gated) passes only when {rate_rule(n_sigma, define=False)}")
 
 
 def check_sweep(values: Sequence[int], seeds: int, spec: Spec, what: str, needs_training: str) -> list[int]:
@@ -459,7 +485,7 @@ def check_sweep(values: Sequence[int], seeds: int, spec: Spec, what: str, needs_
 
 
 def measure_heads(spec: Spec, sizes: Mapping[str, Sequence[int]], seeds: int = 8, seed: int = 0,
-                  progress: Callable | None = None, *, n_sigma: float = 3.0, margin: float = 0.1) -> HeadReport:
+                  progress: Callable | None = None, *, n_sigma: float = N_SIGMA, margin: float = MARGIN) -> HeadReport:
     """Measure the head statistics of `spec` at each size and judge them against the analysis.
 
     Parameters
@@ -501,7 +527,7 @@ def measure_heads(spec: Spec, sizes: Mapping[str, Sequence[int]], seeds: int = 8
         per_size[n] = head_statistics(sim.order["logits"])
     quantities = analyse(per_size, preds, size_name=name, n_sigma=n_sigma, margin=margin)
     return HeadReport(spec.name, name, tuple(values), seeds, seed, spec.training.steps, heads, regime, collapse,
-                      quantities)
+                      quantities, n_sigma, margin)
 
 
 # ------------------------------------------------------------------ output

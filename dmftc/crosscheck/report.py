@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dmftc.crosscheck.fit import (
-    EQUAL_CHI2, LIMIT_CHI2, FloorFit, PowerLaw, Verdict, compare_rate, fit_power_law, format_power,
+    EQUAL_CHI2, FLAT_RESOLUTION, LIMIT_CHI2, PREFER_CHI2, TOLERANCE, FloorFit, PowerLaw, Verdict, compare_rate, fit_power_law,
+    format_power,
 )
 from dmftc.crosscheck.stats import RESOLVED_SIGMA, Distance, distance
 from dmftc.crosscheck.table import render_table
@@ -182,7 +183,7 @@ def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = 
     size_name : str
         The size symbol that grows.
     predicted : mapping, optional
-        Predicted exponents {"bias": -1.0, "fluct": -0.5} (THEORY.md section 6), and optionally
+        Predicted exponents {"bias": -1.0, "fluct": -0.5} (docs/theory.md#finite-size), and optionally
         "bias_next", the exponent of the bias's known next-order term (`compare_rate`'s next_order).
     reference_se : mapping of str to array_like, optional
         Monte Carlo standard errors of the DMFT quantities.
@@ -224,12 +225,9 @@ def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = 
 def criterion(rates: Mapping[str, float], n_sigma: float, size_name: str) -> str:
     """The rule every rate is judged by (`fit.compare_rate`), in words, for the report's summary."""
     n = size_name
-    parts = [f"a rate is consistent when |p - p_pred| <= {float(n_sigma)} se (p the fitted exponent, se its "
-             f"standard error) or <= 0.02 (subleading terms)"]
+    parts = [f"a rate is consistent when {rate_rule(n_sigma)}"]
     if 0.0 in (rates["bias"], rates["fluct"]):
-        parts.append(f"a quantity predicted to stay finite ({n}^0) also when a + b/{n} fits (chi2/dof <= "
-                     f"{LIMIT_CHI2:g}) with a above {float(n_sigma)} se and a total chi2 at most {EQUAL_CHI2:g} above "
-                     "the power law's")
+        parts.append(f"a quantity predicted to stay finite ({n}^0) also {finite_rule(n_sigma, n)}")
     if rates.get("bias_next") is not None:
         parts.append(f"a bias faster than predicted also when b {format_power(n, rates['bias'])} + c "
                      f"{format_power(n, rates['bias_next'])} fits (chi2/dof <= {LIMIT_CHI2:g}) with b above "
@@ -238,6 +236,23 @@ def criterion(rates: Mapping[str, float], n_sigma: float, size_name: str) -> str
                  "the fit cannot tell the prediction from no convergence; dmftc check exits 0 only when every "
                  "rate is consistent (1 otherwise)")
     return "; ".join(parts)
+
+
+def rate_rule(n_sigma: float, tolerance: float = TOLERANCE, *, define: bool = True) -> str:
+    """When a fitted exponent agrees with the predicted one (`fit.compare_rate`), in words; shared by the
+    criteria of `dmftc check`, `dmftc heads` and `dmftc reproduce`. `define`: say what p and se are."""
+    what = " (p the fitted exponent, se its standard error)" if define else ""
+    return f"|p - p_pred| <= {float(n_sigma)} se{what} or <= {tolerance:g} (subleading terms)"
+
+
+def finite_rule(n_sigma: float, size_name: str) -> str:
+    """When a quantity predicted to stay finite agrees although its exponent is beyond `rate_rule`
+    (`fit._judge_finite`), in words; the unresolved case included."""
+    n = size_name
+    return (f"when a + b/{n} fits (chi2/dof <= {LIMIT_CHI2:g}) with a above {float(n_sigma)} se and a total chi2 "
+            f"at most {EQUAL_CHI2:g} above the power law's (unresolved when it fits acceptably but worse and the "
+            f"power law is not preferred by more than {PREFER_CHI2:g} in chi2, or when {float(n_sigma)} se >= "
+            f"{FLAT_RESOLUTION:g})")
 
 
 def _check_quantity(name, ref, finite_list, sizes, size_name, rates, ref_se, ref_runs, controls,
