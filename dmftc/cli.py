@@ -1,6 +1,6 @@
 """The `dmftc` command line. Exit codes: 0 ok, 1 the user's error (no traceback), 2 a bug.
 
-`dmftc heads` and `dmftc reproduce` are measurements with a verdict and exit like diff or grep:
+`dmftc check`, `dmftc heads` and `dmftc reproduce` are measurements with a verdict and exit like diff or grep:
 0 every verdict passes, 1 some verdict fails or is unresolved, 2 bad input (printed without a
 traceback) or a bug.
 
@@ -304,7 +304,7 @@ class UsageError(Exception):
 
     @property
     def code(self) -> int:
-        """1, or the command's code for bad input (2 for the verdict commands, heads and reproduce)."""
+        """1, or the command's code for bad input (2 for the verdict commands: check, heads and reproduce)."""
         return self.parser.get_default("input_error") or 1
 
     def __str__(self) -> str:
@@ -319,7 +319,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 EXIT_CODES = ("exit codes: 0 ok, 1 the user's error (printed without a traceback), 2 a bug; the verdict commands "
-              "heads and reproduce: 0 every verdict passes, 1 one fails or is unresolved, 2 bad input or a bug")
+              "check, heads and reproduce: 0 every verdict passes, 1 one fails or is unresolved, 2 bad input or a bug")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -364,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one size axis, several sizes, e.g. N=128,256,512,1024 (default: the spec's first limit "
                           "size at 1/8, 1/4, 1/2 and 1 times its value)")
     seeds(chk, "networks per size; the standard errors need several")
+    chk.set_defaults(input_error=2)
     hd = add("heads", cmd_heads, "head collapse: across-head variance of the attention logits as sizes grow "
                                  "(exit 0 pass, 1 fail or unresolved, 2 bad input)")
     hd.add_argument("--sizes", type=_sizes, required=True, metavar="NAME=V1,V2,...",

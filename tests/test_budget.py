@@ -23,8 +23,10 @@ EXAMPLES = sorted(p.stem for p in SPECS.glob("*.yaml"))
 FAST = 2.0   # seconds a refusal may take
 
 
-def refused(capsys, tmp_path, *argv, code=1, within=FAST):
-    """Run the command line; it must exit `code` quickly with one clear message and no traceback."""
+def refused(capsys, tmp_path, *argv, code=None, within=FAST):
+    """Run the command line; it must exit `code` quickly with one clear message and no traceback
+    (by default 1, or 2 for the verdict commands check and heads)."""
+    code = code if code is not None else 2 if argv[0] in ("check", "heads") else 1
     argv = [a.replace("SPECS", str(SPECS)) for a in argv]
     t0 = time.perf_counter()
     rc = main([*argv, "--out", str(tmp_path / "out")])

@@ -55,8 +55,14 @@ def run(argv, capsys):
     return code, out, err, seconds
 
 
-def refused(argv, capsys, match, code=1):
-    """The command exits `code` at once with one line naming `match`, and no traceback."""
+#: commands whose bad input exits 2 (1 is their verdict's failure)
+VERDICTS = ("check", "heads", "reproduce")
+
+
+def refused(argv, capsys, match, code=None):
+    """The command exits `code` at once with one line naming `match`, and no traceback (by default 1,
+    or 2 for the verdict commands: check, heads and reproduce)."""
+    code = code if code is not None else 2 if argv and argv[0] in VERDICTS else 1
     rc, _, err, seconds = run(argv, capsys)
     assert rc == code, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
@@ -164,10 +170,10 @@ def test_simulate_spells_it_sizes_and_keeps_size_as_a_deprecated_alias(tmp_path,
 
 # ------------------------------------------------------------------ seeds
 @pytest.mark.parametrize("argv,match,code", [
-    (["check", MLP, "--sizes", "N=64,128,256", "--seeds", "3"], "standard errors need at least 4 seeds", 1),
+    (["check", MLP, "--sizes", "N=64,128,256", "--seeds", "3"], "standard errors need at least 4 seeds", 2),
     (["heads", ATTN, "--sizes", "N=8,16,32", "--seeds", "1"], "standard errors need at least 2 seeds", 2),
     (["simulate", MLP, "--seeds", "0"], "seeds=0 must be at least 1", 1),
-    (["check", MLP, "--sizes", "N=64,128,256", "--seeds", "-2"], "seeds=-2 must be at least 1", 1),
+    (["check", MLP, "--sizes", "N=64,128,256", "--seeds", "-2"], "seeds=-2 must be at least 1", 2),
     (["heads", ATTN, "--sizes", "N=8,16,32", "--seed", "-1"], "--seed -1: 0 <= seed < 2**32", 2),
     (["heads", ATTN, "--sizes", "N=8,16,32", "--seed", str(2**32)], "0 <= seed < 2**32", 2),
 ])
@@ -180,8 +186,6 @@ def test_seeds_are_checked_before_any_work(tmp_path, capsys, no_work, argv, matc
     ([], "the following arguments are required: command"),
     (["nosuch"], "invalid choice: 'nosuch'"),
     (["solve"], "the following arguments are required: spec"),
-    (["check", MLP, "--bogus"], "unrecognized arguments: --bogus"),
-    (["check", MLP, "--seeds", "x"], "argument --seeds: invalid int value: 'x'"),
     (["simulate", MLP, "--seeds", "1.5"], "argument --seeds: invalid int value: '1.5'"),
 ])
 def test_usage_errors_are_the_users_error_in_one_line(capsys, no_work, argv, match):
@@ -190,6 +194,8 @@ def test_usage_errors_are_the_users_error_in_one_line(capsys, no_work, argv, mat
 
 
 @pytest.mark.parametrize("argv,match", [
+    (["check", MLP, "--bogus"], "unrecognized arguments: --bogus"),
+    (["check", MLP, "--seeds", "x"], "argument --seeds: invalid int value: 'x'"),
     (["heads", ATTN], "the following arguments are required: --sizes"),
     (["heads", ATTN, "--sizes", "N=8,16,32", "--seeds", "x"], "invalid int value: 'x'"),
     (["heads", ATTN, "--sizes", "N=8,16,32", "--bogus"], "unrecognized arguments: --bogus"),
@@ -213,8 +219,7 @@ def test_out_is_optional_with_a_default_named_in_help(tmp_path, capsys, monkeypa
     taken = tmp_path / default
     taken.parent.mkdir(parents=True)
     taken.write_text("mine")                     # the default is taken: the refusal names it, before any work
-    code = 2 if argv[0] in ("heads", "reproduce") else 1
-    refused(argv, capsys, f"--out {default!r} exists and is not a folder", code=code)
+    refused(argv, capsys, f"--out {default!r} exists and is not a folder")
     assert taken.read_text() == "mine"
     rc, out, _, _ = run([argv[0], "--help"], capsys)
     stated = "runs/reproduce" if argv[0] == "reproduce" else f"runs/<spec name>/{argv[0]}"
