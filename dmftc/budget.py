@@ -86,7 +86,7 @@ import numpy as np
 import sympy
 
 from .errors import DmftcError, ResourceError
-from .notation import DATA_SIZES, hyper_symbol, size_symbol
+from .notation import DATA_SIZES, as_expr, hyper_symbol, size_symbol
 from .spec.types import DataFile, Spec, Synthetic
 
 #: environment variable that replaces the memory limit (bytes, or e.g. "12GiB")
@@ -259,7 +259,7 @@ def _num(expr, values: Mapping) -> float:
     """The value of `expr` at `values` (inf past a float's range); NaN where a symbol has no value."""
     if isinstance(expr, (int, float)):
         return float(expr)
-    done = sympy.sympify(expr).xreplace(values)
+    done = as_expr(expr).xreplace(values)   # a sympy object from the validated spec; never text
     if done.free_symbols:
         return math.nan
     try:
