@@ -8,6 +8,8 @@ sequential, with residual branches as children of their residual node;
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
@@ -15,7 +17,7 @@ import networkx as nx
 import sympy
 
 from ..errors import Problem, SpecError
-from ..notation import size_symbol
+from ..notation import as_expr, size_symbol
 from ..spec.types import (
     Act,
     Attention,
@@ -41,6 +43,7 @@ class Weight:
 
     `indices` are the layer-index symbols of the enclosing repeats, `count` the number
     of copies (product of their counts), `in_branch` whether it sits in a residual branch.
+    `origin` names the weight of a repeat body this one is the peeled first copy of (else "").
     """
 
     name: str
@@ -51,6 +54,7 @@ class Weight:
     count: Expr = sympy.Integer(1)
     in_branch: bool = False
     node: str = ""
+    origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,35 +125,113 @@ def build_graph(spec: Spec) -> Graph:
     """Build the `Graph` of a validated `Spec` (raises SpecError on inconsistent widths)."""
     tokens = "S" in spec.sizes
     D = size_symbol("D")
-    counter = iter(range(10**9))
-    nodes, _ = _build_seq(spec.model, D, tokens, (), sympy.Integer(1), False, counter)
+    b = _Builder(iter(range(10**9)), set(_weight_names(spec.model)), {})
+    nodes, _ = b.seq(spec.model, D, tokens, (), sympy.Integer(1), False)
     weights = {w.name: w for n in _walk(nodes) for w in n.weights}
     g = Graph(spec.name, nodes, D, tokens, weights)
     _check_widths(nodes)
     return g
 
 
-def _build_seq(ops, width, tokens, indices, count, in_branch, counter):
-    nodes = []
+@dataclass
+class _Builder:
+    """State of one build: node ids, and the weight names taken (for the peeled first copies)."""
+
+    counter: Iterator[int]
+    taken: set
+    origins: dict  # peeled weight name -> the body weight's name
+
+    def seq(self, ops, width, tokens, indices, count, in_branch):
+        nodes = []
+        for op in ops:
+            for node in self.node(op, width, tokens, indices, count, in_branch):
+                nodes.append(node)
+                width, tokens = node.width_out, node.tokens
+        return tuple(nodes), width
+
+    def node(self, op, width, tokens, indices, count, in_branch) -> tuple[Node, ...]:
+        """The node(s) of one op: a repeat whose body changes the width gives the peeled first
+        iteration's nodes, then the repeat of the remaining times - 1 (see `_peel`)."""
+        if isinstance(op, Repeat):
+            idx = indices + (op.index,)
+            # the body's output width, found without taking node ids or names
+            _, out = _Builder(itertools.count(), set(self.taken), dict(self.origins)).seq(op.body, width, tokens, idx, count, in_branch)
+            if sympy.simplify(out - width) != 0:
+                return self._peel(op, width, tokens, indices, count, in_branch)
+        nid = f"n{next(self.counter)}_{op.kind}"
+        if isinstance(op, Repeat):
+            body, out = self.seq(op.body, width, tokens, idx, count * op.times, in_branch)
+            return (Node(nid, op, width, out, tokens, (), body, indices),)
+        if isinstance(op, Residual):
+            branch, out = self.seq(op.branch, width, tokens, indices, count, True)
+            return (Node(nid, op, width, width, tokens, (), branch, indices),)
+        out, weights = _weights_of(op, width, indices, count, in_branch, nid)
+        weights = tuple(dataclasses.replace(w, origin=self.origins[w.name]) if w.name in self.origins else w
+                        for w in weights)
+        tokens_out = tokens and not isinstance(op, Pool)
+        return (Node(nid, op, width, out, tokens_out, weights, (), indices),)
+
+    def _peel(self, op: Repeat, width, tokens, indices, count, in_branch) -> tuple[Node, ...]:
+        """A repeat whose body maps w_in to w_out != w_in (e.g. one holding the input layer): its first
+        iteration, written out at w_in as ordinary nodes whose weights are their own (`<name>_first`),
+        then the repeat of times - 1 iterations at w_out (dropped where times is the literal 1)."""
+        first, w_out = self.seq(_renamed(op.body, self.taken, self.origins), width, tokens, indices, count, in_branch)
+        tokens_out = first[-1].tokens if first else tokens
+        times = sympy.simplify(as_expr(op.times) - 1)
+        rest = dataclasses.replace(op, times=times)
+        idx, nid = indices + (op.index,), f"n{next(self.counter)}_{op.kind}"
+        body, out = self.seq(op.body, w_out, tokens_out, idx, count * times, in_branch)
+        if sympy.simplify(out - w_out) != 0:
+            raise SpecError([Problem(
+                f"the repeat's body maps width {width} to {w_out}, then {w_out} to {out}: its widths "
+                "cannot repeat", getattr(op, "pos", None), path=nid,
+                hint=f"make the body map its output width to itself ({w_out} -> {w_out}), or write its "
+                     "first iteration out before the repeat")])
+        if times == 0:
+            return first
+        return first + (Node(nid, rest, w_out, out, tokens_out, (), body, indices),)
+
+
+def _weight_names(ops) -> Iterator[str]:
+    """Every weight name (and attention name) the ops define, nested ops included."""
     for op in ops:
-        node = _build_node(op, width, tokens, indices, count, in_branch, counter)
-        nodes.append(node)
-        width, tokens = node.width_out, node.tokens
-    return tuple(nodes), width
+        if isinstance(op, (Dense, Readout)):
+            yield op.name
+        elif isinstance(op, Attention):
+            yield op.name
+            yield from (f"{op.name}_{p}" for p in "KQVO")
+        yield from _weight_names(getattr(op, "body", ()) or getattr(op, "branch", ()))
 
 
-def _build_node(op, width, tokens, indices, count, in_branch, counter) -> Node:
-    nid = f"n{next(counter)}_{op.kind}"
-    if isinstance(op, Repeat):
-        idx = indices + (op.index,)
-        body, out = _build_seq(op.body, width, tokens, idx, count * op.times, in_branch, counter)
-        return Node(nid, op, width, out, tokens, (), body, indices)
-    if isinstance(op, Residual):
-        branch, out = _build_seq(op.branch, width, tokens, indices, count, True, counter)
-        return Node(nid, op, width, width, tokens, (), branch, indices)
-    out, weights = _weights_of(op, width, indices, count, in_branch, nid)
-    tokens_out = tokens and not isinstance(op, Pool)
-    return Node(nid, op, width, out, tokens_out, weights, (), indices)
+def _renamed(ops, taken: set, origins: dict) -> tuple[Op, ...]:
+    """`ops` with every weight-bearing op renamed `<name>_first` (`<name>_first_2`, ... if taken);
+    `origins` gets new weight name -> the original's."""
+    out = []
+    for op in ops:
+        if isinstance(op, (Dense, Readout, Attention)):
+            new = _fresh(op.name, taken, isinstance(op, Attention))
+            parts = [f"_{p}" for p in "KQVO"] if isinstance(op, Attention) else [""]
+            origins.update({new + p: origins.get(op.name + p, op.name + p) for p in parts})
+            op = dataclasses.replace(op, name=new)
+        elif isinstance(op, Repeat):
+            op = dataclasses.replace(op, body=_renamed(op.body, taken, origins))
+        elif isinstance(op, Residual):
+            op = dataclasses.replace(op, branch=_renamed(op.branch, taken, origins))
+        out.append(op)
+    return tuple(out)
+
+
+def _fresh(name: str, taken: set, attention: bool) -> str:
+    def names(n):
+        return [n] + ([f"{n}_{p}" for p in "KQVO"] if attention else [])
+
+    base, k = f"{name}_first", 1
+    new = base
+    while any(n in taken for n in names(new)):
+        k += 1
+        new = f"{base}_{k}"
+    taken.update(names(new))
+    return new
 
 
 def _weights_of(op, width, indices, count, in_branch, nid):

@@ -246,6 +246,14 @@ def context(spec: Spec, graph: Graph) -> Context:
     return Context(spec.training.lr, gamma0, readout[0].fan_in if readout else sympy.Integer(1), depth, alpha_L)
 
 
+def override_of(spec: Spec, w: Weight):
+    """The spec's override of weight `w`: its own, or for the peeled first copy of a repeat body's weight
+    (`Weight.origin`, named `<name>_first`), the override written for that body weight (None if neither)."""
+    overrides = spec.parameterization.overrides
+    o = overrides.get(w.name)
+    return o if o is not None or not w.origin else overrides.get(w.origin)
+
+
 def resolve_parameterization(spec: Spec, graph: Graph) -> Mapping[str, WeightScaling]:
     """weight name -> WeightScaling: the preset's row for each weight, then the spec's overrides."""
     preset = spec.parameterization.preset or "mup"
@@ -254,7 +262,7 @@ def resolve_parameterization(spec: Spec, graph: Graph) -> Mapping[str, WeightSca
     out = {}
     for name, w in sorted(graph.weights.items()):
         ws = row(w, c, _attention_of(graph, w))
-        o = spec.parameterization.overrides.get(name)
+        o = override_of(spec, w)
         if o is not None:
             ws = replace(ws, **{k: getattr(o, k) * (c.lr if k == "lr" else 1)
                                 for k in ("multiplier", "init_std", "lr") if getattr(o, k) is not None})

@@ -17,7 +17,7 @@ import sympy
 from ..graph.build import Graph, build_graph
 from ..spec.types import Spec
 from ..spec.usage import defaulted
-from .parameterization import WeightScaling, resolve_parameterization
+from .parameterization import WeightScaling, override_of, resolve_parameterization
 
 COLUMNS = ("init_std", "multiplier", "lr")
 CONVENTION = ("W_ij ~ N(0, init_std^2), forward multiplier * W x, "
@@ -86,9 +86,8 @@ def resolved_table(spec: Spec, graph: Graph | None = None,
     """The resolved table of `spec` (`params` defaults to `resolve_parameterization(spec, graph)`)."""
     graph = graph if graph is not None else build_graph(spec)
     params = params if params is not None else resolve_parameterization(spec, graph)
-    overrides = spec.parameterization.overrides
     rows = tuple(
         ResolvedWeight(name, w.role, params[name].init_std, params[name].multiplier, params[name].lr,
-                       tuple(k for k in COLUMNS if getattr(overrides.get(name), k, None) is not None))
+                       tuple(k for k in COLUMNS if getattr(override_of(spec, w), k, None) is not None))
         for name, w in graph.weights.items() if name in params)
     return ResolvedTable(spec.parameterization.preset, rows, defaulted(spec))

@@ -7,12 +7,13 @@ sizes: the simulator never re-derives a scale.
 
 Order-parameter sites (`Network.sites`):
 - without residual blocks: the output h^l of each non-readout dense layer l = 1..L in
-  forward order, with phi the activation that directly follows it (identity if none);
+  forward order, with phi the chain of act and layernorm ops that directly follows it, up to
+  the next dense, readout or residual (identity if none);
 - with residual blocks: the residual stream, l = 0 at the input of the first block and l
   after block l. A block is one iteration of a repeat whose body holds residual ops (a
   transformer block: attention and MLP residuals), or a residual op outside such a repeat.
-  Where the next branch (or the readout) starts with an activation, PhiAct{l} also records
-  the kernel of phi(h^l), the features that branch reads.
+  Where the next branch (or the readout) starts with act/layernorm ops, at least one an act,
+  PhiAct{l} also records the kernel of phi(h^l) with phi that chain: the features that branch reads.
 """
 
 from __future__ import annotations
@@ -73,13 +74,25 @@ class Layer:
 @dataclass(frozen=True)
 class Site:
     """Where an order parameter is measured: `name`{l} = phi(tap) . phi(tap) / n, and G{l} of the tap's
-    backward field unless `backward` is False (a second view of a tap that already records it)."""
+    backward field unless `backward` is False (a second view of a tap that already records it).
+
+    `phi` is the chain of pointwise ops applied in order to the tap: act fns ("relu", "tanh", ...) and
+    "layernorm"; () is the identity (`activation` gives the single activation name some code needs).
+    """
 
     index: int
     tap: str
-    phi: str
+    phi: tuple[str, ...]
     name: str = "Phi"
     backward: bool = True
+
+    @property
+    def activation(self) -> str | None:
+        """The chain as one activation name: "linear" for (), the fn of a single act, None otherwise
+        (a chain of several ops, or a layernorm)."""
+        if not self.phi:
+            return "linear"
+        return self.phi[0] if len(self.phi) == 1 and self.phi[0] != "layernorm" else None
 
 
 @dataclass(frozen=True)
@@ -249,28 +262,40 @@ def _number_streams(layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
 
 def _sites(layers: tuple[Layer, ...], residual: bool) -> tuple[Site, ...]:
     if residual:
-        stream = [Site(int(la.id.split(":")[1]), la.id, "linear") for la in layers if la.kind == "stream"]
+        stream = [Site(int(la.id.split(":")[1]), la.id, ()) for la in layers if la.kind == "stream"]
         # the features the next block's branch (or the readout) reads, phi(h^l): the DMFT's Phi at l + 1
-        acts = [Site(int(la.id.split(":")[1]), la.id, fn, "PhiAct", False)
-                for la, nxt in zip(layers, layers[1:]) if la.kind == "stream" and (fn := _next_act(nxt))]
+        # (a chain of layernorms alone, as where a transformer's branches start, has no such view)
+        acts = [Site(int(la.id.split(":")[1]), la.id, chain, "PhiAct", False)
+                for i, la in enumerate(layers) if la.kind == "stream"
+                and set(chain := _next_chain(layers[i + 1:])) - {"layernorm"}]
         return tuple(stream + acts)
     sites = []
     for i, la in enumerate(layers):
         if la.kind == "dense":
-            nxt = layers[i + 1] if i + 1 < len(layers) else None
-            phi = nxt.static["fn"] if nxt is not None and nxt.kind == "act" else "linear"
-            sites.append(Site(len(sites) + 1, f"out:{la.params['W']}", phi))
+            sites.append(Site(len(sites) + 1, f"out:{la.params['W']}", _pointwise(layers[i + 1:])))
     return tuple(sites)
 
 
-def _next_act(la: Layer) -> str | None:
-    """The activation a layer applies first to its input: an act layer's, or the first op of a residual
-    branch that starts with one (None otherwise, e.g. a transformer block's LayerNorm)."""
-    if la.kind == "act":
-        return la.static["fn"]
-    if la.kind == "residual" and la.children and la.children[0].kind == "act":
-        return la.children[0].static["fn"]
-    return None
+def _pointwise(layers) -> tuple[str, ...]:
+    """The leading act (their fn) and layernorm ("layernorm") ops of `layers`, in order."""
+    out = []
+    for la in layers:
+        if la.kind == "act":
+            out.append(la.static["fn"])
+        elif la.kind == "layernorm":
+            out.append("layernorm")
+        else:
+            break
+    return tuple(out)
+
+
+def _next_chain(rest) -> tuple[str, ...]:
+    """The pointwise ops the next consumer of the stream applies first: the leading act/layernorm ops
+    of the next residual branch, or the ops between the stream mark and the next residual (or the
+    readout); () where that consumer starts with a dense (it reads the stream itself)."""
+    if rest and rest[0].kind == "residual":
+        return _pointwise(rest[0].children)
+    return _pointwise(rest)
 
 
 def _attentions(layers: tuple[Layer, ...]) -> tuple[str, ...]:

@@ -2,7 +2,7 @@
 
 What is recorded at one time step (`record`):
 - "none": nothing beyond loss and f;
-- "diag": the equal-time kernels Phi{l}(t,t) = phi(h^l) . phi(h^l) / n and G{l}(t,t) = g^l . g^l / n
+- "diag": the equal-time kernels Phi{l}(t,t) = phi(h^l) . phi(h^l) / n (phi the site's chain of ops) and G{l}(t,t) = g^l . g^l / n
   over the sites' (sample[, token]) index, and the attention logits;
 - "full": the site features phi(h^l) and g^l themselves (kernels over (t, s) are formed by
   `kernels_full` after the time loop), and the logits.
@@ -21,6 +21,7 @@ from typing import Mapping
 import jax
 import jax.numpy as jnp
 
+from ..blocks import layernorm
 from ..blocks.act import phi as activation
 from ..errors import DmftcError
 from .forward import apply
@@ -63,7 +64,7 @@ def observe(net: Network, params, x, y, taps: Mapping[str, jax.Array], record: s
 def _records(net: Network, acts, back, record: str, s_readout) -> dict[str, jax.Array]:
     recs = {}
     for site in net.sites:
-        F = _sites(activation(site.phi)(acts[site.tap]))
+        F = _sites(_apply_chain(site.phi, acts[site.tap]))
         recs[f"{site.name}{{{site.index}}}"] = F if record == "full" else _gram(F)
         if site.backward:
             G = _sites(back[site.tap]) / s_readout
@@ -72,6 +73,13 @@ def _records(net: Network, acts, back, record: str, s_readout) -> dict[str, jax.
         # (L_attn, P, H, S, S) -> (L_attn, H, P, S, S)
         recs["logits"] = jnp.stack([acts[f"logits:{a}"] for a in net.attentions]).swapaxes(1, 2)
     return recs
+
+
+def _apply_chain(chain: tuple[str, ...], h: jax.Array) -> jax.Array:
+    """The site's pointwise ops in order: act fns, and "layernorm" over the last (feature) axis."""
+    for op in chain:
+        h = layernorm.forward(h) if op == "layernorm" else activation(op)(h)
+    return h
 
 
 def _sites(h: jax.Array) -> jax.Array:

@@ -30,7 +30,7 @@ def test_mlp_copies_and_numbers_come_from_the_parameterization():
             tuple(float(e.subs(values)) for e in (ws.multiplier, ws.init_std, ws.lr)))
     assert net.readout_scale == pytest.approx(1 / 48)  # s_hat = m_readout * std_readout = 1 / (gamma0 N)
     assert [(s.index, s.tap, s.phi) for s in net.sites] == [
-        (1, "out:W0", "relu"), (2, "out:W1[0]", "relu"), (3, "out:W1[1]", "relu")]
+        (1, "out:W0", ("relu",)), (2, "out:W1[0]", ("relu",)), (3, "out:W1[1]", ("relu",))]
     assert net.sizes == {"D": 16, "L": 3, "N": 48, "P": 8}
 
 
@@ -47,7 +47,7 @@ def test_streams_of_residual_networks_and_transformers():
     assert [s.tap for s in res.sites if s.name == "Phi"] == ["stream:0", "stream:1", "stream:2", "stream:3"]
     # every stream position is read through relu (by the next branch, or the readout at the top)
     acts = [(s.tap, s.phi, s.backward) for s in res.sites if s.name == "PhiAct"]
-    assert acts == [(f"stream:{l}", "relu", False) for l in range(4)]
+    assert acts == [(f"stream:{l}", ("relu",), False) for l in range(4)]
     tr = build_network(transformer_spec(L_=2), None, (8, 4, 16))
     # one per attention+MLP block; LayerNorm comes first in every branch, so no PhiAct view
     assert [s.tap for s in tr.sites] == ["stream:0", "stream:1", "stream:2"]
