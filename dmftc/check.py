@@ -111,7 +111,7 @@ def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
         # head-averaged attention logits of each attention block (A1, A2, ...)
         return (["loss", "f"] + sorted((k for k in sim_order if re.fullmatch(r"H\d+", k)), key=lambda k: int(k[1:]))
                 + sorted(k for k in sim_order if re.fullmatch(r"A\d+", k)))
-    if "eq:kernel.H" in prog.equations.labels:
+    if prog.equations.has_stream:
         # residual streams: the stream kernels H, the kernels Phi = <phi(h) phi(h)> of the features the
         # branches read and the backward kernels G at every position, under the DMFT's names (`run_check`
         # renames the simulator's)
@@ -119,7 +119,7 @@ def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
         kernels.sort(key=lambda m: (("H", "Phi", "G").index(m.group(1)), int(m.group(2))))
         return ["loss", "f"] + [m.group(0) for m in kernels]
     names = ["loss", "f"]
-    if prog.equations.regime == "feature_learning" and "eq:field.z" in prog.equations.labels:
+    if prog.equations.regime == "feature_learning" and prog.equations.has_backward_fields:
         names += sorted(k for k in sim_order if re.fullmatch(r"(Phi|G)\d+", k))
     return names
 
@@ -149,7 +149,7 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     check_solve(prog.spec, prog.equations, steps=prog.spec.training.steps, samples=samples or prog.spec.solver.samples,
                 dtype=prog.spec.solver.dtype, runs=dmft_seeds)
     runs = dmft_runs(prog, dmft_seeds, samples)
-    along_depth = name == "L" and "eq:kernel.H" in prog.equations.labels
+    along_depth = name == "L" and prog.equations.has_stream
     depth_note = ()
     if along_depth and (prog.equations.depth_steps or 0) >= 4:
         runs, note = depth_extrapolated(prog, runs, samples)
@@ -171,7 +171,7 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
                 if m:
                     finite[n][f"H{1 + B * int(m.group(1))}"] = v
             order_names = [k for k in finite[n] if re.fullmatch(r"(H|A)\d+", k)]
-        elif "eq:kernel.H" in prog.equations.labels:
+        elif prog.equations.has_stream:
             # simulator stream site l (l = 0 the embedding's output, l after block l) = DMFT position l + 1;
             # its Phi{l} is the kernel of h itself (the DMFT's H), PhiAct{l} that of phi(h) (Phi), G{l}
             # that of (df/dh) / s_hat (G)
@@ -185,7 +185,7 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     if prog.equations.tokens:
         ref.update(dmft_logit_means(ref, spec))
         ref_se.update(dmft_logit_means(ref_se, spec))
-    if "eq:kernel.H" in prog.equations.labels and (along_depth or not prog.equations.tokens):
+    if prog.equations.has_stream and (along_depth or not prog.equations.tokens):
         ref["Htop"], ref_se["Htop"] = ref[f"H{prog.equations.depth}"], ref_se[f"H{prog.equations.depth}"]
     # along L the layers of different depths do not line up: the output and the top of the stream do
     default = ["loss", "f", "Htop"] if along_depth else compared(prog, order_names)
@@ -301,7 +301,7 @@ def _derived(prog: Program, arrays: Mapping[str, np.ndarray]) -> dict[str, np.nd
     """The compared quantities that `run_check` derives from a solution's arrays (head-averaged
     logits of transformers, the top-of-stream kernel of residual networks)."""
     out = dmft_logit_means(arrays, prog.spec) if prog.equations.tokens else {}
-    if "eq:kernel.H" in prog.equations.labels:
+    if prog.equations.has_stream:
         out["Htop"] = arrays[f"H{prog.equations.depth}"]
     return out
 
@@ -317,16 +317,23 @@ def init_controls(prog: Program, arrays: Mapping[str, np.ndarray], n: int, size_
     (no feature-learning MLP, or the kernels were not recorded).
     """
     eqs = prog.equations
-    if eqs.regime != "feature_learning" or eqs.tokens or "eq:kernel.H" in eqs.labels or "Phi1" not in arrays:
+    if eqs.regime != "feature_learning" or eqs.tokens or eqs.has_stream or "Phi1" not in arrays:
         return None
     covs = _source_covariances(prog, n, size_name, arrays)
     L, P = len(covs), covs[0].shape[-1]
     iu = np.triu_indices(P)
+    # a site whose features are not one activation of its preactivation (a chain of several pointwise
+    # ops, or a layernorm: `Site.activation` None) has no Gaussian kernel map: no control of it
+    sites = {s.index: s for s in _network(prog, n, size_name)[0].sites}
+    mapped = [sites[l].activation is not None if l in sites else True for l in range(1, L + 1)]
     cols = [np.asarray(arrays["f"])[:, 0, :]]
     for l in range(1, L + 1):
-        cols.append((_phi0(arrays, f"Phi{l}") - _kernel_map("phi", eqs.activation, covs[l - 1]))[:, iu[0], iu[1]])
-    top = _phi0(arrays, f"G{L}") - _readout_var(prog, n, size_name) * _kernel_map("dphi", eqs.activation, covs[L - 1])
-    cols.append(top[:, iu[0], iu[1]])
+        if mapped[l - 1]:
+            cols.append((_phi0(arrays, f"Phi{l}") - _kernel_map("phi", eqs.activation, covs[l - 1]))[:, iu[0], iu[1]])
+    if mapped[L - 1]:
+        top = _phi0(arrays, f"G{L}") - _readout_var(prog, n, size_name) * _kernel_map("dphi", eqs.activation,
+                                                                                      covs[L - 1])
+        cols.append(top[:, iu[0], iu[1]])
     return np.concatenate(cols, axis=1)
 
 
@@ -376,8 +383,8 @@ def _kernel_map(kind: str, activation: str, cov: np.ndarray) -> np.ndarray:
 def _record(prog: Program, quantities: Sequence[str] | None) -> str:
     """What the simulator records: "none" when only loss and f are compared (lazy MLPs), else "full"."""
     eqs = prog.equations
-    kernels = eqs.tokens or "eq:kernel.H" in eqs.labels or (
-        eqs.regime == "feature_learning" and "eq:field.z" in eqs.labels)
+    kernels = eqs.tokens or eqs.has_stream or (
+        eqs.regime == "feature_learning" and eqs.has_backward_fields)
     if quantities is not None:
         kernels = bool(set(quantities) - {"loss", "f"})
     return "full" if kernels else "none"

@@ -77,6 +77,9 @@ H0 = sympy.IndexedBase("H0")
 #: equal-time order parameters of attention, indices [block, alpha, beta, time]: logits,
 #: softmax, <g^o v> and the softmax-Jacobian image D; LayerNorm's projection C[block, alpha, time].
 Lam, Sm, Mm, Dm, Cln = (sympy.IndexedBase(n) for n in ("Lam", "Sm", "Mm", "Dm", "C"))
+#: a LayerNorm's population mean <e> and second moment <e e>, and the mean <g> of its backward field,
+#: indices [position, mu, time] (C above is its projection <LN g>)
+Mln, Vln, Cg = (sympy.IndexedBase(n) for n in ("Mln", "Vln", "Cg"))
 #: per-position output contributions and the sequence output seen at each position; same-sequence mask.
 ftok, Fseq, Seq = (sympy.IndexedBase(n) for n in ("ftok", "F", "Seq"))
 #: a second position index (row sums of the softmax Jacobian).

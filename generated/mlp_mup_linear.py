@@ -3,7 +3,7 @@
 Regenerate with: dmftc compile specs/mlp_mup_linear.yaml
 Limit: N -> oo; regime: feature_learning; method: exact_gaussian.
 The equations are in mlp_mup_linear.tex; each block below cites the label it implements.
-digest: sha256:70c047324552463880248006336748e2ea92114d3b5e896780d71b8162ace3b4
+digest: sha256:af0e802a21d25c264671c0f1f232f34a2b24e4e25ba6985aa65177c327ff7956
 """
 
 import functools
@@ -47,82 +47,103 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
 
     def init(width):
         """The zero state of a sweep segment holding `width` time slots."""
-        field = lambda: {l: jnp.zeros((M, width * P), dtype) for l in range(1, DEPTH + 1)}  # flat histories
+        field = lambda layers: {l: jnp.zeros((M, width * P), dtype) for l in layers}  # flat histories
         kernel = lambda layers: {l: jnp.zeros((width, P, width, P), dtype) for l in layers}
-        return dict(h=field(), z=field(), g=field(), u=field(), r=field(), phi_h=field(), phi_u=field(), dphi_u_r=field(),
-                    Phi=kernel((1, 2, 3)), G=kernel((1, 2, 3)),
-                    A=kernel((1, 2)), B=kernel((1, 2)),
-                    fac={key: rt.empty_factor(width, P, dtype) for key in FACTORS},
-                    f=jnp.zeros((width, P), dtype), Delta=jnp.zeros((width, P), dtype))
+        return dict(
+            u=field((1, 2, 3)),
+            r=field((1, 2, 3)),
+            h=field((1, 2, 3)),
+            z=field((1, 2, 3)),
+            g=field((1, 2, 3)),
+            Phi=kernel((1, 2, 3)),
+            A=kernel((1, 2)),
+            G=kernel((1, 2, 3)),
+            B=kernel((1, 2)),
+            fac={key: rt.empty_factor(width, P, dtype) for key in FACTORS},
+            f=jnp.zeros((width, P), dtype), Delta=jnp.zeros((width, P), dtype))
 
     def step(t, state, xi):
         """One time step of the causal sweep: forward up the layers, output, backward down."""
         n_t = state["Delta"].shape[0]  # slots held in this segment of the sweep
-        h, z, g, u, r, phi_h, phi_u, dphi_u_r, Phi, G, A, B, fac, f, Delta = (rt.copy(state[k]) for k in ("h", "z", "g", "u", "r", "phi_h", "phi_u", "dphi_u_r", "Phi", "G", "A", "B", "fac", "f", "Delta"))
-        h_t, z_t, g_t, u_t, r_t = {}, {}, {}, {}, {}
+        u, r, h, z, g, Phi, A, G, B, fac, f, Delta = (rt.copy(state[k]) for k in ("u", "r", "h", "z", "g", "Phi", "A", "G", "B", "fac", "f", "Delta"))
+        u_t, r_t, h_t, z_t, g_t = {}, {}, {}, {}, {}
         cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, P, n_t, dtype)
         # [src:u1: u[1, mu] ~ N(0, 1 Phi0[mu, nu])]
         u_t[1] = xi[("u", 1)] @ static[("u", 1)].T
         u[1] = rt.set_slot(u[1], t, u_t[1])
-        phi_u[1] = rt.set_slot(phi_u[1], t, phi(u_t[1]))  # memo of phi(u[1, nu, s])
         # [eq:field.h1: h[1, mu, t] = u[1, mu] + Sum(eta*gamma0*Delta[nu, s]*Phi0[mu, nu]*g[1, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
         h_t[1] = u_t[1] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None] * Phi0[:, None, :], g[1], t, strict=True)
         h[1] = rt.set_slot(h[1], t, h_t[1])
-        phi_h[1] = rt.set_slot(phi_h[1], t, phi(h_t[1]))  # memo of phi(h[1, nu, s])
-        # [eq:kernel.Phi: Phi[1, mu, nu, t, s] = E(phi(h[1, mu, t])*phi(h[1, nu, s]))]
-        Phi[1] = rt.set_kernel_row(Phi[1], rt.kernel_row(w, phi(h_t[1]), phi_h[1], t) - rt.kernel_row(w, phi(u_t[1]), phi_u[1], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u", 1)), t, P), t)
-        # [eq:response.A: A[1, mu, nu, t, s] = E(Response(phi(h[1, mu, t]), r[1, nu, s]))]
-        A[1] = A[1].at[t].set(rt.ibp_row(w, phi(h_t[1]) - phi(u_t[1]), xi[("r", 1)], fac[("r", 1)], t, P, strict=True))
-        for ell in range(1, 3):  # forward sweep up the layers
-            # [src:u: u[ell + 1, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
-            fac[("u", ell + 1)] = rt.grow_factor(fac[("u", ell + 1)], 1 * rt.flat(Phi[ell]), t, P, rcond_t)
-            u_t[ell + 1] = rt.sample_row(fac[("u", ell + 1)], xi[("u", ell + 1)], t, P)
-            u[ell + 1] = rt.set_slot(u[ell + 1], t, u_t[ell + 1])
-            phi_u[ell + 1] = rt.set_slot(phi_u[ell + 1], t, phi(u_t[ell + 1]))  # memo of phi(u[ell + 1, nu, s])
-            # [eq:field.h: h[ell + 1, mu, t] = u[ell + 1, mu, t] + Sum((eta*gamma0*Delta[nu, s]*Phi[ell, mu, nu, t, s] + A[ell, mu, nu, t, s])*g[ell + 1, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
-            h_t[ell + 1] = u_t[ell + 1] + rt.causal_sum(A[ell][t] + hp["eta"]*hp["gamma0"] * Delta[None] * Phi[ell][t], g[ell + 1], t, strict=True)
-            h[ell + 1] = rt.set_slot(h[ell + 1], t, h_t[ell + 1])
-            phi_h[ell + 1] = rt.set_slot(phi_h[ell + 1], t, phi(h_t[ell + 1]))  # memo of phi(h[ell + 1, nu, s])
-            # [eq:kernel.Phi: Phi[ell + 1, mu, nu, t, s] = E(phi(h[ell + 1, mu, t])*phi(h[ell + 1, nu, s]))]
-            Phi[ell + 1] = rt.set_kernel_row(Phi[ell + 1], rt.kernel_row(w, phi(h_t[ell + 1]), phi_h[ell + 1], t) - rt.kernel_row(w, phi(u_t[ell + 1]), phi_u[ell + 1], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u", ell + 1)), t, P), t)
-            # [eq:response.A: A[ell + 1, mu, nu, t, s] = E(Response(phi(h[ell + 1, mu, t]), r[ell + 1, nu, s]))]
-            if 1 <= ell + 1 <= 2:
-                A[ell + 1] = A[ell + 1].at[t].set(rt.ibp_row(w, phi(h_t[ell + 1]) - phi(u_t[ell + 1]), xi[("r", ell + 1)], fac[("r", ell + 1)], t, P, strict=True))
-        # [eq:output.f: f[mu, t] = Sum(eta*Delta[nu, s]*Phi[3, mu, nu, t, s], (nu, 0, P - 1), (s, 0, t - 1)) + E(Response(phi(h[3, mu, t]), r[3]))/gamma0]
-        f_t = 1 / hp["gamma0"] * rt.expect(w, xi[("r", 3)] * (phi(h_t[3]) - phi(u_t[3]))) + rt.causal_sum_det(hp["eta"] * Phi[3][t], Delta, t, strict=True)
+        # [eq:kernel.Phi1: Phi[1, mu, nu, t, s] = E(h[1, mu, t]*h[1, nu, s])]
+        Phi[1] = rt.set_kernel_row(Phi[1], rt.kernel_row(w, h_t[1], h[1], t) - rt.kernel_row(w, u_t[1], u[1], t) + rt.cov_gauss_row(cov(("u", 1)), t, P), t)
+        # [eq:response.A1: A[1, mu, nu, t, s] = E(Response(h[1, mu, t], r[1, nu, s]))]
+        A[1] = A[1].at[t].set(rt.ibp_row(w, h_t[1] - u_t[1], xi[("r", 1)], fac[("r", 1)], t, P, strict=True))
+        # [src:u2: u[2, mu, t] ~ N(0, 1 Phi[1, mu, nu, t, s])]
+        fac[("u", 2)] = rt.grow_factor(fac[("u", 2)], 1 * rt.flat(Phi[1]), t, P, rcond_t)
+        u_t[2] = rt.sample_row(fac[("u", 2)], xi[("u", 2)], t, P)
+        u[2] = rt.set_slot(u[2], t, u_t[2])
+        # [eq:field.h2: h[2, mu, t] = u[2, mu, t] + Sum((eta*gamma0*Delta[nu, s]*Phi[1, mu, nu, t, s] + A[1, mu, nu, t, s])*g[2, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        h_t[2] = u_t[2] + rt.causal_sum(A[1][t] + hp["eta"]*hp["gamma0"] * Delta[None] * Phi[1][t], g[2], t, strict=True)
+        h[2] = rt.set_slot(h[2], t, h_t[2])
+        # [eq:kernel.Phi2: Phi[2, mu, nu, t, s] = E(h[2, mu, t]*h[2, nu, s])]
+        Phi[2] = rt.set_kernel_row(Phi[2], rt.kernel_row(w, h_t[2], h[2], t) - rt.kernel_row(w, u_t[2], u[2], t) + rt.cov_gauss_row(cov(("u", 2)), t, P), t)
+        # [eq:response.A2: A[2, mu, nu, t, s] = E(Response(h[2, mu, t], r[2, nu, s]))]
+        A[2] = A[2].at[t].set(rt.ibp_row(w, h_t[2] - u_t[2], xi[("r", 2)], fac[("r", 2)], t, P, strict=True))
+        # [src:u3: u[3, mu, t] ~ N(0, 1 Phi[2, mu, nu, t, s])]
+        fac[("u", 3)] = rt.grow_factor(fac[("u", 3)], 1 * rt.flat(Phi[2]), t, P, rcond_t)
+        u_t[3] = rt.sample_row(fac[("u", 3)], xi[("u", 3)], t, P)
+        u[3] = rt.set_slot(u[3], t, u_t[3])
+        # [eq:field.h3: h[3, mu, t] = u[3, mu, t] + Sum((eta*gamma0*Delta[nu, s]*Phi[2, mu, nu, t, s] + A[2, mu, nu, t, s])*g[3, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        h_t[3] = u_t[3] + rt.causal_sum(A[2][t] + hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2][t], g[3], t, strict=True)
+        h[3] = rt.set_slot(h[3], t, h_t[3])
+        # [eq:kernel.Phi3: Phi[3, mu, nu, t, s] = E(h[3, mu, t]*h[3, nu, s])]
+        Phi[3] = rt.set_kernel_row(Phi[3], rt.kernel_row(w, h_t[3], h[3], t) - rt.kernel_row(w, u_t[3], u[3], t) + rt.cov_gauss_row(cov(("u", 3)), t, P), t)
+        # [eq:output.f: f[mu, t] = Sum(eta*Delta[nu, s]*Phi[3, mu, nu, t, s], (nu, 0, P - 1), (s, 0, t - 1)) + E(Response(h[3, mu, t], r[3]))/gamma0]
+        f_t = 1 / hp["gamma0"] * rt.expect(w, xi[("r", 3)] * (h_t[3] - u_t[3])) + rt.causal_sum_det(hp["eta"] * Phi[3][t], Delta, t, strict=True)
         f = f.at[t].set(f_t)
         # [eq:error.Delta: Delta[mu, t] = (-f[mu, t] + y[mu])/P]
         Delta_t = (-f_t + y)/P
         Delta = Delta.at[t].set(Delta_t)
-        # [src:rL: r[3] ~ N(0, 1 1)]
+        # [src:r3: r[3] ~ N(0, 1 1)]
         r_t[3] = jnp.broadcast_to(xi[("r", 3)], (M, P))
         r[3] = rt.set_slot(r[3], t, r_t[3])
-        dphi_u_r[3] = rt.set_slot(dphi_u_r[3], t, dphi(u_t[3])*r_t[3])  # memo of dphi(u[3, nu, s])*r[3, nu, s]
-        # [eq:field.zL: z[3, mu, t] = r[3] + Sum(eta*gamma0*phi(h[3, nu, s])*Delta[nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
-        z_t[3] = r_t[3] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None], phi_h[3], t, strict=True)
+        # [eq:field.z3: z[3, mu, t] = r[3] + Sum(eta*gamma0*Delta[nu, s]*h[3, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        z_t[3] = r_t[3] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None], h[3], t, strict=True)
         z[3] = rt.set_slot(z[3], t, z_t[3])
-        # [eq:field.g: g[3, mu, t] = dphi(h[3, mu, t])*z[3, mu, t]]
-        g_t[3] = dphi(h_t[3])*z_t[3]
+        # [eq:field.g3: g[3, mu, t] = z[3, mu, t]]
+        g_t[3] = z_t[3]
         g[3] = rt.set_slot(g[3], t, g_t[3])
-        # [eq:kernel.G: G[3, mu, nu, t, s] = E(g[3, mu, t]*g[3, nu, s])]
-        G[3] = rt.set_kernel_row(G[3], rt.kernel_row(w, g_t[3], g[3], t) - rt.kernel_row(w, dphi(u_t[3])*r_t[3], dphi_u_r[3], t) + rt.cov_gauss_row(cov(("r", 3)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", 3)), t, P), t)
-        for ell in range(2, 0, -1):  # backward sweep down the layers
-            # [src:r: r[ell, mu, t] ~ N(0, 1 G[ell + 1, mu, nu, t, s])]
-            fac[("r", ell)] = rt.grow_factor(fac[("r", ell)], 1 * rt.flat(G[ell + 1]), t, P, rcond_t)
-            r_t[ell] = rt.sample_row(fac[("r", ell)], xi[("r", ell)], t, P)
-            r[ell] = rt.set_slot(r[ell], t, r_t[ell])
-            dphi_u_r[ell] = rt.set_slot(dphi_u_r[ell], t, dphi(u_t[ell])*r_t[ell])  # memo of dphi(u[ell, nu, s])*r[ell, nu, s]
-            # [eq:response.B: B[ell, mu, nu, t, s] = E(Response(g[ell + 1, mu, t], u[ell + 1, nu, s]))]
-            B[ell] = B[ell].at[t].set(rt.ibp_row(w, g_t[ell + 1] - dphi(u_t[ell + 1])*r_t[ell + 1], xi[("u", ell + 1)], fac[("u", ell + 1)], t, P, strict=False))
-            # [eq:field.z: z[ell, mu, t] = r[ell, mu, t] + Sum(phi(h[ell, nu, s])*B[ell, mu, nu, t, s], (nu, 0, P - 1), (s, 0, t)) + Sum(eta*gamma0*phi(h[ell, nu, s])*Delta[nu, s]*G[ell + 1, mu, nu, t, s], (nu, 0, P - 1), (s, 0, t - 1))]
-            z_t[ell] = r_t[ell] + rt.causal_sum(B[ell][t] + rt.before(t, n_t) * hp["eta"]*hp["gamma0"] * Delta[None] * G[ell + 1][t], phi_h[ell], t, strict=False)
-            z[ell] = rt.set_slot(z[ell], t, z_t[ell])
-            # [eq:field.g: g[ell, mu, t] = dphi(h[ell, mu, t])*z[ell, mu, t]]
-            g_t[ell] = dphi(h_t[ell])*z_t[ell]
-            g[ell] = rt.set_slot(g[ell], t, g_t[ell])
-            # [eq:kernel.G: G[ell, mu, nu, t, s] = E(g[ell, mu, t]*g[ell, nu, s])]
-            G[ell] = rt.set_kernel_row(G[ell], rt.kernel_row(w, g_t[ell], g[ell], t) - rt.kernel_row(w, dphi(u_t[ell])*r_t[ell], dphi_u_r[ell], t) + rt.cov_gauss_row(cov(("r", ell)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", ell)), t, P), t)
-        return dict(h=h, z=z, g=g, u=u, r=r, phi_h=phi_h, phi_u=phi_u, dphi_u_r=dphi_u_r, Phi=Phi, G=G, A=A, B=B, fac=fac, f=f, Delta=Delta)
+        # [eq:kernel.G3: G[3, mu, nu, t, s] = E(g[3, mu, t]*g[3, nu, s])]
+        G[3] = rt.set_kernel_row(G[3], rt.kernel_row(w, g_t[3], g[3], t) - rt.kernel_row(w, r_t[3], r[3], t) + rt.cov_gauss_row(cov(("r", 3)), t, P), t)
+        # [src:r2: r[2, mu, t] ~ N(0, 1 G[3, mu, nu, t, s])]
+        fac[("r", 2)] = rt.grow_factor(fac[("r", 2)], 1 * rt.flat(G[3]), t, P, rcond_t)
+        r_t[2] = rt.sample_row(fac[("r", 2)], xi[("r", 2)], t, P)
+        r[2] = rt.set_slot(r[2], t, r_t[2])
+        # [eq:response.B2: B[2, mu, nu, t, s] = E(Response(g[3, mu, t], u[3, nu, s]))]
+        B[2] = B[2].at[t].set(rt.ibp_row(w, g_t[3] - r_t[3], xi[("u", 3)], fac[("u", 3)], t, P, strict=False))
+        # [eq:field.z2: z[2, mu, t] = r[2, mu, t] + Sum(B[2, mu, nu, t, s]*h[2, nu, s], (nu, 0, P - 1), (s, 0, t)) + Sum(eta*gamma0*Delta[nu, s]*G[3, mu, nu, t, s]*h[2, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        z_t[2] = r_t[2] + rt.causal_sum(B[2][t] + rt.before(t, n_t) * hp["eta"]*hp["gamma0"] * Delta[None] * G[3][t], h[2], t, strict=False)
+        z[2] = rt.set_slot(z[2], t, z_t[2])
+        # [eq:field.g2: g[2, mu, t] = z[2, mu, t]]
+        g_t[2] = z_t[2]
+        g[2] = rt.set_slot(g[2], t, g_t[2])
+        # [eq:kernel.G2: G[2, mu, nu, t, s] = E(g[2, mu, t]*g[2, nu, s])]
+        G[2] = rt.set_kernel_row(G[2], rt.kernel_row(w, g_t[2], g[2], t) - rt.kernel_row(w, r_t[2], r[2], t) + rt.cov_gauss_row(cov(("r", 2)), t, P), t)
+        # [src:r1: r[1, mu, t] ~ N(0, 1 G[2, mu, nu, t, s])]
+        fac[("r", 1)] = rt.grow_factor(fac[("r", 1)], 1 * rt.flat(G[2]), t, P, rcond_t)
+        r_t[1] = rt.sample_row(fac[("r", 1)], xi[("r", 1)], t, P)
+        r[1] = rt.set_slot(r[1], t, r_t[1])
+        # [eq:response.B1: B[1, mu, nu, t, s] = E(Response(g[2, mu, t], u[2, nu, s]))]
+        B[1] = B[1].at[t].set(rt.ibp_row(w, g_t[2] - r_t[2], xi[("u", 2)], fac[("u", 2)], t, P, strict=False))
+        # [eq:field.z1: z[1, mu, t] = r[1, mu, t] + Sum(B[1, mu, nu, t, s]*h[1, nu, s], (nu, 0, P - 1), (s, 0, t)) + Sum(eta*gamma0*Delta[nu, s]*G[2, mu, nu, t, s]*h[1, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        z_t[1] = r_t[1] + rt.causal_sum(B[1][t] + rt.before(t, n_t) * hp["eta"]*hp["gamma0"] * Delta[None] * G[2][t], h[1], t, strict=False)
+        z[1] = rt.set_slot(z[1], t, z_t[1])
+        # [eq:field.g1: g[1, mu, t] = z[1, mu, t]]
+        g_t[1] = z_t[1]
+        g[1] = rt.set_slot(g[1], t, g_t[1])
+        # [eq:kernel.G1: G[1, mu, nu, t, s] = E(g[1, mu, t]*g[1, nu, s])]
+        G[1] = rt.set_kernel_row(G[1], rt.kernel_row(w, g_t[1], g[1], t) - rt.kernel_row(w, r_t[1], r[1], t) + rt.cov_gauss_row(cov(("r", 1)), t, P), t)
+        return dict(u=u, r=r, h=h, z=z, g=g, Phi=Phi, A=A, G=G, B=B, fac=fac, f=f, Delta=Delta)
 
     ends = rt.segments(n_t, segments, work=M * n * n)  # causal: a step holds only its segment's slots
     state = init(ends[0])
@@ -134,7 +155,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     # [eq:loss]
     loss = (1/2) * (1 / P) * jnp.sum((f - y)**2, axis=-1)
     out = {"loss": loss, "f": f, "Delta": state["Delta"]}
-    for name in ("Phi", "G", "A", "B"):
+    for name in ("Phi", "A", "G", "B"):
         out.update({f"{name}{l}": K for l, K in state[name].items()})
     return out
 

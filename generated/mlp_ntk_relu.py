@@ -3,7 +3,7 @@
 Regenerate with: dmftc compile specs/mlp_ntk_relu.yaml
 Limit: N -> oo; regime: lazy; method: closed_form.
 The equations are in mlp_ntk_relu.tex; each block below cites the label it implements.
-digest: sha256:b9fcfde6286c2695a0206004a4ff8c51a077f34bfdd46179283ad1b6fb82ae23
+digest: sha256:2d7f9a11b0d4ad8c0cca2ba73a267adb9c6469bf6facc4953a17cbec94896cde
 """
 
 import functools
@@ -30,21 +30,22 @@ def _solve(X, y, hp, *, steps):
     Sigma, PhiK, PhiD, GK = {}, {}, {}, {}
     # [eq:lazy.Sigma1: Sigma[1, mu, nu] = Phi0[mu, nu]]
     Sigma[1] = Phi0
-    for ell in range(1, 3):  # NNGP recursion up the layers
-        # [eq:lazy.Phi: PhiK[ell, mu, nu] = GaussPhi(Sigma[ell, mu, nu])]
-        PhiK[ell] = cf.phi_kernel(ACTIVATION, Sigma[ell])
-        # [eq:lazy.PhiD: PhiD[ell, mu, nu] = GaussDPhi(Sigma[ell, mu, nu])]
-        PhiD[ell] = cf.dphi_kernel(ACTIVATION, Sigma[ell])
-        # [eq:lazy.Sigma: Sigma[ell + 1, mu, nu] = PhiK[ell, mu, nu]]
-        if 1 <= ell <= 1:
-            Sigma[ell + 1] = PhiK[ell]
-    # [eq:lazy.GL: GK[2, mu, nu] = PhiD[2, mu, nu]]
+    # [eq:lazy.Phi1: PhiK[1, mu, nu] = GaussPhi(Sigma[1, mu, nu], phi(x_))]
+    PhiK[1] = cf.phi_kernel(ACTIVATION, Sigma[1])
+    # [eq:lazy.PhiD1: PhiD[1, mu, nu] = GaussDPhi(Sigma[1, mu, nu], phi(x_))]
+    PhiD[1] = cf.dphi_kernel(ACTIVATION, Sigma[1])
+    # [eq:lazy.Sigma2: Sigma[2, mu, nu] = PhiK[1, mu, nu]]
+    Sigma[2] = PhiK[1]
+    # [eq:lazy.Phi2: PhiK[2, mu, nu] = GaussPhi(Sigma[2, mu, nu], phi(x_))]
+    PhiK[2] = cf.phi_kernel(ACTIVATION, Sigma[2])
+    # [eq:lazy.PhiD2: PhiD[2, mu, nu] = GaussDPhi(Sigma[2, mu, nu], phi(x_))]
+    PhiD[2] = cf.dphi_kernel(ACTIVATION, Sigma[2])
+    # [eq:lazy.G2: GK[2, mu, nu] = PhiD[2, mu, nu]]
     GK[2] = PhiD[2]
-    for ell in range(1, 0, -1):  # gradient kernels down the layers
-        # [eq:lazy.G: GK[ell, mu, nu] = GK[ell + 1, mu, nu]*PhiD[ell, mu, nu]]
-        GK[ell] = (GK[ell + 1]) * (PhiD[ell])
-    # [eq:lazy.K: K[mu, nu] = eta*GK[1, mu, nu]*Phi0[mu, nu] + eta*PhiK[2, mu, nu] + Sum(eta*GK[ell + 1, mu, nu]*PhiK[ell, mu, nu], (ell, 1, 1))]
-    K = ((hp["eta"]) * (PhiK[2])) + ((hp["eta"]) * (Phi0) * (GK[1])) + (sum(((hp["eta"]) * (GK[ell + 1]) * (PhiK[ell]) for ell in range(1, 1 + 1)), jnp.zeros((P, P), dtype)))
+    # [eq:lazy.G1: GK[1, mu, nu] = GK[2, mu, nu]*PhiD[1, mu, nu]]
+    GK[1] = (GK[2]) * (PhiD[1])
+    # [eq:lazy.K: K[mu, nu] = eta*GK[1, mu, nu]*Phi0[mu, nu] + eta*GK[2, mu, nu]*PhiK[1, mu, nu] + eta*PhiK[2, mu, nu]]
+    K = ((hp["eta"]) * (PhiK[2])) + ((hp["eta"]) * (Phi0) * (GK[1])) + ((hp["eta"]) * (GK[2]) * (PhiK[1]))
     # [eq:lazy.Sigmaf: Sigmaf[mu, nu] = PhiK[2, mu, nu]]
     Sigmaf = PhiK[2]
     # [eq:lazy.f and eq:loss: exact Gaussian average over f(0) ~ N(0, Sigmaf)]

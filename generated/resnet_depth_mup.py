@@ -3,7 +3,7 @@
 Regenerate with: dmftc compile specs/resnet_depth_mup.yaml
 Limit: N -> oo; regime: feature_learning; method: monte_carlo.
 The equations are in resnet_depth_mup.tex; each block below cites the label it implements.
-digest: sha256:3efb5884fff1550b599cf76ecbafc56dd1e08e6f718d8d81bf2c2c19d642f2ee
+digest: sha256:83d9db51ab882d325146dc30c37e547e8e5038339d80b71c0bfc6cb12575e30d
 """
 
 import functools
@@ -47,20 +47,31 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
 
     def init(width):
         """The zero state of a sweep segment holding `width` time slots."""
-        field = lambda: {l: jnp.zeros((M, width * P), dtype) for l in range(1, DEPTH + 1)}  # flat histories
+        field = lambda layers: {l: jnp.zeros((M, width * P), dtype) for l in layers}  # flat histories
         kernel = lambda layers: {l: jnp.zeros((width, P, width, P), dtype) for l in layers}
-        return dict(h=field(), z=field(), g=field(), u=field(), r=field(), h0=field(), phi_h=field(), phi_h0=field(), dphi_u_r=field(),
-                    Phi=kernel((1, 2, 3, 4, 5)), G=kernel((1, 2, 3, 4, 5)),
-                    H=kernel((1, 2, 3, 4, 5)), A=kernel((1, 2, 3, 4)),
-                    B=kernel((1, 2, 3, 4)), H0=kernel((1, 2, 3, 4, 5)),
-                    fac={key: rt.empty_factor(width, P, dtype) for key in FACTORS},
-                    f=jnp.zeros((width, P), dtype), Delta=jnp.zeros((width, P), dtype))
+        return dict(
+            u=field((1, 2, 3, 4, 5)),
+            r=field((1, 2, 3, 4, 5)),
+            h=field((1, 2, 3, 4, 5)),
+            h0=field((1, 2, 3, 4, 5)),
+            z=field((1, 2, 3, 4, 5)),
+            g=field((1, 2, 3, 4, 5)),
+            phi_h=field((1, 2, 3, 4, 5)),
+            phi_h0=field((1, 2, 3, 4, 5)),
+            H0=kernel((1, 2, 3, 4, 5)),
+            H=kernel((1, 2, 3, 4, 5)),
+            Phi=kernel((1, 2, 3, 4, 5)),
+            A=kernel((1, 2, 3, 4)),
+            G=kernel((1, 2, 3, 4, 5)),
+            B=kernel((1, 2, 3, 4)),
+            fac={key: rt.empty_factor(width, P, dtype) for key in FACTORS},
+            f=jnp.zeros((width, P), dtype), Delta=jnp.zeros((width, P), dtype))
 
     def step(t, state, xi):
         """One time step of the causal sweep: forward up the layers, output, backward down."""
         n_t = state["Delta"].shape[0]  # slots held in this segment of the sweep
-        h, z, g, u, r, h0, phi_h, phi_h0, dphi_u_r, Phi, G, H, A, B, H0, fac, f, Delta = (rt.copy(state[k]) for k in ("h", "z", "g", "u", "r", "h0", "phi_h", "phi_h0", "dphi_u_r", "Phi", "G", "H", "A", "B", "H0", "fac", "f", "Delta"))
-        h_t, z_t, g_t, u_t, r_t, h0_t = {}, {}, {}, {}, {}, {}
+        u, r, h, h0, z, g, phi_h, phi_h0, H0, H, Phi, A, G, B, fac, f, Delta = (rt.copy(state[k]) for k in ("u", "r", "h", "h0", "z", "g", "phi_h", "phi_h0", "H0", "H", "Phi", "A", "G", "B", "fac", "f", "Delta"))
+        u_t, r_t, h_t, h0_t, z_t, g_t = {}, {}, {}, {}, {}, {}
         cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, P, n_t, dtype)
         # [src:u1: u[1, mu] ~ N(0, 1 Phi0[mu, nu])]
         u_t[1] = xi[("u", 1)] @ static[("u", 1)].T
@@ -75,66 +86,164 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
         phi_h0[1] = rt.set_slot(phi_h0[1], t, phi(h0_t[1]))  # memo of phi(h0[1, nu, s])
         # [eq:cv.H1: H0[1, mu, nu, t, s] = Phi0[mu, nu]]
         H0[1] = rt.set_kernel_row(H0[1], rt.causal_row(Phi0[:, None, :], t, n_t), t)
-        # [eq:kernel.Phi: Phi[1, mu, nu, t, s] = E(phi(h[1, mu, t])*phi(h[1, nu, s]))]
-        Phi[1] = rt.set_kernel_row(Phi[1], rt.kernel_row(w, phi(h_t[1]), phi_h[1], t) - rt.kernel_row(w, phi(h0_t[1]), phi_h0[1], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[1], t, P), t, P), t)
-        # [eq:response.A: A[1, mu, nu, t, s] = E(Response(phi(h[1, mu, t]), r[1, nu, s]))]
-        A[1] = A[1].at[t].set(rt.ibp_row(w, phi(h_t[1]) - phi(h0_t[1]), xi[("r", 1)], fac[("r", 1)], t, P, strict=True))
-        # [eq:kernel.H: H[1, mu, nu, t, s] = E(h[1, mu, t]*h[1, nu, s])]
+        # [eq:kernel.H1: H[1, mu, nu, t, s] = E(h[1, mu, t]*h[1, nu, s])]
         H[1] = rt.set_kernel_row(H[1], rt.kernel_row(w, h_t[1], h[1], t) - rt.kernel_row(w, h0_t[1], h0[1], t) + H0[1][t], t)
-        for ell in range(1, 5):  # forward along the stream
-            # [src:u: u[ell + 1, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) Phi[ell, mu, nu, t, s])]
-            fac[("u", ell + 1)] = rt.grow_factor(fac[("u", ell + 1)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[ell]), t, P, rcond_t)
-            u_t[ell + 1] = rt.sample_row(fac[("u", ell + 1)], xi[("u", ell + 1)], t, P)
-            u[ell + 1] = rt.set_slot(u[ell + 1], t, u_t[ell + 1])
-            # [eq:field.h: h[ell + 1, mu, t] = h[ell, mu, t] + u[ell + 1, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[ell, mu, nu, t, s]/4 + beta0**2*A[ell, mu, nu, t, s]/4**(2*alpha_L))*g[ell + 1, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
-            h_t[ell + 1] = h_t[ell] + u_t[ell + 1] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * A[ell][t] + (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[ell][t], g[ell + 1], t, strict=True)
-            h[ell + 1] = rt.set_slot(h[ell + 1], t, h_t[ell + 1])
-            phi_h[ell + 1] = rt.set_slot(phi_h[ell + 1], t, phi(h_t[ell + 1]))  # memo of phi(h[ell + 1, nu, s])
-            # [eq:cv.h: h0[ell + 1, mu, t] = h0[ell, mu, t] + u[ell + 1, mu, t]]
-            h0_t[ell + 1] = h0_t[ell] + u_t[ell + 1]
-            h0[ell + 1] = rt.set_slot(h0[ell + 1], t, h0_t[ell + 1])
-            phi_h0[ell + 1] = rt.set_slot(phi_h0[ell + 1], t, phi(h0_t[ell + 1]))  # memo of phi(h0[ell + 1, nu, s])
-            # [eq:cv.H: H0[ell + 1, mu, nu, t, s] = H0[ell, mu, nu, t, s] + beta0**2*Phi[ell, mu, nu, t, s]/4**(2*alpha_L)]
-            H0[ell + 1] = rt.set_kernel_row(H0[ell + 1], rt.causal_row(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * Phi[ell][t] + H0[ell][t], t, n_t), t)
-            # [eq:kernel.Phi: Phi[ell + 1, mu, nu, t, s] = E(phi(h[ell + 1, mu, t])*phi(h[ell + 1, nu, s]))]
-            Phi[ell + 1] = rt.set_kernel_row(Phi[ell + 1], rt.kernel_row(w, phi(h_t[ell + 1]), phi_h[ell + 1], t) - rt.kernel_row(w, phi(h0_t[ell + 1]), phi_h0[ell + 1], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[ell + 1], t, P), t, P), t)
-            # [eq:kernel.H: H[ell + 1, mu, nu, t, s] = E(h[ell + 1, mu, t]*h[ell + 1, nu, s])]
-            H[ell + 1] = rt.set_kernel_row(H[ell + 1], rt.kernel_row(w, h_t[ell + 1], h[ell + 1], t) - rt.kernel_row(w, h0_t[ell + 1], h0[ell + 1], t) + H0[ell + 1][t], t)
-            # [eq:response.A: A[ell + 1, mu, nu, t, s] = E(Response(phi(h[ell + 1, mu, t]), r[ell + 1, nu, s]))]
-            if 1 <= ell + 1 <= 4:
-                A[ell + 1] = A[ell + 1].at[t].set(rt.ibp_row(w, phi(h_t[ell + 1]) - phi(h0_t[ell + 1]), xi[("r", ell + 1)], fac[("r", ell + 1)], t, P, strict=True))
+        # [eq:kernel.Phi1: Phi[1, mu, nu, t, s] = E(phi(h[1, mu, t])*phi(h[1, nu, s]))]
+        Phi[1] = rt.set_kernel_row(Phi[1], rt.kernel_row(w, phi(h_t[1]), phi_h[1], t) - rt.kernel_row(w, phi(h0_t[1]), phi_h0[1], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[1], t, P), t, P), t)
+        # [eq:response.A1: A[1, mu, nu, t, s] = E(Response(phi(h[1, mu, t]), r[1, nu, s]))]
+        A[1] = A[1].at[t].set(rt.ibp_row(w, phi(h_t[1]) - phi(h0_t[1]), xi[("r", 1)], fac[("r", 1)], t, P, strict=True))
+        # [src:u2: u[2, mu, t] ~ N(0, beta0**2/16**alpha_L Phi[1, mu, nu, t, s])]
+        fac[("u", 2)] = rt.grow_factor(fac[("u", 2)], 16**(-hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[1]), t, P, rcond_t)
+        u_t[2] = rt.sample_row(fac[("u", 2)], xi[("u", 2)], t, P)
+        u[2] = rt.set_slot(u[2], t, u_t[2])
+        # [eq:cv.h2: h0[2, mu, t] = h0[1, mu, t] + u[2, mu, t]]
+        h0_t[2] = h0_t[1] + u_t[2]
+        h0[2] = rt.set_slot(h0[2], t, h0_t[2])
+        phi_h0[2] = rt.set_slot(phi_h0[2], t, phi(h0_t[2]))  # memo of phi(h0[2, nu, s])
+        # [eq:cv.H2: H0[2, mu, nu, t, s] = H0[1, mu, nu, t, s] + beta0**2*Phi[1, mu, nu, t, s]/16**alpha_L]
+        H0[2] = rt.set_kernel_row(H0[2], rt.causal_row(16**(-hp["alpha_L"])*hp["beta0"]**2 * Phi[1][t] + H0[1][t], t, n_t), t)
+        # [eq:field.h2: h[2, mu, t] = h[1, mu, t] + u[2, mu, t] + Sum((4**(2*alpha_L - 1)*beta0**2*eta*gamma0*Delta[nu, s]*Phi[1, mu, nu, t, s]/16**alpha_L + beta0**2*A[1, mu, nu, t, s]/16**alpha_L)*g[2, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        h_t[2] = h_t[1] + u_t[2] + rt.causal_sum(16**(-hp["alpha_L"])*hp["beta0"]**2 * A[1][t] + (1/4)*16**(-hp["alpha_L"])*4**(2*hp["alpha_L"])*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[1][t], g[2], t, strict=True)
+        h[2] = rt.set_slot(h[2], t, h_t[2])
+        phi_h[2] = rt.set_slot(phi_h[2], t, phi(h_t[2]))  # memo of phi(h[2, nu, s])
+        # [eq:kernel.H2: H[2, mu, nu, t, s] = E(h[2, mu, t]*h[2, nu, s])]
+        H[2] = rt.set_kernel_row(H[2], rt.kernel_row(w, h_t[2], h[2], t) - rt.kernel_row(w, h0_t[2], h0[2], t) + H0[2][t], t)
+        # [eq:kernel.Phi2: Phi[2, mu, nu, t, s] = E(phi(h[2, mu, t])*phi(h[2, nu, s]))]
+        Phi[2] = rt.set_kernel_row(Phi[2], rt.kernel_row(w, phi(h_t[2]), phi_h[2], t) - rt.kernel_row(w, phi(h0_t[2]), phi_h0[2], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[2], t, P), t, P), t)
+        # [eq:response.A2: A[2, mu, nu, t, s] = E(Response(phi(h[2, mu, t]), r[2, nu, s]))]
+        A[2] = A[2].at[t].set(rt.ibp_row(w, phi(h_t[2]) - phi(h0_t[2]), xi[("r", 2)], fac[("r", 2)], t, P, strict=True))
+        # [src:u3: u[3, mu, t] ~ N(0, beta0**2/16**alpha_L Phi[2, mu, nu, t, s])]
+        fac[("u", 3)] = rt.grow_factor(fac[("u", 3)], 16**(-hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[2]), t, P, rcond_t)
+        u_t[3] = rt.sample_row(fac[("u", 3)], xi[("u", 3)], t, P)
+        u[3] = rt.set_slot(u[3], t, u_t[3])
+        # [eq:cv.h3: h0[3, mu, t] = h0[2, mu, t] + u[3, mu, t]]
+        h0_t[3] = h0_t[2] + u_t[3]
+        h0[3] = rt.set_slot(h0[3], t, h0_t[3])
+        phi_h0[3] = rt.set_slot(phi_h0[3], t, phi(h0_t[3]))  # memo of phi(h0[3, nu, s])
+        # [eq:cv.H3: H0[3, mu, nu, t, s] = H0[2, mu, nu, t, s] + beta0**2*Phi[2, mu, nu, t, s]/16**alpha_L]
+        H0[3] = rt.set_kernel_row(H0[3], rt.causal_row(16**(-hp["alpha_L"])*hp["beta0"]**2 * Phi[2][t] + H0[2][t], t, n_t), t)
+        # [eq:field.h3: h[3, mu, t] = h[2, mu, t] + u[3, mu, t] + Sum((4**(2*alpha_L - 1)*beta0**2*eta*gamma0*Delta[nu, s]*Phi[2, mu, nu, t, s]/16**alpha_L + beta0**2*A[2, mu, nu, t, s]/16**alpha_L)*g[3, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        h_t[3] = h_t[2] + u_t[3] + rt.causal_sum(16**(-hp["alpha_L"])*hp["beta0"]**2 * A[2][t] + (1/4)*16**(-hp["alpha_L"])*4**(2*hp["alpha_L"])*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2][t], g[3], t, strict=True)
+        h[3] = rt.set_slot(h[3], t, h_t[3])
+        phi_h[3] = rt.set_slot(phi_h[3], t, phi(h_t[3]))  # memo of phi(h[3, nu, s])
+        # [eq:kernel.H3: H[3, mu, nu, t, s] = E(h[3, mu, t]*h[3, nu, s])]
+        H[3] = rt.set_kernel_row(H[3], rt.kernel_row(w, h_t[3], h[3], t) - rt.kernel_row(w, h0_t[3], h0[3], t) + H0[3][t], t)
+        # [eq:kernel.Phi3: Phi[3, mu, nu, t, s] = E(phi(h[3, mu, t])*phi(h[3, nu, s]))]
+        Phi[3] = rt.set_kernel_row(Phi[3], rt.kernel_row(w, phi(h_t[3]), phi_h[3], t) - rt.kernel_row(w, phi(h0_t[3]), phi_h0[3], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[3], t, P), t, P), t)
+        # [eq:response.A3: A[3, mu, nu, t, s] = E(Response(phi(h[3, mu, t]), r[3, nu, s]))]
+        A[3] = A[3].at[t].set(rt.ibp_row(w, phi(h_t[3]) - phi(h0_t[3]), xi[("r", 3)], fac[("r", 3)], t, P, strict=True))
+        # [src:u4: u[4, mu, t] ~ N(0, beta0**2/16**alpha_L Phi[3, mu, nu, t, s])]
+        fac[("u", 4)] = rt.grow_factor(fac[("u", 4)], 16**(-hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[3]), t, P, rcond_t)
+        u_t[4] = rt.sample_row(fac[("u", 4)], xi[("u", 4)], t, P)
+        u[4] = rt.set_slot(u[4], t, u_t[4])
+        # [eq:cv.h4: h0[4, mu, t] = h0[3, mu, t] + u[4, mu, t]]
+        h0_t[4] = h0_t[3] + u_t[4]
+        h0[4] = rt.set_slot(h0[4], t, h0_t[4])
+        phi_h0[4] = rt.set_slot(phi_h0[4], t, phi(h0_t[4]))  # memo of phi(h0[4, nu, s])
+        # [eq:cv.H4: H0[4, mu, nu, t, s] = H0[3, mu, nu, t, s] + beta0**2*Phi[3, mu, nu, t, s]/16**alpha_L]
+        H0[4] = rt.set_kernel_row(H0[4], rt.causal_row(16**(-hp["alpha_L"])*hp["beta0"]**2 * Phi[3][t] + H0[3][t], t, n_t), t)
+        # [eq:field.h4: h[4, mu, t] = h[3, mu, t] + u[4, mu, t] + Sum((4**(2*alpha_L - 1)*beta0**2*eta*gamma0*Delta[nu, s]*Phi[3, mu, nu, t, s]/16**alpha_L + beta0**2*A[3, mu, nu, t, s]/16**alpha_L)*g[4, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        h_t[4] = h_t[3] + u_t[4] + rt.causal_sum(16**(-hp["alpha_L"])*hp["beta0"]**2 * A[3][t] + (1/4)*16**(-hp["alpha_L"])*4**(2*hp["alpha_L"])*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[3][t], g[4], t, strict=True)
+        h[4] = rt.set_slot(h[4], t, h_t[4])
+        phi_h[4] = rt.set_slot(phi_h[4], t, phi(h_t[4]))  # memo of phi(h[4, nu, s])
+        # [eq:kernel.H4: H[4, mu, nu, t, s] = E(h[4, mu, t]*h[4, nu, s])]
+        H[4] = rt.set_kernel_row(H[4], rt.kernel_row(w, h_t[4], h[4], t) - rt.kernel_row(w, h0_t[4], h0[4], t) + H0[4][t], t)
+        # [eq:kernel.Phi4: Phi[4, mu, nu, t, s] = E(phi(h[4, mu, t])*phi(h[4, nu, s]))]
+        Phi[4] = rt.set_kernel_row(Phi[4], rt.kernel_row(w, phi(h_t[4]), phi_h[4], t) - rt.kernel_row(w, phi(h0_t[4]), phi_h0[4], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[4], t, P), t, P), t)
+        # [eq:response.A4: A[4, mu, nu, t, s] = E(Response(phi(h[4, mu, t]), r[4, nu, s]))]
+        A[4] = A[4].at[t].set(rt.ibp_row(w, phi(h_t[4]) - phi(h0_t[4]), xi[("r", 4)], fac[("r", 4)], t, P, strict=True))
+        # [src:u5: u[5, mu, t] ~ N(0, beta0**2/16**alpha_L Phi[4, mu, nu, t, s])]
+        fac[("u", 5)] = rt.grow_factor(fac[("u", 5)], 16**(-hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[4]), t, P, rcond_t)
+        u_t[5] = rt.sample_row(fac[("u", 5)], xi[("u", 5)], t, P)
+        u[5] = rt.set_slot(u[5], t, u_t[5])
+        # [eq:cv.h5: h0[5, mu, t] = h0[4, mu, t] + u[5, mu, t]]
+        h0_t[5] = h0_t[4] + u_t[5]
+        h0[5] = rt.set_slot(h0[5], t, h0_t[5])
+        phi_h0[5] = rt.set_slot(phi_h0[5], t, phi(h0_t[5]))  # memo of phi(h0[5, nu, s])
+        # [eq:cv.H5: H0[5, mu, nu, t, s] = H0[4, mu, nu, t, s] + beta0**2*Phi[4, mu, nu, t, s]/16**alpha_L]
+        H0[5] = rt.set_kernel_row(H0[5], rt.causal_row(16**(-hp["alpha_L"])*hp["beta0"]**2 * Phi[4][t] + H0[4][t], t, n_t), t)
+        # [eq:field.h5: h[5, mu, t] = h[4, mu, t] + u[5, mu, t] + Sum((4**(2*alpha_L - 1)*beta0**2*eta*gamma0*Delta[nu, s]*Phi[4, mu, nu, t, s]/16**alpha_L + beta0**2*A[4, mu, nu, t, s]/16**alpha_L)*g[5, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        h_t[5] = h_t[4] + u_t[5] + rt.causal_sum(16**(-hp["alpha_L"])*hp["beta0"]**2 * A[4][t] + (1/4)*16**(-hp["alpha_L"])*4**(2*hp["alpha_L"])*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[4][t], g[5], t, strict=True)
+        h[5] = rt.set_slot(h[5], t, h_t[5])
+        phi_h[5] = rt.set_slot(phi_h[5], t, phi(h_t[5]))  # memo of phi(h[5, nu, s])
+        # [eq:kernel.H5: H[5, mu, nu, t, s] = E(h[5, mu, t]*h[5, nu, s])]
+        H[5] = rt.set_kernel_row(H[5], rt.kernel_row(w, h_t[5], h[5], t) - rt.kernel_row(w, h0_t[5], h0[5], t) + H0[5][t], t)
+        # [eq:kernel.Phi5: Phi[5, mu, nu, t, s] = E(phi(h[5, mu, t])*phi(h[5, nu, s]))]
+        Phi[5] = rt.set_kernel_row(Phi[5], rt.kernel_row(w, phi(h_t[5]), phi_h[5], t) - rt.kernel_row(w, phi(h0_t[5]), phi_h0[5], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[5], t, P), t, P), t)
         # [eq:output.f: f[mu, t] = Sum(eta*Delta[nu, s]*Phi[5, mu, nu, t, s], (nu, 0, P - 1), (s, 0, t - 1)) + E(Response(phi(h[5, mu, t]), r[5]))/gamma0]
         f_t = 1 / hp["gamma0"] * rt.expect(w, xi[("r", 5)] * (phi(h_t[5]) - phi(h0_t[5]))) + rt.causal_sum_det(hp["eta"] * Phi[5][t], Delta, t, strict=True)
         f = f.at[t].set(f_t)
         # [eq:error.Delta: Delta[mu, t] = (-f[mu, t] + y[mu])/P]
         Delta_t = (-f_t + y)/P
         Delta = Delta.at[t].set(Delta_t)
-        # [src:rL: r[5] ~ N(0, 1 1)]
+        # [src:r5: r[5] ~ N(0, 1 1)]
         r_t[5] = jnp.broadcast_to(xi[("r", 5)], (M, P))
         r[5] = rt.set_slot(r[5], t, r_t[5])
-        dphi_u_r[5] = rt.set_slot(dphi_u_r[5], t, dphi(u_t[5])*r_t[5])  # memo of dphi(u[5, nu, s])*r[5, nu, s]
-        # [eq:field.zL: z[5, mu, t] = r[5] + Sum(eta*gamma0*phi(h[5, nu, s])*Delta[nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        # [eq:field.z5: z[5, mu, t] = r[5] + Sum(eta*gamma0*phi(h[5, nu, s])*Delta[nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
         z_t[5] = r_t[5] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None], phi_h[5], t, strict=True)
         z[5] = rt.set_slot(z[5], t, z_t[5])
-        # [eq:field.gL: g[5, mu, t] = dphi(h[5, mu, t])*z[5, mu, t]]
+        # [eq:field.g5: g[5, mu, t] = dphi(h[5, mu, t])*z[5, mu, t]]
         g_t[5] = dphi(h_t[5])*z_t[5]
         g[5] = rt.set_slot(g[5], t, g_t[5])
-        # [eq:kernel.G: G[5, mu, nu, t, s] = E(g[5, mu, t]*g[5, nu, s])]
-        G[5] = rt.set_kernel_row(G[5], rt.kernel_row(w, g_t[5], g[5], t) - rt.kernel_row(w, dphi(u_t[5])*r_t[5], dphi_u_r[5], t) + rt.cov_gauss_row(cov(("r", 5)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", 5)), t, P), t)
-        for ell in range(4, 0, -1):  # backward along the stream
-            # [src:r: r[ell, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) G[ell + 1, mu, nu, t, s])]
-            fac[("r", ell)] = rt.grow_factor(fac[("r", ell)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(G[ell + 1]), t, P, rcond_t)
-            r_t[ell] = rt.sample_row(fac[("r", ell)], xi[("r", ell)], t, P)
-            r[ell] = rt.set_slot(r[ell], t, r_t[ell])
-            dphi_u_r[ell] = rt.set_slot(dphi_u_r[ell], t, dphi(u_t[ell])*r_t[ell])  # memo of dphi(u[ell, nu, s])*r[ell, nu, s]
-            # [eq:response.B: B[ell, mu, nu, t, s] = E(Response(g[ell + 1, mu, t], u[ell + 1, nu, s]))]
-            B[ell] = B[ell].at[t].set(rt.ibp_row(w, g_t[ell + 1] - dphi(u_t[ell + 1])*r_t[ell + 1], xi[("u", ell + 1)], fac[("u", ell + 1)], t, P, strict=False))
-            # [eq:field.g: g[ell, mu, t] = (r[ell, mu, t] + Sum(beta0**2*phi(h[ell, nu, s])*B[ell, mu, nu, t, s]/4**(2*alpha_L), (nu, 0, P - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[ell, nu, s])*Delta[nu, s]*G[ell + 1, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t - 1)))*dphi(h[ell, mu, t]) + g[ell + 1, mu, t]]
-            g_t[ell] = (r_t[ell] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * B[ell][t] + rt.before(t, n_t) * (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[ell + 1][t], phi_h[ell], t, strict=False)) * (dphi(h_t[ell])) + g_t[ell + 1]
-            g[ell] = rt.set_slot(g[ell], t, g_t[ell])
-            # [eq:kernel.G: G[ell, mu, nu, t, s] = E(g[ell, mu, t]*g[ell, nu, s])]
-            G[ell] = rt.set_kernel_row(G[ell], rt.kernel_row(w, g_t[ell], g[ell], t) - rt.kernel_row(w, dphi(u_t[ell])*r_t[ell], dphi_u_r[ell], t) + rt.cov_gauss_row(cov(("r", ell)), t, P) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", ell)), t, P), t)
-        return dict(h=h, z=z, g=g, u=u, r=r, h0=h0, phi_h=phi_h, phi_h0=phi_h0, dphi_u_r=dphi_u_r, Phi=Phi, G=G, H=H, A=A, B=B, H0=H0, fac=fac, f=f, Delta=Delta)
+        # [eq:kernel.G5: G[5, mu, nu, t, s] = E(g[5, mu, t]*g[5, nu, s])]
+        G[5] = rt.set_kernel_row(G[5], rt.kernel_row(w, g_t[5], g[5], t), t)
+        # [src:r4: r[4, mu, t] ~ N(0, beta0**2/16**alpha_L G[5, mu, nu, t, s])]
+        fac[("r", 4)] = rt.grow_factor(fac[("r", 4)], 16**(-hp["alpha_L"])*hp["beta0"]**2 * rt.flat(G[5]), t, P, rcond_t)
+        r_t[4] = rt.sample_row(fac[("r", 4)], xi[("r", 4)], t, P)
+        r[4] = rt.set_slot(r[4], t, r_t[4])
+        # [eq:response.B4: B[4, mu, nu, t, s] = E(Response(g[5, mu, t], u[5, nu, s]))]
+        B[4] = B[4].at[t].set(rt.ibp_row(w, g_t[5] - dphi(h0_t[5])*r_t[5], xi[("u", 5)], fac[("u", 5)], t, P, strict=False))
+        # [eq:field.z4: z[4, mu, t] = r[4, mu, t] + Sum(beta0**2*phi(h[4, nu, s])*B[4, mu, nu, t, s]/16**alpha_L, (nu, 0, P - 1), (s, 0, t)) + Sum(4**(2*alpha_L - 1)*beta0**2*eta*gamma0*phi(h[4, nu, s])*Delta[nu, s]*G[5, mu, nu, t, s]/16**alpha_L, (nu, 0, P - 1), (s, 0, t - 1))]
+        z_t[4] = r_t[4] + rt.causal_sum(16**(-hp["alpha_L"])*hp["beta0"]**2 * B[4][t] + rt.before(t, n_t) * (1/4)*16**(-hp["alpha_L"])*4**(2*hp["alpha_L"])*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[5][t], phi_h[4], t, strict=False)
+        z[4] = rt.set_slot(z[4], t, z_t[4])
+        # [eq:field.g4: g[4, mu, t] = dphi(h[4, mu, t])*z[4, mu, t] + g[5, mu, t]]
+        g_t[4] = dphi(h_t[4])*z_t[4] + g_t[5]
+        g[4] = rt.set_slot(g[4], t, g_t[4])
+        # [eq:kernel.G4: G[4, mu, nu, t, s] = E(g[4, mu, t]*g[4, nu, s])]
+        G[4] = rt.set_kernel_row(G[4], rt.kernel_row(w, g_t[4], g[4], t), t)
+        # [src:r3: r[3, mu, t] ~ N(0, beta0**2/16**alpha_L G[4, mu, nu, t, s])]
+        fac[("r", 3)] = rt.grow_factor(fac[("r", 3)], 16**(-hp["alpha_L"])*hp["beta0"]**2 * rt.flat(G[4]), t, P, rcond_t)
+        r_t[3] = rt.sample_row(fac[("r", 3)], xi[("r", 3)], t, P)
+        r[3] = rt.set_slot(r[3], t, r_t[3])
+        # [eq:response.B3: B[3, mu, nu, t, s] = E(Response(g[4, mu, t], u[4, nu, s]))]
+        B[3] = B[3].at[t].set(rt.ibp_row(w, g_t[4] - dphi(h0_t[4])*r_t[4], xi[("u", 4)], fac[("u", 4)], t, P, strict=False))
+        # [eq:field.z3: z[3, mu, t] = r[3, mu, t] + Sum(beta0**2*phi(h[3, nu, s])*B[3, mu, nu, t, s]/16**alpha_L, (nu, 0, P - 1), (s, 0, t)) + Sum(4**(2*alpha_L - 1)*beta0**2*eta*gamma0*phi(h[3, nu, s])*Delta[nu, s]*G[4, mu, nu, t, s]/16**alpha_L, (nu, 0, P - 1), (s, 0, t - 1))]
+        z_t[3] = r_t[3] + rt.causal_sum(16**(-hp["alpha_L"])*hp["beta0"]**2 * B[3][t] + rt.before(t, n_t) * (1/4)*16**(-hp["alpha_L"])*4**(2*hp["alpha_L"])*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[4][t], phi_h[3], t, strict=False)
+        z[3] = rt.set_slot(z[3], t, z_t[3])
+        # [eq:field.g3: g[3, mu, t] = dphi(h[3, mu, t])*z[3, mu, t] + g[4, mu, t]]
+        g_t[3] = dphi(h_t[3])*z_t[3] + g_t[4]
+        g[3] = rt.set_slot(g[3], t, g_t[3])
+        # [eq:kernel.G3: G[3, mu, nu, t, s] = E(g[3, mu, t]*g[3, nu, s])]
+        G[3] = rt.set_kernel_row(G[3], rt.kernel_row(w, g_t[3], g[3], t), t)
+        # [src:r2: r[2, mu, t] ~ N(0, beta0**2/16**alpha_L G[3, mu, nu, t, s])]
+        fac[("r", 2)] = rt.grow_factor(fac[("r", 2)], 16**(-hp["alpha_L"])*hp["beta0"]**2 * rt.flat(G[3]), t, P, rcond_t)
+        r_t[2] = rt.sample_row(fac[("r", 2)], xi[("r", 2)], t, P)
+        r[2] = rt.set_slot(r[2], t, r_t[2])
+        # [eq:response.B2: B[2, mu, nu, t, s] = E(Response(g[3, mu, t], u[3, nu, s]))]
+        B[2] = B[2].at[t].set(rt.ibp_row(w, g_t[3] - dphi(h0_t[3])*r_t[3], xi[("u", 3)], fac[("u", 3)], t, P, strict=False))
+        # [eq:field.z2: z[2, mu, t] = r[2, mu, t] + Sum(beta0**2*phi(h[2, nu, s])*B[2, mu, nu, t, s]/16**alpha_L, (nu, 0, P - 1), (s, 0, t)) + Sum(4**(2*alpha_L - 1)*beta0**2*eta*gamma0*phi(h[2, nu, s])*Delta[nu, s]*G[3, mu, nu, t, s]/16**alpha_L, (nu, 0, P - 1), (s, 0, t - 1))]
+        z_t[2] = r_t[2] + rt.causal_sum(16**(-hp["alpha_L"])*hp["beta0"]**2 * B[2][t] + rt.before(t, n_t) * (1/4)*16**(-hp["alpha_L"])*4**(2*hp["alpha_L"])*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[3][t], phi_h[2], t, strict=False)
+        z[2] = rt.set_slot(z[2], t, z_t[2])
+        # [eq:field.g2: g[2, mu, t] = dphi(h[2, mu, t])*z[2, mu, t] + g[3, mu, t]]
+        g_t[2] = dphi(h_t[2])*z_t[2] + g_t[3]
+        g[2] = rt.set_slot(g[2], t, g_t[2])
+        # [eq:kernel.G2: G[2, mu, nu, t, s] = E(g[2, mu, t]*g[2, nu, s])]
+        G[2] = rt.set_kernel_row(G[2], rt.kernel_row(w, g_t[2], g[2], t), t)
+        # [src:r1: r[1, mu, t] ~ N(0, beta0**2/16**alpha_L G[2, mu, nu, t, s])]
+        fac[("r", 1)] = rt.grow_factor(fac[("r", 1)], 16**(-hp["alpha_L"])*hp["beta0"]**2 * rt.flat(G[2]), t, P, rcond_t)
+        r_t[1] = rt.sample_row(fac[("r", 1)], xi[("r", 1)], t, P)
+        r[1] = rt.set_slot(r[1], t, r_t[1])
+        # [eq:response.B1: B[1, mu, nu, t, s] = E(Response(g[2, mu, t], u[2, nu, s]))]
+        B[1] = B[1].at[t].set(rt.ibp_row(w, g_t[2] - dphi(h0_t[2])*r_t[2], xi[("u", 2)], fac[("u", 2)], t, P, strict=False))
+        # [eq:field.z1: z[1, mu, t] = r[1, mu, t] + Sum(beta0**2*phi(h[1, nu, s])*B[1, mu, nu, t, s]/16**alpha_L, (nu, 0, P - 1), (s, 0, t)) + Sum(4**(2*alpha_L - 1)*beta0**2*eta*gamma0*phi(h[1, nu, s])*Delta[nu, s]*G[2, mu, nu, t, s]/16**alpha_L, (nu, 0, P - 1), (s, 0, t - 1))]
+        z_t[1] = r_t[1] + rt.causal_sum(16**(-hp["alpha_L"])*hp["beta0"]**2 * B[1][t] + rt.before(t, n_t) * (1/4)*16**(-hp["alpha_L"])*4**(2*hp["alpha_L"])*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2][t], phi_h[1], t, strict=False)
+        z[1] = rt.set_slot(z[1], t, z_t[1])
+        # [eq:field.g1: g[1, mu, t] = dphi(h[1, mu, t])*z[1, mu, t] + g[2, mu, t]]
+        g_t[1] = dphi(h_t[1])*z_t[1] + g_t[2]
+        g[1] = rt.set_slot(g[1], t, g_t[1])
+        # [eq:kernel.G1: G[1, mu, nu, t, s] = E(g[1, mu, t]*g[1, nu, s])]
+        G[1] = rt.set_kernel_row(G[1], rt.kernel_row(w, g_t[1], g[1], t), t)
+        return dict(u=u, r=r, h=h, h0=h0, z=z, g=g, phi_h=phi_h, phi_h0=phi_h0, H0=H0, H=H, Phi=Phi, A=A, G=G, B=B, fac=fac, f=f, Delta=Delta)
 
     ends = rt.segments(n_t, segments, work=M * n * n)  # causal: a step holds only its segment's slots
     state = init(ends[0])
@@ -146,7 +255,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     # [eq:loss]
     loss = (1/2) * (1 / P) * jnp.sum((f - y)**2, axis=-1)
     out = {"loss": loss, "f": f, "Delta": state["Delta"]}
-    for name in ("Phi", "G", "H", "A", "B"):
+    for name in ("H", "Phi", "A", "G", "B"):
         out.update({f"{name}{l}": K for l, K in state[name].items()})
     return out
 

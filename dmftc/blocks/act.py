@@ -50,3 +50,12 @@ def phi(fn: str) -> Callable[[jax.Array], jax.Array]:
 def forward(x: jax.Array, fn: str) -> jax.Array:
     """phi(x) elementwise."""
     return phi(fn)(x)
+
+
+def meanfield(walk, node, x):
+    """phi applied coordinate by coordinate keeps the population: the input's chain gains phi
+    (its backward field gains phi' by the chain rule where the value is read)."""
+    return walk.value(x, node).then(("act", node.op.fn))
+
+
+kernel_map = meanfield

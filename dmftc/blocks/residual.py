@@ -5,6 +5,14 @@ from __future__ import annotations
 from typing import Callable
 
 import jax
+import sympy
+
+from ..errors import Unsupported
+from ..ir import Equation
+from ..notation import H, Expect, Sigma, g, h, mu, nu, s as s_, t
+from ..notation import Gk as GK
+from . import dense
+from .meanfield import Pending, Value
 
 KIND = "residual"
 
@@ -19,3 +27,56 @@ def forward(h: jax.Array, branch: Callable[[jax.Array], jax.Array], scale: float
             tap: Tap = _no_tap) -> jax.Array:
     """h + scale * branch(h); `tap("branch", .)` sees the scaled branch output."""
     return h + tap("branch", scale * branch(h))
+
+
+def meanfield(walk, node, x):
+    """h' = h + c branch(h): the add pairs coordinates one by one, so the branch's output joins the
+    stream's population (docs/theory.md#populations). A branch ending in a dense layer writes that
+    layer's source, response and update terms straight into the stream (its branch scale c inside their
+    prefactors); one ending in a pointwise function e of a branch field adds c e there:
+
+        h'(t) = h(t) + [u(t) + sum_{s<t} (...) g'(s)]   or   h(t) + c e(x(t))          eq:field.h
+        g(t) += g'(t)   (the identity path),   g_x += c e'(x) g'   (a pointwise branch end)
+    """
+    l = walk.stream(walk.value(x, node), node)
+    out = walk.run(node.children, Value(l))
+    scale = walk.finite(node.op.scale)
+    m = walk.new_field(node, stream=True)
+    if isinstance(out, Pending):
+        body = dense.contribution(walk, Pending(out.node, out.weight, out.x, out.scale * scale), m)
+        walk.twin_add(m, l, body)
+    else:
+        out = walk.value(out, node)
+        j, X, dX = walk.expression(out)
+        body = scale * X
+        walk.adjoint(j, scale * dX * g[m, mu, t])
+        walk.twin_add(m, l, None)
+    walk.forward_item(Equation(f"eq:field.h{m}", h[m, mu, t], h[l, mu, t] + body, "field",
+                               "residual stream: the block's branch added to its input", (m, m)))
+    walk.forward_item(Equation(f"eq:kernel.H{m}", H[m, mu, nu, t, s_], Expect(h[m, mu, t] * h[m, nu, s_]),
+                               "kernel", "kernel of the residual stream itself", (m, m)))
+    walk.adjoint(l, g[m, mu, t])
+    return Value(m)
+
+
+def kernel_map(walk, node, x):
+    """Lazy limit: a stream position is Gaussian when each branch ends in a dense layer (a fresh Gaussian
+    independent of the stream): Sigma' = Sigma + c_src Phi_branch; the gradient kernel of the stream
+    gains the identity path's, G += G'."""
+    x = walk.value(x, node)
+    if not isinstance(x, Value) or x.chain:
+        raise Unsupported("the lazy limit of a residual stream that is not a Gaussian field",
+                          "start the stream with a dense layer")
+    l = x.p
+    walk.mark_stream(l)
+    out = walk.run(node.children, Value(l))
+    if not isinstance(out, Pending):
+        raise Unsupported("the lazy limit of a residual branch that does not end in a dense layer",
+                          "end the branch with a dense layer: a pointwise function added to the stream makes it "
+                          "non-Gaussian, with no kernel map")
+    m = walk.new_field(node, stream=True)
+    scale = walk.finite(node.op.scale)
+    body = dense.kernel_contribution(walk, Pending(out.node, out.weight, out.x, out.scale * scale), m)
+    walk.sigma(m, Sigma[l, mu, nu] + body, "residual stream: the branch's Gaussian adds its covariance")
+    walk.gradient(l, GK[m, mu, nu])
+    return Value(m)

@@ -119,9 +119,15 @@ DEPTH = {system.depth}
 REGIME = "{system.regime}"
 METHOD = "{system.method}"
 HYPER = {tuple(sorted(hyper))!r}
-phi, dphi = cf.FUNCTIONS[ACTIVATION]
-{_depth_line(system, hyper)}
+{_activation_lines(system)}{_depth_line(system, hyper)}
 '''
+
+
+def _activation_lines(system: EquationSystem) -> str:
+    """phi, dphi of the module's activation; with several, phi_<name>, dphi_<name> for each."""
+    if not system.activations:
+        return "phi, dphi = cf.FUNCTIONS[ACTIVATION]\n"
+    return "".join(f'phi_{a}, dphi_{a} = cf.FUNCTIONS["{a}"]\n' for a in system.activations)
 
 
 def _depth_line(system: EquationSystem, hyper) -> str:
@@ -193,15 +199,19 @@ def _collect_memos(system: EquationSystem, low: Lowerer) -> tuple[str, ...]:
 def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
     srcs = _sources(system)
     kern = _kernels(system)
-    twins = tuple(dict.fromkeys(e.lhs.base.name for e in system.equations if e.kind == "twin"))
-    fields = ("h", "z", "g", "u", "r", *twins)
+    orders = _orders(system)
+    layers = system.field_layers()
+    fields = tuple(layers)
     memos = _collect_memos(system, low)
-    order = (*fields, *memos, *kern, "fac", "f", "Delta")
+    order = (*fields, *memos, *kern, *orders, "fac", "f", "Delta")
     # twin kernels are the control variates' exact covariances, not order parameters: not returned
-    outputs = [k for k in kern if k not in system.exact_twins.values()]
+    outputs = [k for k in (*kern, *orders) if k not in system.exact_twins.values()]
     names = ", ".join(f'"{k}"' for k in order)
-    pairs = [", ".join(f"{k}=kernel({tuple(v)!r})" for k, v in list(kern.items())[i:i + 2]) + ","
-             for i in range(0, len(kern), 2)]
+    init = [f"{k}=field({v!r})," for k, v in layers.items()]
+    for m in low.memos.values():  # a memo lives where all its fields do
+        init.append(f"{m.name}=field({tuple(sorted(set.intersection(*(set(layers[b]) for b in m.bases))))!r}),")
+    init += [f"{k}=kernel({tuple(v)!r})," for k, v in kern.items()]
+    init += [f"{k}=vector({v!r})," for k, (n, v) in orders.items()]
     src0 = next(s for s in system.sources if s.structure == "static")
     lines = [
         f"SOURCES = {tuple(srcs)!r}",
@@ -230,12 +240,13 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         "",
         "    def init(width):",
         '        """The zero state of a sweep segment holding `width` time slots."""',
-        "        field = lambda: {l: jnp.zeros((M, width * P), dtype) for l in range(1, DEPTH + 1)}  # flat histories",
+        "        field = lambda layers: {l: jnp.zeros((M, width * P), dtype) for l in layers}  # flat histories",
         "        kernel = lambda layers: {l: jnp.zeros((width, P, width, P), dtype) for l in layers}",
-        f"        return dict({', '.join(f'{k}=field()' for k in (*fields, *memos))},",
-        *(f"                    {pr}" for pr in pairs),
-        '                    fac={key: rt.empty_factor(width, P, dtype) for key in FACTORS},',
-        "                    f=jnp.zeros((width, P), dtype), Delta=jnp.zeros((width, P), dtype))",
+        *(["        vector = lambda layers: {l: jnp.zeros((width, P), dtype) for l in layers}"] if orders else []),
+        "        return dict(",
+        *(f"            {ln}" for ln in init),
+        '            fac={key: rt.empty_factor(width, P, dtype) for key in FACTORS},',
+        "            f=jnp.zeros((width, P), dtype), Delta=jnp.zeros((width, P), dtype))",
         "",
         "    def step(t, state, xi):",
         '        """One time step of the causal sweep: forward up the layers, output, backward down."""',
@@ -281,7 +292,12 @@ def _segmented_loop(P: str) -> list[str]:
 def _orders(system: EquationSystem) -> dict[str, tuple[int, tuple[int, ...]]]:
     """Equal-time order parameters: base -> (number of indices, layers)."""
     written = system.written_layers()
-    return {e.lhs.base.name: (len(e.lhs.indices), written[e.label]) for e in system.equations if e.kind == "order"}
+    out: dict[str, tuple[int, tuple[int, ...]]] = {}
+    for e in system.equations:
+        if e.kind == "order":
+            n, before = out.get(e.lhs.base.name, (len(e.lhs.indices), ()))
+            out[e.lhs.base.name] = (n, tuple(sorted(set(before) | set(written[e.label]))))
+    return out
 
 
 def _tokens(system: EquationSystem, low: Lowerer) -> str:

@@ -222,9 +222,10 @@ class Lowerer:
         for fac in sympy.Mul.make_args(self._lazy_part(X)):
             if isinstance(fac, sympy.Indexed) and fac.base.name in gaussian:
                 parts.append((fac, f"rt.cov_gauss_row({{cov}}, t, {self.P})"))
-            elif (isinstance(fac, sympy.Function) and fac.func.__name__ in ("phi", "dphi")
+            elif (isinstance(fac, sympy.Function) and (act := _activation_of(fac.func.__name__)) is not None
                   and isinstance(fac.args[0], sympy.Indexed) and fac.args[0].base.name in gaussian):
-                pair = "cf.pair_phi(ACTIVATION)" if fac.func.__name__ == "phi" else "cf.pair_dphi(ACTIVATION)"
+                kind, name = act
+                pair = f"cf.pair_{kind}({name})"
                 parts.append((fac.args[0], f"rt.gauss_row({pair}, {{cov}}, t, {self.P})"))
             else:
                 return None
@@ -357,6 +358,11 @@ class Lowerer:
             (expects if _has_expect(fac) and isinstance(fac, sympy.Function) else coef).append(fac)
         if expects:
             (arg,) = expects[0].args
+            if len(eq.lhs.indices) == 3 and len(sympy.Mul.make_args(arg)) != 2:
+                # one value per sample and time: the population average of one expression (LayerNorm's)
+                head = self.py(sympy.Mul(*coef), "now")
+                val = f"rt.expect({self._w(arg)}, {self.py(arg, 'now')})"
+                return (f"{name}[{layer}] = {name}[{layer}].at[t].set({val if head == '1' else head + ' * ' + val})",)
             X, Y = sympy.Mul.make_args(arg) if len(sympy.Mul.make_args(arg)) == 2 else (None, None)
             if X is None:
                 raise CodegenError(f"cannot lower order parameter {eq.label}: expected E[X Y]")
@@ -448,7 +454,22 @@ class Lowerer:
         return f"{self.py(F, 'now')} - {self.py(F0, 'now')}"
 
     def _lazy_part(self, e):
-        """e with every field replaced by its gamma0 = 0 part (the system's `lazy_parts` templates)."""
+        """e with every field replaced by its gamma0 = 0 part: the system's per-position `lazy_instances`
+        (a graph walk's system), else its `lazy_parts` templates. A field with none leaves e as it is
+        (no control variate)."""
+        inst = self.sys.lazy_instances
+        if inst:
+            sub = {}
+            for x in e.atoms(sympy.Indexed):
+                if x.base.name not in self.fields or x.base.name in self.sources:
+                    continue
+                tpl = inst.get((x.base.name, int(x.indices[0])))
+                if tpl is None:
+                    return e
+                idx = tuple(x.indices) + (None,) * (3 - len(x.indices))
+                sub[x] = tpl.subs({mu: idx[1] if idx[1] is not None else mu, t: idx[2] if idx[2] is not None else t},
+                                  simultaneous=True)
+            return e.xreplace(sub)
         parts = self.sys.lazy_parts
 
         def rule(x):
@@ -457,6 +478,17 @@ class Lowerer:
             sub = {ell: idx[0], mu: idx[1] if idx[1] is not None else mu, t: idx[2] if idx[2] is not None else t}
             return tpl.subs(sub, simultaneous=True)
         return e.replace(lambda x: isinstance(x, sympy.Indexed) and x.base.name in parts, rule)
+
+    def _chain(self, args) -> str:
+        """The function of a Gaussian kernel map: the module's activation, one by name, or a composition."""
+        if not args:
+            return "ACTIVATION"
+        (e,) = args
+        if isinstance(e, sympy.Function) and len(e.args) == 1 and e.args[0].is_Symbol:
+            act = _activation_of(e.func.__name__)
+            if act is not None and act[0] == "phi":
+                return act[1]
+        return f"lambda x_: {self.py(e, 'matrix')}"
 
     def _matrix(self, e) -> str:
         if isinstance(e, sympy.Sum):
@@ -469,7 +501,10 @@ class Lowerer:
             return " * ".join(f"({self._matrix(a)})" for a in e.args)
         if isinstance(e, sympy.Function) and e.func.__name__ in ("GaussPhi", "GaussDPhi"):
             fn = "phi_kernel" if e.func.__name__ == "GaussPhi" else "dphi_kernel"
-            return f"cf.{fn}(ACTIVATION, {self.py(e.args[0], 'matrix')})"
+            return f"cf.{fn}({self._chain(e.args[1:])}, {self.py(e.args[0], 'matrix')})"
+        if isinstance(e, sympy.Function) and e.func.__name__ in ("Normalized", "InvScale"):
+            fn = "normalized" if e.func.__name__ == "Normalized" else "inv_scale"
+            return f"lazy.{fn}({self.py(e.args[0], 'matrix')})"
         return self.py(e, "matrix")
 
 
@@ -498,6 +533,14 @@ def _time_of(e):
     return None
 
 
+
+
+def _activation_of(fname: str) -> tuple[str, str] | None:
+    """'phi' -> ('phi', 'ACTIVATION'), 'dphi_relu' -> ('dphi', '"relu"'); None for other functions."""
+    kind, _, name = fname.partition("_")
+    if kind not in ("phi", "dphi"):
+        return None
+    return kind, (f'"{name}"' if name else "ACTIVATION")
 
 
 def _has_expect(e) -> bool:

@@ -12,6 +12,8 @@ under jit: special functions go through the one table below).
 
 from __future__ import annotations
 
+import re
+
 import sympy
 from sympy.printing.numpy import JaxPrinter
 
@@ -20,10 +22,14 @@ from ..notation import as_expr, hyper_symbol, size_symbol
 
 FIELDS = ("h", "z", "g", "u", "r")
 #: equal-time deterministic order parameters: attention's (block, mu, nu, t) and LayerNorm's C (block, mu, t).
-ORDER = ("Lam", "Sm", "Mm", "Dm", "C")
+ORDER = ("Lam", "Sm", "Mm", "Dm", "C", "Mln", "Vln", "Cg")
 #: sympy function name -> JAX spelling: the one closed table.
 FUNCTIONS = {"phi": "phi", "dphi": "dphi", "exp": "jnp.exp", "log": "jnp.log", "sqrt": "jnp.sqrt",
              "erf": "jax.scipy.special.erf", "tanh": "jnp.tanh"}
+
+
+#: an activation of a system with several, phi_<name> / dphi_<name>: the module binds each (emit's header)
+_ACT_FUNCTION = re.compile(r"d?phi_(linear|relu|tanh|erf|gelu|quadratic|sigmoid)")
 
 
 class DmftPrinter(JaxPrinter):
@@ -42,7 +48,7 @@ class DmftPrinter(JaxPrinter):
     def _print_Symbol(self, expr):
         if expr.name in self.hyper or expr.name == "dtau":
             return f'hp["{expr.name}"]'
-        if expr.name in ("P", "ell", "t", "L", "S"):
+        if expr.name in ("P", "ell", "t", "L", "S", "x_"):
             return expr.name
         raise CodegenError(f"no array or parameter for symbol {expr.name!r} in generated code")
 
@@ -84,8 +90,8 @@ class DmftPrinter(JaxPrinter):
 
     def _print_Function(self, expr):
         name = expr.func.__name__
-        if name in FUNCTIONS:
-            return f"{FUNCTIONS[name]}({', '.join(self._print(a) for a in expr.args)})"
+        if name in FUNCTIONS or _ACT_FUNCTION.fullmatch(name):
+            return f"{FUNCTIONS.get(name, name)}({', '.join(self._print(a) for a in expr.args)})"
         raise CodegenError(f"no JAX spelling for function {name!r}; known: {sorted(FUNCTIONS)}")
 
     def _print_Pow(self, expr, rational=False):

@@ -25,9 +25,12 @@ from typing import Mapping
 
 import sympy
 
+from ..blocks import dense as dense_block
+from ..blocks import readout as readout_block
 from ..errors import LimitError
 from ..notation import size_symbol
 from ..scaling.parameterization import WeightScaling, leading_power
+from ..spec.types import Spec
 
 Expr = sympy.Expr
 
@@ -46,26 +49,13 @@ class Prefactors:
 
 
 def dense_prefactors(ws: WeightScaling, fan_in: Expr, fan_out: Expr, s_hat: Expr) -> Prefactors:
-    """Prefactors of a dense op's terms (see module docstring)."""
-    m2, s2 = ws.multiplier**2, ws.init_std**2
-    return Prefactors(
-        src=m2 * s2 * fan_in, bsrc=m2 * s2 * fan_out,
-        upd=ws.lr * m2 * s_hat * fan_in, bupd=ws.lr * m2 * s_hat * fan_out,
-        resp=m2 * s2 * fan_in, bresp=m2 * s2 * fan_out,
-        ntk=ws.lr * m2 * s_hat**2 * fan_in * fan_out,
-    )
+    """Prefactors of a dense op's terms: the dense block's table (`blocks.dense.prefactors`)."""
+    return Prefactors(**dense_block.prefactors(ws.multiplier, ws.init_std, ws.lr, fan_in, fan_out, s_hat))
 
 
 def readout_prefactors(ws: WeightScaling, fan_in: Expr) -> dict[str, Expr]:
-    """Prefactors of the readout: f0 variance, update, response, top backward update, NTK."""
-    s_hat = ws.multiplier * ws.init_std
-    return {
-        "f0": s_hat**2 * fan_in,
-        "fupd": ws.multiplier**2 * ws.lr * fan_in,
-        "fresp": s_hat * fan_in,
-        "zupd": ws.lr * ws.multiplier / ws.init_std,
-        "ntk": ws.lr * ws.multiplier**2 * fan_in,
-    }
+    """Prefactors of the readout: f0 variance, update, response, top backward update, NTK (`blocks.readout`)."""
+    return readout_block.prefactors(ws.multiplier, ws.init_std, ws.lr, fan_in)
 
 
 def take_limit(expr: Expr, limit: tuple[str, ...], what: str, hyper: Mapping[str, float]) -> Expr:
@@ -89,3 +79,30 @@ def take_limit(expr: Expr, limit: tuple[str, ...], what: str, hyper: Mapping[str
             return sympy.Integer(0)
         expr = sympy.limit(expr, n, sympy.oo) if expr.has(n) else expr
     return sympy.simplify(expr)
+
+
+#: the layer-time step d tau = 1 / K of the depth grid (docs/theory.md#depth)
+DTAU = sympy.Symbol("dtau", positive=True)
+
+
+def depth_limit(expr: sympy.Expr, spec: Spec, what: str) -> sympy.Expr:
+    """A block term's prefactor as L -> infinity, in units of the layer-time step d tau = 1 / L.
+
+    The other limits are taken first. A prefactor ~ L^-1 survives as c d tau: an integral over
+    tau for update and response terms, a Brownian increment for a source variance; ~ L^p with
+    p < -1 vanishes (e.g. the random branches at alpha_L = 1); p > -1 diverges.
+    """
+    others = tuple(n for n in spec.limit if n != "L")
+    expr = take_limit(expr, others, what, spec.hyper) if others else sympy.simplify(expr)
+    L = size_symbol("L")
+    # hypers in exponents (alpha_L) are fixed numbers here: the limit's existence depends on them
+    in_exponents = {x for pw in expr.atoms(sympy.Pow) for x in pw.exp.free_symbols if x.name in spec.hyper}
+    expr = expr.subs({x: sympy.nsimplify(spec.hyper[x.name]) for x in in_exponents})
+    p = leading_power(expr, L)
+    if p > -1:
+        raise LimitError(f"{what} summed over the L blocks grows as L^{sympy.nsimplify(p + 1)} (prefactor {expr}): "
+                         f"the depth limit is ill-posed; use a branch scale beta0 / L**alpha_L with alpha_L in "
+                         f"[1/2, 1] and the depth_mup or completep preset")
+    if p < -1:
+        return sympy.Integer(0)
+    return sympy.simplify(sympy.limit(expr * L, L, sympy.oo)) * DTAU

@@ -34,7 +34,8 @@ _BASES.update({f"{b}{role}": f"{b}_{{{role}}}" for b in "urAB" for role in ("K",
 _TWO_TIME += ("H0", "Phio", "Phix", "Gk", "Gq", "Gv", "Gx") + tuple(f"{b}{role}" for b in "AB" for role in "KQVO12")
 _FIELDS += ("hb", "gb", "k", "q", "v", "o", "x", "zx", "gk", "gq", "gv", "go", "gx", "h0", "g0", "o0", "gk0",
             "gq0", "gv0") + tuple(f"{b}{role}" for b in "ur" for role in "KQVO12")
-_ORDER = ("Lam", "Sm", "Mm", "Dm", "C", "Lam0", "Sm0", "Mm0", "Dm0")
+_ORDER = ("Lam", "Sm", "Mm", "Dm", "C", "Lam0", "Sm0", "Mm0", "Dm0", "Mln", "Vln", "Cg")
+_BASES.update({"Mln": "m", "Vln": "v", "Cg": r"\bar{C}"})
 
 
 class DmftLatexPrinter(LatexPrinter):

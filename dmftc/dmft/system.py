@@ -14,63 +14,11 @@ from typing import Mapping
 import sympy
 
 from ..errors import CodegenError
+from ..ir import Equation, Loop, SourceLaw, Step
 
 Expr = sympy.Expr
 
-
-@dataclass(frozen=True)
-class Equation:
-    """lhs = rhs for layers ell in [lo, hi] (a template in ell when lo < hi).
-
-    kind: field | twin (a gamma0 = 0 control-variate field) | kernel | response | order (a deterministic
-    equal-time order parameter) | output | error | loss | lazy.
-    support: for responses, 'strict' (s < t) or 'causal' (s <= t).
-    """
-
-    label: str
-    lhs: Expr
-    rhs: Expr
-    kind: str
-    meaning: str
-    layers: tuple[Expr, Expr] | None = None
-    support: str | None = None
-
-
-@dataclass(frozen=True)
-class SourceLaw:
-    """A Gaussian source: `field` ~ N(0, coefficient * covariance).
-
-    structure: 'scalar' (one N(0,1) number per draw, constant in time and sample),
-    'static' (constant in time, covariance over samples), 'dynamic' (a Gaussian process
-    over (time, sample), sampled conditionally on the draw's own past).
-    """
-
-    label: str
-    field: Expr
-    covariance: Expr
-    coefficient: Expr
-    structure: str
-    meaning: str
-    layers: tuple[Expr, Expr] | None = None
-
-
-@dataclass(frozen=True)
-class Step:
-    """One scheduled item: equation or source `label` evaluated at layer `layer` (an expression in ell)."""
-
-    label: str
-    layer: Expr | None = None
-
-
-@dataclass(frozen=True)
-class Loop:
-    """A loop over ell from `start` to `stop` (inclusive, `step` +1 or -1) over `body` steps."""
-
-    start: Expr
-    stop: Expr
-    step: int
-    body: tuple[Step, ...]
-    comment: str = ""
+__all__ = ["Equation", "EquationSystem", "Loop", "SourceLaw", "Step"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +47,12 @@ class EquationSystem:
     #: field base -> its gamma0 = 0 part as a template in (ell, mu, t): sources only, so responses of it to
     #: any source vanish in expectation and its kernels have closed forms (the solver's control variates)
     lazy_parts: Mapping[str, Expr] = field(default_factory=dict)
+    #: the same per field instance, (base, position) -> its gamma0 = 0 part in (mu, t), for systems written
+    #: position by position (the graph walk): a field with none makes any expression holding it go without
+    #: a control variate
+    lazy_instances: Mapping[tuple[str, int], Expr] = field(default_factory=dict)
+    #: activations by name where a system uses several (phi_<name>, dphi_<name>); () when one (phi, dphi)
+    activations: tuple[str, ...] = ()
     #: token data: sums over positions alpha = (mu, s) of the P S tokens; outputs per sequence
     tokens: bool = False
     #: twin field base -> the kernel that holds its two-time covariance exactly (kernel control variates)
@@ -110,6 +64,17 @@ class EquationSystem:
     head_fields: tuple[str, ...] = ()
     #: L -> oo solved on a grid of this many blocks (0: finite depth); the solve reports K vs K/2
     depth_steps: int = 0
+
+    @property
+    def has_stream(self) -> bool:
+        """Whether the system holds a residual stream (its own kernel H)."""
+        return any(e.kind == "kernel" and e.lhs.base.name == "H" for e in self.equations)
+
+    @property
+    def has_backward_fields(self) -> bool:
+        """Whether the system holds backward fields z at the inputs of dense layers (a single-site process)."""
+        return any(e.kind == "field" and isinstance(e.lhs, sympy.Indexed) and e.lhs.base.name == "z"
+                   for e in self.equations)
 
     def field_layers(self) -> dict[str, tuple[int, ...]]:
         """Per-draw field base -> the layers where it exists (fields, twins, sources), in first-use order."""

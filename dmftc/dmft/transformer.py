@@ -82,7 +82,7 @@ class Transformer:
 
 
 def is_transformer(ops) -> bool:
-    return any(isinstance(op, (Attention, LayerNorm, Pool)) for op in _walk(ops))
+    return any(isinstance(op, (Attention, Pool)) for op in _walk(ops))
 
 
 def _walk(ops):

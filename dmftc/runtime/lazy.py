@@ -150,3 +150,14 @@ def lazy_mse(Theta, Sigma0, y, eta: float, steps: int):
     var = jnp.diagonal(S, axis1=1, axis2=2)
     loss = (jnp.sum(e**2, axis=1) + jnp.sum(var, axis=1)) / (2 * P)
     return {"f_mean": y - e, "f_var": var, "loss": loss}
+
+
+def normalized(Sigma):
+    """Sigma_mn / sqrt(Sigma_mm Sigma_nn): the covariance of a LayerNormed Gaussian field (mean 0)."""
+    return Sigma * inv_scale(Sigma)
+
+
+def inv_scale(Sigma):
+    """1 / sqrt(Sigma_mm Sigma_nn): the factor a LayerNorm's backward pass puts on a gradient kernel."""
+    d = jnp.sqrt(jnp.diagonal(Sigma))
+    return 1.0 / (d[:, None] * d[None, :])

@@ -33,11 +33,12 @@ def test_mup_system_has_every_term_with_its_time_support():
     eqs = compile_spec(spec("mlp_mup_relu")).equations
     assert eqs.regime == "feature_learning" and eqs.method == "monte_carlo"
     labels = set(eqs.labels)
-    assert {"eq:field.h1", "eq:field.h", "eq:field.z", "eq:field.zL", "eq:kernel.Phi", "eq:kernel.G",
-            "eq:response.A", "eq:response.B", "eq:output.f", "src:u", "src:r"} <= labels
-    assert eqs.get("eq:response.A").support == "strict"
-    assert eqs.get("eq:response.B").support == "causal"       # B(t, t) is kept (docs/theory.md#mlp-dmft)
-    z = str(eqs.get("eq:field.z").rhs)
+    # two hidden layers: positions 1, 2; W1 maps 1 -> 2, the readout reads 2
+    assert {"eq:field.h1", "eq:field.h2", "eq:field.z1", "eq:field.z2", "eq:kernel.Phi1", "eq:kernel.G2",
+            "eq:response.A1", "eq:response.B1", "eq:output.f", "src:u2", "src:r1", "src:r2"} <= labels
+    assert eqs.get("eq:response.A1").support == "strict"
+    assert eqs.get("eq:response.B1").support == "causal"       # B(t, t) is kept (docs/theory.md#mlp-dmft)
+    z = str(eqs.get("eq:field.z1").rhs)
     assert "(s, 0, t))" in z and "(s, 0, t - 1))" in z           # response to s <= t, updates to s < t
     c = eqs.coefficients
     assert str(c["upd:W1"]) == "eta*gamma0" and str(c["fresp:readout"]) == "1/gamma0"
@@ -63,9 +64,9 @@ def test_sp_at_fixed_learning_rate_is_rejected_with_the_growth_and_the_fix():
 def test_residual_system_has_the_stream_and_the_identity_path():
     eqs = compile_spec(spec("resnet_completep")).equations
     assert eqs.regime == "feature_learning" and eqs.depth == 5          # L = 4 blocks: stream positions 1..5
-    h_rhs, g_rhs = str(eqs.get("eq:field.h").rhs), str(eqs.get("eq:field.g").rhs)
-    assert "h[ell, mu, t]" in h_rhs and "g[ell + 1, mu, t]" in g_rhs
-    assert "beta0" in str(eqs.get("src:u").coefficient)                   # the branch scale is in the prefactors
+    h_rhs, g_rhs = str(eqs.get("eq:field.h3").rhs), str(eqs.get("eq:field.g2").rhs)
+    assert "h[2, mu, t]" in h_rhs and "g[3, mu, t]" in g_rhs               # the identity path, both ways
+    assert "beta0" in str(eqs.get("src:u3").coefficient)                  # the branch scale is in the prefactors
 
 
 @pytest.mark.parametrize("name", ["resnet_depth_mup", "resnet_completep"])
@@ -75,7 +76,8 @@ def test_residual_control_variate_is_the_stream_at_gamma0_zero(name):
     and the kernels at t = 0 are their closed forms (no Monte Carlo error at initialisation)."""
     sp = spec(name, "training.steps=2", "solver.samples=512")
     prog = compile_spec(sp)
-    assert prog.equations.lazy_parts["h"].base.name == "h0" and prog.equations.exact_twins == {"h0": "H0"}
+    lazy = prog.equations.lazy_instances
+    assert all(lazy[("h", l)].base.name == "h0" for l in range(1, 6)) and prog.equations.exact_twins == {"h0": "H0"}
     sol = prog.solve()
     X, y = load_data(sp)
     np.testing.assert_array_equal(sol.arrays["f"][0], 0.0)

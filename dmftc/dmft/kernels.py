@@ -1,0 +1,142 @@
+"""The lazy (kernel) limit by the same walk: every update term vanishes, the features stay at their
+initial values, and the network is its NNGP and NTK kernels (docs/theory.md#lazy-limit).
+
+Each block's `kernel_map` (in `dmftc.blocks`) says what it does to the Gaussian fields at
+initialization: a dense layer's output is Gaussian with covariance c_src times its input's
+kernel; an activation chain e read by a dense layer has the kernel E[e(x) e(x')] and the
+derivative kernel E[e'(x) e'(x')] under that Gaussian (closed forms for relu, erf, linear and
+quadratic, quadrature for the rest and for compositions); a residual stream adds its branches'
+covariances; a LayerNorm normalises the covariance. Backward, the gradient kernels are sums over
+consumers (the backward sources are independent of the forward fields at initialization), and
+
+    K = sum over dense layers c_ntk G_out * Phi_in + c_ntk,readout Phi_top,   f(t+1) = f(t) + K Delta(t),
+    f(0) ~ N(0, Sigma_f),  Sigma_f = c_f0 Phi_top,
+
+the loss averaged over f(0) exactly (no sampling).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import sympy
+from sympy import Sum
+
+from ..blocks import dense as dense_block
+from ..blocks.meanfield import Activations, Data, Pending, Value, x_
+from ..errors import Unsupported
+from ..graph.build import Graph
+from ..ir import Equation, Step
+from ..notation import (Delta, Expect, GaussDPhi, GaussPhi, Gk as GK, K, Loss, Phid as PhiD, Phik as PhiK, Sigma, Sigmaf, f, mu, nu,
+                        size_symbol, t, y)
+from ..runtime.closed_forms import has_closed_form
+from ..scaling.parameterization import WeightScaling
+from ..spec.types import Spec
+from .system import EquationSystem
+from .walk import Walk
+
+P = size_symbol("P")
+
+
+class KernelWalk(Walk):
+    """The walk of the lazy limit: Gaussian fields with covariances Sigma, kernels, gradient kernels."""
+
+    rule = "kernel_map"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.items: list[Equation] = []
+        self.chains: dict = {}
+        self.grads: dict = {}
+        self.ntk_terms: list = []
+        self.f0 = sympy.Integer(0)
+
+    def value(self, x, node=None):
+        if isinstance(x, Pending):
+            p = self.new_field(x.node)
+            self.dense_fields.append(p)
+            self.sigma(p, dense_block.kernel_contribution(self, x, p), f"{x.weight}'s output: Gaussian, covariance "
+                       "its input's kernel")
+            return Value(p)
+        return x
+
+    readable = value
+
+    def sigma(self, p, expr, meaning):
+        self.items.append(Equation(f"eq:lazy.Sigma{p}", Sigma[p, mu, nu], expr, "lazy", meaning, (p, p)))
+
+    def mark_stream(self, p):
+        if p not in self.streams:
+            self.streams.append(p)
+
+    def read(self, x: Value):
+        """The kernel E[e(x) e(x')] of what a dense layer or the readout reads from field x.p."""
+        p, e = x.p, self.acts.apply(x.chain, x_)
+        if p in self.chains:
+            raise Unsupported("a vector read by two dense layers", "this engine gives each field one dense consumer")
+        self.chains[p] = e
+        rhs = Sigma[p, mu, nu] if e == x_ else GaussPhi(Sigma[p, mu, nu], e)
+        self.items.append(Equation(f"eq:lazy.Phi{p}", PhiK[p, mu, nu], rhs, "lazy",
+                                   "feature kernel E[e(u) e(u')], u ~ N(0, Sigma)", (p, p)))
+        return p
+
+    def derivative_kernel(self, p):
+        e = self.chains[p]
+        if e == x_:
+            return sympy.Integer(1)
+        self.items.append(Equation(f"eq:lazy.PhiD{p}", PhiD[p, mu, nu], GaussDPhi(Sigma[p, mu, nu], e), "lazy",
+                                   "derivative kernel E[e'(u) e'(u')]", (p, p)))
+        return PhiD[p, mu, nu]
+
+    def gradient(self, p, term):
+        self.grads.setdefault(p, []).append(term)
+
+    def ntk(self, term):
+        self.ntk_terms.append(term)
+
+    def output_variance(self, term):
+        self.f0 = term
+
+
+def lazy_system(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> EquationSystem:
+    """The kernel-limit system of `spec` by walking `graph` with each block's `kernel_map`."""
+    acts = Activations(n.op.fn for n in graph.walk() if n.kind == "act")
+    w = KernelWalk(spec, graph, params, acts)
+    w.run(graph.nodes, Data())
+    backward = [Equation(f"eq:lazy.G{p}", GK[p, mu, nu], sympy.Add(*w.grads[p]), "lazy",
+                         "gradient kernel: the sum over its consumers", (p, p)) for p in reversed(w.order) if p in w.grads]
+    output = [Equation("eq:lazy.K", K[mu, nu], sympy.Add(*w.ntk_terms), "lazy", "neural tangent kernel (eta included)"),
+              Equation("eq:lazy.Sigmaf", Sigmaf[mu, nu], w.f0, "lazy",
+                       "covariance of the Gaussian output at initialization")]
+    tail = [Equation("eq:lazy.f", f[mu, t + 1], f[mu, t] + Sum(K[mu, nu] * Delta[nu, t], (nu, 0, P - 1)),
+                     "lazy_output", "linear output dynamics, f(0) ~ N(0, Sigma_f)"),
+            Equation("eq:error.Delta", Delta[mu, t], (y[mu] - f[mu, t]) / P, "error", "error signal"),
+            Equation("eq:loss", Loss[t], Sum(Expect((f[mu, t] - y[mu]) ** 2), (mu, 0, P - 1)) / (2 * P), "loss",
+                     "loss averaged over initializations (keeps the variance of f(0))")]
+    ordered = w.numbering()
+    num = {p: sympy.Integer(i + 1) for i, p in enumerate(ordered)}
+    from .walk import _renumber
+    forward = [_renumber(e, num) for e in w.items]
+    backward = [_renumber(e, num) for e in backward]
+    output = [_renumber(e, num) for e in output]
+    sched = lambda items: tuple(Step(e.label, e.layers[0] if e.layers else None) for e in items)  # noqa: E731
+    closed = all(_closed(e) for e in w.chains.values())
+    activation = acts.names[0] if len(acts.names) == 1 else ("linear" if not acts.names else "mixed")
+    w.coef("f0", next(x.name for x in graph.weights.values() if x.role == "readout"))
+    sysm = EquationSystem(spec.name, "lazy", "closed_form" if closed else "quadrature", spec.limit, len(ordered),
+                          activation, tuple(forward + output + backward + tail), (), sched(forward), sched(output),
+                          sched(backward), dict(w.coefficients),
+                          ("Kernels at initialization; the features do not move in this limit.",),
+                          activations=(() if acts.single else acts.names))
+    sysm.check()
+    return sysm
+
+
+def _closed(e) -> bool:
+    """A chain with a closed-form Gaussian kernel: the identity or one activation with one."""
+    if e == x_:
+        return True
+    if isinstance(e, sympy.Function) and e.args == (x_,):
+        name = e.func.__name__.partition("_")[2] or None
+        return name is None or has_closed_form(name)
+    return False

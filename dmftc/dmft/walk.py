@@ -1,0 +1,331 @@
+"""The derivation engine: walk the Graph op by op and assemble the blocks' mean-field contributions.
+
+Each op's module in `dmftc.blocks` says what it adds to the single-site processes of the limit
+(`meanfield`); this module holds only what is shared: the fields and their positions, the
+populations (which op writes into which field), the kernels of what dense layers read, the
+backward fields as sums of their consumers' contributions, the control-variate twins, the limits
+of the term prefactors, and the causal schedule (docs/theory.md#populations):
+
+- a field h[p] is a vector the process keeps: a dense layer's output placed in a new population,
+  a residual stream position, a LayerNorm output; everything else is a pointwise function e(h[p])
+  (`blocks.meanfield.Value`), so an activation never costs a field of its own;
+- the field read by a dense layer (or the readout) gets its kernel Phi[p] = <e(h[p](t)) e(h[p](s))>
+  and its backward field z[p]; every field gets g[p] = sum over its consumers of e' times their
+  backward field, and its gradient kernel G[p] = <g g>;
+- within one time step the forward fields are computed in the order the walk met them, then the
+  output, then the backward fields in the reverse order (docs/theory.md#causal-sweep).
+
+Positions are numbered at the end: the residual stream first (1 = the embedding's output, l + 1
+after block l), then the other fields in the order the walk met them (an MLP's hidden layers 1..L).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Mapping
+
+import sympy
+from sympy import Sum
+
+from ..blocks import BLOCKS
+from ..blocks import dense as dense_block
+from ..blocks import readout as readout_block
+from ..blocks.meanfield import Activations, Data, Pending, Value
+from ..errors import Unsupported
+from ..graph.build import Graph
+from ..ir import Equation, SourceLaw, Step
+from ..notation import G, H, H0, Delta, Expect, Loss, Phi, f, g, h, h0, mu, nu, s, size_symbol, t, y
+from ..scaling.parameterization import WeightScaling
+from ..spec.types import Spec
+from .coefficients import depth_limit, take_limit
+from .system import EquationSystem
+
+P = size_symbol("P")
+ONE = sympy.Integer(1)
+
+
+class Walk:
+    """The state of one derivation: fields met so far and what each block registered for them."""
+
+    #: the function of each block module this walk calls: its feature-learning contribution
+    rule = "meanfield"
+
+    def __init__(self, spec: Spec, graph: Graph, params: Mapping[str, WeightScaling], acts: Activations):
+        self.spec, self.graph, self.params, self.acts = spec, graph, params, acts
+        self.finite_sizes = {size_symbol(k): v for k, v in spec.sizes.items() if k not in spec.limit}
+        ro = next(w for w in graph.weights.values() if w.role == "readout")
+        self.s_hat = params[ro.name].multiplier * params[ro.name].init_std
+        self.order: list[sympy.Symbol] = []          # fields in the order met
+        self.streams: list[sympy.Symbol] = []
+        self.dense_fields: list[sympy.Symbol] = []  # dense outputs opening their own population
+        self.forward: list = []                     # Equation | SourceLaw, in causal order
+        self.output: list = []
+        self.pre_g: dict = {}                       # p -> backward items before g[p]
+        self.post_g: dict = {}                      # p -> backward items after g[p] and G[p]
+        self.adjoints: dict = {}                    # p -> [(contribution, has a backward source factor)]
+        self.reads: dict = {}                       # p -> the expression e(h[p]) a dense layer reads
+        self.lazy: dict = {}                        # (base, p) -> its gamma0 = 0 part
+        self.coefficients: dict = {}
+        self.twins: dict = {}                       # stream position -> its twin's exact kernel covariance
+        self.twins_ok = True
+        self.sources: dict = {}                     # source base+position -> its SourceLaw
+        self._cache: dict = {}
+
+    # ------------------------------------------------------------ what blocks call
+    def run(self, nodes, x):
+        """Apply the ops in order (repeats unrolled at the spec's sizes)."""
+        for node in nodes:
+            if node.kind == "repeat":
+                for _ in range(self._count(node)):
+                    x = self.run(node.children, x)
+            else:
+                if node.kind not in BLOCKS or not hasattr(BLOCKS[node.kind], self.rule):
+                    raise Unsupported(f"the mean-field contribution of '{node.kind}' ops in this engine",
+                                      "attention and pooling derive through the transformer equations")
+                x = getattr(BLOCKS[node.kind], self.rule)(self, node, x)
+        return x
+
+    def value(self, x, node=None):
+        """x as data or a pointwise function of a field: a pending dense output opens its population here."""
+        if isinstance(x, Pending):
+            p = self.new_field(x.node)
+            self.dense_fields.append(p)
+            body = dense_block.contribution(self, x, p)
+            self.forward_item(Equation(f"eq:field.h{p}", h[p, mu, t], body, "field",
+                                       f"{x.weight}'s output: source, response of the reused W(0), updates", (p, p)))
+            return Value(p)
+        return x
+
+    readable = value
+
+    def new_field(self, node, stream: bool = False) -> sympy.Symbol:
+        p = sympy.Symbol(f"@{len(self.order)}", integer=True, positive=True)
+        self.order.append(p)
+        if stream:
+            self.streams.append(p)
+        return p
+
+    def expression(self, x: Value):
+        """(p, e(h[p](mu, t)), e'(h[p](mu, t)))."""
+        X = h[x.p, mu, t]
+        return x.p, self.acts.apply(x.chain, X), self.acts.derivative(x.chain, X)
+
+    def read(self, x: Value):
+        """The expression a dense layer (or the readout) reads: its kernel Phi[p] is formed once."""
+        p, X, dX = self.expression(x)
+        if p in self.reads:
+            raise Unsupported("a vector read by two dense layers (or a dense layer and the readout)",
+                              "this engine gives each field one dense consumer; attention's K, Q, V are the "
+                              "transformer's")
+        self.reads[p] = X
+        self.forward_item(Equation(f"eq:kernel.Phi{p}", Phi[p, mu, nu, t, s],
+                                   Expect(X * X.subs({mu: nu, t: s}, simultaneous=True)), "kernel",
+                                   "kernel of the features a dense layer reads", (p, p)))
+        return p, X, dX
+
+    def stream(self, x: Value, node) -> sympy.Symbol:
+        """The field a residual block adds to: x itself when it is a bare field, else a new one."""
+        if x.chain:
+            i, X, dX = self.expression(x)
+            p = self.new_field(node)
+            self.forward_item(Equation(f"eq:field.h{p}", h[p, mu, t], X, "field",
+                                       "the residual stream's input", (p, p)))
+            self.adjoint(i, dX * g[p, mu, t])
+            lazy = self.lazy.get(("h", i))
+            if lazy is not None:
+                self.lazy[("h", p)] = self.acts.apply(x.chain, lazy)
+        else:
+            p = x.p
+        if p not in self.streams:
+            self.streams.append(p)
+            self._twin_start(p)
+            self.forward_item(Equation(f"eq:kernel.H{p}", H[p, mu, nu, t, s], Expect(h[p, mu, t] * h[p, nu, s]),
+                                       "kernel", "kernel of the residual stream itself", (p, p)))
+        return p
+
+    def forward_item(self, item):
+        if isinstance(item, SourceLaw):
+            self.sources[item.label] = item
+        self.forward.append(item)
+
+    def output_item(self, item):
+        self.output.append(item)
+
+    def backward_items(self, p, items):
+        self.pre_g.setdefault(p, []).extend(items)
+
+    def post_g_items(self, p, items):
+        self.post_g.setdefault(p, []).extend(items)
+
+    def adjoint(self, p, contribution, cv: bool = False):
+        """Add `contribution` to the backward field g[p]; `cv`: it holds a backward source factor, so its
+        gamma0 = 0 part is a valid control variate."""
+        self.adjoints.setdefault(p, []).append((contribution, cv))
+
+    def set_lazy(self, base: str, p, expr):
+        self.lazy[(base, p)] = expr
+
+    def finite(self, expr):
+        return sympy.sympify(expr).subs(self.finite_sizes) if isinstance(expr, sympy.Basic) else expr
+
+    def coef(self, term: str, weight: str, scale=ONE) -> sympy.Expr:
+        """A term's prefactor after the limit (0 when it vanishes; LimitError when it diverges)."""
+        key = (term, weight, scale)
+        if key in self._cache:
+            return self._cache[key]
+        ws, w = self.params[weight], self.graph.weights[weight]
+        if w.role == "readout":
+            expr = readout_block.prefactors(ws.multiplier, ws.init_std, ws.lr, w.fan_in)[term]
+            name, what = f"{term}:readout", f"the {term} term of the readout {weight}"
+        else:
+            expr = dense_block.prefactors(ws.multiplier * scale, ws.init_std, ws.lr, w.fan_in, w.fan_out,
+                                          self.s_hat)[term]
+            name, what = f"{term}:{weight}", f"the {term} term of weight {weight}"
+        if "L" in self.spec.limit and w.in_branch and w.role != "readout" and term != "ntk":
+            value = depth_limit(expr, self.spec, what)      # a block of the stream, summed over L -> oo blocks
+        else:
+            value = take_limit(expr, self.spec.limit, what, self.spec.hyper)
+        value = value.subs(self.finite_sizes)
+        self.coefficients[name] = value
+        self._cache[key] = value
+        return value
+
+    # ------------------------------------------------------------ control-variate twins of the stream
+    def _twin_start(self, p):
+        """The stream's gamma0 = 0 twin h0 starts as the source of the field the first block reads."""
+        lazy = self.lazy.get(("h", p))
+        law = self.sources.get(f"src:u{p}")
+        if (not self.twins_ok or lazy is None or law is None or not isinstance(lazy, sympy.Indexed)
+                or (lazy.base, lazy.indices[0]) != (law.field.base, law.field.indices[0])):
+            self.twins_ok = False
+            return
+        self.forward_item(Equation(f"eq:cv.h{p}", h0[p, mu, t], law.field, "twin",
+                                   "stream at gamma0 = 0: the source of its first field", (p, p)))
+        self.forward_item(Equation(f"eq:cv.H{p}", H0[p, mu, nu, t, s], law.coefficient * law.covariance,
+                                   "twin_kernel", "its kernel, exactly: the source's covariance", (p, p)))
+        self.lazy[("h", p)] = h0[p, mu, t]
+
+    def twin_add(self, m, l, body):
+        """h0' = h0 + u for a block ending in a dense layer (independent Gaussian sources add their
+        covariances, H0' = H0 + c Phi exactly); any other block ends the twins."""
+        law = self.sources.get(f"src:u{m}")
+        if not self.twins_ok or body is None or law is None or ("h", l) not in self.lazy:
+            self.twins_ok = False
+            return
+        self.forward_item(Equation(f"eq:cv.h{m}", h0[m, mu, t], h0[l, mu, t] + law.field, "twin",
+                                   "stream at gamma0 = 0: the sources of the blocks so far", (m, m)))
+        self.forward_item(Equation(f"eq:cv.H{m}", H0[m, mu, nu, t, s],
+                                   H0[l, mu, nu, t, s] + law.coefficient * law.covariance, "twin_kernel",
+                                   "its kernel, exactly: independent sources add their covariances", (m, m)))
+        self.lazy[("h", m)] = h0[m, mu, t]
+
+    # ------------------------------------------------------------ helpers
+    def numbering(self) -> list:
+        """Fields in position order: the residual stream, then the dense layers' own populations (an MLP's
+        hidden layers 1..L, as the simulator numbers its sites), then the rest (LayerNorm outputs)."""
+        rank = {p: (0 if p in self.streams else 1 if p in self.dense_fields else 2) for p in self.order}
+        return sorted(self.order, key=lambda p: (rank[p], self.order.index(p)))
+
+    def _count(self, node) -> int:
+        times = node.op.times.subs({size_symbol(k): v for k, v in self.spec.sizes.items()})
+        return int(times)
+
+
+def walk_system(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling], regime: str) -> EquationSystem:
+    """The feature-learning system of `spec` in its limit, by walking `graph`."""
+    acts = Activations(n.op.fn for n in graph.walk() if n.kind == "act")
+    w = Walk(spec, graph, params, acts)
+    w.run(graph.nodes, Data())
+    w.coef("f0", next(x.name for x in graph.weights.values() if x.role == "readout"))
+    return _assemble(spec, w, regime)
+
+
+def _assemble(spec: Spec, w: Walk, regime: str) -> EquationSystem:
+    backward = []
+    for p in reversed(w.order):
+        backward.extend(w.pre_g.get(p, ()))
+        parts = w.adjoints.get(p, ())
+        if parts:
+            backward.append(Equation(f"eq:field.g{p}", g[p, mu, t], sympy.Add(*(c for c, _ in parts)), "field",
+                                     "backward field: the sum of its consumers' contributions", (p, p)))
+            backward.append(Equation(f"eq:kernel.G{p}", G[p, mu, nu, t, s], Expect(g[p, mu, t] * g[p, nu, s]),
+                                     "kernel", "gradient kernel", (p, p)))
+            lazy_g = _lazy_sum(w, [c for c, cv in parts if cv], len(parts))
+            if lazy_g is not None:
+                w.lazy[("g", p)] = lazy_g
+        backward.extend(w.post_g.get(p, ()))
+    output = w.output + [
+        Equation("eq:error.Delta", Delta[mu, t], (y[mu] - f[mu, t]) / P, "error", "error signal"),
+        Equation("eq:loss", Loss[t], Sum((f[mu, t] - y[mu]) ** 2, (mu, 0, P - 1)) / (2 * P), "loss",
+                 "training loss (deterministic in this limit)"),
+    ]
+    forward = list(w.forward)
+    if not w.twins_ok:
+        forward = [e for e in forward if not (isinstance(e, Equation) and e.kind in ("twin", "twin_kernel"))]
+        w.lazy = {k: v for k, v in w.lazy.items() if not v.has(h0)}
+    # positions: the stream first, then the other fields in the order met
+    ordered = w.numbering()
+    num = {p: sympy.Integer(i + 1) for i, p in enumerate(ordered)}
+    forward, output, backward = (tuple(_renumber(e, num) for e in items) for items in (forward, output, backward))
+    sources = tuple(e for e in forward + backward if isinstance(e, SourceLaw))
+    equations = tuple(e for e in forward + output + backward if isinstance(e, Equation))
+    sched = lambda items: tuple(Step(e.label, e.layers[0] if e.layers else None) for e in items)  # noqa: E731
+    lazy = {(b, int(num[p])): _renumber_expr(v, num) for (b, p), v in w.lazy.items()}
+    lazy = {k: v for k, v in lazy.items() if not (k[0] == "h" and v == h[k[1], mu, t])}
+    has_ln = any(e.label.startswith("eq:ln.") for e in equations)
+    method = "exact_gaussian" if not w.acts.names and not has_ln else "monte_carlo"
+    depth = ("Depth limit L -> oo: positions of the stream index the layer-time grid tau = l dtau, dtau = 1/K; "
+             "the sums over blocks are Euler steps of integrals over tau (sources of variance ~ dtau are Brownian "
+             "increments)." if any(c.has(sympy.Symbol("dtau", positive=True)) for c in w.coefficients.values())
+             else None)
+    notes = tuple(n for n in (
+        depth, "A and B here are eta*gamma0 times Bordelon & Pehlevan's (the prefactor sits in the term).",
+        "Responses are computed by Gaussian integration by parts on the whitened sources.") if n)
+    activation = w.acts.names[0] if len(w.acts.names) == 1 else ("linear" if not w.acts.names else "mixed")
+    sysm = EquationSystem(
+        spec.name, regime, method, spec.limit, len(ordered), activation, equations, sources,
+        sched(forward), sched([e for e in output if e.kind != "loss"]), sched(backward), dict(w.coefficients), notes,
+        lazy_instances=lazy, exact_twins=({"h0": "H0"} if w.twins_ok and w.streams else {}),
+        activations=(() if w.acts.single else w.acts.names))
+    sysm.check()
+    return sysm
+
+
+def _lazy_sum(w: Walk, parts, n_all):
+    """The gamma0 = 0 part of a backward field from its contributions with a backward source factor,
+    when every field in them has one (dropping the others keeps it a valid control variate: it only
+    has to be a function of the sources whose responses vanish in expectation)."""
+    out = []
+    for c in parts:
+        sub = {}
+        for x in c.atoms(sympy.Indexed):
+            base = x.base.name
+            if base in ("h", "z"):
+                lazy = w.lazy.get((base, x.indices[0]))
+                if lazy is None:
+                    return None
+                sub[x] = lazy
+            elif base not in ("u", "r"):
+                return None
+        out.append(c.xreplace(sub))
+    return sympy.Add(*out) if out else None
+
+
+_POS = re.compile(r"@(\d+)")
+
+
+def _renumber_expr(e, num):
+    return e.xreplace(num) if isinstance(e, sympy.Basic) else e
+
+
+def _renumber(item, num):
+    names = {p.name: str(v) for p, v in num.items()}
+    label = _POS.sub(lambda m: names[m.group(0)], item.label)
+    layers = tuple(_renumber_expr(x, num) for x in item.layers) if item.layers else item.layers
+    if isinstance(item, SourceLaw):
+        return replace(item, label=label, field=_renumber_expr(item.field, num),
+                       covariance=_renumber_expr(item.covariance, num),
+                       coefficient=_renumber_expr(item.coefficient, num), layers=layers)
+    return replace(item, label=label, lhs=_renumber_expr(item.lhs, num), rhs=_renumber_expr(item.rhs, num),
+                   layers=layers)
