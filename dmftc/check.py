@@ -82,9 +82,9 @@ def depth_extrapolated(prog: Program, runs: Sequence[Mapping[str, np.ndarray]],
     out, gap = [], 0.0
     for k, fine in enumerate(runs):
         coarse = half.solve(seed=spec.solver.seed + k, samples=samples, depth_error=False).arrays
-        top = f"H{prog.equations.depth}"
+        top = f"H{stream_top(prog.equations)}"
         pairs = {"loss": (fine["loss"], coarse["loss"]), "f": (fine["f"], coarse["f"]),
-                 top: (fine[top], coarse[f"H{half.equations.depth}"])}
+                 top: (fine[top], coarse[f"H{stream_top(half.equations)}"])}
         gap = max(gap, float(np.max(np.abs(fine["loss"] - coarse["loss"]))))
         out.append({**fine, **{q: a + w * (a - b) for q, (a, b) in pairs.items()}})
     rule = "X = 2 X_K - X_K/2" if p == 1 else f"X = X_K + (X_K - X_K/2) / (2^{p:g} - 1): {why}"
@@ -186,7 +186,8 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
         ref.update(dmft_logit_means(ref, spec))
         ref_se.update(dmft_logit_means(ref_se, spec))
     if prog.equations.has_stream and (along_depth or not prog.equations.tokens):
-        ref["Htop"], ref_se["Htop"] = ref[f"H{prog.equations.depth}"], ref_se[f"H{prog.equations.depth}"]
+        top = f"H{stream_top(prog.equations)}"
+        ref["Htop"], ref_se["Htop"] = ref[top], ref_se[top]
     # along L the layers of different depths do not line up: the output and the top of the stream do
     default = ["loss", "f", "Htop"] if along_depth else compared(prog, order_names)
     qs = [q for q in (quantities or default) if q in ref]
@@ -302,8 +303,15 @@ def _derived(prog: Program, arrays: Mapping[str, np.ndarray]) -> dict[str, np.nd
     logits of transformers, the top-of-stream kernel of residual networks)."""
     out = dmft_logit_means(arrays, prog.spec) if prog.equations.tokens else {}
     if prog.equations.has_stream:
-        out["Htop"] = arrays[f"H{prog.equations.depth}"]
+        out["Htop"] = arrays[f"H{stream_top(prog.equations)}"]
     return out
+
+
+def stream_top(eqs) -> int:
+    """The position of the top of the residual stream: the last position with a stream kernel H (the
+    positions after it are populations inside the branches, docs/theory.md#populations)."""
+    written = eqs.written_layers()
+    return max(l for e in eqs.equations if e.kind == "kernel" and e.lhs.base.name == "H" for l in written[e.label])
 
 
 def init_controls(prog: Program, arrays: Mapping[str, np.ndarray], n: int, size_name: str) -> np.ndarray | None:
@@ -325,13 +333,13 @@ def init_controls(prog: Program, arrays: Mapping[str, np.ndarray], n: int, size_
     # a site whose features are not one activation of its preactivation (a chain of several pointwise
     # ops, or a layernorm: `Site.activation` None) has no Gaussian kernel map: no control of it
     sites = {s.index: s for s in _network(prog, n, size_name)[0].sites}
-    mapped = [sites[l].activation is not None if l in sites else True for l in range(1, L + 1)]
+    acts = [sites[l].activation if l in sites else None for l in range(1, L + 1)]
     cols = [np.asarray(arrays["f"])[:, 0, :]]
     for l in range(1, L + 1):
-        if mapped[l - 1]:
-            cols.append((_phi0(arrays, f"Phi{l}") - _kernel_map("phi", eqs.activation, covs[l - 1]))[:, iu[0], iu[1]])
-    if mapped[L - 1]:
-        top = _phi0(arrays, f"G{L}") - _readout_var(prog, n, size_name) * _kernel_map("dphi", eqs.activation,
+        if acts[l - 1] is not None:
+            cols.append((_phi0(arrays, f"Phi{l}") - _kernel_map("phi", acts[l - 1], covs[l - 1]))[:, iu[0], iu[1]])
+    if acts[L - 1] is not None:
+        top = _phi0(arrays, f"G{L}") - _readout_var(prog, n, size_name) * _kernel_map("dphi", acts[L - 1],
                                                                                       covs[L - 1])
         cols.append(top[:, iu[0], iu[1]])
     return np.concatenate(cols, axis=1)

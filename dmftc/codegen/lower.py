@@ -85,10 +85,19 @@ class Lowerer:
         self._written.add(base)
         out = []
         for m in self.memos.values():
-            if base in m.bases and m.bases <= self._written:
+            if base in m.bases and m.bases <= self._written and self._memo_lives_at(m, layer):
                 at, row = pycode(layer), self.py(m.at(layer), "now")
                 out.append(f"{m.name}[{at}] = rt.set_slot({m.name}[{at}], t, {row})  # memo of {sympy.sstr(m.at(layer))}")
         return tuple(out)
+
+    def _memo_lives_at(self, m, layer) -> bool:
+        """A memo exists where every field it reads does (a position-by-position system has fields at some
+        positions only: r where a dense layer reads, u where one writes)."""
+        layer = as_expr(layer)
+        if not layer.is_Integer:
+            return True
+        at = self.sys.field_layers()
+        return all(int(layer) in at.get(b, ()) for b in m.bases)
 
     def py(self, e, mode: str = "now") -> str:
         return pycode(e, mode, self.hyper, self.fields, tuple(sorted(self.per_head)))
