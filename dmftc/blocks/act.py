@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import jax.scipy.special
 
 from ..errors import Unsupported
+from .meanfield import Data
 
 KIND = "act"
 
@@ -55,7 +56,11 @@ def forward(x: jax.Array, fn: str) -> jax.Array:
 def meanfield(walk, node, x):
     """phi applied coordinate by coordinate keeps the population: the input's chain gains phi
     (its backward field gains phi' by the chain rule where the value is read)."""
-    return walk.value(x, node).then(("act", node.op.fn))
+    x = walk.value(x, node)
+    if isinstance(x, Data):
+        raise Unsupported("an activation of the raw input (the data kernel of phi(x) is not derived)",
+                          "put a dense layer before the first activation")
+    return x.then(("act", node.op.fn))
 
 
 kernel_map = meanfield

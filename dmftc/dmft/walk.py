@@ -167,7 +167,7 @@ class Walk:
         self.lazy[(base, p)] = expr
 
     def finite(self, expr):
-        return sympy.sympify(expr).subs(self.finite_sizes) if isinstance(expr, sympy.Basic) else expr
+        return expr.subs(self.finite_sizes) if isinstance(expr, sympy.Basic) else expr
 
     def coef(self, term: str, weight: str, scale=ONE) -> sympy.Expr:
         """A term's prefactor after the limit (0 when it vanishes; LimitError when it diverges)."""
