@@ -72,7 +72,7 @@ def sum_now(e):
 
 def meanfield(walk, node, x):
     """A dense op's output waits as `Pending` until its consumer places it in a population."""
-    return Pending(node, node.weights[0].name, walk.readable(x))
+    return Pending(node, node.weights[0].name, walk.value(x, node))
 
 
 def contribution(walk, pend: Pending, o) -> Expr:
@@ -124,7 +124,7 @@ def kernel_map(walk, node, x):
     """Lazy limit: the output waits as `Pending`; placed in a population it is Gaussian with covariance
     Sigma_y = c_src Phi_x (Phi0 on the data), and its input's gradient kernel gains
     c_bsrc G_y * E[e'(x) e'(x')] (docs/theory.md#lazy-limit)."""
-    return Pending(node, node.weights[0].name, walk.readable(x))
+    return Pending(node, node.weights[0].name, walk.value(x, node))
 
 
 def kernel_contribution(walk, pend: Pending, o) -> Expr:

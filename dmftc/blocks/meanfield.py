@@ -69,6 +69,11 @@ class Activations:
         self.names = tuple(sorted(set(names) - {"linear"}))
         self.single = len(self.names) <= 1
 
+    @property
+    def label(self) -> str:
+        """The system's ACTIVATION: the one nonlinear activation, 'linear' for none, 'mixed' for several."""
+        return self.names[0] if len(self.names) == 1 else ("linear" if not self.names else "mixed")
+
     def pair(self, name: str):
         if name == "linear":
             return (lambda x: x), (lambda x: sympy.Integer(1))

@@ -40,14 +40,16 @@ def meanfield(walk, node, x):
     """
     l = walk.stream(walk.value(x, node), node)
     out = walk.run(node.children, Value(l))
-    scale = walk.finite(node.op.scale)
+    scale = node.op.scale
     m = walk.new_field(node, stream=True)
     if isinstance(out, Pending):
+        # the scale joins the dense layer's multiplier: its prefactors take the limit with it
         body = dense.contribution(walk, Pending(out.node, out.weight, out.x, out.scale * scale), m)
         walk.twin_add(m, l, body)
     else:
         out = walk.value(out, node)
         j, X, dX = walk.expression(out)
+        scale = walk.finite(scale)
         body = scale * X
         walk.adjoint(j, scale * dX * g[m, mu, t])
         walk.twin_add(m, l, None)
@@ -75,8 +77,7 @@ def kernel_map(walk, node, x):
                           "end the branch with a dense layer: a pointwise function added to the stream makes it "
                           "non-Gaussian, with no kernel map")
     m = walk.new_field(node, stream=True)
-    scale = walk.finite(node.op.scale)
-    body = dense.kernel_contribution(walk, Pending(out.node, out.weight, out.x, out.scale * scale), m)
+    body = dense.kernel_contribution(walk, Pending(out.node, out.weight, out.x, out.scale * node.op.scale), m)
     walk.sigma(m, Sigma[l, mu, nu] + body, "residual stream: the branch's Gaussian adds its covariance")
     walk.gradient(l, GK[m, mu, nu])
     return Value(m)

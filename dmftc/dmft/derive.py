@@ -42,11 +42,10 @@ def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> Equ
     if "L" in spec.limit:
         K = spec.solver.depth_steps or int(spec.sizes["L"])
         spec = replace(spec, sizes={**spec.sizes, "L": K})
-        _depth_limit_shapes(graph)
     if not learning(spec, graph, params):
         return lazy_system(spec, graph, params)
     sysm = walk_system(spec, graph, params, "feature_learning")
-    if sysm.coefficients.get("f0:readout", 0) != 0 or _f0(spec, graph, params) != 0:
+    if sysm.coefficients["f0:readout"] != 0:
         raise Unsupported("feature learning with a random O(1) output at initialization",
                           "use mup (output multiplier 1/(gamma0 N)), depth_mup or completep, or a lazy "
                           "parameterization")
@@ -67,12 +66,6 @@ def learning(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> b
     return False
 
 
-def _f0(spec, graph, params):
-    w = Walk(spec, graph, params, None)
-    ro = next(x for x in graph.weights.values() if x.role == "readout")
-    return w.coef("f0", ro.name)
-
-
 def branch_scales(graph: Graph) -> dict:
     """node id -> the residual scale that multiplies its output, for a dense op that ends a branch."""
     out = {}
@@ -80,18 +73,3 @@ def branch_scales(graph: Graph) -> dict:
         if node.kind == "residual" and node.children and node.children[-1].kind == "dense":
             out[node.children[-1].id] = node.op.scale
     return out
-
-
-def _depth_limit_shapes(graph: Graph) -> None:
-    """The depth limit of this engine: each residual branch a chain of pointwise ops and one dense layer
-    at its end (the block's terms summed over L -> oo blocks, docs/theory.md#depth)."""
-    for node in graph.walk():
-        if node.kind != "residual":
-            continue
-        kinds = [c.kind for c in node.children]
-        if kinds.count("dense") != 1 or kinds[-1] != "dense":
-            raise Unsupported(
-                f"the depth limit L -> oo of a residual branch {kinds}",
-                "in the depth limit each branch must be pointwise ops (act, layernorm) then one dense layer: "
-                "the L -> oo scaling of populations inside a branch is not derived here; take the width "
-                "limit {N: inf} at finite L")

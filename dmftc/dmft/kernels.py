@@ -26,14 +26,14 @@ from ..blocks import dense as dense_block
 from ..blocks.meanfield import Activations, Data, Pending, Value, x_
 from ..errors import Unsupported
 from ..graph.build import Graph
-from ..ir import Equation, Step
+from ..ir import Equation
 from ..notation import (Delta, Expect, GaussDPhi, GaussPhi, Gk as GK, K, Loss, Phid as PhiD, Phik as PhiK, Sigma, Sigmaf, f, mu, nu,
                         size_symbol, t, y)
 from ..runtime.closed_forms import has_closed_form
 from ..scaling.parameterization import WeightScaling
 from ..spec.types import Spec
 from .system import EquationSystem
-from .walk import Walk
+from .walk import Walk, _renumber, schedule
 
 P = size_symbol("P")
 
@@ -52,6 +52,7 @@ class KernelWalk(Walk):
         self.f0 = sympy.Integer(0)
 
     def value(self, x, node=None):
+        """x as data or a Gaussian field: a pending dense output is placed in a population of its own."""
         if isinstance(x, Pending):
             p = self.new_field(x.node)
             self.dense_fields.append(p)
@@ -60,7 +61,6 @@ class KernelWalk(Walk):
             return Value(p)
         return x
 
-    readable = value
 
     def sigma(self, p, expr, meaning):
         self.items.append(Equation(f"eq:lazy.Sigma{p}", Sigma[p, mu, nu], expr, "lazy", meaning, (p, p)))
@@ -113,19 +113,13 @@ def lazy_system(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -
             Equation("eq:error.Delta", Delta[mu, t], (y[mu] - f[mu, t]) / P, "error", "error signal"),
             Equation("eq:loss", Loss[t], Sum(Expect((f[mu, t] - y[mu]) ** 2), (mu, 0, P - 1)) / (2 * P), "loss",
                      "loss averaged over initializations (keeps the variance of f(0))")]
-    ordered = w.numbering()
-    num = {p: sympy.Integer(i + 1) for i, p in enumerate(ordered)}
-    from .walk import _renumber
-    forward = [_renumber(e, num) for e in w.items]
-    backward = [_renumber(e, num) for e in backward]
-    output = [_renumber(e, num) for e in output]
-    sched = lambda items: tuple(Step(e.label, e.layers[0] if e.layers else None) for e in items)  # noqa: E731
+    num = w.positions()
+    forward, backward, output = ([_renumber(e, num) for e in items] for items in (w.items, backward, output))
     closed = all(_closed(e) for e in w.chains.values())
-    activation = acts.names[0] if len(acts.names) == 1 else ("linear" if not acts.names else "mixed")
     w.coef("f0", next(x.name for x in graph.weights.values() if x.role == "readout"))
-    sysm = EquationSystem(spec.name, "lazy", "closed_form" if closed else "quadrature", spec.limit, len(ordered),
-                          activation, tuple(forward + output + backward + tail), (), sched(forward), sched(output),
-                          sched(backward), dict(w.coefficients),
+    sysm = EquationSystem(spec.name, "lazy", "closed_form" if closed else "quadrature", spec.limit, len(num),
+                          acts.label, tuple(forward + output + backward + tail), (), schedule(forward),
+                          schedule(output), schedule(backward), dict(w.coefficients),
                           ("Kernels at initialization; the features do not move in this limit.",),
                           activations=(() if acts.single else acts.names))
     sysm.check()

@@ -71,6 +71,7 @@ class Walk:
         self.twins_ok = True
         self.sources: dict = {}                     # source base+position -> its SourceLaw
         self._cache: dict = {}
+        self.stream_weights = stream_weights(graph)
 
     # ------------------------------------------------------------ what blocks call
     def run(self, nodes, x):
@@ -97,7 +98,6 @@ class Walk:
             return Value(p)
         return x
 
-    readable = value
 
     def new_field(self, node, stream: bool = False) -> sympy.Symbol:
         p = sympy.Symbol(f"@{len(self.order)}", integer=True, positive=True)
@@ -167,7 +167,12 @@ class Walk:
         self.lazy[(base, p)] = expr
 
     def finite(self, expr):
-        return expr.subs(self.finite_sizes) if isinstance(expr, sympy.Basic) else expr
+        """expr at the spec's finite sizes; in a depth limit at L = K, the depth grid (a constant such as a
+        branch scale outside a dense layer's prefactors, `_exact_at_depth`)."""
+        if not isinstance(expr, sympy.Basic):
+            return expr
+        depth = {size_symbol("L"): self.spec.sizes["L"]} if "L" in self.spec.limit else {}
+        return expr.subs({**self.finite_sizes, **depth})
 
     def coef(self, term: str, weight: str, scale=ONE) -> sympy.Expr:
         """A term's prefactor after the limit (0 when it vanishes; LimitError when it diverges)."""
@@ -183,13 +188,27 @@ class Walk:
                                           self.s_hat)[term]
             name, what = f"{term}:{weight}", f"the {term} term of weight {weight}"
         if "L" in self.spec.limit and w.in_branch and w.role != "readout" and term != "ntk":
-            value = depth_limit(expr, self.spec, what)      # a block of the stream, summed over L -> oo blocks
+            if weight in self.stream_weights:
+                value = depth_limit(expr, self.spec, what)  # a block of the stream, summed over L -> oo blocks
+            else:
+                value = self._exact_at_depth(expr, what)
         else:
             value = take_limit(expr, self.spec.limit, what, self.spec.hyper)
         value = value.subs(self.finite_sizes)
         self.coefficients[name] = value
         self._cache[key] = value
         return value
+
+    def _exact_at_depth(self, expr, what):
+        """A term inside a block's own populations in the depth limit: the other limits taken, L = K exactly.
+
+        Such a term does not add up over the L blocks by itself: its size relative to the stream is carried
+        by the fields it multiplies (a branch's inner backward field is O(branch scale)), so it is not
+        classified by its own power of L; the system is the width limit of a depth-K network, and the
+        solve's K vs K/2 difference (and `dmftc check`'s extrapolation) measures the approach to K -> oo.
+        """
+        others = tuple(n for n in self.spec.limit if n != "L")
+        return take_limit(expr, others, what, self.spec.hyper).subs(size_symbol("L"), self.spec.sizes["L"])
 
     # ------------------------------------------------------------ control-variate twins of the stream
     def _twin_start(self, p):
@@ -221,15 +240,28 @@ class Walk:
         self.lazy[("h", m)] = h0[m, mu, t]
 
     # ------------------------------------------------------------ helpers
-    def numbering(self) -> list:
-        """Fields in position order: the residual stream, then the dense layers' own populations (an MLP's
-        hidden layers 1..L, as the simulator numbers its sites), then the rest (LayerNorm outputs)."""
+    def positions(self) -> dict:
+        """Placeholder -> position: the residual stream first, then the dense layers' own populations (an
+        MLP's hidden layers 1..L, as the simulator numbers its sites), then the rest (LayerNorm outputs)."""
         rank = {p: (0 if p in self.streams else 1 if p in self.dense_fields else 2) for p in self.order}
-        return sorted(self.order, key=lambda p: (rank[p], self.order.index(p)))
+        ordered = sorted(self.order, key=lambda p: (rank[p], self.order.index(p)))
+        return {p: sympy.Integer(i + 1) for i, p in enumerate(ordered)}
 
     def _count(self, node) -> int:
         times = node.op.times.subs({size_symbol(k): v for k, v in self.spec.sizes.items()})
         return int(times)
+
+
+def stream_weights(graph: Graph) -> frozenset[str]:
+    """The weights whose every term adds into the residual stream: the one dense layer of a branch made of
+    pointwise ops (act, layernorm) and that layer last. Their terms are summed over the L blocks and take
+    the depth limit on the layer-time grid (`coefficients.depth_limit`, docs/theory.md#depth)."""
+    out = set()
+    for node in graph.walk():
+        kinds = [c.kind for c in node.children] if node.kind == "residual" else []
+        if kinds and kinds[-1] == "dense" and kinds.count("dense") == 1 and set(kinds) <= {"dense", "act", "layernorm"}:
+            out.add(node.children[-1].weights[0].name)
+    return frozenset(out)
 
 
 def walk_system(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling], regime: str) -> EquationSystem:
@@ -265,12 +297,10 @@ def _assemble(spec: Spec, w: Walk, regime: str) -> EquationSystem:
         forward = [e for e in forward if not (isinstance(e, Equation) and e.kind in ("twin", "twin_kernel"))]
         w.lazy = {k: v for k, v in w.lazy.items() if not v.has(h0)}
     # positions: the stream first, then the other fields in the order met
-    ordered = w.numbering()
-    num = {p: sympy.Integer(i + 1) for i, p in enumerate(ordered)}
+    num = w.positions()
     forward, output, backward = (tuple(_renumber(e, num) for e in items) for items in (forward, output, backward))
     sources = tuple(e for e in forward + backward if isinstance(e, SourceLaw))
     equations = tuple(e for e in forward + output + backward if isinstance(e, Equation))
-    sched = lambda items: tuple(Step(e.label, e.layers[0] if e.layers else None) for e in items)  # noqa: E731
     lazy = {(b, int(num[p])): _renumber_expr(v, num) for (b, p), v in w.lazy.items()}
     lazy = {k: v for k, v in lazy.items() if not (k[0] == "h" and v == h[k[1], mu, t])}
     has_ln = any(e.label.startswith("eq:ln.") for e in equations)
@@ -282,10 +312,9 @@ def _assemble(spec: Spec, w: Walk, regime: str) -> EquationSystem:
     notes = tuple(n for n in (
         depth, "A and B here are eta*gamma0 times Bordelon & Pehlevan's (the prefactor sits in the term).",
         "Responses are computed by Gaussian integration by parts on the whitened sources.") if n)
-    activation = w.acts.names[0] if len(w.acts.names) == 1 else ("linear" if not w.acts.names else "mixed")
     sysm = EquationSystem(
-        spec.name, regime, method, spec.limit, len(ordered), activation, equations, sources,
-        sched(forward), sched([e for e in output if e.kind != "loss"]), sched(backward), dict(w.coefficients), notes,
+        spec.name, regime, method, spec.limit, len(num), w.acts.label, equations, sources,
+        schedule(forward), schedule([e for e in output if e.kind != "loss"]), schedule(backward), dict(w.coefficients), notes,
         lazy_instances=lazy, exact_twins=({"h0": "H0"} if w.twins_ok and w.streams else {}),
         activations=(() if w.acts.single else w.acts.names))
     sysm.check()
@@ -310,6 +339,11 @@ def _lazy_sum(w: Walk, parts, n_all):
                 return None
         out.append(c.xreplace(sub))
     return sympy.Add(*out) if out else None
+
+
+def schedule(items) -> tuple[Step, ...]:
+    """Each item evaluated once, in order, at its position."""
+    return tuple(Step(e.label, e.layers[0] if e.layers else None) for e in items)
 
 
 _POS = re.compile(r"@(\d+)")
