@@ -42,7 +42,8 @@ class Lowerer:
     def __init__(self, system: EquationSystem, hyper: tuple[str, ...]):
         self.sys = system
         self.hyper = hyper
-        self.fields = tuple(system.field_layers())
+        self.layers_of = system.field_layers()
+        self.fields = tuple(self.layers_of)
         self.sources = {src.field.base.name for src in system.sources}
         #: dynamic sources whose law is another's (same covariance, coefficient and layer, grown at the
         #: same place in the step) draw from that source's factor: one factorisation per kernel
@@ -96,8 +97,7 @@ class Lowerer:
         layer = as_expr(layer)
         if not layer.is_Integer:
             return True
-        at = self.sys.field_layers()
-        return all(int(layer) in at.get(b, ()) for b in m.bases)
+        return all(int(layer) in self.layers_of.get(b, ()) for b in m.bases)
 
     def py(self, e, mode: str = "now") -> str:
         return pycode(e, mode, self.hyper, self.fields, tuple(sorted(self.per_head)))

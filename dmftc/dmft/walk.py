@@ -67,7 +67,6 @@ class Walk:
         self.reads: dict = {}                       # p -> the expression e(h[p]) a dense layer reads
         self.lazy: dict = {}                        # (base, p) -> its gamma0 = 0 part
         self.coefficients: dict = {}
-        self.twins: dict = {}                       # stream position -> its twin's exact kernel covariance
         self.twins_ok = True
         self.sources: dict = {}                     # source base+position -> its SourceLaw
         self._cache: dict = {}
@@ -97,7 +96,6 @@ class Walk:
                                        f"{x.weight}'s output: source, response of the reused W(0), updates", (p, p)))
             return Value(p)
         return x
-
 
     def new_field(self, node, stream: bool = False) -> sympy.Symbol:
         p = sympy.Symbol(f"@{len(self.order)}", integer=True, positive=True)
