@@ -3,8 +3,9 @@
 The target: every MLP chain under mup / ntk and every residual network under depth_mup /
 completep that the spec format can write derives, compiles and solves; the scaling analysis
 and the derived system agree on the regime; and a `repeat` is the same network as its
-unrolled twin. No exception is allowed (an `Unsupported` is a failure: every composition
-is meant to derive). `sp` has no N -> oo limit with a fixed learning rate: there the
+unrolled twin; and the two stages agree term by term on which terms survive the width limit.
+No exception is allowed but the refusals in NOT_DERIVED (kernel maps of non-Gaussian vectors in
+the lazy limit, named with the op and the reason) and a divergent solve. `sp` has no N -> oo limit with a fixed learning rate: there the
 compiler must refuse with a LimitError that says why.
 
 The default suite runs a few derandomized draws (the same ones every run, no shrinking, so
@@ -126,6 +127,30 @@ def _compiled(arch):
         raise
 
 
+TERMS = {"src": "source", "upd": "update", "resp": "response", "bsrc": "bsource", "bupd": "bupdate",
+         "bresp": "bresponse"}
+
+
+def terms_agree(arch) -> int:
+    """Every dense term the derivation keeps has N-exponent 0 in the scaling analysis, every one it drops a
+    negative one (width limits; the depth limit's terms carry L as well). Returns how many were compared."""
+    if arch.limit != ("N",):
+        return 0
+    prog = _compiled(arch)
+    if isinstance(prog, str) or prog.equations.regime != "feature_learning":
+        return 0
+    from fractions import Fraction
+
+    checked = 0
+    for key, value in prog.equations.coefficients.items():
+        term, weight = key.split(":")
+        if term in TERMS and weight in prog.scaling.terms and TERMS[term] in prog.scaling.terms[weight]:
+            exp = Fraction(prog.scaling.terms[weight][TERMS[term]]["N"])
+            assert (value != 0) == (exp == 0), f"{key} = {value} but exponent N^{exp}"
+            checked += 1
+    return checked
+
+
 def twins_agree(rolled, unrolled) -> None:
     a, b = _compiled(rolled), _compiled(unrolled)
     if isinstance(a, str) or isinstance(b, str):
@@ -152,6 +177,12 @@ def test_random_architectures_derive_and_solve(arch):
 @given(architectures())
 def test_random_architectures_derive_and_solve_many(arch):
     derive_and_solve(arch)
+
+
+@_settings(12)
+@given(architectures())
+def test_analysis_and_derivation_keep_the_same_terms(arch):
+    terms_agree(arch)
 
 
 @_settings(12)
