@@ -1,6 +1,6 @@
 """Elementwise nonlinearities phi: one closed table shared by every stage.
 
-Conventions (the DMFT must use the same functions):
+Conventions (the DMFT uses the same functions: they are defined once, in the runtime's table):
 - gelu is the exact x * Phi(x) = x (1 + erf(x / sqrt 2)) / 2, not the tanh approximation;
 - erf is the plain error function erf(x) (no rescaling of its argument);
 - quadratic is x^2; sigmoid is 1 / (1 + e^-x); linear is the identity.
@@ -12,33 +12,20 @@ from types import MappingProxyType
 from typing import Callable, Mapping
 
 import jax
-import jax.numpy as jnp
-import jax.scipy.special
 
 from ..errors import Unsupported
+from ..runtime.closed_forms import FUNCTIONS
+from ..spec.types import ACTIVATIONS as NAMES
 from .meanfield import Data
 
 KIND = "act"
 
 
-def linear(x: jax.Array) -> jax.Array:
-    return x
-
-
-def gelu(x: jax.Array) -> jax.Array:
-    return jax.nn.gelu(x, approximate=False)
-
-
-#: activation name -> phi; the keys are exactly `dmftc.spec.types.ACTIVATIONS`.
-ACTIVATIONS: Mapping[str, Callable[[jax.Array], jax.Array]] = MappingProxyType({
-    "linear": linear,
-    "relu": jax.nn.relu,
-    "tanh": jnp.tanh,
-    "erf": jax.scipy.special.erf,
-    "gelu": gelu,
-    "quadratic": jnp.square,
-    "sigmoid": jax.nn.sigmoid,
-})
+#: activation name -> phi: the runtime's table (`runtime.closed_forms.FUNCTIONS`, which also holds phi'
+#: and, through `pair_phi` / `phi_kernel`, the Gaussian pair expectations), so the finite networks, the
+#: generated solvers and the kernel maps use one definition; the names are `spec.types.ACTIVATIONS`.
+ACTIVATIONS: Mapping[str, Callable[[jax.Array], jax.Array]] = MappingProxyType(
+    {name: FUNCTIONS[name][0] for name in NAMES})
 
 
 def phi(fn: str) -> Callable[[jax.Array], jax.Array]:

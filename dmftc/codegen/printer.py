@@ -19,6 +19,7 @@ from sympy.printing.numpy import JaxPrinter
 
 from ..errors import CodegenError
 from ..notation import as_expr, hyper_symbol, size_symbol
+from ..spec.types import ACTIVATIONS
 
 FIELDS = ("h", "z", "g", "u", "r")
 #: equal-time deterministic order parameters: attention's (block, mu, nu, t) and LayerNorm's C (block, mu, t).
@@ -29,7 +30,7 @@ FUNCTIONS = {"phi": "phi", "dphi": "dphi", "exp": "jnp.exp", "log": "jnp.log", "
 
 
 #: an activation of a system with several, phi_<name> / dphi_<name>: the module binds each (emit's header)
-_ACT_FUNCTION = re.compile(r"d?phi_(linear|relu|tanh|erf|gelu|quadratic|sigmoid)")
+_ACT_FUNCTION = re.compile(rf"d?phi_({'|'.join(ACTIVATIONS)})")
 
 
 class DmftPrinter(JaxPrinter):
