@@ -260,3 +260,30 @@ def test_strategy_renders_what_it_draws():
     arch = mlp([("2*N", [layernorm(), act("gelu")]), ("N/2", [])], form="flat")
     spec = arch.load()
     assert [type(op).__name__ for op in spec.model] == ["Dense", "LayerNorm", "Act", "Dense", "Readout"]
+
+
+def test_raw_exponents_are_the_same_network_as_their_preset():
+    """preset: null with per-weight exponents: mup's rows moved by the abc symmetry on the hidden weight
+    (multiplier N^-1/2 -> 1, init std 1 -> N^-1/2, learning rate / N) derive the same terms and loss."""
+    from pathlib import Path
+
+    from dmftc.spec import loads
+
+    text = (Path(__file__).resolve().parents[2] / "specs" / "layouts" / "mlp_relu_tanh.yaml").read_text()
+    text = text.replace("training: {lr: eta, steps: 10}", "training: {lr: eta, steps: 3}")
+    named = (text.replace("  - dense: {out: N}\n  - act: relu\n  - dense: {out: N}",
+                          "  - dense: {out: N, name: W0}\n  - act: relu\n  - dense: {out: N, name: W1}")
+             .replace("  - readout: {}", "  - readout: {name: w}"))
+    raw = named.replace("parameterization: {preset: mup}", """parameterization:
+  preset: null
+  weights:
+    W0: {multiplier: 1/sqrt(D), init_std: 1, lr: gamma0**2*N}
+    W1: {multiplier: 1, init_std: 1/sqrt(N), lr: gamma0**2}
+    w: {multiplier: 1/(gamma0*N), init_std: 1, lr: gamma0**2*N}""")
+    a, b = (dmftc.compile_spec(loads(t, filename="x.yaml")) for t in (named, raw))
+    assert a.equations.coefficients == b.equations.coefficients
+    np.testing.assert_array_equal(a.solve().loss, b.solve().loss)
+    broken = raw.replace("W1: {multiplier: 1, init_std: 1/sqrt(N), lr: gamma0**2}",
+                         "W1: {multiplier: 1, init_std: 1/sqrt(N), lr: gamma0**2*N}")
+    with pytest.raises(LimitError):          # the same weight with a learning rate N times too large
+        dmftc.compile_spec(loads(broken, filename="x.yaml"))
