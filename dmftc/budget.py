@@ -374,11 +374,14 @@ def system_counts(eqs) -> dict[str, float]:
     `head_*` the parts with a head's key_dim rows per draw (H -> oo)."""
     out = dict(fields=0.0, head_fields=0.0, dynamic=0.0, static=0.0, scalar=0.0, head_sources=0.0,
                matrices=0.0, order=0.0)
-    heads = set(getattr(eqs, "head_fields", ()) or ())
+    heads = set(getattr(eqs, "head_positions", ()) or ())
 
-    def base(e):
+    def position(e):
         x = getattr(e, "lhs", None) if hasattr(e, "lhs") else getattr(e, "field", None)
-        return getattr(getattr(x, "base", None), "name", None)
+        try:
+            return int(x.indices[0])
+        except (AttributeError, TypeError, IndexError):
+            return None
 
     equations = {e.label: e for e in getattr(eqs, "equations", ())}
     try:
@@ -390,7 +393,7 @@ def system_counts(eqs) -> dict[str, float]:
         kind = getattr(e, "kind", "")
         if kind in ("field", "twin"):
             out["fields"] += k
-            out["head_fields"] += k if base(e) in heads else 0
+            out["head_fields"] += sum(1 for l in layers if l in heads)
         elif kind in ("kernel", "response", "twin_kernel"):
             out["matrices"] += k
         elif kind == "order":
@@ -406,7 +409,7 @@ def system_counts(eqs) -> dict[str, float]:
             src = sources.get(step.label)
             if src is not None:
                 out[src.structure if src.structure in ("static", "scalar") else "dynamic"] += k
-                out["head_sources"] += k if base(src) in heads else 0
+                out["head_sources"] += k if position(src) in heads else 0
     return out
 
 

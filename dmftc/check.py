@@ -164,12 +164,13 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
             logits[n] = sim.order["logits"]
             finite[n].update(head_averaged_logits(sim.order["logits"]))
         if prog.equations.tokens and name != "L":
-            # simulator stream site l (input of transformer layer l + 1, or the top) = DMFT position 1 + B l
-            B = (prog.equations.depth - 1) // int(spec.sizes["L"])
+            # simulator stream site l (input of the first block, then after each layer) = the DMFT position
+            # the derivation marked there (EquationSystem.stream_sites)
+            sites = prog.equations.stream_sites
             for k, v in sim.order.items():
                 m = re.fullmatch(r"Phi\{(\d+)\}", k)
-                if m:
-                    finite[n][f"H{1 + B * int(m.group(1))}"] = v
+                if m and int(m.group(1)) < len(sites) and sites[int(m.group(1))]:
+                    finite[n][f"H{sites[int(m.group(1))]}"] = v
             order_names = [k for k in finite[n] if re.fullmatch(r"(H|A)\d+", k)]
         elif prog.equations.has_stream:
             # simulator stream site l (l = 0 the embedding's output, l after block l) = DMFT position l + 1;

@@ -3,7 +3,7 @@
 Regenerate with: dmftc compile specs/resnet_depth_mup.yaml
 Limit: N -> oo; regime: feature_learning; method: monte_carlo.
 The equations are in resnet_depth_mup.tex; each block below cites the label it implements.
-digest: sha256:f2147620fb58ed46a7a6f611a71eede22f2539c3e3d9d437288785cf147fa239
+digest: sha256:5aa4c0c874baeb209bfed1841b049944f8743a4b05e54cfbfd6875c9f66f1cf9
 """
 
 import functools
@@ -92,18 +92,18 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
         Phi[1] = rt.set_kernel_row(Phi[1], rt.kernel_row(w, phi(h_t[1]), phi_h[1], t) - rt.kernel_row(w, phi(h0_t[1]), phi_h0[1], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[1], t, P), t, P), t)
         # [eq:response.A1: A[1, mu, nu, t, s] = E(Response(phi(h[1, mu, t]), r[1, nu, s]))]
         A[1] = A[1].at[t].set(rt.ibp_row(w, phi(h_t[1]) - phi(h0_t[1]), xi[("r", 1)], fac[("r", 1)], t, P, strict=True))
-        # [src:u2: u[2, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) Phi[1, mu, nu, t, s])]
-        fac[("u", 2)] = rt.grow_factor(fac[("u", 2)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[1]), t, P, rcond_t)
+        # [src:u2: u[2, mu, t] ~ N(0, beta0**2/4 Phi[1, mu, nu, t, s])]
+        fac[("u", 2)] = rt.grow_factor(fac[("u", 2)], (1/4)*hp["beta0"]**2 * rt.flat(Phi[1]), t, P, rcond_t)
         u_t[2] = rt.sample_row(fac[("u", 2)], xi[("u", 2)], t, P)
         u[2] = rt.set_slot(u[2], t, u_t[2])
         # [eq:cv.h2: h0[2, mu, t] = h0[1, mu, t] + u[2, mu, t]]
         h0_t[2] = h0_t[1] + u_t[2]
         h0[2] = rt.set_slot(h0[2], t, h0_t[2])
         phi_h0[2] = rt.set_slot(phi_h0[2], t, phi(h0_t[2]))  # memo of phi(h0[2, nu, s])
-        # [eq:cv.H2: H0[2, mu, nu, t, s] = H0[1, mu, nu, t, s] + beta0**2*Phi[1, mu, nu, t, s]/4**(2*alpha_L)]
-        H0[2] = rt.set_kernel_row(H0[2], rt.causal_row(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * Phi[1][t] + H0[1][t], t, n_t), t)
-        # [eq:field.h2: h[2, mu, t] = h[1, mu, t] + u[2, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[1, mu, nu, t, s]/4 + beta0**2*A[1, mu, nu, t, s]/4**(2*alpha_L))*g[2, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
-        h_t[2] = h_t[1] + u_t[2] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * A[1][t] + (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[1][t], g[2], t, strict=True)
+        # [eq:cv.H2: H0[2, mu, nu, t, s] = beta0**2*Phi[1, mu, nu, t, s]/4 + H0[1, mu, nu, t, s]]
+        H0[2] = rt.set_kernel_row(H0[2], rt.causal_row((1/4)*hp["beta0"]**2 * Phi[1][t] + H0[1][t], t, n_t), t)
+        # [eq:field.h2: h[2, mu, t] = h[1, mu, t] + u[2, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[1, mu, nu, t, s]/4 + beta0**2*A[1, mu, nu, t, s]/4)*g[2, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        h_t[2] = h_t[1] + u_t[2] + rt.causal_sum((1/4)*hp["beta0"]**2 * A[1][t] + (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[1][t], g[2], t, strict=True)
         h[2] = rt.set_slot(h[2], t, h_t[2])
         phi_h[2] = rt.set_slot(phi_h[2], t, phi(h_t[2]))  # memo of phi(h[2, nu, s])
         # [eq:kernel.H2: H[2, mu, nu, t, s] = E(h[2, mu, t]*h[2, nu, s])]
@@ -112,18 +112,18 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
         Phi[2] = rt.set_kernel_row(Phi[2], rt.kernel_row(w, phi(h_t[2]), phi_h[2], t) - rt.kernel_row(w, phi(h0_t[2]), phi_h0[2], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[2], t, P), t, P), t)
         # [eq:response.A2: A[2, mu, nu, t, s] = E(Response(phi(h[2, mu, t]), r[2, nu, s]))]
         A[2] = A[2].at[t].set(rt.ibp_row(w, phi(h_t[2]) - phi(h0_t[2]), xi[("r", 2)], fac[("r", 2)], t, P, strict=True))
-        # [src:u3: u[3, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) Phi[2, mu, nu, t, s])]
-        fac[("u", 3)] = rt.grow_factor(fac[("u", 3)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[2]), t, P, rcond_t)
+        # [src:u3: u[3, mu, t] ~ N(0, beta0**2/4 Phi[2, mu, nu, t, s])]
+        fac[("u", 3)] = rt.grow_factor(fac[("u", 3)], (1/4)*hp["beta0"]**2 * rt.flat(Phi[2]), t, P, rcond_t)
         u_t[3] = rt.sample_row(fac[("u", 3)], xi[("u", 3)], t, P)
         u[3] = rt.set_slot(u[3], t, u_t[3])
         # [eq:cv.h3: h0[3, mu, t] = h0[2, mu, t] + u[3, mu, t]]
         h0_t[3] = h0_t[2] + u_t[3]
         h0[3] = rt.set_slot(h0[3], t, h0_t[3])
         phi_h0[3] = rt.set_slot(phi_h0[3], t, phi(h0_t[3]))  # memo of phi(h0[3, nu, s])
-        # [eq:cv.H3: H0[3, mu, nu, t, s] = H0[2, mu, nu, t, s] + beta0**2*Phi[2, mu, nu, t, s]/4**(2*alpha_L)]
-        H0[3] = rt.set_kernel_row(H0[3], rt.causal_row(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * Phi[2][t] + H0[2][t], t, n_t), t)
-        # [eq:field.h3: h[3, mu, t] = h[2, mu, t] + u[3, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[2, mu, nu, t, s]/4 + beta0**2*A[2, mu, nu, t, s]/4**(2*alpha_L))*g[3, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
-        h_t[3] = h_t[2] + u_t[3] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * A[2][t] + (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2][t], g[3], t, strict=True)
+        # [eq:cv.H3: H0[3, mu, nu, t, s] = beta0**2*Phi[2, mu, nu, t, s]/4 + H0[2, mu, nu, t, s]]
+        H0[3] = rt.set_kernel_row(H0[3], rt.causal_row((1/4)*hp["beta0"]**2 * Phi[2][t] + H0[2][t], t, n_t), t)
+        # [eq:field.h3: h[3, mu, t] = h[2, mu, t] + u[3, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[2, mu, nu, t, s]/4 + beta0**2*A[2, mu, nu, t, s]/4)*g[3, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        h_t[3] = h_t[2] + u_t[3] + rt.causal_sum((1/4)*hp["beta0"]**2 * A[2][t] + (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2][t], g[3], t, strict=True)
         h[3] = rt.set_slot(h[3], t, h_t[3])
         phi_h[3] = rt.set_slot(phi_h[3], t, phi(h_t[3]))  # memo of phi(h[3, nu, s])
         # [eq:kernel.H3: H[3, mu, nu, t, s] = E(h[3, mu, t]*h[3, nu, s])]
@@ -132,18 +132,18 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
         Phi[3] = rt.set_kernel_row(Phi[3], rt.kernel_row(w, phi(h_t[3]), phi_h[3], t) - rt.kernel_row(w, phi(h0_t[3]), phi_h0[3], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[3], t, P), t, P), t)
         # [eq:response.A3: A[3, mu, nu, t, s] = E(Response(phi(h[3, mu, t]), r[3, nu, s]))]
         A[3] = A[3].at[t].set(rt.ibp_row(w, phi(h_t[3]) - phi(h0_t[3]), xi[("r", 3)], fac[("r", 3)], t, P, strict=True))
-        # [src:u4: u[4, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) Phi[3, mu, nu, t, s])]
-        fac[("u", 4)] = rt.grow_factor(fac[("u", 4)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[3]), t, P, rcond_t)
+        # [src:u4: u[4, mu, t] ~ N(0, beta0**2/4 Phi[3, mu, nu, t, s])]
+        fac[("u", 4)] = rt.grow_factor(fac[("u", 4)], (1/4)*hp["beta0"]**2 * rt.flat(Phi[3]), t, P, rcond_t)
         u_t[4] = rt.sample_row(fac[("u", 4)], xi[("u", 4)], t, P)
         u[4] = rt.set_slot(u[4], t, u_t[4])
         # [eq:cv.h4: h0[4, mu, t] = h0[3, mu, t] + u[4, mu, t]]
         h0_t[4] = h0_t[3] + u_t[4]
         h0[4] = rt.set_slot(h0[4], t, h0_t[4])
         phi_h0[4] = rt.set_slot(phi_h0[4], t, phi(h0_t[4]))  # memo of phi(h0[4, nu, s])
-        # [eq:cv.H4: H0[4, mu, nu, t, s] = H0[3, mu, nu, t, s] + beta0**2*Phi[3, mu, nu, t, s]/4**(2*alpha_L)]
-        H0[4] = rt.set_kernel_row(H0[4], rt.causal_row(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * Phi[3][t] + H0[3][t], t, n_t), t)
-        # [eq:field.h4: h[4, mu, t] = h[3, mu, t] + u[4, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[3, mu, nu, t, s]/4 + beta0**2*A[3, mu, nu, t, s]/4**(2*alpha_L))*g[4, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
-        h_t[4] = h_t[3] + u_t[4] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * A[3][t] + (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[3][t], g[4], t, strict=True)
+        # [eq:cv.H4: H0[4, mu, nu, t, s] = beta0**2*Phi[3, mu, nu, t, s]/4 + H0[3, mu, nu, t, s]]
+        H0[4] = rt.set_kernel_row(H0[4], rt.causal_row((1/4)*hp["beta0"]**2 * Phi[3][t] + H0[3][t], t, n_t), t)
+        # [eq:field.h4: h[4, mu, t] = h[3, mu, t] + u[4, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[3, mu, nu, t, s]/4 + beta0**2*A[3, mu, nu, t, s]/4)*g[4, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        h_t[4] = h_t[3] + u_t[4] + rt.causal_sum((1/4)*hp["beta0"]**2 * A[3][t] + (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[3][t], g[4], t, strict=True)
         h[4] = rt.set_slot(h[4], t, h_t[4])
         phi_h[4] = rt.set_slot(phi_h[4], t, phi(h_t[4]))  # memo of phi(h[4, nu, s])
         # [eq:kernel.H4: H[4, mu, nu, t, s] = E(h[4, mu, t]*h[4, nu, s])]
@@ -152,18 +152,18 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
         Phi[4] = rt.set_kernel_row(Phi[4], rt.kernel_row(w, phi(h_t[4]), phi_h[4], t) - rt.kernel_row(w, phi(h0_t[4]), phi_h0[4], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), rt.kernel_cov_row(H0[4], t, P), t, P), t)
         # [eq:response.A4: A[4, mu, nu, t, s] = E(Response(phi(h[4, mu, t]), r[4, nu, s]))]
         A[4] = A[4].at[t].set(rt.ibp_row(w, phi(h_t[4]) - phi(h0_t[4]), xi[("r", 4)], fac[("r", 4)], t, P, strict=True))
-        # [src:u5: u[5, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) Phi[4, mu, nu, t, s])]
-        fac[("u", 5)] = rt.grow_factor(fac[("u", 5)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(Phi[4]), t, P, rcond_t)
+        # [src:u5: u[5, mu, t] ~ N(0, beta0**2/4 Phi[4, mu, nu, t, s])]
+        fac[("u", 5)] = rt.grow_factor(fac[("u", 5)], (1/4)*hp["beta0"]**2 * rt.flat(Phi[4]), t, P, rcond_t)
         u_t[5] = rt.sample_row(fac[("u", 5)], xi[("u", 5)], t, P)
         u[5] = rt.set_slot(u[5], t, u_t[5])
         # [eq:cv.h5: h0[5, mu, t] = h0[4, mu, t] + u[5, mu, t]]
         h0_t[5] = h0_t[4] + u_t[5]
         h0[5] = rt.set_slot(h0[5], t, h0_t[5])
         phi_h0[5] = rt.set_slot(phi_h0[5], t, phi(h0_t[5]))  # memo of phi(h0[5, nu, s])
-        # [eq:cv.H5: H0[5, mu, nu, t, s] = H0[4, mu, nu, t, s] + beta0**2*Phi[4, mu, nu, t, s]/4**(2*alpha_L)]
-        H0[5] = rt.set_kernel_row(H0[5], rt.causal_row(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * Phi[4][t] + H0[4][t], t, n_t), t)
-        # [eq:field.h5: h[5, mu, t] = h[4, mu, t] + u[5, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[4, mu, nu, t, s]/4 + beta0**2*A[4, mu, nu, t, s]/4**(2*alpha_L))*g[5, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
-        h_t[5] = h_t[4] + u_t[5] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * A[4][t] + (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[4][t], g[5], t, strict=True)
+        # [eq:cv.H5: H0[5, mu, nu, t, s] = beta0**2*Phi[4, mu, nu, t, s]/4 + H0[4, mu, nu, t, s]]
+        H0[5] = rt.set_kernel_row(H0[5], rt.causal_row((1/4)*hp["beta0"]**2 * Phi[4][t] + H0[4][t], t, n_t), t)
+        # [eq:field.h5: h[5, mu, t] = h[4, mu, t] + u[5, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[4, mu, nu, t, s]/4 + beta0**2*A[4, mu, nu, t, s]/4)*g[5, nu, s], (nu, 0, P - 1), (s, 0, t - 1))]
+        h_t[5] = h_t[4] + u_t[5] + rt.causal_sum((1/4)*hp["beta0"]**2 * A[4][t] + (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[4][t], g[5], t, strict=True)
         h[5] = rt.set_slot(h[5], t, h_t[5])
         phi_h[5] = rt.set_slot(phi_h[5], t, phi(h_t[5]))  # memo of phi(h[5, nu, s])
         # [eq:kernel.H5: H[5, mu, nu, t, s] = E(h[5, mu, t]*h[5, nu, s])]
@@ -187,56 +187,56 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
         g[5] = rt.set_slot(g[5], t, g_t[5])
         # [eq:kernel.G5: G[5, mu, nu, t, s] = E(g[5, mu, t]*g[5, nu, s])]
         G[5] = rt.set_kernel_row(G[5], rt.kernel_row(w, g_t[5], g[5], t), t)
-        # [src:r4: r[4, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) G[5, mu, nu, t, s])]
-        fac[("r", 4)] = rt.grow_factor(fac[("r", 4)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(G[5]), t, P, rcond_t)
+        # [src:r4: r[4, mu, t] ~ N(0, beta0**2/4 G[5, mu, nu, t, s])]
+        fac[("r", 4)] = rt.grow_factor(fac[("r", 4)], (1/4)*hp["beta0"]**2 * rt.flat(G[5]), t, P, rcond_t)
         r_t[4] = rt.sample_row(fac[("r", 4)], xi[("r", 4)], t, P)
         r[4] = rt.set_slot(r[4], t, r_t[4])
         # [eq:response.B4: B[4, mu, nu, t, s] = E(Response(g[5, mu, t], u[5, nu, s]))]
         B[4] = B[4].at[t].set(rt.ibp_row(w, g_t[5] - dphi(h0_t[5])*r_t[5], xi[("u", 5)], fac[("u", 5)], t, P, strict=False))
-        # [eq:field.z4: z[4, mu, t] = r[4, mu, t] + Sum(beta0**2*phi(h[4, nu, s])*B[4, mu, nu, t, s]/4**(2*alpha_L), (nu, 0, P - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[4, nu, s])*Delta[nu, s]*G[5, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t - 1))]
-        z_t[4] = r_t[4] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * B[4][t] + rt.before(t, n_t) * (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[5][t], phi_h[4], t, strict=False)
+        # [eq:field.z4: z[4, mu, t] = r[4, mu, t] + Sum(beta0**2*phi(h[4, nu, s])*B[4, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[4, nu, s])*Delta[nu, s]*G[5, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t - 1))]
+        z_t[4] = r_t[4] + rt.causal_sum((1/4)*hp["beta0"]**2 * B[4][t] + rt.before(t, n_t) * (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[5][t], phi_h[4], t, strict=False)
         z[4] = rt.set_slot(z[4], t, z_t[4])
         # [eq:field.g4: g[4, mu, t] = dphi(h[4, mu, t])*z[4, mu, t] + g[5, mu, t]]
         g_t[4] = dphi(h_t[4])*z_t[4] + g_t[5]
         g[4] = rt.set_slot(g[4], t, g_t[4])
         # [eq:kernel.G4: G[4, mu, nu, t, s] = E(g[4, mu, t]*g[4, nu, s])]
         G[4] = rt.set_kernel_row(G[4], rt.kernel_row(w, g_t[4], g[4], t), t)
-        # [src:r3: r[3, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) G[4, mu, nu, t, s])]
-        fac[("r", 3)] = rt.grow_factor(fac[("r", 3)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(G[4]), t, P, rcond_t)
+        # [src:r3: r[3, mu, t] ~ N(0, beta0**2/4 G[4, mu, nu, t, s])]
+        fac[("r", 3)] = rt.grow_factor(fac[("r", 3)], (1/4)*hp["beta0"]**2 * rt.flat(G[4]), t, P, rcond_t)
         r_t[3] = rt.sample_row(fac[("r", 3)], xi[("r", 3)], t, P)
         r[3] = rt.set_slot(r[3], t, r_t[3])
         # [eq:response.B3: B[3, mu, nu, t, s] = E(Response(g[4, mu, t], u[4, nu, s]))]
         B[3] = B[3].at[t].set(rt.ibp_row(w, g_t[4] - dphi(h0_t[4])*r_t[4], xi[("u", 4)], fac[("u", 4)], t, P, strict=False))
-        # [eq:field.z3: z[3, mu, t] = r[3, mu, t] + Sum(beta0**2*phi(h[3, nu, s])*B[3, mu, nu, t, s]/4**(2*alpha_L), (nu, 0, P - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[3, nu, s])*Delta[nu, s]*G[4, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t - 1))]
-        z_t[3] = r_t[3] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * B[3][t] + rt.before(t, n_t) * (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[4][t], phi_h[3], t, strict=False)
+        # [eq:field.z3: z[3, mu, t] = r[3, mu, t] + Sum(beta0**2*phi(h[3, nu, s])*B[3, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[3, nu, s])*Delta[nu, s]*G[4, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t - 1))]
+        z_t[3] = r_t[3] + rt.causal_sum((1/4)*hp["beta0"]**2 * B[3][t] + rt.before(t, n_t) * (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[4][t], phi_h[3], t, strict=False)
         z[3] = rt.set_slot(z[3], t, z_t[3])
         # [eq:field.g3: g[3, mu, t] = dphi(h[3, mu, t])*z[3, mu, t] + g[4, mu, t]]
         g_t[3] = dphi(h_t[3])*z_t[3] + g_t[4]
         g[3] = rt.set_slot(g[3], t, g_t[3])
         # [eq:kernel.G3: G[3, mu, nu, t, s] = E(g[3, mu, t]*g[3, nu, s])]
         G[3] = rt.set_kernel_row(G[3], rt.kernel_row(w, g_t[3], g[3], t), t)
-        # [src:r2: r[2, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) G[3, mu, nu, t, s])]
-        fac[("r", 2)] = rt.grow_factor(fac[("r", 2)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(G[3]), t, P, rcond_t)
+        # [src:r2: r[2, mu, t] ~ N(0, beta0**2/4 G[3, mu, nu, t, s])]
+        fac[("r", 2)] = rt.grow_factor(fac[("r", 2)], (1/4)*hp["beta0"]**2 * rt.flat(G[3]), t, P, rcond_t)
         r_t[2] = rt.sample_row(fac[("r", 2)], xi[("r", 2)], t, P)
         r[2] = rt.set_slot(r[2], t, r_t[2])
         # [eq:response.B2: B[2, mu, nu, t, s] = E(Response(g[3, mu, t], u[3, nu, s]))]
         B[2] = B[2].at[t].set(rt.ibp_row(w, g_t[3] - dphi(h0_t[3])*r_t[3], xi[("u", 3)], fac[("u", 3)], t, P, strict=False))
-        # [eq:field.z2: z[2, mu, t] = r[2, mu, t] + Sum(beta0**2*phi(h[2, nu, s])*B[2, mu, nu, t, s]/4**(2*alpha_L), (nu, 0, P - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[2, nu, s])*Delta[nu, s]*G[3, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t - 1))]
-        z_t[2] = r_t[2] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * B[2][t] + rt.before(t, n_t) * (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[3][t], phi_h[2], t, strict=False)
+        # [eq:field.z2: z[2, mu, t] = r[2, mu, t] + Sum(beta0**2*phi(h[2, nu, s])*B[2, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[2, nu, s])*Delta[nu, s]*G[3, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t - 1))]
+        z_t[2] = r_t[2] + rt.causal_sum((1/4)*hp["beta0"]**2 * B[2][t] + rt.before(t, n_t) * (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[3][t], phi_h[2], t, strict=False)
         z[2] = rt.set_slot(z[2], t, z_t[2])
         # [eq:field.g2: g[2, mu, t] = dphi(h[2, mu, t])*z[2, mu, t] + g[3, mu, t]]
         g_t[2] = dphi(h_t[2])*z_t[2] + g_t[3]
         g[2] = rt.set_slot(g[2], t, g_t[2])
         # [eq:kernel.G2: G[2, mu, nu, t, s] = E(g[2, mu, t]*g[2, nu, s])]
         G[2] = rt.set_kernel_row(G[2], rt.kernel_row(w, g_t[2], g[2], t), t)
-        # [src:r1: r[1, mu, t] ~ N(0, beta0**2/4**(2*alpha_L) G[2, mu, nu, t, s])]
-        fac[("r", 1)] = rt.grow_factor(fac[("r", 1)], 4**(-2*hp["alpha_L"])*hp["beta0"]**2 * rt.flat(G[2]), t, P, rcond_t)
+        # [src:r1: r[1, mu, t] ~ N(0, beta0**2/4 G[2, mu, nu, t, s])]
+        fac[("r", 1)] = rt.grow_factor(fac[("r", 1)], (1/4)*hp["beta0"]**2 * rt.flat(G[2]), t, P, rcond_t)
         r_t[1] = rt.sample_row(fac[("r", 1)], xi[("r", 1)], t, P)
         r[1] = rt.set_slot(r[1], t, r_t[1])
         # [eq:response.B1: B[1, mu, nu, t, s] = E(Response(g[2, mu, t], u[2, nu, s]))]
         B[1] = B[1].at[t].set(rt.ibp_row(w, g_t[2] - dphi(h0_t[2])*r_t[2], xi[("u", 2)], fac[("u", 2)], t, P, strict=False))
-        # [eq:field.z1: z[1, mu, t] = r[1, mu, t] + Sum(beta0**2*phi(h[1, nu, s])*B[1, mu, nu, t, s]/4**(2*alpha_L), (nu, 0, P - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[1, nu, s])*Delta[nu, s]*G[2, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t - 1))]
-        z_t[1] = r_t[1] + rt.causal_sum(4**(-2*hp["alpha_L"])*hp["beta0"]**2 * B[1][t] + rt.before(t, n_t) * (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2][t], phi_h[1], t, strict=False)
+        # [eq:field.z1: z[1, mu, t] = r[1, mu, t] + Sum(beta0**2*phi(h[1, nu, s])*B[1, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[1, nu, s])*Delta[nu, s]*G[2, mu, nu, t, s]/4, (nu, 0, P - 1), (s, 0, t - 1))]
+        z_t[1] = r_t[1] + rt.causal_sum((1/4)*hp["beta0"]**2 * B[1][t] + rt.before(t, n_t) * (1/4)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2][t], phi_h[1], t, strict=False)
         z[1] = rt.set_slot(z[1], t, z_t[1])
         # [eq:field.g1: g[1, mu, t] = dphi(h[1, mu, t])*z[1, mu, t] + g[2, mu, t]]
         g_t[1] = dphi(h_t[1])*z_t[1] + g_t[2]

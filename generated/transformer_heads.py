@@ -3,7 +3,7 @@
 Regenerate with: dmftc compile specs/transformer_heads.yaml
 Limit: H -> oo; regime: feature_learning; method: monte_carlo.
 The equations are in transformer_heads.tex; each block below cites the label it implements.
-digest: sha256:7de707be48c123c91ef57d77bf4245fd9046cfbcb2fd90a23fd181eb21bb34f7
+digest: sha256:c6e3e35d3166c9ec8a2dbe022903c70e97e4feb3fce6f0362b9d5d1e06a8b8c3
 """
 
 import functools
@@ -16,7 +16,7 @@ from dmftc.runtime import lazy
 from dmftc.runtime import sweep as rt
 
 ACTIVATION = "gelu"
-DEPTH = 5
+DEPTH = 24
 REGIME = "feature_learning"
 METHOD = "monte_carlo"
 HYPER = ('alpha_A', 'alpha_L', 'beta0', 'eta', 'gamma0')
@@ -24,8 +24,8 @@ phi, dphi = cf.FUNCTIONS[ACTIVATION]
 
 KEY_DIM = 4  # N, the coordinates of one head (H -> oo at fixed N)
 KEEP_HEADS = 256  # heads whose logits are returned (the distribution across heads)
-SOURCES = (('r', 5, 'scalar'), ('r1', 2, 'dynamic'), ('r1', 3, 'dynamic'), ('r1', 4, 'dynamic'), ('r2', 2, 'dynamic'), ('r2', 3, 'dynamic'), ('r2', 4, 'dynamic'), ('rK', 1, 'dynamic'), ('rK', 2, 'dynamic'), ('rK', 3, 'dynamic'), ('rO', 1, 'dynamic'), ('rO', 2, 'dynamic'), ('rO', 3, 'dynamic'), ('rQ', 1, 'dynamic'), ('rQ', 2, 'dynamic'), ('rQ', 3, 'dynamic'), ('rV', 1, 'dynamic'), ('rV', 2, 'dynamic'), ('rV', 3, 'dynamic'), ('u', 1, 'static'), ('u1', 2, 'dynamic'), ('u1', 3, 'dynamic'), ('u1', 4, 'dynamic'), ('u2', 2, 'dynamic'), ('u2', 3, 'dynamic'), ('u2', 4, 'dynamic'), ('uK', 1, 'dynamic'), ('uK', 2, 'dynamic'), ('uK', 3, 'dynamic'), ('uO', 1, 'dynamic'), ('uO', 2, 'dynamic'), ('uO', 3, 'dynamic'), ('uQ', 1, 'dynamic'), ('uQ', 2, 'dynamic'), ('uQ', 3, 'dynamic'), ('uV', 1, 'dynamic'), ('uV', 2, 'dynamic'), ('uV', 3, 'dynamic'))
-FACTORS = (('r1', 2), ('r1', 3), ('r1', 4), ('r2', 2), ('r2', 3), ('r2', 4), ('rK', 1), ('rK', 2), ('rK', 3), ('rO', 1), ('rO', 2), ('rO', 3), ('rQ', 1), ('rQ', 2), ('rQ', 3), ('rV', 1), ('rV', 2), ('rV', 3), ('u1', 2), ('u1', 3), ('u1', 4), ('u2', 2), ('u2', 3), ('u2', 4), ('uK', 1), ('uK', 2), ('uK', 3), ('uO', 1), ('uO', 2), ('uO', 3))  # one factor per distinct covariance: uQ uses uK's, uV uses uK's
+SOURCES = (('r', 9, 'dynamic'), ('r', 10, 'dynamic'), ('r', 14, 'dynamic'), ('r', 15, 'dynamic'), ('r', 16, 'dynamic'), ('r', 17, 'dynamic'), ('r', 18, 'dynamic'), ('r', 19, 'dynamic'), ('r', 20, 'scalar'), ('r', 21, 'dynamic'), ('r', 22, 'dynamic'), ('r', 23, 'dynamic'), ('r', 24, 'dynamic'), ('u', 1, 'static'), ('u', 2, 'dynamic'), ('u', 3, 'dynamic'), ('u', 4, 'dynamic'), ('u', 5, 'dynamic'), ('u', 6, 'dynamic'), ('u', 7, 'dynamic'), ('u', 8, 'dynamic'), ('u', 10, 'dynamic'), ('u', 11, 'dynamic'), ('u', 12, 'dynamic'), ('u', 13, 'dynamic'), ('u', 15, 'dynamic'))
+FACTORS = (('r', 9), ('r', 10), ('r', 14), ('r', 15), ('r', 16), ('r', 17), ('r', 18), ('r', 19), ('r', 21), ('r', 22), ('r', 23), ('r', 24), ('u', 2), ('u', 3), ('u', 4), ('u', 5), ('u', 6), ('u', 10), ('u', 11), ('u', 15))  # one factor per distinct covariance: u7 uses u6's, u8 uses u6's, u12 uses u11's, u13 uses u11's
 
 
 def _dims(P, n):
@@ -44,7 +44,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     Phi0 = Xp @ Xp.T / D  # token data kernel
     Seq = jnp.kron(jnp.eye(P, dtype=dtype), jnp.ones((S, S), dtype))  # 1 where alpha, beta share a sequence
     y = jnp.repeat(y, S)  # each position carries its sequence's target
-    xi, w = rt.source_draws(key, _dims(PS, n), samples, "monte_carlo", dtype, rows={k: KEY_DIM for k in (('rO', 1), ('rO', 2), ('rO', 3), ('uK', 1), ('uK', 2), ('uK', 3), ('uQ', 1), ('uQ', 2), ('uQ', 3), ('uV', 1), ('uV', 2), ('uV', 3))})
+    xi, w = rt.source_draws(key, _dims(PS, n), samples, "monte_carlo", dtype, rows={k: KEY_DIM for k in (('r', 9), ('r', 14), ('u', 6), ('u', 7), ('u', 8), ('u', 11), ('u', 12), ('u', 13))})
     M = w.shape[0]
     rcond_t = rt.resolvable(rcond, M, "monte_carlo", n)  # conditional variances below it are noise
     wH = jnp.repeat(w, KEY_DIM) / KEY_DIM  # head site: expectations over heads and their coordinates
@@ -62,206 +62,291 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
         matrix = lambda layers: {l: jnp.zeros((width, PS, PS), dtype) for l in layers}
         vector = lambda layers: {l: jnp.zeros((width, PS), dtype) for l in layers}
         return dict(
-            u=per_draw((1,)),
-            uK=head_draw((1, 2, 3)),
-            rK=per_draw((1, 2, 3)),
-            uQ=head_draw((1, 2, 3)),
-            rQ=per_draw((1, 2, 3)),
-            uV=head_draw((1, 2, 3)),
-            rV=per_draw((1, 2, 3)),
-            uO=per_draw((1, 2, 3)),
-            rO=head_draw((1, 2, 3)),
-            u1=per_draw((2, 3, 4)),
-            r1=per_draw((2, 3, 4)),
-            u2=per_draw((2, 3, 4)),
-            r2=per_draw((2, 3, 4)),
-            r=per_draw((5,)),
-            h=per_draw((1, 2, 3, 4, 5)),
-            hb=per_draw((1, 2, 3, 4, 5)),
-            k=head_draw((1, 2, 3)),
-            q=head_draw((1, 2, 3)),
-            v=head_draw((1, 2, 3)),
-            o=head_draw((1, 2, 3)),
-            go=head_draw((1, 2, 3)),
-            gv=head_draw((1, 2, 3)),
-            gq=head_draw((1, 2, 3)),
-            gk=head_draw((1, 2, 3)),
-            gb=per_draw((1, 2, 3, 4, 5)),
-            o0=head_draw((1, 2, 3)),
-            gv0=head_draw((1, 2, 3)),
-            gq0=head_draw((1, 2, 3)),
-            gk0=head_draw((1, 2, 3)),
-            x=per_draw((2, 3, 4)),
-            zx=per_draw((2, 3, 4)),
-            gx=per_draw((2, 3, 4)),
-            g=per_draw((1, 2, 3, 4, 5)),
-            z=per_draw((5,)),
+            u={**per_draw((1, 2, 3, 4, 5, 10, 15)), **head_draw((6, 7, 8, 11, 12, 13))},
+            r={**per_draw((10, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24)), **head_draw((9, 14))},
+            h={**per_draw((1, 2, 3, 4, 5, 10, 15, 16, 17, 18, 19, 20)), **head_draw((6, 7, 8, 9, 11, 12, 13, 14))},
             h0=per_draw((1, 2, 3, 4, 5)),
-            g0=per_draw((1, 2, 3, 4, 5)),
-            phi_x=per_draw((2, 3, 4)),
-            phi_u1=per_draw((2, 3, 4)),
-            dphi_u1_r2=per_draw((2, 3, 4)),
-            H=kernel((1, 2, 3, 4, 5)),
-            Phi=kernel((1, 2, 3, 4, 5)),
-            Phio=kernel((1, 3)),
-            AO=kernel((1, 3)),
-            BO=kernel((1, 3)),
-            Gk=kernel((1, 3)),
-            AK=kernel((1, 3)),
-            BK=kernel((1, 3)),
-            Gq=kernel((1, 3)),
-            AQ=kernel((1, 3)),
-            BQ=kernel((1, 3)),
-            Gv=kernel((1, 3)),
-            AV=kernel((1, 3)),
-            BV=kernel((1, 3)),
-            Phix=kernel((2, 4)),
-            A2=kernel((2, 4)),
-            A1=kernel((2, 4)),
-            B2=kernel((2, 4)),
-            Gx=kernel((2, 4)),
-            B1=kernel((2, 4)),
-            G=kernel((1, 2, 3, 4, 5)),
+            z={**per_draw((10, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24)), **head_draw((9, 14))},
+            g={**per_draw((1, 2, 3, 4, 5, 10, 15, 16, 17, 18, 19, 20)), **head_draw((6, 7, 8, 9, 11, 12, 13, 14))},
+            phi_h={**per_draw((1, 2, 3, 4, 5, 10, 15, 16, 17, 18, 19, 20)), **head_draw((6, 7, 8, 9, 11, 12, 13, 14))},
+            phi_u={**per_draw((1, 2, 3, 4, 5, 10, 15)), **head_draw((6, 7, 8, 11, 12, 13))},
+            dphi_u_r=per_draw((10, 15)),
             H0=kernel((1, 2, 3, 4, 5)),
-            Lam=per_head((1, 3)),
-            Sm=per_head((1, 3)),
-            Mm=per_head((1, 3)),
-            Dm=per_head((1, 3)),
-            Lam0=per_head((1, 3)),
-            Sm0=per_head((1, 3)),
-            Mm0=per_head((1, 3)),
-            Dm0=per_head((1, 3)),
-            C=vector((1, 2, 3, 4, 5)),
-            logits=history((1, 3)),
-            Lbar=matrix((1, 3)),
+            H=kernel((1, 2, 3, 4, 5)),
+            Phi=kernel((9, 10, 14, 15, 16, 17, 18, 19, 20)),
+            A=kernel((9, 10, 14, 15, 16, 17, 18, 19, 21, 22, 23, 24)),
+            G=kernel((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20)),
+            B=kernel((9, 10, 14, 15, 16, 17, 18, 19, 21, 22, 23, 24)),
+            Mln=vector((16, 17, 18, 19, 20)),
+            Vln=vector((16, 17, 18, 19, 20)),
+            Lam=per_head((9, 14)),
+            Sm=per_head((9, 14)),
+            Cg=vector((16, 17, 18, 19, 20)),
+            C=vector((16, 17, 18, 19, 20)),
+            Mm=per_head((9, 14)),
+            Dm=per_head((9, 14)),
+            logits=history((9, 14)),
+            Lbar=matrix((9, 14)),
             fac={key: rt.empty_factor(width, PS, dtype) for key in FACTORS},
             ftok=jnp.zeros((width, PS), dtype), F=jnp.zeros((width, PS), dtype), Delta=jnp.zeros((width, PS), dtype))
 
     def step(t, state, xi):
         """One time step of the causal sweep: forward up the stream, output, backward down."""
         n_t = state["Delta"].shape[0]  # slots held in this segment of the sweep
-        u, uK, rK, uQ, rQ, uV, rV, uO, rO, u1, r1, u2, r2, r, h, hb, k, q, v, o, go, gv, gq, gk, gb, o0, gv0, gq0, gk0, x, zx, gx, g, z, h0, g0, phi_x, phi_u1, dphi_u1_r2, H, Phi, Phio, AO, BO, Gk, AK, BK, Gq, AQ, BQ, Gv, AV, BV, Phix, A2, A1, B2, Gx, B1, G, H0, Lam, Sm, Mm, Dm, Lam0, Sm0, Mm0, Dm0, C, fac, logits, Lbar, ftok, F, Delta = (rt.copy(state[k]) for k in ("u", "uK", "rK", "uQ", "rQ", "uV", "rV", "uO", "rO", "u1", "r1", "u2", "r2", "r", "h", "hb", "k", "q", "v", "o", "go", "gv", "gq", "gk", "gb", "o0", "gv0", "gq0", "gk0", "x", "zx", "gx", "g", "z", "h0", "g0", "phi_x", "phi_u1", "dphi_u1_r2", "H", "Phi", "Phio", "AO", "BO", "Gk", "AK", "BK", "Gq", "AQ", "BQ", "Gv", "AV", "BV", "Phix", "A2", "A1", "B2", "Gx", "B1", "G", "H0", "Lam", "Sm", "Mm", "Dm", "Lam0", "Sm0", "Mm0", "Dm0", "C", "fac", "logits", "Lbar", "ftok", "F", "Delta"))
-        u_t, uK_t, rK_t, uQ_t, rQ_t, uV_t, rV_t, uO_t, rO_t, u1_t, r1_t, u2_t, r2_t, r_t, h_t, hb_t, k_t, q_t, v_t, o_t, go_t, gv_t, gq_t, gk_t, gb_t, o0_t, gv0_t, gq0_t, gk0_t, x_t, zx_t, gx_t, g_t, z_t, h0_t, g0_t = ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})
+        u, r, h, h0, z, g, phi_h, phi_u, dphi_u_r, H0, H, Phi, A, G, B, Mln, Vln, Lam, Sm, Cg, C, Mm, Dm, fac, logits, Lbar, ftok, F, Delta = (rt.copy(state[k]) for k in ("u", "r", "h", "h0", "z", "g", "phi_h", "phi_u", "dphi_u_r", "H0", "H", "Phi", "A", "G", "B", "Mln", "Vln", "Lam", "Sm", "Cg", "C", "Mm", "Dm", "fac", "logits", "Lbar", "ftok", "F", "Delta"))
+        u_t, r_t, h_t, h0_t, z_t, g_t = ({}, {}, {}, {}, {}, {})
         cov = lambda key: rt.source_cov_row(kind[key], fac.get(key), static.get(key), t, PS, n_t, dtype)
         # [src:u1: u[1, mu] ~ N(0, 1 Phi0[mu, nu])]
         u_t[1] = xi[("u", 1)] @ static[("u", 1)].T
         u[1] = rt.set_slot(u[1], t, u_t[1])
-        # [eq:embed: h[1, mu, t] = u[1, mu] + Sum(eta*gamma0*Delta[nu, s]*Phi0[mu, nu]*g[1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        phi_u[1] = rt.set_slot(phi_u[1], t, phi(u_t[1]))  # memo of phi(u[1, nu, s])
+        # [eq:field.h1: h[1, mu, t] = u[1, mu] + Sum(eta*gamma0*Delta[nu, s]*Phi0[mu, nu]*g[1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
         h_t[1] = u_t[1] + rt.causal_sum(hp["eta"]*hp["gamma0"] * Delta[None] * Phi0[:, None, :], g[1], t, strict=True)
         h[1] = rt.set_slot(h[1], t, h_t[1])
+        phi_h[1] = rt.set_slot(phi_h[1], t, phi(h_t[1]))  # memo of phi(h[1, nu, s])
         # [eq:cv.h1: h0[1, mu, t] = u[1, mu]]
         h0_t[1] = u_t[1]
         h0[1] = rt.set_slot(h0[1], t, h0_t[1])
         # [eq:cv.H1: H0[1, mu, nu, t, s] = Phi0[mu, nu]]
         H0[1] = rt.set_kernel_row(H0[1], rt.causal_row(Phi0[:, None, :], t, n_t), t)
-        for ell in range(1, 3):  # forward through the transformer layers
-            # [eq:kernel.H: H[2*ell - 1, mu, nu, t, s] = E(h[2*ell - 1, mu, t]*h[2*ell - 1, nu, s])]
-            H[2*ell - 1] = rt.set_kernel_row(H[2*ell - 1], rt.kernel_row(w, h_t[2*ell - 1], h[2*ell - 1], t) - rt.kernel_row(w, h0_t[2*ell - 1], h0[2*ell - 1], t) + H0[2*ell - 1][t], t)
-            # [eq:ln: hb[2*ell - 1, mu, t] = h[2*ell - 1, mu, t]/sqrt(H[2*ell - 1, mu, mu, t, t])]
-            hb_t[2*ell - 1] = h_t[2*ell - 1]/jnp.sqrt(rt.diag_now(H[2*ell - 1], t))
-            hb[2*ell - 1] = rt.set_slot(hb[2*ell - 1], t, hb_t[2*ell - 1])
-            # [eq:kernel.Phi: Phi[2*ell - 1, mu, nu, t, s] = E(hb[2*ell - 1, mu, t]*hb[2*ell - 1, nu, s])]
-            Phi[2*ell - 1] = rt.set_kernel_row(Phi[2*ell - 1], rt.kernel_row(w, hb_t[2*ell - 1], hb[2*ell - 1], t) - rt.kernel_row(w, h0_t[2*ell - 1]/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)), h0[2*ell - 1]/jnp.sqrt(rt.diag_all(H[2*ell - 1])), t) + (1 / jnp.sqrt(rt.diag_now(H[2*ell - 1], t)))[:, None, None] * H0[2*ell - 1][t] * (1 / jnp.sqrt(rt.diag_all(H[2*ell - 1]))).reshape(1, n_t, PS), t)
-            # [eq:response.AK: AK[2*ell - 1, mu, nu, t, s] = E(Response(hb[2*ell - 1, mu, t], rK[2*ell - 1, nu, s]))]
-            AK[2*ell - 1] = AK[2*ell - 1].at[t].set(rt.ibp_row(w, hb_t[2*ell - 1] - h0_t[2*ell - 1]/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)), xi[("rK", 2*ell - 1)], fac[("rK", 2*ell - 1)], t, PS, strict=True))
-            # [eq:response.AQ: AQ[2*ell - 1, mu, nu, t, s] = E(Response(hb[2*ell - 1, mu, t], rQ[2*ell - 1, nu, s]))]
-            AQ[2*ell - 1] = AQ[2*ell - 1].at[t].set(rt.ibp_row(w, hb_t[2*ell - 1] - h0_t[2*ell - 1]/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)), xi[("rQ", 2*ell - 1)], fac[("rQ", 2*ell - 1)], t, PS, strict=True))
-            # [eq:response.AV: AV[2*ell - 1, mu, nu, t, s] = E(Response(hb[2*ell - 1, mu, t], rV[2*ell - 1, nu, s]))]
-            AV[2*ell - 1] = AV[2*ell - 1].at[t].set(rt.ibp_row(w, hb_t[2*ell - 1] - h0_t[2*ell - 1]/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)), xi[("rV", 2*ell - 1)], fac[("rV", 2*ell - 1)], t, PS, strict=True))
-            # [src:uK: uK[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
-            fac[("uK", 2*ell - 1)] = rt.grow_factor(fac[("uK", 2*ell - 1)], 1 * rt.flat(Phi[2*ell - 1]), t, PS, rcond_t)
-            uK_t[2*ell - 1] = rt.sample_row(fac[("uK", 2*ell - 1)], xi[("uK", 2*ell - 1)], t, PS)
-            uK[2*ell - 1] = rt.set_slot(uK[2*ell - 1], t, uK_t[2*ell - 1])
-            # [src:uQ: uQ[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
-            uQ_t[2*ell - 1] = rt.sample_row(fac[("uK", 2*ell - 1)], xi[("uQ", 2*ell - 1)], t, PS)  # uK's factor: the same covariance
-            uQ[2*ell - 1] = rt.set_slot(uQ[2*ell - 1], t, uQ_t[2*ell - 1])
-            # [src:uV: uV[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
-            uV_t[2*ell - 1] = rt.sample_row(fac[("uK", 2*ell - 1)], xi[("uV", 2*ell - 1)], t, PS)  # uK's factor: the same covariance
-            uV[2*ell - 1] = rt.set_slot(uV[2*ell - 1], t, uV_t[2*ell - 1])
-            # [eq:attn.k: k[2*ell - 1, mu, t] = uK[2*ell - 1, mu, t] + Sum((eta*gamma0*Delta[nu, s]*Phi[2*ell - 1, mu, nu, t, s]/2 + AK[2*ell - 1, mu, nu, t, s])*gk[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
-            k_t[2*ell - 1] = uK_t[2*ell - 1] + rt.causal_sum(AK[2*ell - 1][t] + (1/2)*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2*ell - 1][t], gk[2*ell - 1], t, strict=True)
-            k[2*ell - 1] = rt.set_slot(k[2*ell - 1], t, k_t[2*ell - 1])
-            # [eq:attn.q: q[2*ell - 1, mu, t] = uQ[2*ell - 1, mu, t] + Sum((eta*gamma0*Delta[nu, s]*Phi[2*ell - 1, mu, nu, t, s]/2 + AQ[2*ell - 1, mu, nu, t, s])*gq[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
-            q_t[2*ell - 1] = uQ_t[2*ell - 1] + rt.causal_sum(AQ[2*ell - 1][t] + (1/2)*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2*ell - 1][t], gq[2*ell - 1], t, strict=True)
-            q[2*ell - 1] = rt.set_slot(q[2*ell - 1], t, q_t[2*ell - 1])
-            # [eq:attn.v: v[2*ell - 1, mu, t] = uV[2*ell - 1, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[2*ell - 1, mu, nu, t, s] + AV[2*ell - 1, mu, nu, t, s])*gv[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
-            v_t[2*ell - 1] = uV_t[2*ell - 1] + rt.causal_sum(AV[2*ell - 1][t] + 2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2*ell - 1][t], gv[2*ell - 1], t, strict=True)
-            v[2*ell - 1] = rt.set_slot(v[2*ell - 1], t, v_t[2*ell - 1])
-            # [eq:attn.logit: Lam[2*ell - 1, mu, nu, t] = 2*HeadMean(k[2*ell - 1, nu, t]*q[2*ell - 1, mu, t])]
-            Lam[2*ell - 1] = 2 * rt.head_cross(q_t[2*ell - 1], k_t[2*ell - 1], KEY_DIM)
-            logits[2*ell - 1] = logits[2*ell - 1].at[t].set(Lam[2*ell - 1][:KEEP_HEADS])
-            Lbar[2*ell - 1] = Lbar[2*ell - 1].at[t].set(jnp.einsum("m,mab->ab", w, Lam[2*ell - 1]))
-            # [eq:attn.softmax: Sm[2*ell - 1, mu, nu, t] = Softmax(Lam[2*ell - 1, mu, nu, t])]
-            Sm[2*ell - 1] = rt.masked_softmax(Lam[2*ell - 1], Seq)
-            # [eq:attn.o: o[2*ell - 1, mu, t] = Sum(Sm[2*ell - 1, mu, nu, t]*v[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
-            o_t[2*ell - 1] = rt.head_mix(Sm[2*ell - 1], v_t[2*ell - 1], KEY_DIM)
-            o[2*ell - 1] = rt.set_slot(o[2*ell - 1], t, o_t[2*ell - 1])
-            # [eq:cv.logit: Lam0[2*ell - 1, mu, nu, t] = 2*HeadMean(uK[2*ell - 1, nu, t]*uQ[2*ell - 1, mu, t])]
-            Lam0[2*ell - 1] = 2 * rt.head_cross(uQ_t[2*ell - 1], uK_t[2*ell - 1], KEY_DIM)
-            # [eq:cv.softmax: Sm0[2*ell - 1, mu, nu, t] = Softmax(Lam0[2*ell - 1, mu, nu, t])]
-            Sm0[2*ell - 1] = rt.masked_softmax(Lam0[2*ell - 1], Seq)
-            # [eq:cv.o: o0[2*ell - 1, mu, t] = Sum(Sm0[2*ell - 1, mu, nu, t]*uV[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
-            o0_t[2*ell - 1] = rt.head_mix(Sm0[2*ell - 1], uV_t[2*ell - 1], KEY_DIM)
-            o0[2*ell - 1] = rt.set_slot(o0[2*ell - 1], t, o0_t[2*ell - 1])
-            # [eq:kernel.Phio: Phio[2*ell - 1, mu, nu, t, s] = E(o[2*ell - 1, mu, t]*o[2*ell - 1, nu, s])]
-            Phio[2*ell - 1] = rt.set_kernel_row(Phio[2*ell - 1], rt.kernel_row(wH, o_t[2*ell - 1], o[2*ell - 1], t), t)
-            # [eq:response.AO: AO[2*ell - 1, mu, nu, t, s] = E(Response(o[2*ell - 1, mu, t], rO[2*ell - 1, nu, s]))]
-            AO[2*ell - 1] = AO[2*ell - 1].at[t].set(rt.ibp_row(wH, o_t[2*ell - 1] - o0_t[2*ell - 1], xi[("rO", 2*ell - 1)], fac[("rO", 2*ell - 1)], t, PS, strict=True))
-            # [src:uO: uO[ell, mu, t] ~ N(0, beta0**2/4 Phio[ell, mu, nu, t, s])]
-            fac[("uO", 2*ell - 1)] = rt.grow_factor(fac[("uO", 2*ell - 1)], (1/4)*hp["beta0"]**2 * rt.flat(Phio[2*ell - 1]), t, PS, rcond_t)
-            uO_t[2*ell - 1] = rt.sample_row(fac[("uO", 2*ell - 1)], xi[("uO", 2*ell - 1)], t, PS)
-            uO[2*ell - 1] = rt.set_slot(uO[2*ell - 1], t, uO_t[2*ell - 1])
-            # [eq:stream.attn: h[2*ell, mu, t] = h[2*ell - 1, mu, t] + uO[2*ell - 1, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phio[2*ell - 1, mu, nu, t, s]/2 + beta0**2*AO[2*ell - 1, mu, nu, t, s]/4)*g[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
-            h_t[2*ell] = h_t[2*ell - 1] + uO_t[2*ell - 1] + rt.causal_sum((1/4)*hp["beta0"]**2 * AO[2*ell - 1][t] + (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phio[2*ell - 1][t], g[2*ell], t, strict=True)
-            h[2*ell] = rt.set_slot(h[2*ell], t, h_t[2*ell])
-            # [eq:cv.hattn: h0[2*ell, mu, t] = h0[2*ell - 1, mu, t] + uO[2*ell - 1, mu, t]]
-            h0_t[2*ell] = h0_t[2*ell - 1] + uO_t[2*ell - 1]
-            h0[2*ell] = rt.set_slot(h0[2*ell], t, h0_t[2*ell])
-            # [eq:cv.Hattn: H0[2*ell, mu, nu, t, s] = beta0**2*Phio[2*ell - 1, mu, nu, t, s]/4 + H0[2*ell - 1, mu, nu, t, s]]
-            H0[2*ell] = rt.set_kernel_row(H0[2*ell], rt.causal_row((1/4)*hp["beta0"]**2 * Phio[2*ell - 1][t] + H0[2*ell - 1][t], t, n_t), t)
-            # [eq:kernel.H: H[2*ell, mu, nu, t, s] = E(h[2*ell, mu, t]*h[2*ell, nu, s])]
-            H[2*ell] = rt.set_kernel_row(H[2*ell], rt.kernel_row(w, h_t[2*ell], h[2*ell], t) - rt.kernel_row(w, h0_t[2*ell], h0[2*ell], t) + H0[2*ell][t], t)
-            # [eq:ln: hb[2*ell, mu, t] = h[2*ell, mu, t]/sqrt(H[2*ell, mu, mu, t, t])]
-            hb_t[2*ell] = h_t[2*ell]/jnp.sqrt(rt.diag_now(H[2*ell], t))
-            hb[2*ell] = rt.set_slot(hb[2*ell], t, hb_t[2*ell])
-            # [eq:kernel.Phi: Phi[2*ell, mu, nu, t, s] = E(hb[2*ell, mu, t]*hb[2*ell, nu, s])]
-            Phi[2*ell] = rt.set_kernel_row(Phi[2*ell], rt.kernel_row(w, hb_t[2*ell], hb[2*ell], t) - rt.kernel_row(w, h0_t[2*ell]/jnp.sqrt(rt.diag_now(H[2*ell], t)), h0[2*ell]/jnp.sqrt(rt.diag_all(H[2*ell])), t) + (1 / jnp.sqrt(rt.diag_now(H[2*ell], t)))[:, None, None] * H0[2*ell][t] * (1 / jnp.sqrt(rt.diag_all(H[2*ell]))).reshape(1, n_t, PS), t)
-            # [eq:response.A1: A1[2*ell, mu, nu, t, s] = E(Response(hb[2*ell, mu, t], r1[2*ell, nu, s]))]
-            A1[2*ell] = A1[2*ell].at[t].set(rt.ibp_row(w, hb_t[2*ell] - h0_t[2*ell]/jnp.sqrt(rt.diag_now(H[2*ell], t)), xi[("r1", 2*ell)], fac[("r1", 2*ell)], t, PS, strict=True))
-            # [src:u1h: u1[ell, mu, t] ~ N(0, 1 Phi[ell, mu, nu, t, s])]
-            fac[("u1", 2*ell)] = rt.grow_factor(fac[("u1", 2*ell)], 1 * rt.flat(Phi[2*ell]), t, PS, rcond_t)
-            u1_t[2*ell] = rt.sample_row(fac[("u1", 2*ell)], xi[("u1", 2*ell)], t, PS)
-            u1[2*ell] = rt.set_slot(u1[2*ell], t, u1_t[2*ell])
-            phi_u1[2*ell] = rt.set_slot(phi_u1[2*ell], t, phi(u1_t[2*ell]))  # memo of phi(u1[2*ell, nu, s])
-            # [eq:mlp.x: x[2*ell, mu, t] = u1[2*ell, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[2*ell, mu, nu, t, s] + A1[2*ell, mu, nu, t, s])*gx[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
-            x_t[2*ell] = u1_t[2*ell] + rt.causal_sum(A1[2*ell][t] + 2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[2*ell][t], gx[2*ell], t, strict=True)
-            x[2*ell] = rt.set_slot(x[2*ell], t, x_t[2*ell])
-            phi_x[2*ell] = rt.set_slot(phi_x[2*ell], t, phi(x_t[2*ell]))  # memo of phi(x[2*ell, nu, s])
-            # [eq:kernel.Phix: Phix[2*ell, mu, nu, t, s] = E(phi(x[2*ell, mu, t])*phi(x[2*ell, nu, s]))]
-            Phix[2*ell] = rt.set_kernel_row(Phix[2*ell], rt.kernel_row(w, phi(x_t[2*ell]), phi_x[2*ell], t) - rt.kernel_row(w, phi(u1_t[2*ell]), phi_u1[2*ell], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u1", 2*ell)), t, PS), t)
-            # [eq:response.A2: A2[2*ell, mu, nu, t, s] = E(Response(phi(x[2*ell, mu, t]), r2[2*ell, nu, s]))]
-            A2[2*ell] = A2[2*ell].at[t].set(rt.ibp_row(w, phi(x_t[2*ell]) - phi(u1_t[2*ell]), xi[("r2", 2*ell)], fac[("r2", 2*ell)], t, PS, strict=True))
-            # [src:u2: u2[ell, mu, t] ~ N(0, beta0**2/4 Phix[ell, mu, nu, t, s])]
-            fac[("u2", 2*ell)] = rt.grow_factor(fac[("u2", 2*ell)], (1/4)*hp["beta0"]**2 * rt.flat(Phix[2*ell]), t, PS, rcond_t)
-            u2_t[2*ell] = rt.sample_row(fac[("u2", 2*ell)], xi[("u2", 2*ell)], t, PS)
-            u2[2*ell] = rt.set_slot(u2[2*ell], t, u2_t[2*ell])
-            # [eq:stream.mlp: h[2*ell + 1, mu, t] = h[2*ell, mu, t] + u2[2*ell, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phix[2*ell, mu, nu, t, s]/2 + beta0**2*A2[2*ell, mu, nu, t, s]/4)*g[2*ell + 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
-            h_t[2*ell + 1] = h_t[2*ell] + u2_t[2*ell] + rt.causal_sum((1/4)*hp["beta0"]**2 * A2[2*ell][t] + (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phix[2*ell][t], g[2*ell + 1], t, strict=True)
-            h[2*ell + 1] = rt.set_slot(h[2*ell + 1], t, h_t[2*ell + 1])
-            # [eq:cv.hmlp: h0[2*ell + 1, mu, t] = h0[2*ell, mu, t] + u2[2*ell, mu, t]]
-            h0_t[2*ell + 1] = h0_t[2*ell] + u2_t[2*ell]
-            h0[2*ell + 1] = rt.set_slot(h0[2*ell + 1], t, h0_t[2*ell + 1])
-            # [eq:cv.Hmlp: H0[2*ell + 1, mu, nu, t, s] = beta0**2*Phix[2*ell, mu, nu, t, s]/4 + H0[2*ell, mu, nu, t, s]]
-            H0[2*ell + 1] = rt.set_kernel_row(H0[2*ell + 1], rt.causal_row((1/4)*hp["beta0"]**2 * Phix[2*ell][t] + H0[2*ell][t], t, n_t), t)
-        # [eq:kernel.H: H[5, mu, nu, t, s] = E(h[5, mu, t]*h[5, nu, s])]
+        # [eq:kernel.H1: H[1, mu, nu, t, s] = E(h[1, mu, t]*h[1, nu, s])]
+        H[1] = rt.set_kernel_row(H[1], rt.kernel_row(w, h_t[1], h[1], t) - rt.kernel_row(w, h0_t[1], h0[1], t) + H0[1][t], t)
+        # [eq:ln.mean16: Mln[16, mu, t] = E(h[1, mu, t])]
+        Mln[16] = Mln[16].at[t].set(rt.expect(w, h_t[1]))
+        # [eq:ln.var16: Vln[16, mu, t] = E(h[1, mu, t]**2)]
+        Vln[16] = Vln[16].at[t].set(rt.expect(w, h_t[1]**2))
+        # [eq:field.h16: h[16, mu, t] = (-Mln[16, mu, t] + h[1, mu, t])/sqrt(-Mln[16, mu, t]**2 + Vln[16, mu, t])]
+        h_t[16] = (-Mln[16][t] + h_t[1])/jnp.sqrt(-Mln[16][t]**2 + Vln[16][t])
+        h[16] = rt.set_slot(h[16], t, h_t[16])
+        phi_h[16] = rt.set_slot(phi_h[16], t, phi(h_t[16]))  # memo of phi(h[16, nu, s])
+        # [eq:kernel.Phi16: Phi[16, mu, nu, t, s] = E(h[16, mu, t]*h[16, nu, s])]
+        Phi[16] = rt.set_kernel_row(Phi[16], rt.kernel_row(w, h_t[16], h[16], t), t)
+        # [eq:response.A16: A[16, mu, nu, t, s] = E(Response(h[16, mu, t], r[16, nu, s]))]
+        A[16] = A[16].at[t].set(rt.ibp_row(w, h_t[16] - (-Mln[16][t] + h0_t[1])/jnp.sqrt(-Mln[16][t]**2 + Vln[16][t]), xi[("r", 16)], fac[("r", 16)], t, PS, strict=True))
+        # [src:u6: u[6, mu, t] ~ N(0, 1 Phi[16, mu, nu, t, s])]
+        fac[("u", 6)] = rt.grow_factor(fac[("u", 6)], 1 * rt.flat(Phi[16]), t, PS, rcond_t)
+        u_t[6] = rt.sample_row(fac[("u", 6)], xi[("u", 6)], t, PS)
+        u[6] = rt.set_slot(u[6], t, u_t[6])
+        phi_u[6] = rt.set_slot(phi_u[6], t, phi(u_t[6]))  # memo of phi(u[6, nu, s])
+        # [eq:field.h6: h[6, mu, t] = u[6, mu, t] + Sum((eta*gamma0*Delta[nu, s]*Phi[16, mu, nu, t, s]/2 + A[16, mu, nu, t, s])*g[6, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        h_t[6] = u_t[6] + rt.causal_sum(A[16][t] + (1/2)*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[16][t], g[6], t, strict=True)
+        h[6] = rt.set_slot(h[6], t, h_t[6])
+        phi_h[6] = rt.set_slot(phi_h[6], t, phi(h_t[6]))  # memo of phi(h[6, nu, s])
+        # [eq:response.A21: A[21, mu, nu, t, s] = E(Response(h[16, mu, t], r[21, nu, s]))]
+        A[21] = A[21].at[t].set(rt.ibp_row(w, h_t[16] - (-Mln[16][t] + h0_t[1])/jnp.sqrt(-Mln[16][t]**2 + Vln[16][t]), xi[("r", 21)], fac[("r", 21)], t, PS, strict=True))
+        # [src:u7: u[7, mu, t] ~ N(0, 1 Phi[16, mu, nu, t, s])]
+        u_t[7] = rt.sample_row(fac[("u", 6)], xi[("u", 7)], t, PS)  # the same covariance as ("u", 6)
+        u[7] = rt.set_slot(u[7], t, u_t[7])
+        phi_u[7] = rt.set_slot(phi_u[7], t, phi(u_t[7]))  # memo of phi(u[7, nu, s])
+        # [eq:field.h7: h[7, mu, t] = u[7, mu, t] + Sum((eta*gamma0*Delta[nu, s]*Phi[16, mu, nu, t, s]/2 + A[21, mu, nu, t, s])*g[7, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        h_t[7] = u_t[7] + rt.causal_sum(A[21][t] + (1/2)*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[16][t], g[7], t, strict=True)
+        h[7] = rt.set_slot(h[7], t, h_t[7])
+        phi_h[7] = rt.set_slot(phi_h[7], t, phi(h_t[7]))  # memo of phi(h[7, nu, s])
+        # [eq:response.A22: A[22, mu, nu, t, s] = E(Response(h[16, mu, t], r[22, nu, s]))]
+        A[22] = A[22].at[t].set(rt.ibp_row(w, h_t[16] - (-Mln[16][t] + h0_t[1])/jnp.sqrt(-Mln[16][t]**2 + Vln[16][t]), xi[("r", 22)], fac[("r", 22)], t, PS, strict=True))
+        # [src:u8: u[8, mu, t] ~ N(0, 1 Phi[16, mu, nu, t, s])]
+        u_t[8] = rt.sample_row(fac[("u", 6)], xi[("u", 8)], t, PS)  # the same covariance as ("u", 6)
+        u[8] = rt.set_slot(u[8], t, u_t[8])
+        phi_u[8] = rt.set_slot(phi_u[8], t, phi(u_t[8]))  # memo of phi(u[8, nu, s])
+        # [eq:field.h8: h[8, mu, t] = u[8, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[16, mu, nu, t, s] + A[22, mu, nu, t, s])*g[8, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        h_t[8] = u_t[8] + rt.causal_sum(A[22][t] + 2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[16][t], g[8], t, strict=True)
+        h[8] = rt.set_slot(h[8], t, h_t[8])
+        phi_h[8] = rt.set_slot(phi_h[8], t, phi(h_t[8]))  # memo of phi(h[8, nu, s])
+        # [eq:attn.logit9: Lam[9, mu, nu, t] = 2*HeadMean(h[6, nu, t]*h[7, mu, t])]
+        Lam[9] = 2 * rt.head_cross(h_t[7], h_t[6], KEY_DIM)
+        logits[9] = logits[9].at[t].set(Lam[9][:KEEP_HEADS])
+        Lbar[9] = Lbar[9].at[t].set(jnp.einsum("m,mab->ab", w, Lam[9]))
+        # [eq:attn.softmax9: Sm[9, mu, nu, t] = Softmax(Lam[9, mu, nu, t])]
+        Sm[9] = rt.masked_softmax(Lam[9], Seq)
+        # [eq:field.h9: h[9, mu, t] = Sum(Sm[9, mu, nu, t]*h[8, nu, t], (nu, 0, P*S - 1))]
+        h_t[9] = rt.head_mix(Sm[9], h_t[8], KEY_DIM)
+        h[9] = rt.set_slot(h[9], t, h_t[9])
+        phi_h[9] = rt.set_slot(phi_h[9], t, phi(h_t[9]))  # memo of phi(h[9, nu, s])
+        # [eq:kernel.Phi9: Phi[9, mu, nu, t, s] = E(h[9, mu, t]*h[9, nu, s])]
+        Phi[9] = rt.set_kernel_row(Phi[9], rt.kernel_row(wH, h_t[9], h[9], t), t)
+        # [eq:response.A9: A[9, mu, nu, t, s] = E(Response(h[9, mu, t], r[9, nu, s]))]
+        A[9] = A[9].at[t].set(rt.ibp_row(wH, h_t[9], xi[("r", 9)], fac[("r", 9)], t, PS, strict=True))
+        # [src:u2: u[2, mu, t] ~ N(0, beta0**2/4 Phi[9, mu, nu, t, s])]
+        fac[("u", 2)] = rt.grow_factor(fac[("u", 2)], (1/4)*hp["beta0"]**2 * rt.flat(Phi[9]), t, PS, rcond_t)
+        u_t[2] = rt.sample_row(fac[("u", 2)], xi[("u", 2)], t, PS)
+        u[2] = rt.set_slot(u[2], t, u_t[2])
+        phi_u[2] = rt.set_slot(phi_u[2], t, phi(u_t[2]))  # memo of phi(u[2, nu, s])
+        # [eq:cv.h2: h0[2, mu, t] = h0[1, mu, t] + u[2, mu, t]]
+        h0_t[2] = h0_t[1] + u_t[2]
+        h0[2] = rt.set_slot(h0[2], t, h0_t[2])
+        # [eq:cv.H2: H0[2, mu, nu, t, s] = beta0**2*Phi[9, mu, nu, t, s]/4 + H0[1, mu, nu, t, s]]
+        H0[2] = rt.set_kernel_row(H0[2], rt.causal_row((1/4)*hp["beta0"]**2 * Phi[9][t] + H0[1][t], t, n_t), t)
+        # [eq:field.h2: h[2, mu, t] = h[1, mu, t] + u[2, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[9, mu, nu, t, s]/2 + beta0**2*A[9, mu, nu, t, s]/4)*g[2, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        h_t[2] = h_t[1] + u_t[2] + rt.causal_sum((1/4)*hp["beta0"]**2 * A[9][t] + (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[9][t], g[2], t, strict=True)
+        h[2] = rt.set_slot(h[2], t, h_t[2])
+        phi_h[2] = rt.set_slot(phi_h[2], t, phi(h_t[2]))  # memo of phi(h[2, nu, s])
+        # [eq:kernel.H2: H[2, mu, nu, t, s] = E(h[2, mu, t]*h[2, nu, s])]
+        H[2] = rt.set_kernel_row(H[2], rt.kernel_row(w, h_t[2], h[2], t) - rt.kernel_row(w, h0_t[2], h0[2], t) + H0[2][t], t)
+        # [eq:ln.mean17: Mln[17, mu, t] = E(h[2, mu, t])]
+        Mln[17] = Mln[17].at[t].set(rt.expect(w, h_t[2]))
+        # [eq:ln.var17: Vln[17, mu, t] = E(h[2, mu, t]**2)]
+        Vln[17] = Vln[17].at[t].set(rt.expect(w, h_t[2]**2))
+        # [eq:field.h17: h[17, mu, t] = (-Mln[17, mu, t] + h[2, mu, t])/sqrt(-Mln[17, mu, t]**2 + Vln[17, mu, t])]
+        h_t[17] = (-Mln[17][t] + h_t[2])/jnp.sqrt(-Mln[17][t]**2 + Vln[17][t])
+        h[17] = rt.set_slot(h[17], t, h_t[17])
+        phi_h[17] = rt.set_slot(phi_h[17], t, phi(h_t[17]))  # memo of phi(h[17, nu, s])
+        # [eq:kernel.Phi17: Phi[17, mu, nu, t, s] = E(h[17, mu, t]*h[17, nu, s])]
+        Phi[17] = rt.set_kernel_row(Phi[17], rt.kernel_row(w, h_t[17], h[17], t), t)
+        # [eq:response.A17: A[17, mu, nu, t, s] = E(Response(h[17, mu, t], r[17, nu, s]))]
+        A[17] = A[17].at[t].set(rt.ibp_row(w, h_t[17] - (-Mln[17][t] + h0_t[2])/jnp.sqrt(-Mln[17][t]**2 + Vln[17][t]), xi[("r", 17)], fac[("r", 17)], t, PS, strict=True))
+        # [src:u10: u[10, mu, t] ~ N(0, 1 Phi[17, mu, nu, t, s])]
+        fac[("u", 10)] = rt.grow_factor(fac[("u", 10)], 1 * rt.flat(Phi[17]), t, PS, rcond_t)
+        u_t[10] = rt.sample_row(fac[("u", 10)], xi[("u", 10)], t, PS)
+        u[10] = rt.set_slot(u[10], t, u_t[10])
+        phi_u[10] = rt.set_slot(phi_u[10], t, phi(u_t[10]))  # memo of phi(u[10, nu, s])
+        # [eq:field.h10: h[10, mu, t] = u[10, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[17, mu, nu, t, s] + A[17, mu, nu, t, s])*g[10, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        h_t[10] = u_t[10] + rt.causal_sum(A[17][t] + 2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[17][t], g[10], t, strict=True)
+        h[10] = rt.set_slot(h[10], t, h_t[10])
+        phi_h[10] = rt.set_slot(phi_h[10], t, phi(h_t[10]))  # memo of phi(h[10, nu, s])
+        # [eq:kernel.Phi10: Phi[10, mu, nu, t, s] = E(phi(h[10, mu, t])*phi(h[10, nu, s]))]
+        Phi[10] = rt.set_kernel_row(Phi[10], rt.kernel_row(w, phi(h_t[10]), phi_h[10], t) - rt.kernel_row(w, phi(u_t[10]), phi_u[10], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u", 10)), t, PS), t)
+        # [eq:response.A10: A[10, mu, nu, t, s] = E(Response(phi(h[10, mu, t]), r[10, nu, s]))]
+        A[10] = A[10].at[t].set(rt.ibp_row(w, phi(h_t[10]) - phi(u_t[10]), xi[("r", 10)], fac[("r", 10)], t, PS, strict=True))
+        # [src:u3: u[3, mu, t] ~ N(0, beta0**2/4 Phi[10, mu, nu, t, s])]
+        fac[("u", 3)] = rt.grow_factor(fac[("u", 3)], (1/4)*hp["beta0"]**2 * rt.flat(Phi[10]), t, PS, rcond_t)
+        u_t[3] = rt.sample_row(fac[("u", 3)], xi[("u", 3)], t, PS)
+        u[3] = rt.set_slot(u[3], t, u_t[3])
+        phi_u[3] = rt.set_slot(phi_u[3], t, phi(u_t[3]))  # memo of phi(u[3, nu, s])
+        # [eq:cv.h3: h0[3, mu, t] = h0[2, mu, t] + u[3, mu, t]]
+        h0_t[3] = h0_t[2] + u_t[3]
+        h0[3] = rt.set_slot(h0[3], t, h0_t[3])
+        # [eq:cv.H3: H0[3, mu, nu, t, s] = beta0**2*Phi[10, mu, nu, t, s]/4 + H0[2, mu, nu, t, s]]
+        H0[3] = rt.set_kernel_row(H0[3], rt.causal_row((1/4)*hp["beta0"]**2 * Phi[10][t] + H0[2][t], t, n_t), t)
+        # [eq:field.h3: h[3, mu, t] = h[2, mu, t] + u[3, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[10, mu, nu, t, s]/2 + beta0**2*A[10, mu, nu, t, s]/4)*g[3, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        h_t[3] = h_t[2] + u_t[3] + rt.causal_sum((1/4)*hp["beta0"]**2 * A[10][t] + (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[10][t], g[3], t, strict=True)
+        h[3] = rt.set_slot(h[3], t, h_t[3])
+        phi_h[3] = rt.set_slot(phi_h[3], t, phi(h_t[3]))  # memo of phi(h[3, nu, s])
+        # [eq:kernel.H3: H[3, mu, nu, t, s] = E(h[3, mu, t]*h[3, nu, s])]
+        H[3] = rt.set_kernel_row(H[3], rt.kernel_row(w, h_t[3], h[3], t) - rt.kernel_row(w, h0_t[3], h0[3], t) + H0[3][t], t)
+        # [eq:ln.mean18: Mln[18, mu, t] = E(h[3, mu, t])]
+        Mln[18] = Mln[18].at[t].set(rt.expect(w, h_t[3]))
+        # [eq:ln.var18: Vln[18, mu, t] = E(h[3, mu, t]**2)]
+        Vln[18] = Vln[18].at[t].set(rt.expect(w, h_t[3]**2))
+        # [eq:field.h18: h[18, mu, t] = (-Mln[18, mu, t] + h[3, mu, t])/sqrt(-Mln[18, mu, t]**2 + Vln[18, mu, t])]
+        h_t[18] = (-Mln[18][t] + h_t[3])/jnp.sqrt(-Mln[18][t]**2 + Vln[18][t])
+        h[18] = rt.set_slot(h[18], t, h_t[18])
+        phi_h[18] = rt.set_slot(phi_h[18], t, phi(h_t[18]))  # memo of phi(h[18, nu, s])
+        # [eq:kernel.Phi18: Phi[18, mu, nu, t, s] = E(h[18, mu, t]*h[18, nu, s])]
+        Phi[18] = rt.set_kernel_row(Phi[18], rt.kernel_row(w, h_t[18], h[18], t), t)
+        # [eq:response.A18: A[18, mu, nu, t, s] = E(Response(h[18, mu, t], r[18, nu, s]))]
+        A[18] = A[18].at[t].set(rt.ibp_row(w, h_t[18] - (-Mln[18][t] + h0_t[3])/jnp.sqrt(-Mln[18][t]**2 + Vln[18][t]), xi[("r", 18)], fac[("r", 18)], t, PS, strict=True))
+        # [src:u11: u[11, mu, t] ~ N(0, 1 Phi[18, mu, nu, t, s])]
+        fac[("u", 11)] = rt.grow_factor(fac[("u", 11)], 1 * rt.flat(Phi[18]), t, PS, rcond_t)
+        u_t[11] = rt.sample_row(fac[("u", 11)], xi[("u", 11)], t, PS)
+        u[11] = rt.set_slot(u[11], t, u_t[11])
+        phi_u[11] = rt.set_slot(phi_u[11], t, phi(u_t[11]))  # memo of phi(u[11, nu, s])
+        # [eq:field.h11: h[11, mu, t] = u[11, mu, t] + Sum((eta*gamma0*Delta[nu, s]*Phi[18, mu, nu, t, s]/2 + A[18, mu, nu, t, s])*g[11, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        h_t[11] = u_t[11] + rt.causal_sum(A[18][t] + (1/2)*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[18][t], g[11], t, strict=True)
+        h[11] = rt.set_slot(h[11], t, h_t[11])
+        phi_h[11] = rt.set_slot(phi_h[11], t, phi(h_t[11]))  # memo of phi(h[11, nu, s])
+        # [eq:response.A23: A[23, mu, nu, t, s] = E(Response(h[18, mu, t], r[23, nu, s]))]
+        A[23] = A[23].at[t].set(rt.ibp_row(w, h_t[18] - (-Mln[18][t] + h0_t[3])/jnp.sqrt(-Mln[18][t]**2 + Vln[18][t]), xi[("r", 23)], fac[("r", 23)], t, PS, strict=True))
+        # [src:u12: u[12, mu, t] ~ N(0, 1 Phi[18, mu, nu, t, s])]
+        u_t[12] = rt.sample_row(fac[("u", 11)], xi[("u", 12)], t, PS)  # the same covariance as ("u", 11)
+        u[12] = rt.set_slot(u[12], t, u_t[12])
+        phi_u[12] = rt.set_slot(phi_u[12], t, phi(u_t[12]))  # memo of phi(u[12, nu, s])
+        # [eq:field.h12: h[12, mu, t] = u[12, mu, t] + Sum((eta*gamma0*Delta[nu, s]*Phi[18, mu, nu, t, s]/2 + A[23, mu, nu, t, s])*g[12, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        h_t[12] = u_t[12] + rt.causal_sum(A[23][t] + (1/2)*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[18][t], g[12], t, strict=True)
+        h[12] = rt.set_slot(h[12], t, h_t[12])
+        phi_h[12] = rt.set_slot(phi_h[12], t, phi(h_t[12]))  # memo of phi(h[12, nu, s])
+        # [eq:response.A24: A[24, mu, nu, t, s] = E(Response(h[18, mu, t], r[24, nu, s]))]
+        A[24] = A[24].at[t].set(rt.ibp_row(w, h_t[18] - (-Mln[18][t] + h0_t[3])/jnp.sqrt(-Mln[18][t]**2 + Vln[18][t]), xi[("r", 24)], fac[("r", 24)], t, PS, strict=True))
+        # [src:u13: u[13, mu, t] ~ N(0, 1 Phi[18, mu, nu, t, s])]
+        u_t[13] = rt.sample_row(fac[("u", 11)], xi[("u", 13)], t, PS)  # the same covariance as ("u", 11)
+        u[13] = rt.set_slot(u[13], t, u_t[13])
+        phi_u[13] = rt.set_slot(phi_u[13], t, phi(u_t[13]))  # memo of phi(u[13, nu, s])
+        # [eq:field.h13: h[13, mu, t] = u[13, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[18, mu, nu, t, s] + A[24, mu, nu, t, s])*g[13, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        h_t[13] = u_t[13] + rt.causal_sum(A[24][t] + 2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[18][t], g[13], t, strict=True)
+        h[13] = rt.set_slot(h[13], t, h_t[13])
+        phi_h[13] = rt.set_slot(phi_h[13], t, phi(h_t[13]))  # memo of phi(h[13, nu, s])
+        # [eq:attn.logit14: Lam[14, mu, nu, t] = 2*HeadMean(h[11, nu, t]*h[12, mu, t])]
+        Lam[14] = 2 * rt.head_cross(h_t[12], h_t[11], KEY_DIM)
+        logits[14] = logits[14].at[t].set(Lam[14][:KEEP_HEADS])
+        Lbar[14] = Lbar[14].at[t].set(jnp.einsum("m,mab->ab", w, Lam[14]))
+        # [eq:attn.softmax14: Sm[14, mu, nu, t] = Softmax(Lam[14, mu, nu, t])]
+        Sm[14] = rt.masked_softmax(Lam[14], Seq)
+        # [eq:field.h14: h[14, mu, t] = Sum(Sm[14, mu, nu, t]*h[13, nu, t], (nu, 0, P*S - 1))]
+        h_t[14] = rt.head_mix(Sm[14], h_t[13], KEY_DIM)
+        h[14] = rt.set_slot(h[14], t, h_t[14])
+        phi_h[14] = rt.set_slot(phi_h[14], t, phi(h_t[14]))  # memo of phi(h[14, nu, s])
+        # [eq:kernel.Phi14: Phi[14, mu, nu, t, s] = E(h[14, mu, t]*h[14, nu, s])]
+        Phi[14] = rt.set_kernel_row(Phi[14], rt.kernel_row(wH, h_t[14], h[14], t), t)
+        # [eq:response.A14: A[14, mu, nu, t, s] = E(Response(h[14, mu, t], r[14, nu, s]))]
+        A[14] = A[14].at[t].set(rt.ibp_row(wH, h_t[14], xi[("r", 14)], fac[("r", 14)], t, PS, strict=True))
+        # [src:u4: u[4, mu, t] ~ N(0, beta0**2/4 Phi[14, mu, nu, t, s])]
+        fac[("u", 4)] = rt.grow_factor(fac[("u", 4)], (1/4)*hp["beta0"]**2 * rt.flat(Phi[14]), t, PS, rcond_t)
+        u_t[4] = rt.sample_row(fac[("u", 4)], xi[("u", 4)], t, PS)
+        u[4] = rt.set_slot(u[4], t, u_t[4])
+        phi_u[4] = rt.set_slot(phi_u[4], t, phi(u_t[4]))  # memo of phi(u[4, nu, s])
+        # [eq:cv.h4: h0[4, mu, t] = h0[3, mu, t] + u[4, mu, t]]
+        h0_t[4] = h0_t[3] + u_t[4]
+        h0[4] = rt.set_slot(h0[4], t, h0_t[4])
+        # [eq:cv.H4: H0[4, mu, nu, t, s] = beta0**2*Phi[14, mu, nu, t, s]/4 + H0[3, mu, nu, t, s]]
+        H0[4] = rt.set_kernel_row(H0[4], rt.causal_row((1/4)*hp["beta0"]**2 * Phi[14][t] + H0[3][t], t, n_t), t)
+        # [eq:field.h4: h[4, mu, t] = h[3, mu, t] + u[4, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[14, mu, nu, t, s]/2 + beta0**2*A[14, mu, nu, t, s]/4)*g[4, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        h_t[4] = h_t[3] + u_t[4] + rt.causal_sum((1/4)*hp["beta0"]**2 * A[14][t] + (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[14][t], g[4], t, strict=True)
+        h[4] = rt.set_slot(h[4], t, h_t[4])
+        phi_h[4] = rt.set_slot(phi_h[4], t, phi(h_t[4]))  # memo of phi(h[4, nu, s])
+        # [eq:kernel.H4: H[4, mu, nu, t, s] = E(h[4, mu, t]*h[4, nu, s])]
+        H[4] = rt.set_kernel_row(H[4], rt.kernel_row(w, h_t[4], h[4], t) - rt.kernel_row(w, h0_t[4], h0[4], t) + H0[4][t], t)
+        # [eq:ln.mean19: Mln[19, mu, t] = E(h[4, mu, t])]
+        Mln[19] = Mln[19].at[t].set(rt.expect(w, h_t[4]))
+        # [eq:ln.var19: Vln[19, mu, t] = E(h[4, mu, t]**2)]
+        Vln[19] = Vln[19].at[t].set(rt.expect(w, h_t[4]**2))
+        # [eq:field.h19: h[19, mu, t] = (-Mln[19, mu, t] + h[4, mu, t])/sqrt(-Mln[19, mu, t]**2 + Vln[19, mu, t])]
+        h_t[19] = (-Mln[19][t] + h_t[4])/jnp.sqrt(-Mln[19][t]**2 + Vln[19][t])
+        h[19] = rt.set_slot(h[19], t, h_t[19])
+        phi_h[19] = rt.set_slot(phi_h[19], t, phi(h_t[19]))  # memo of phi(h[19, nu, s])
+        # [eq:kernel.Phi19: Phi[19, mu, nu, t, s] = E(h[19, mu, t]*h[19, nu, s])]
+        Phi[19] = rt.set_kernel_row(Phi[19], rt.kernel_row(w, h_t[19], h[19], t), t)
+        # [eq:response.A19: A[19, mu, nu, t, s] = E(Response(h[19, mu, t], r[19, nu, s]))]
+        A[19] = A[19].at[t].set(rt.ibp_row(w, h_t[19] - (-Mln[19][t] + h0_t[4])/jnp.sqrt(-Mln[19][t]**2 + Vln[19][t]), xi[("r", 19)], fac[("r", 19)], t, PS, strict=True))
+        # [src:u15: u[15, mu, t] ~ N(0, 1 Phi[19, mu, nu, t, s])]
+        fac[("u", 15)] = rt.grow_factor(fac[("u", 15)], 1 * rt.flat(Phi[19]), t, PS, rcond_t)
+        u_t[15] = rt.sample_row(fac[("u", 15)], xi[("u", 15)], t, PS)
+        u[15] = rt.set_slot(u[15], t, u_t[15])
+        phi_u[15] = rt.set_slot(phi_u[15], t, phi(u_t[15]))  # memo of phi(u[15, nu, s])
+        # [eq:field.h15: h[15, mu, t] = u[15, mu, t] + Sum((2*eta*gamma0*Delta[nu, s]*Phi[19, mu, nu, t, s] + A[19, mu, nu, t, s])*g[15, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        h_t[15] = u_t[15] + rt.causal_sum(A[19][t] + 2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[19][t], g[15], t, strict=True)
+        h[15] = rt.set_slot(h[15], t, h_t[15])
+        phi_h[15] = rt.set_slot(phi_h[15], t, phi(h_t[15]))  # memo of phi(h[15, nu, s])
+        # [eq:kernel.Phi15: Phi[15, mu, nu, t, s] = E(phi(h[15, mu, t])*phi(h[15, nu, s]))]
+        Phi[15] = rt.set_kernel_row(Phi[15], rt.kernel_row(w, phi(h_t[15]), phi_h[15], t) - rt.kernel_row(w, phi(u_t[15]), phi_u[15], t) + rt.gauss_row(cf.pair_phi(ACTIVATION), cov(("u", 15)), t, PS), t)
+        # [eq:response.A15: A[15, mu, nu, t, s] = E(Response(phi(h[15, mu, t]), r[15, nu, s]))]
+        A[15] = A[15].at[t].set(rt.ibp_row(w, phi(h_t[15]) - phi(u_t[15]), xi[("r", 15)], fac[("r", 15)], t, PS, strict=True))
+        # [src:u5: u[5, mu, t] ~ N(0, beta0**2/4 Phi[15, mu, nu, t, s])]
+        fac[("u", 5)] = rt.grow_factor(fac[("u", 5)], (1/4)*hp["beta0"]**2 * rt.flat(Phi[15]), t, PS, rcond_t)
+        u_t[5] = rt.sample_row(fac[("u", 5)], xi[("u", 5)], t, PS)
+        u[5] = rt.set_slot(u[5], t, u_t[5])
+        phi_u[5] = rt.set_slot(phi_u[5], t, phi(u_t[5]))  # memo of phi(u[5, nu, s])
+        # [eq:cv.h5: h0[5, mu, t] = h0[4, mu, t] + u[5, mu, t]]
+        h0_t[5] = h0_t[4] + u_t[5]
+        h0[5] = rt.set_slot(h0[5], t, h0_t[5])
+        # [eq:cv.H5: H0[5, mu, nu, t, s] = beta0**2*Phi[15, mu, nu, t, s]/4 + H0[4, mu, nu, t, s]]
+        H0[5] = rt.set_kernel_row(H0[5], rt.causal_row((1/4)*hp["beta0"]**2 * Phi[15][t] + H0[4][t], t, n_t), t)
+        # [eq:field.h5: h[5, mu, t] = h[4, mu, t] + u[5, mu, t] + Sum((beta0**2*eta*gamma0*Delta[nu, s]*Phi[15, mu, nu, t, s]/2 + beta0**2*A[15, mu, nu, t, s]/4)*g[5, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        h_t[5] = h_t[4] + u_t[5] + rt.causal_sum((1/4)*hp["beta0"]**2 * A[15][t] + (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * Phi[15][t], g[5], t, strict=True)
+        h[5] = rt.set_slot(h[5], t, h_t[5])
+        phi_h[5] = rt.set_slot(phi_h[5], t, phi(h_t[5]))  # memo of phi(h[5, nu, s])
+        # [eq:kernel.H5: H[5, mu, nu, t, s] = E(h[5, mu, t]*h[5, nu, s])]
         H[5] = rt.set_kernel_row(H[5], rt.kernel_row(w, h_t[5], h[5], t) - rt.kernel_row(w, h0_t[5], h0[5], t) + H0[5][t], t)
-        # [eq:ln: hb[5, mu, t] = h[5, mu, t]/sqrt(H[5, mu, mu, t, t])]
-        hb_t[5] = h_t[5]/jnp.sqrt(rt.diag_now(H[5], t))
-        hb[5] = rt.set_slot(hb[5], t, hb_t[5])
-        # [eq:kernel.Phi: Phi[5, mu, nu, t, s] = E(hb[5, mu, t]*hb[5, nu, s])]
-        Phi[5] = rt.set_kernel_row(Phi[5], rt.kernel_row(w, hb_t[5], hb[5], t) - rt.kernel_row(w, h0_t[5]/jnp.sqrt(rt.diag_now(H[5], t)), h0[5]/jnp.sqrt(rt.diag_all(H[5])), t) + (1 / jnp.sqrt(rt.diag_now(H[5], t)))[:, None, None] * H0[5][t] * (1 / jnp.sqrt(rt.diag_all(H[5]))).reshape(1, n_t, PS), t)
-        # [eq:output.f: ftok[mu, t] = Sum(eta*Delta[nu, s]*Phi[5, mu, nu, t, s]/S**2, (nu, 0, P*S - 1), (s, 0, t - 1)) + E(Response(hb[5, mu, t], r[5]))/(S*gamma0)]
-        ftok_t = 1/(S*hp["gamma0"]) * rt.expect(w, xi[("r", 5)] * (hb_t[5] - h0_t[5]/jnp.sqrt(rt.diag_now(H[5], t)))) + rt.causal_sum_det(hp["eta"]/S**2 * Phi[5][t], Delta, t, strict=True)
+        # [eq:ln.mean20: Mln[20, mu, t] = E(h[5, mu, t])]
+        Mln[20] = Mln[20].at[t].set(rt.expect(w, h_t[5]))
+        # [eq:ln.var20: Vln[20, mu, t] = E(h[5, mu, t]**2)]
+        Vln[20] = Vln[20].at[t].set(rt.expect(w, h_t[5]**2))
+        # [eq:field.h20: h[20, mu, t] = (-Mln[20, mu, t] + h[5, mu, t])/sqrt(-Mln[20, mu, t]**2 + Vln[20, mu, t])]
+        h_t[20] = (-Mln[20][t] + h_t[5])/jnp.sqrt(-Mln[20][t]**2 + Vln[20][t])
+        h[20] = rt.set_slot(h[20], t, h_t[20])
+        phi_h[20] = rt.set_slot(phi_h[20], t, phi(h_t[20]))  # memo of phi(h[20, nu, s])
+        # [eq:kernel.Phi20: Phi[20, mu, nu, t, s] = E(h[20, mu, t]*h[20, nu, s])]
+        Phi[20] = rt.set_kernel_row(Phi[20], rt.kernel_row(w, h_t[20], h[20], t), t)
+        # [eq:output.f: ftok[mu, t] = Sum(eta*Delta[nu, s]*Phi[20, mu, nu, t, s]/S**2, (nu, 0, P*S - 1), (s, 0, t - 1)) + E(Response(h[20, mu, t], r[20]))/(S*gamma0)]
+        ftok_t = 1/(S*hp["gamma0"]) * rt.expect(w, xi[("r", 20)] * (h_t[20] - (-Mln[20][t] + h0_t[5])/jnp.sqrt(-Mln[20][t]**2 + Vln[20][t]))) + rt.causal_sum_det(hp["eta"]/S**2 * Phi[20][t], Delta, t, strict=True)
         ftok = ftok.at[t].set(ftok_t)
         # [eq:output.F: F[mu, t] = Sum(Seq[mu, nu]*ftok[nu, t], (nu, 0, P*S - 1))]
         F_t = (Seq) @ ftok_t
@@ -269,133 +354,251 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
         # [eq:error.Delta: Delta[mu, t] = (-F[mu, t] + y[mu])/P]
         Delta_t = (-F_t + y)/P
         Delta = Delta.at[t].set(Delta_t)
-        # [src:rL: r[5] ~ N(0, 1 1)]
-        r_t[5] = jnp.broadcast_to(xi[("r", 5)], (M, PS))
-        r[5] = rt.set_slot(r[5], t, r_t[5])
-        # [eq:readout.z: z[5, mu, t] = r[5] + Sum(eta*gamma0*Delta[nu, s]*hb[5, nu, s]/S, (nu, 0, P*S - 1), (s, 0, t - 1))]
-        z_t[5] = r_t[5] + rt.causal_sum(hp["eta"]*hp["gamma0"]/S * Delta[None], hb[5], t, strict=True)
-        z[5] = rt.set_slot(z[5], t, z_t[5])
-        # [eq:readout.gb: gb[5, mu, t] = z[5, mu, t]/S]
-        gb_t[5] = z_t[5]/S
-        gb[5] = rt.set_slot(gb[5], t, gb_t[5])
-        # [eq:ln.C: C[5, mu, t] = E(gb[5, mu, t]*hb[5, mu, t])]
-        C[5] = C[5].at[t].set(rt.expect(w, gb_t[5] * hb_t[5]))
-        # [eq:ln.top: g[5, mu, t] = (-C[5, mu, t]*hb[5, mu, t] + gb[5, mu, t])/sqrt(H[5, mu, mu, t, t])]
-        g_t[5] = (-C[5][t]*hb_t[5] + gb_t[5])/jnp.sqrt(rt.diag_now(H[5], t))
+        # [src:r20: r[20] ~ N(0, 1 1)]
+        r_t[20] = jnp.broadcast_to(xi[("r", 20)], (M, PS))
+        r[20] = rt.set_slot(r[20], t, r_t[20])
+        # [eq:field.z20: z[20, mu, t] = r[20] + Sum(eta*gamma0*Delta[nu, s]*h[20, nu, s]/S, (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[20] = r_t[20] + rt.causal_sum(hp["eta"]*hp["gamma0"]/S * Delta[None], h[20], t, strict=True)
+        z[20] = rt.set_slot(z[20], t, z_t[20])
+        # [eq:field.g20: g[20, mu, t] = z[20, mu, t]/S]
+        g_t[20] = z_t[20]/S
+        g[20] = rt.set_slot(g[20], t, g_t[20])
+        # [eq:kernel.G20: G[20, mu, nu, t, s] = E(g[20, mu, t]*g[20, nu, s])]
+        G[20] = rt.set_kernel_row(G[20], rt.kernel_row(w, g_t[20], g[20], t), t)
+        # [eq:ln.Cg20: Cg[20, mu, t] = E(g[20, mu, t])]
+        Cg[20] = Cg[20].at[t].set(rt.expect(w, g_t[20]))
+        # [eq:ln.C20: C[20, mu, t] = E(g[20, mu, t]*h[20, mu, t])]
+        C[20] = C[20].at[t].set(rt.expect(w, g_t[20] * h_t[20]))
+        # [eq:field.g5: g[5, mu, t] = (-C[20, mu, t]*h[20, mu, t] - Cg[20, mu, t] + g[20, mu, t])/sqrt(-Mln[20, mu, t]**2 + Vln[20, mu, t])]
+        g_t[5] = (-C[20][t]*h_t[20] - Cg[20][t] + g_t[20])/jnp.sqrt(-Mln[20][t]**2 + Vln[20][t])
         g[5] = rt.set_slot(g[5], t, g_t[5])
-        # [eq:kernel.G: G[5, mu, nu, t, s] = E(g[5, mu, t]*g[5, nu, s])]
+        # [eq:kernel.G5: G[5, mu, nu, t, s] = E(g[5, mu, t]*g[5, nu, s])]
         G[5] = rt.set_kernel_row(G[5], rt.kernel_row(w, g_t[5], g[5], t), t)
-        # [eq:cv.gtop: g0[5, mu, t] = r[5]/(S*sqrt(H[5, mu, mu, t, t]))]
-        g0_t[5] = r_t[5]/(S*jnp.sqrt(rt.diag_now(H[5], t)))
-        g0[5] = rt.set_slot(g0[5], t, g0_t[5])
-        for ell in range(2, 0, -1):  # backward through the transformer layers
-            # [src:r2: r2[ell, mu, t] ~ N(0, beta0**2/4 G[ell + 1, mu, nu, t, s])]
-            fac[("r2", 2*ell)] = rt.grow_factor(fac[("r2", 2*ell)], (1/4)*hp["beta0"]**2 * rt.flat(G[2*ell + 1]), t, PS, rcond_t)
-            r2_t[2*ell] = rt.sample_row(fac[("r2", 2*ell)], xi[("r2", 2*ell)], t, PS)
-            r2[2*ell] = rt.set_slot(r2[2*ell], t, r2_t[2*ell])
-            dphi_u1_r2[2*ell] = rt.set_slot(dphi_u1_r2[2*ell], t, dphi(u1_t[2*ell])*r2_t[2*ell])  # memo of dphi(u1[2*ell, nu, s])*r2[2*ell, nu, s]
-            # [eq:response.B2: B2[2*ell, mu, nu, t, s] = E(Response(g[2*ell + 1, mu, t], u2[2*ell, nu, s]))]
-            B2[2*ell] = B2[2*ell].at[t].set(rt.ibp_row(w, g_t[2*ell + 1] - g0_t[2*ell + 1], xi[("u2", 2*ell)], fac[("u2", 2*ell)], t, PS, strict=False))
-            # [eq:mlp.z: zx[2*ell, mu, t] = r2[2*ell, mu, t] + Sum(beta0**2*phi(x[2*ell, nu, s])*B2[2*ell, mu, nu, t, s]/4, (nu, 0, P*S - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(x[2*ell, nu, s])*Delta[nu, s]*G[2*ell + 1, mu, nu, t, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
-            zx_t[2*ell] = r2_t[2*ell] + rt.causal_sum((1/4)*hp["beta0"]**2 * B2[2*ell][t] + rt.before(t, n_t) * (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2*ell + 1][t], phi_x[2*ell], t, strict=False)
-            zx[2*ell] = rt.set_slot(zx[2*ell], t, zx_t[2*ell])
-            # [eq:mlp.g: gx[2*ell, mu, t] = dphi(x[2*ell, mu, t])*zx[2*ell, mu, t]]
-            gx_t[2*ell] = dphi(x_t[2*ell])*zx_t[2*ell]
-            gx[2*ell] = rt.set_slot(gx[2*ell], t, gx_t[2*ell])
-            # [eq:kernel.Gx: Gx[2*ell, mu, nu, t, s] = E(gx[2*ell, mu, t]*gx[2*ell, nu, s])]
-            Gx[2*ell] = rt.set_kernel_row(Gx[2*ell], rt.kernel_row(w, gx_t[2*ell], gx[2*ell], t) - rt.kernel_row(w, dphi(u1_t[2*ell])*r2_t[2*ell], dphi_u1_r2[2*ell], t) + rt.cov_gauss_row(cov(("r2", 2*ell)), t, PS) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u1", 2*ell)), t, PS), t)
-            # [eq:response.B1: B1[2*ell, mu, nu, t, s] = E(Response(gx[2*ell, mu, t], u1[2*ell, nu, s]))]
-            B1[2*ell] = B1[2*ell].at[t].set(rt.ibp_row(w, gx_t[2*ell] - dphi(u1_t[2*ell])*r2_t[2*ell], xi[("u1", 2*ell)], fac[("u1", 2*ell)], t, PS, strict=False))
-            # [src:r1: r1[ell, mu, t] ~ N(0, 1 Gx[ell, mu, nu, t, s])]
-            fac[("r1", 2*ell)] = rt.grow_factor(fac[("r1", 2*ell)], 1 * rt.flat(Gx[2*ell]), t, PS, rcond_t)
-            r1_t[2*ell] = rt.sample_row(fac[("r1", 2*ell)], xi[("r1", 2*ell)], t, PS)
-            r1[2*ell] = rt.set_slot(r1[2*ell], t, r1_t[2*ell])
-            # [eq:mlp.gb: gb[2*ell, mu, t] = r1[2*ell, mu, t] + Sum(B1[2*ell, mu, nu, t, s]*hb[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(2*eta*gamma0*Delta[nu, s]*Gx[2*ell, mu, nu, t, s]*hb[2*ell, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
-            gb_t[2*ell] = r1_t[2*ell] + rt.causal_sum(B1[2*ell][t] + rt.before(t, n_t) * 2*hp["eta"]*hp["gamma0"] * Delta[None] * Gx[2*ell][t], hb[2*ell], t, strict=False)
-            gb[2*ell] = rt.set_slot(gb[2*ell], t, gb_t[2*ell])
-            # [eq:ln.C: C[2*ell, mu, t] = E(gb[2*ell, mu, t]*hb[2*ell, mu, t])]
-            C[2*ell] = C[2*ell].at[t].set(rt.expect(w, gb_t[2*ell] * hb_t[2*ell]))
-            # [eq:ln.back: g[2*ell, mu, t] = (-C[2*ell, mu, t]*hb[2*ell, mu, t] + gb[2*ell, mu, t])/sqrt(H[2*ell, mu, mu, t, t]) + g[2*ell + 1, mu, t]]
-            g_t[2*ell] = (-C[2*ell][t]*hb_t[2*ell] + gb_t[2*ell])/jnp.sqrt(rt.diag_now(H[2*ell], t)) + g_t[2*ell + 1]
-            g[2*ell] = rt.set_slot(g[2*ell], t, g_t[2*ell])
-            # [eq:kernel.G: G[2*ell, mu, nu, t, s] = E(g[2*ell, mu, t]*g[2*ell, nu, s])]
-            G[2*ell] = rt.set_kernel_row(G[2*ell], rt.kernel_row(w, g_t[2*ell], g[2*ell], t), t)
-            # [eq:cv.gmlp: g0[2*ell, mu, t] = g0[2*ell + 1, mu, t] + r1[2*ell, mu, t]/sqrt(H[2*ell, mu, mu, t, t])]
-            g0_t[2*ell] = g0_t[2*ell + 1] + r1_t[2*ell]/jnp.sqrt(rt.diag_now(H[2*ell], t))
-            g0[2*ell] = rt.set_slot(g0[2*ell], t, g0_t[2*ell])
-            # [src:rO: rO[ell, mu, t] ~ N(0, beta0**2/4 G[ell + 1, mu, nu, t, s])]
-            fac[("rO", 2*ell - 1)] = rt.grow_factor(fac[("rO", 2*ell - 1)], (1/4)*hp["beta0"]**2 * rt.flat(G[2*ell]), t, PS, rcond_t)
-            rO_t[2*ell - 1] = rt.sample_row(fac[("rO", 2*ell - 1)], xi[("rO", 2*ell - 1)], t, PS)
-            rO[2*ell - 1] = rt.set_slot(rO[2*ell - 1], t, rO_t[2*ell - 1])
-            # [eq:response.BO: BO[2*ell - 1, mu, nu, t, s] = E(Response(g[2*ell, mu, t], uO[2*ell - 1, nu, s]))]
-            BO[2*ell - 1] = BO[2*ell - 1].at[t].set(rt.ibp_row(w, g_t[2*ell] - g0_t[2*ell], xi[("uO", 2*ell - 1)], fac[("uO", 2*ell - 1)], t, PS, strict=False))
-            # [eq:attn.go: go[2*ell - 1, mu, t] = rO[2*ell - 1, mu, t] + Sum(beta0**2*BO[2*ell - 1, mu, nu, t, s]*o[2*ell - 1, nu, s]/4, (nu, 0, P*S - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*Delta[nu, s]*G[2*ell, mu, nu, t, s]*o[2*ell - 1, nu, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
-            go_t[2*ell - 1] = rO_t[2*ell - 1] + rt.causal_sum((1/4)*hp["beta0"]**2 * BO[2*ell - 1][t] + rt.before(t, n_t) * (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2*ell][t], o[2*ell - 1], t, strict=False)
-            go[2*ell - 1] = rt.set_slot(go[2*ell - 1], t, go_t[2*ell - 1])
-            # [eq:attn.M: Mm[2*ell - 1, mu, nu, t] = HeadMean(go[2*ell - 1, mu, t]*v[2*ell - 1, nu, t])]
-            Mm[2*ell - 1] = rt.head_cross(go_t[2*ell - 1], v_t[2*ell - 1], KEY_DIM)
-            # [eq:attn.D: Dm[2*ell - 1, mu, nu, t] = (Mm[2*ell - 1, mu, nu, t] - Sum(Mm[2*ell - 1, mu, kappa, t]*Sm[2*ell - 1, mu, kappa, t], (kappa, 0, P*S - 1)))*Sm[2*ell - 1, mu, nu, t]]
-            Dm[2*ell - 1] = (((-1) * (jnp.sum((Mm[2*ell - 1]) * (Sm[2*ell - 1]), axis=-1, keepdims=True))) + (Mm[2*ell - 1])) * (Sm[2*ell - 1])
-            # [eq:cv.M: Mm0[2*ell - 1, mu, nu, t] = HeadMean(rO[2*ell - 1, mu, t]*uV[2*ell - 1, nu, t])]
-            Mm0[2*ell - 1] = rt.head_cross(rO_t[2*ell - 1], uV_t[2*ell - 1], KEY_DIM)
-            # [eq:cv.D: Dm0[2*ell - 1, mu, nu, t] = (Mm0[2*ell - 1, mu, nu, t] - Sum(Mm0[2*ell - 1, mu, kappa, t]*Sm0[2*ell - 1, mu, kappa, t], (kappa, 0, P*S - 1)))*Sm0[2*ell - 1, mu, nu, t]]
-            Dm0[2*ell - 1] = (((-1) * (jnp.sum((Mm0[2*ell - 1]) * (Sm0[2*ell - 1]), axis=-1, keepdims=True))) + (Mm0[2*ell - 1])) * (Sm0[2*ell - 1])
-            # [eq:attn.gv: gv[2*ell - 1, mu, t] = Sum(Sm[2*ell - 1, nu, mu, t]*go[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
-            gv_t[2*ell - 1] = rt.head_mix(jnp.swapaxes(Sm[2*ell - 1], -1, -2), go_t[2*ell - 1], KEY_DIM)
-            gv[2*ell - 1] = rt.set_slot(gv[2*ell - 1], t, gv_t[2*ell - 1])
-            # [eq:attn.gq: gq[2*ell - 1, mu, t] = Sum(2*Dm[2*ell - 1, mu, nu, t]*k[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
-            gq_t[2*ell - 1] = rt.head_mix(2*Dm[2*ell - 1], k_t[2*ell - 1], KEY_DIM)
-            gq[2*ell - 1] = rt.set_slot(gq[2*ell - 1], t, gq_t[2*ell - 1])
-            # [eq:attn.gk: gk[2*ell - 1, mu, t] = Sum(2*Dm[2*ell - 1, nu, mu, t]*q[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
-            gk_t[2*ell - 1] = rt.head_mix(2*jnp.swapaxes(Dm[2*ell - 1], -1, -2), q_t[2*ell - 1], KEY_DIM)
-            gk[2*ell - 1] = rt.set_slot(gk[2*ell - 1], t, gk_t[2*ell - 1])
-            # [eq:cv.gv: gv0[2*ell - 1, mu, t] = Sum(Sm0[2*ell - 1, nu, mu, t]*rO[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
-            gv0_t[2*ell - 1] = rt.head_mix(jnp.swapaxes(Sm0[2*ell - 1], -1, -2), rO_t[2*ell - 1], KEY_DIM)
-            gv0[2*ell - 1] = rt.set_slot(gv0[2*ell - 1], t, gv0_t[2*ell - 1])
-            # [eq:cv.gq: gq0[2*ell - 1, mu, t] = Sum(2*Dm0[2*ell - 1, mu, nu, t]*uK[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
-            gq0_t[2*ell - 1] = rt.head_mix(2*Dm0[2*ell - 1], uK_t[2*ell - 1], KEY_DIM)
-            gq0[2*ell - 1] = rt.set_slot(gq0[2*ell - 1], t, gq0_t[2*ell - 1])
-            # [eq:cv.gk: gk0[2*ell - 1, mu, t] = Sum(2*Dm0[2*ell - 1, nu, mu, t]*uQ[2*ell - 1, nu, t], (nu, 0, P*S - 1))]
-            gk0_t[2*ell - 1] = rt.head_mix(2*jnp.swapaxes(Dm0[2*ell - 1], -1, -2), uQ_t[2*ell - 1], KEY_DIM)
-            gk0[2*ell - 1] = rt.set_slot(gk0[2*ell - 1], t, gk0_t[2*ell - 1])
-            # [eq:kernel.Gk: Gk[2*ell - 1, mu, nu, t, s] = E(gk[2*ell - 1, mu, t]*gk[2*ell - 1, nu, s])]
-            Gk[2*ell - 1] = rt.set_kernel_row(Gk[2*ell - 1], rt.kernel_row(wH, gk_t[2*ell - 1], gk[2*ell - 1], t), t)
-            # [eq:kernel.Gq: Gq[2*ell - 1, mu, nu, t, s] = E(gq[2*ell - 1, mu, t]*gq[2*ell - 1, nu, s])]
-            Gq[2*ell - 1] = rt.set_kernel_row(Gq[2*ell - 1], rt.kernel_row(wH, gq_t[2*ell - 1], gq[2*ell - 1], t), t)
-            # [eq:kernel.Gv: Gv[2*ell - 1, mu, nu, t, s] = E(gv[2*ell - 1, mu, t]*gv[2*ell - 1, nu, s])]
-            Gv[2*ell - 1] = rt.set_kernel_row(Gv[2*ell - 1], rt.kernel_row(wH, gv_t[2*ell - 1], gv[2*ell - 1], t), t)
-            # [eq:response.BK: BK[2*ell - 1, mu, nu, t, s] = E(Response(gk[2*ell - 1, mu, t], uK[2*ell - 1, nu, s]))]
-            BK[2*ell - 1] = BK[2*ell - 1].at[t].set(rt.ibp_row(wH, gk_t[2*ell - 1] - gk0_t[2*ell - 1], xi[("uK", 2*ell - 1)], fac[("uK", 2*ell - 1)], t, PS, strict=False))
-            # [eq:response.BQ: BQ[2*ell - 1, mu, nu, t, s] = E(Response(gq[2*ell - 1, mu, t], uQ[2*ell - 1, nu, s]))]
-            BQ[2*ell - 1] = BQ[2*ell - 1].at[t].set(rt.ibp_row(wH, gq_t[2*ell - 1] - gq0_t[2*ell - 1], xi[("uQ", 2*ell - 1)], fac[("uK", 2*ell - 1)], t, PS, strict=False))
-            # [eq:response.BV: BV[2*ell - 1, mu, nu, t, s] = E(Response(gv[2*ell - 1, mu, t], uV[2*ell - 1, nu, s]))]
-            BV[2*ell - 1] = BV[2*ell - 1].at[t].set(rt.ibp_row(wH, gv_t[2*ell - 1] - gv0_t[2*ell - 1], xi[("uV", 2*ell - 1)], fac[("uK", 2*ell - 1)], t, PS, strict=False))
-            # [src:rK: rK[ell, mu, t] ~ N(0, 1 Gk[ell, mu, nu, t, s])]
-            fac[("rK", 2*ell - 1)] = rt.grow_factor(fac[("rK", 2*ell - 1)], 1 * rt.flat(Gk[2*ell - 1]), t, PS, rcond_t)
-            rK_t[2*ell - 1] = rt.sample_row(fac[("rK", 2*ell - 1)], xi[("rK", 2*ell - 1)], t, PS)
-            rK[2*ell - 1] = rt.set_slot(rK[2*ell - 1], t, rK_t[2*ell - 1])
-            # [src:rQ: rQ[ell, mu, t] ~ N(0, 1 Gq[ell, mu, nu, t, s])]
-            fac[("rQ", 2*ell - 1)] = rt.grow_factor(fac[("rQ", 2*ell - 1)], 1 * rt.flat(Gq[2*ell - 1]), t, PS, rcond_t)
-            rQ_t[2*ell - 1] = rt.sample_row(fac[("rQ", 2*ell - 1)], xi[("rQ", 2*ell - 1)], t, PS)
-            rQ[2*ell - 1] = rt.set_slot(rQ[2*ell - 1], t, rQ_t[2*ell - 1])
-            # [src:rV: rV[ell, mu, t] ~ N(0, 1 Gv[ell, mu, nu, t, s])]
-            fac[("rV", 2*ell - 1)] = rt.grow_factor(fac[("rV", 2*ell - 1)], 1 * rt.flat(Gv[2*ell - 1]), t, PS, rcond_t)
-            rV_t[2*ell - 1] = rt.sample_row(fac[("rV", 2*ell - 1)], xi[("rV", 2*ell - 1)], t, PS)
-            rV[2*ell - 1] = rt.set_slot(rV[2*ell - 1], t, rV_t[2*ell - 1])
-            # [eq:attn.gb: gb[2*ell - 1, mu, t] = rK[2*ell - 1, mu, t] + rQ[2*ell - 1, mu, t] + rV[2*ell - 1, mu, t] + Sum(BK[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(BQ[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(BV[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(eta*gamma0*Delta[nu, s]*Gk[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1)) + Sum(eta*gamma0*Delta[nu, s]*Gq[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1)) + Sum(2*eta*gamma0*Delta[nu, s]*Gv[2*ell - 1, mu, nu, t, s]*hb[2*ell - 1, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
-            gb_t[2*ell - 1] = rK_t[2*ell - 1] + rQ_t[2*ell - 1] + rV_t[2*ell - 1] + rt.causal_sum(BK[2*ell - 1][t] + BQ[2*ell - 1][t] + BV[2*ell - 1][t] + rt.before(t, n_t) * (1/2)*hp["eta"]*hp["gamma0"] * Delta[None] * Gk[2*ell - 1][t] + rt.before(t, n_t) * (1/2)*hp["eta"]*hp["gamma0"] * Delta[None] * Gq[2*ell - 1][t] + rt.before(t, n_t) * 2*hp["eta"]*hp["gamma0"] * Delta[None] * Gv[2*ell - 1][t], hb[2*ell - 1], t, strict=False)
-            gb[2*ell - 1] = rt.set_slot(gb[2*ell - 1], t, gb_t[2*ell - 1])
-            # [eq:ln.C: C[2*ell - 1, mu, t] = E(gb[2*ell - 1, mu, t]*hb[2*ell - 1, mu, t])]
-            C[2*ell - 1] = C[2*ell - 1].at[t].set(rt.expect(w, gb_t[2*ell - 1] * hb_t[2*ell - 1]))
-            # [eq:ln.back: g[2*ell - 1, mu, t] = (-C[2*ell - 1, mu, t]*hb[2*ell - 1, mu, t] + gb[2*ell - 1, mu, t])/sqrt(H[2*ell - 1, mu, mu, t, t]) + g[2*ell, mu, t]]
-            g_t[2*ell - 1] = (-C[2*ell - 1][t]*hb_t[2*ell - 1] + gb_t[2*ell - 1])/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)) + g_t[2*ell]
-            g[2*ell - 1] = rt.set_slot(g[2*ell - 1], t, g_t[2*ell - 1])
-            # [eq:kernel.G: G[2*ell - 1, mu, nu, t, s] = E(g[2*ell - 1, mu, t]*g[2*ell - 1, nu, s])]
-            G[2*ell - 1] = rt.set_kernel_row(G[2*ell - 1], rt.kernel_row(w, g_t[2*ell - 1], g[2*ell - 1], t), t)
-            # [eq:cv.gattn: g0[2*ell - 1, mu, t] = (rK[2*ell - 1, mu, t] + rQ[2*ell - 1, mu, t] + rV[2*ell - 1, mu, t])/sqrt(H[2*ell - 1, mu, mu, t, t]) + g0[2*ell, mu, t]]
-            g0_t[2*ell - 1] = (rK_t[2*ell - 1] + rQ_t[2*ell - 1] + rV_t[2*ell - 1])/jnp.sqrt(rt.diag_now(H[2*ell - 1], t)) + g0_t[2*ell]
-            g0[2*ell - 1] = rt.set_slot(g0[2*ell - 1], t, g0_t[2*ell - 1])
-        return dict(u=u, uK=uK, rK=rK, uQ=uQ, rQ=rQ, uV=uV, rV=rV, uO=uO, rO=rO, u1=u1, r1=r1, u2=u2, r2=r2, r=r, h=h, hb=hb, k=k, q=q, v=v, o=o, go=go, gv=gv, gq=gq, gk=gk, gb=gb, o0=o0, gv0=gv0, gq0=gq0, gk0=gk0, x=x, zx=zx, gx=gx, g=g, z=z, h0=h0, g0=g0, phi_x=phi_x, phi_u1=phi_u1, dphi_u1_r2=dphi_u1_r2, H=H, Phi=Phi, Phio=Phio, AO=AO, BO=BO, Gk=Gk, AK=AK, BK=BK, Gq=Gq, AQ=AQ, BQ=BQ, Gv=Gv, AV=AV, BV=BV, Phix=Phix, A2=A2, A1=A1, B2=B2, Gx=Gx, B1=B1, G=G, H0=H0, Lam=Lam, Sm=Sm, Mm=Mm, Dm=Dm, Lam0=Lam0, Sm0=Sm0, Mm0=Mm0, Dm0=Dm0, C=C, fac=fac, logits=logits, Lbar=Lbar, ftok=ftok, F=F, Delta=Delta)
+        # [src:r15: r[15, mu, t] ~ N(0, beta0**2/4 G[5, mu, nu, t, s])]
+        fac[("r", 15)] = rt.grow_factor(fac[("r", 15)], (1/4)*hp["beta0"]**2 * rt.flat(G[5]), t, PS, rcond_t)
+        r_t[15] = rt.sample_row(fac[("r", 15)], xi[("r", 15)], t, PS)
+        r[15] = rt.set_slot(r[15], t, r_t[15])
+        dphi_u_r[15] = rt.set_slot(dphi_u_r[15], t, dphi(u_t[15])*r_t[15])  # memo of dphi(u[15, nu, s])*r[15, nu, s]
+        # [eq:response.B15: B[15, mu, nu, t, s] = E(Response(g[5, mu, t], u[5, nu, s]))]
+        B[15] = B[15].at[t].set(rt.ibp_row(w, g_t[5], xi[("u", 5)], fac[("u", 5)], t, PS, strict=False))
+        # [eq:field.z15: z[15, mu, t] = r[15, mu, t] + Sum(beta0**2*phi(h[15, nu, s])*B[15, mu, nu, t, s]/4, (nu, 0, P*S - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[15, nu, s])*Delta[nu, s]*G[5, mu, nu, t, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[15] = r_t[15] + rt.causal_sum((1/4)*hp["beta0"]**2 * B[15][t] + rt.before(t, n_t) * (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[5][t], phi_h[15], t, strict=False)
+        z[15] = rt.set_slot(z[15], t, z_t[15])
+        # [eq:field.g15: g[15, mu, t] = dphi(h[15, mu, t])*z[15, mu, t]]
+        g_t[15] = dphi(h_t[15])*z_t[15]
+        g[15] = rt.set_slot(g[15], t, g_t[15])
+        # [eq:kernel.G15: G[15, mu, nu, t, s] = E(g[15, mu, t]*g[15, nu, s])]
+        G[15] = rt.set_kernel_row(G[15], rt.kernel_row(w, g_t[15], g[15], t) - rt.kernel_row(w, dphi(u_t[15])*r_t[15], dphi_u_r[15], t) + rt.cov_gauss_row(cov(("r", 15)), t, PS) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", 15)), t, PS), t)
+        # [src:r19: r[19, mu, t] ~ N(0, 1 G[15, mu, nu, t, s])]
+        fac[("r", 19)] = rt.grow_factor(fac[("r", 19)], 1 * rt.flat(G[15]), t, PS, rcond_t)
+        r_t[19] = rt.sample_row(fac[("r", 19)], xi[("r", 19)], t, PS)
+        r[19] = rt.set_slot(r[19], t, r_t[19])
+        # [eq:response.B19: B[19, mu, nu, t, s] = E(Response(g[15, mu, t], u[15, nu, s]))]
+        B[19] = B[19].at[t].set(rt.ibp_row(w, g_t[15] - dphi(u_t[15])*r_t[15], xi[("u", 15)], fac[("u", 15)], t, PS, strict=False))
+        # [eq:field.z19: z[19, mu, t] = r[19, mu, t] + Sum(B[19, mu, nu, t, s]*h[19, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(2*eta*gamma0*Delta[nu, s]*G[15, mu, nu, t, s]*h[19, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[19] = r_t[19] + rt.causal_sum(B[19][t] + rt.before(t, n_t) * 2*hp["eta"]*hp["gamma0"] * Delta[None] * G[15][t], h[19], t, strict=False)
+        z[19] = rt.set_slot(z[19], t, z_t[19])
+        # [eq:field.g19: g[19, mu, t] = z[19, mu, t]]
+        g_t[19] = z_t[19]
+        g[19] = rt.set_slot(g[19], t, g_t[19])
+        # [eq:kernel.G19: G[19, mu, nu, t, s] = E(g[19, mu, t]*g[19, nu, s])]
+        G[19] = rt.set_kernel_row(G[19], rt.kernel_row(w, g_t[19], g[19], t) - rt.kernel_row(w, r_t[19], r[19], t) + rt.cov_gauss_row(cov(("r", 19)), t, PS), t)
+        # [eq:ln.Cg19: Cg[19, mu, t] = E(g[19, mu, t])]
+        Cg[19] = Cg[19].at[t].set(rt.expect(w, g_t[19]))
+        # [eq:ln.C19: C[19, mu, t] = E(g[19, mu, t]*h[19, mu, t])]
+        C[19] = C[19].at[t].set(rt.expect(w, g_t[19] * h_t[19]))
+        # [eq:field.g4: g[4, mu, t] = g[5, mu, t] + (-C[19, mu, t]*h[19, mu, t] - Cg[19, mu, t] + g[19, mu, t])/sqrt(-Mln[19, mu, t]**2 + Vln[19, mu, t])]
+        g_t[4] = g_t[5] + (-C[19][t]*h_t[19] - Cg[19][t] + g_t[19])/jnp.sqrt(-Mln[19][t]**2 + Vln[19][t])
+        g[4] = rt.set_slot(g[4], t, g_t[4])
+        # [eq:kernel.G4: G[4, mu, nu, t, s] = E(g[4, mu, t]*g[4, nu, s])]
+        G[4] = rt.set_kernel_row(G[4], rt.kernel_row(w, g_t[4], g[4], t), t)
+        # [src:r14: r[14, mu, t] ~ N(0, beta0**2/4 G[4, mu, nu, t, s])]
+        fac[("r", 14)] = rt.grow_factor(fac[("r", 14)], (1/4)*hp["beta0"]**2 * rt.flat(G[4]), t, PS, rcond_t)
+        r_t[14] = rt.sample_row(fac[("r", 14)], xi[("r", 14)], t, PS)
+        r[14] = rt.set_slot(r[14], t, r_t[14])
+        # [eq:response.B14: B[14, mu, nu, t, s] = E(Response(g[4, mu, t], u[4, nu, s]))]
+        B[14] = B[14].at[t].set(rt.ibp_row(w, g_t[4], xi[("u", 4)], fac[("u", 4)], t, PS, strict=False))
+        # [eq:field.z14: z[14, mu, t] = r[14, mu, t] + Sum(beta0**2*B[14, mu, nu, t, s]*h[14, nu, s]/4, (nu, 0, P*S - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*Delta[nu, s]*G[4, mu, nu, t, s]*h[14, nu, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[14] = r_t[14] + rt.causal_sum((1/4)*hp["beta0"]**2 * B[14][t] + rt.before(t, n_t) * (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[4][t], h[14], t, strict=False)
+        z[14] = rt.set_slot(z[14], t, z_t[14])
+        # [eq:field.g14: g[14, mu, t] = z[14, mu, t]]
+        g_t[14] = z_t[14]
+        g[14] = rt.set_slot(g[14], t, g_t[14])
+        # [eq:kernel.G14: G[14, mu, nu, t, s] = E(g[14, mu, t]*g[14, nu, s])]
+        G[14] = rt.set_kernel_row(G[14], rt.kernel_row(wH, g_t[14], g[14], t) - rt.kernel_row(wH, r_t[14], r[14], t) + rt.cov_gauss_row(cov(("r", 14)), t, PS), t)
+        # [eq:attn.M14: Mm[14, mu, nu, t] = HeadMean(g[14, mu, t]*h[13, nu, t])]
+        Mm[14] = rt.head_cross(g_t[14], h_t[13], KEY_DIM)
+        # [eq:attn.D14: Dm[14, mu, nu, t] = (Mm[14, mu, nu, t] - Sum(Mm[14, mu, kappa, t]*Sm[14, mu, kappa, t], (kappa, 0, P*S - 1)))*Sm[14, mu, nu, t]]
+        Dm[14] = (((-1) * (jnp.sum((Mm[14]) * (Sm[14]), axis=-1, keepdims=True))) + (Mm[14])) * (Sm[14])
+        # [eq:field.g13: g[13, mu, t] = Sum(Sm[14, nu, mu, t]*g[14, nu, t], (nu, 0, P*S - 1))]
+        g_t[13] = rt.head_mix(jnp.swapaxes(Sm[14], -1, -2), g_t[14], KEY_DIM)
+        g[13] = rt.set_slot(g[13], t, g_t[13])
+        # [eq:kernel.G13: G[13, mu, nu, t, s] = E(g[13, mu, t]*g[13, nu, s])]
+        G[13] = rt.set_kernel_row(G[13], rt.kernel_row(wH, g_t[13], g[13], t), t)
+        # [src:r24: r[24, mu, t] ~ N(0, 1 G[13, mu, nu, t, s])]
+        fac[("r", 24)] = rt.grow_factor(fac[("r", 24)], 1 * rt.flat(G[13]), t, PS, rcond_t)
+        r_t[24] = rt.sample_row(fac[("r", 24)], xi[("r", 24)], t, PS)
+        r[24] = rt.set_slot(r[24], t, r_t[24])
+        # [eq:response.B24: B[24, mu, nu, t, s] = E(Response(g[13, mu, t], u[13, nu, s]))]
+        B[24] = B[24].at[t].set(rt.ibp_row(wH, g_t[13], xi[("u", 13)], fac[("u", 11)], t, PS, strict=False))
+        # [eq:field.z24: z[24, mu, t] = r[24, mu, t] + Sum(B[24, mu, nu, t, s]*h[18, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(2*eta*gamma0*Delta[nu, s]*G[13, mu, nu, t, s]*h[18, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[24] = r_t[24] + rt.causal_sum(B[24][t] + rt.before(t, n_t) * 2*hp["eta"]*hp["gamma0"] * Delta[None] * G[13][t], h[18], t, strict=False)
+        z[24] = rt.set_slot(z[24], t, z_t[24])
+        # [eq:field.g12: g[12, mu, t] = Sum(2*Dm[14, mu, nu, t]*h[11, nu, t], (nu, 0, P*S - 1))]
+        g_t[12] = rt.head_mix(2*Dm[14], h_t[11], KEY_DIM)
+        g[12] = rt.set_slot(g[12], t, g_t[12])
+        # [eq:kernel.G12: G[12, mu, nu, t, s] = E(g[12, mu, t]*g[12, nu, s])]
+        G[12] = rt.set_kernel_row(G[12], rt.kernel_row(wH, g_t[12], g[12], t), t)
+        # [src:r23: r[23, mu, t] ~ N(0, 1 G[12, mu, nu, t, s])]
+        fac[("r", 23)] = rt.grow_factor(fac[("r", 23)], 1 * rt.flat(G[12]), t, PS, rcond_t)
+        r_t[23] = rt.sample_row(fac[("r", 23)], xi[("r", 23)], t, PS)
+        r[23] = rt.set_slot(r[23], t, r_t[23])
+        # [eq:response.B23: B[23, mu, nu, t, s] = E(Response(g[12, mu, t], u[12, nu, s]))]
+        B[23] = B[23].at[t].set(rt.ibp_row(wH, g_t[12], xi[("u", 12)], fac[("u", 11)], t, PS, strict=False))
+        # [eq:field.z23: z[23, mu, t] = r[23, mu, t] + Sum(B[23, mu, nu, t, s]*h[18, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(eta*gamma0*Delta[nu, s]*G[12, mu, nu, t, s]*h[18, nu, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[23] = r_t[23] + rt.causal_sum(B[23][t] + rt.before(t, n_t) * (1/2)*hp["eta"]*hp["gamma0"] * Delta[None] * G[12][t], h[18], t, strict=False)
+        z[23] = rt.set_slot(z[23], t, z_t[23])
+        # [eq:field.g11: g[11, mu, t] = Sum(2*Dm[14, nu, mu, t]*h[12, nu, t], (nu, 0, P*S - 1))]
+        g_t[11] = rt.head_mix(2*jnp.swapaxes(Dm[14], -1, -2), h_t[12], KEY_DIM)
+        g[11] = rt.set_slot(g[11], t, g_t[11])
+        # [eq:kernel.G11: G[11, mu, nu, t, s] = E(g[11, mu, t]*g[11, nu, s])]
+        G[11] = rt.set_kernel_row(G[11], rt.kernel_row(wH, g_t[11], g[11], t), t)
+        # [src:r18: r[18, mu, t] ~ N(0, 1 G[11, mu, nu, t, s])]
+        fac[("r", 18)] = rt.grow_factor(fac[("r", 18)], 1 * rt.flat(G[11]), t, PS, rcond_t)
+        r_t[18] = rt.sample_row(fac[("r", 18)], xi[("r", 18)], t, PS)
+        r[18] = rt.set_slot(r[18], t, r_t[18])
+        # [eq:response.B18: B[18, mu, nu, t, s] = E(Response(g[11, mu, t], u[11, nu, s]))]
+        B[18] = B[18].at[t].set(rt.ibp_row(wH, g_t[11], xi[("u", 11)], fac[("u", 11)], t, PS, strict=False))
+        # [eq:field.z18: z[18, mu, t] = r[18, mu, t] + Sum(B[18, mu, nu, t, s]*h[18, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(eta*gamma0*Delta[nu, s]*G[11, mu, nu, t, s]*h[18, nu, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[18] = r_t[18] + rt.causal_sum(B[18][t] + rt.before(t, n_t) * (1/2)*hp["eta"]*hp["gamma0"] * Delta[None] * G[11][t], h[18], t, strict=False)
+        z[18] = rt.set_slot(z[18], t, z_t[18])
+        # [eq:field.g18: g[18, mu, t] = z[18, mu, t] + z[23, mu, t] + z[24, mu, t]]
+        g_t[18] = z_t[18] + z_t[23] + z_t[24]
+        g[18] = rt.set_slot(g[18], t, g_t[18])
+        # [eq:kernel.G18: G[18, mu, nu, t, s] = E(g[18, mu, t]*g[18, nu, s])]
+        G[18] = rt.set_kernel_row(G[18], rt.kernel_row(w, g_t[18], g[18], t), t)
+        # [eq:ln.Cg18: Cg[18, mu, t] = E(g[18, mu, t])]
+        Cg[18] = Cg[18].at[t].set(rt.expect(w, g_t[18]))
+        # [eq:ln.C18: C[18, mu, t] = E(g[18, mu, t]*h[18, mu, t])]
+        C[18] = C[18].at[t].set(rt.expect(w, g_t[18] * h_t[18]))
+        # [eq:field.g3: g[3, mu, t] = g[4, mu, t] + (-C[18, mu, t]*h[18, mu, t] - Cg[18, mu, t] + g[18, mu, t])/sqrt(-Mln[18, mu, t]**2 + Vln[18, mu, t])]
+        g_t[3] = g_t[4] + (-C[18][t]*h_t[18] - Cg[18][t] + g_t[18])/jnp.sqrt(-Mln[18][t]**2 + Vln[18][t])
+        g[3] = rt.set_slot(g[3], t, g_t[3])
+        # [eq:kernel.G3: G[3, mu, nu, t, s] = E(g[3, mu, t]*g[3, nu, s])]
+        G[3] = rt.set_kernel_row(G[3], rt.kernel_row(w, g_t[3], g[3], t), t)
+        # [src:r10: r[10, mu, t] ~ N(0, beta0**2/4 G[3, mu, nu, t, s])]
+        fac[("r", 10)] = rt.grow_factor(fac[("r", 10)], (1/4)*hp["beta0"]**2 * rt.flat(G[3]), t, PS, rcond_t)
+        r_t[10] = rt.sample_row(fac[("r", 10)], xi[("r", 10)], t, PS)
+        r[10] = rt.set_slot(r[10], t, r_t[10])
+        dphi_u_r[10] = rt.set_slot(dphi_u_r[10], t, dphi(u_t[10])*r_t[10])  # memo of dphi(u[10, nu, s])*r[10, nu, s]
+        # [eq:response.B10: B[10, mu, nu, t, s] = E(Response(g[3, mu, t], u[3, nu, s]))]
+        B[10] = B[10].at[t].set(rt.ibp_row(w, g_t[3], xi[("u", 3)], fac[("u", 3)], t, PS, strict=False))
+        # [eq:field.z10: z[10, mu, t] = r[10, mu, t] + Sum(beta0**2*phi(h[10, nu, s])*B[10, mu, nu, t, s]/4, (nu, 0, P*S - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*phi(h[10, nu, s])*Delta[nu, s]*G[3, mu, nu, t, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[10] = r_t[10] + rt.causal_sum((1/4)*hp["beta0"]**2 * B[10][t] + rt.before(t, n_t) * (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[3][t], phi_h[10], t, strict=False)
+        z[10] = rt.set_slot(z[10], t, z_t[10])
+        # [eq:field.g10: g[10, mu, t] = dphi(h[10, mu, t])*z[10, mu, t]]
+        g_t[10] = dphi(h_t[10])*z_t[10]
+        g[10] = rt.set_slot(g[10], t, g_t[10])
+        # [eq:kernel.G10: G[10, mu, nu, t, s] = E(g[10, mu, t]*g[10, nu, s])]
+        G[10] = rt.set_kernel_row(G[10], rt.kernel_row(w, g_t[10], g[10], t) - rt.kernel_row(w, dphi(u_t[10])*r_t[10], dphi_u_r[10], t) + rt.cov_gauss_row(cov(("r", 10)), t, PS) * rt.gauss_row(cf.pair_dphi(ACTIVATION), cov(("u", 10)), t, PS), t)
+        # [src:r17: r[17, mu, t] ~ N(0, 1 G[10, mu, nu, t, s])]
+        fac[("r", 17)] = rt.grow_factor(fac[("r", 17)], 1 * rt.flat(G[10]), t, PS, rcond_t)
+        r_t[17] = rt.sample_row(fac[("r", 17)], xi[("r", 17)], t, PS)
+        r[17] = rt.set_slot(r[17], t, r_t[17])
+        # [eq:response.B17: B[17, mu, nu, t, s] = E(Response(g[10, mu, t], u[10, nu, s]))]
+        B[17] = B[17].at[t].set(rt.ibp_row(w, g_t[10] - dphi(u_t[10])*r_t[10], xi[("u", 10)], fac[("u", 10)], t, PS, strict=False))
+        # [eq:field.z17: z[17, mu, t] = r[17, mu, t] + Sum(B[17, mu, nu, t, s]*h[17, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(2*eta*gamma0*Delta[nu, s]*G[10, mu, nu, t, s]*h[17, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[17] = r_t[17] + rt.causal_sum(B[17][t] + rt.before(t, n_t) * 2*hp["eta"]*hp["gamma0"] * Delta[None] * G[10][t], h[17], t, strict=False)
+        z[17] = rt.set_slot(z[17], t, z_t[17])
+        # [eq:field.g17: g[17, mu, t] = z[17, mu, t]]
+        g_t[17] = z_t[17]
+        g[17] = rt.set_slot(g[17], t, g_t[17])
+        # [eq:kernel.G17: G[17, mu, nu, t, s] = E(g[17, mu, t]*g[17, nu, s])]
+        G[17] = rt.set_kernel_row(G[17], rt.kernel_row(w, g_t[17], g[17], t) - rt.kernel_row(w, r_t[17], r[17], t) + rt.cov_gauss_row(cov(("r", 17)), t, PS), t)
+        # [eq:ln.Cg17: Cg[17, mu, t] = E(g[17, mu, t])]
+        Cg[17] = Cg[17].at[t].set(rt.expect(w, g_t[17]))
+        # [eq:ln.C17: C[17, mu, t] = E(g[17, mu, t]*h[17, mu, t])]
+        C[17] = C[17].at[t].set(rt.expect(w, g_t[17] * h_t[17]))
+        # [eq:field.g2: g[2, mu, t] = g[3, mu, t] + (-C[17, mu, t]*h[17, mu, t] - Cg[17, mu, t] + g[17, mu, t])/sqrt(-Mln[17, mu, t]**2 + Vln[17, mu, t])]
+        g_t[2] = g_t[3] + (-C[17][t]*h_t[17] - Cg[17][t] + g_t[17])/jnp.sqrt(-Mln[17][t]**2 + Vln[17][t])
+        g[2] = rt.set_slot(g[2], t, g_t[2])
+        # [eq:kernel.G2: G[2, mu, nu, t, s] = E(g[2, mu, t]*g[2, nu, s])]
+        G[2] = rt.set_kernel_row(G[2], rt.kernel_row(w, g_t[2], g[2], t), t)
+        # [src:r9: r[9, mu, t] ~ N(0, beta0**2/4 G[2, mu, nu, t, s])]
+        fac[("r", 9)] = rt.grow_factor(fac[("r", 9)], (1/4)*hp["beta0"]**2 * rt.flat(G[2]), t, PS, rcond_t)
+        r_t[9] = rt.sample_row(fac[("r", 9)], xi[("r", 9)], t, PS)
+        r[9] = rt.set_slot(r[9], t, r_t[9])
+        # [eq:response.B9: B[9, mu, nu, t, s] = E(Response(g[2, mu, t], u[2, nu, s]))]
+        B[9] = B[9].at[t].set(rt.ibp_row(w, g_t[2], xi[("u", 2)], fac[("u", 2)], t, PS, strict=False))
+        # [eq:field.z9: z[9, mu, t] = r[9, mu, t] + Sum(beta0**2*B[9, mu, nu, t, s]*h[9, nu, s]/4, (nu, 0, P*S - 1), (s, 0, t)) + Sum(beta0**2*eta*gamma0*Delta[nu, s]*G[2, mu, nu, t, s]*h[9, nu, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[9] = r_t[9] + rt.causal_sum((1/4)*hp["beta0"]**2 * B[9][t] + rt.before(t, n_t) * (1/2)*hp["beta0"]**2*hp["eta"]*hp["gamma0"] * Delta[None] * G[2][t], h[9], t, strict=False)
+        z[9] = rt.set_slot(z[9], t, z_t[9])
+        # [eq:field.g9: g[9, mu, t] = z[9, mu, t]]
+        g_t[9] = z_t[9]
+        g[9] = rt.set_slot(g[9], t, g_t[9])
+        # [eq:kernel.G9: G[9, mu, nu, t, s] = E(g[9, mu, t]*g[9, nu, s])]
+        G[9] = rt.set_kernel_row(G[9], rt.kernel_row(wH, g_t[9], g[9], t) - rt.kernel_row(wH, r_t[9], r[9], t) + rt.cov_gauss_row(cov(("r", 9)), t, PS), t)
+        # [eq:attn.M9: Mm[9, mu, nu, t] = HeadMean(g[9, mu, t]*h[8, nu, t])]
+        Mm[9] = rt.head_cross(g_t[9], h_t[8], KEY_DIM)
+        # [eq:attn.D9: Dm[9, mu, nu, t] = (Mm[9, mu, nu, t] - Sum(Mm[9, mu, kappa, t]*Sm[9, mu, kappa, t], (kappa, 0, P*S - 1)))*Sm[9, mu, nu, t]]
+        Dm[9] = (((-1) * (jnp.sum((Mm[9]) * (Sm[9]), axis=-1, keepdims=True))) + (Mm[9])) * (Sm[9])
+        # [eq:field.g8: g[8, mu, t] = Sum(Sm[9, nu, mu, t]*g[9, nu, t], (nu, 0, P*S - 1))]
+        g_t[8] = rt.head_mix(jnp.swapaxes(Sm[9], -1, -2), g_t[9], KEY_DIM)
+        g[8] = rt.set_slot(g[8], t, g_t[8])
+        # [eq:kernel.G8: G[8, mu, nu, t, s] = E(g[8, mu, t]*g[8, nu, s])]
+        G[8] = rt.set_kernel_row(G[8], rt.kernel_row(wH, g_t[8], g[8], t), t)
+        # [src:r22: r[22, mu, t] ~ N(0, 1 G[8, mu, nu, t, s])]
+        fac[("r", 22)] = rt.grow_factor(fac[("r", 22)], 1 * rt.flat(G[8]), t, PS, rcond_t)
+        r_t[22] = rt.sample_row(fac[("r", 22)], xi[("r", 22)], t, PS)
+        r[22] = rt.set_slot(r[22], t, r_t[22])
+        # [eq:response.B22: B[22, mu, nu, t, s] = E(Response(g[8, mu, t], u[8, nu, s]))]
+        B[22] = B[22].at[t].set(rt.ibp_row(wH, g_t[8], xi[("u", 8)], fac[("u", 6)], t, PS, strict=False))
+        # [eq:field.z22: z[22, mu, t] = r[22, mu, t] + Sum(B[22, mu, nu, t, s]*h[16, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(2*eta*gamma0*Delta[nu, s]*G[8, mu, nu, t, s]*h[16, nu, s], (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[22] = r_t[22] + rt.causal_sum(B[22][t] + rt.before(t, n_t) * 2*hp["eta"]*hp["gamma0"] * Delta[None] * G[8][t], h[16], t, strict=False)
+        z[22] = rt.set_slot(z[22], t, z_t[22])
+        # [eq:field.g7: g[7, mu, t] = Sum(2*Dm[9, mu, nu, t]*h[6, nu, t], (nu, 0, P*S - 1))]
+        g_t[7] = rt.head_mix(2*Dm[9], h_t[6], KEY_DIM)
+        g[7] = rt.set_slot(g[7], t, g_t[7])
+        # [eq:kernel.G7: G[7, mu, nu, t, s] = E(g[7, mu, t]*g[7, nu, s])]
+        G[7] = rt.set_kernel_row(G[7], rt.kernel_row(wH, g_t[7], g[7], t), t)
+        # [src:r21: r[21, mu, t] ~ N(0, 1 G[7, mu, nu, t, s])]
+        fac[("r", 21)] = rt.grow_factor(fac[("r", 21)], 1 * rt.flat(G[7]), t, PS, rcond_t)
+        r_t[21] = rt.sample_row(fac[("r", 21)], xi[("r", 21)], t, PS)
+        r[21] = rt.set_slot(r[21], t, r_t[21])
+        # [eq:response.B21: B[21, mu, nu, t, s] = E(Response(g[7, mu, t], u[7, nu, s]))]
+        B[21] = B[21].at[t].set(rt.ibp_row(wH, g_t[7], xi[("u", 7)], fac[("u", 6)], t, PS, strict=False))
+        # [eq:field.z21: z[21, mu, t] = r[21, mu, t] + Sum(B[21, mu, nu, t, s]*h[16, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(eta*gamma0*Delta[nu, s]*G[7, mu, nu, t, s]*h[16, nu, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[21] = r_t[21] + rt.causal_sum(B[21][t] + rt.before(t, n_t) * (1/2)*hp["eta"]*hp["gamma0"] * Delta[None] * G[7][t], h[16], t, strict=False)
+        z[21] = rt.set_slot(z[21], t, z_t[21])
+        # [eq:field.g6: g[6, mu, t] = Sum(2*Dm[9, nu, mu, t]*h[7, nu, t], (nu, 0, P*S - 1))]
+        g_t[6] = rt.head_mix(2*jnp.swapaxes(Dm[9], -1, -2), h_t[7], KEY_DIM)
+        g[6] = rt.set_slot(g[6], t, g_t[6])
+        # [eq:kernel.G6: G[6, mu, nu, t, s] = E(g[6, mu, t]*g[6, nu, s])]
+        G[6] = rt.set_kernel_row(G[6], rt.kernel_row(wH, g_t[6], g[6], t), t)
+        # [src:r16: r[16, mu, t] ~ N(0, 1 G[6, mu, nu, t, s])]
+        fac[("r", 16)] = rt.grow_factor(fac[("r", 16)], 1 * rt.flat(G[6]), t, PS, rcond_t)
+        r_t[16] = rt.sample_row(fac[("r", 16)], xi[("r", 16)], t, PS)
+        r[16] = rt.set_slot(r[16], t, r_t[16])
+        # [eq:response.B16: B[16, mu, nu, t, s] = E(Response(g[6, mu, t], u[6, nu, s]))]
+        B[16] = B[16].at[t].set(rt.ibp_row(wH, g_t[6], xi[("u", 6)], fac[("u", 6)], t, PS, strict=False))
+        # [eq:field.z16: z[16, mu, t] = r[16, mu, t] + Sum(B[16, mu, nu, t, s]*h[16, nu, s], (nu, 0, P*S - 1), (s, 0, t)) + Sum(eta*gamma0*Delta[nu, s]*G[6, mu, nu, t, s]*h[16, nu, s]/2, (nu, 0, P*S - 1), (s, 0, t - 1))]
+        z_t[16] = r_t[16] + rt.causal_sum(B[16][t] + rt.before(t, n_t) * (1/2)*hp["eta"]*hp["gamma0"] * Delta[None] * G[6][t], h[16], t, strict=False)
+        z[16] = rt.set_slot(z[16], t, z_t[16])
+        # [eq:field.g16: g[16, mu, t] = z[16, mu, t] + z[21, mu, t] + z[22, mu, t]]
+        g_t[16] = z_t[16] + z_t[21] + z_t[22]
+        g[16] = rt.set_slot(g[16], t, g_t[16])
+        # [eq:kernel.G16: G[16, mu, nu, t, s] = E(g[16, mu, t]*g[16, nu, s])]
+        G[16] = rt.set_kernel_row(G[16], rt.kernel_row(w, g_t[16], g[16], t), t)
+        # [eq:ln.Cg16: Cg[16, mu, t] = E(g[16, mu, t])]
+        Cg[16] = Cg[16].at[t].set(rt.expect(w, g_t[16]))
+        # [eq:ln.C16: C[16, mu, t] = E(g[16, mu, t]*h[16, mu, t])]
+        C[16] = C[16].at[t].set(rt.expect(w, g_t[16] * h_t[16]))
+        # [eq:field.g1: g[1, mu, t] = g[2, mu, t] + (-C[16, mu, t]*h[16, mu, t] - Cg[16, mu, t] + g[16, mu, t])/sqrt(-Mln[16, mu, t]**2 + Vln[16, mu, t])]
+        g_t[1] = g_t[2] + (-C[16][t]*h_t[16] - Cg[16][t] + g_t[16])/jnp.sqrt(-Mln[16][t]**2 + Vln[16][t])
+        g[1] = rt.set_slot(g[1], t, g_t[1])
+        # [eq:kernel.G1: G[1, mu, nu, t, s] = E(g[1, mu, t]*g[1, nu, s])]
+        G[1] = rt.set_kernel_row(G[1], rt.kernel_row(w, g_t[1], g[1], t), t)
+        return dict(u=u, r=r, h=h, h0=h0, z=z, g=g, phi_h=phi_h, phi_u=phi_u, dphi_u_r=dphi_u_r, H0=H0, H=H, Phi=Phi, A=A, G=G, B=B, Mln=Mln, Vln=Vln, Lam=Lam, Sm=Sm, Cg=Cg, C=C, Mm=Mm, Dm=Dm, fac=fac, logits=logits, Lbar=Lbar, ftok=ftok, F=F, Delta=Delta)
 
     ends = rt.segments(n_t, segments, work=M * n * n)  # causal: a step holds only its segment's slots
     state = init(ends[0])
@@ -409,7 +612,7 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     out = {"loss": loss, "f": F[:, ::S], "Delta": state["Delta"][:, ::S]}
     out.update({f"logits{l}": A for l, A in state["logits"].items()})  # (n_t, heads kept, PS, PS)
     out.update({f"Lam{l}": A for l, A in state["Lbar"].items()})  # the mean over heads, (n_t, PS, PS)
-    for name in ("H", "Phi", "Phio", "AO", "BO", "Gk", "AK", "BK", "Gq", "AQ", "BQ", "Gv", "AV", "BV", "Phix", "A2", "A1", "B2", "Gx", "B1", "G", "H0"):
+    for name in ("H0", "H", "Phi", "A", "G", "B"):
         out.update({f"{name}{l}": K for l, K in state[name].items()})
     return out
 

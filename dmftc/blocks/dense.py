@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import jax
 import sympy
-from sympy import Sum
-
 from ..ir import Equation, SourceLaw
 from ..notation import A, B, Delta, Expect, G, Phi, Phi0, Response, g, mu, nu, r, s, size_symbol, t, u, z
 from ..notation import Gk as GK
@@ -60,16 +58,6 @@ def prefactors(multiplier: Expr, init_std: Expr, lr: Expr, fan_in: Expr, fan_out
 DATA_TERMS = ("src", "upd", "ntk")
 
 
-def sum_past(e):
-    """sum over nu and s < t: terms from earlier GD updates (and responses that need them)."""
-    return Sum(e, (nu, 0, P - 1), (s, 0, t - 1))
-
-
-def sum_now(e):
-    """sum over nu and s <= t: the backward response, which sees this step's forward pass."""
-    return Sum(e, (nu, 0, P - 1), (s, 0, t))
-
-
 def meanfield(walk, node, x):
     """A dense op's output waits as `Pending` until its consumer places it in a population."""
     return Pending(node, node.weights[0].name, walk.value(x, node))
@@ -87,33 +75,34 @@ def contribution(walk, pend: Pending, o) -> Expr:
         walk.forward_item(SourceLaw(f"src:u{o}", u[o, mu], Phi0[mu, nu], c("src"), "static",
                                     f"forward source of {W} on the data, covariance the data kernel", (o, o)))
         walk.set_lazy("h", o, u[o, mu, t])  # constant in time; written as the dynamic ones so memos are shared
-        return u[o, mu] + sum_past(c("upd") * Delta[nu, s] * Phi0[mu, nu] * g[o, nu, s])
-    i, X, dX = walk.read(pend.x)
+        return u[o, mu] + walk.sum_past(c("upd") * Delta[nu, s] * Phi0[mu, nu] * g[o, nu, s])
+    i, port, X, dX = walk.read(pend.x, o)
     Xs = X.subs({mu: nu, t: s}, simultaneous=True)
     cr, cu, cbr, cbu = c("resp"), c("upd"), c("bresp"), c("bupd")
+    k = port  # this reader's backward source, field and responses (i itself for the first reader)
     if cr != 0:
-        walk.forward_item(Equation(f"eq:response.A{i}", A[i, mu, nu, t, s], Expect(Response(X, r[i, nu, s])),
+        walk.forward_item(Equation(f"eq:response.A{k}", A[k, mu, nu, t, s], Expect(Response(X, r[k, nu, s])),
                                    "response", f"response of {W}'s input to its backward source, s < t",
-                                   (i, i), "strict"))
+                                   (k, k), "strict"))
     walk.forward_item(SourceLaw(f"src:u{o}", u[o, mu, t], Phi[i, mu, nu, t, s], c("src"), "dynamic",
                                 f"forward source of {W}, covariance its input's kernel", (o, o)))
     walk.set_lazy("h", o, u[o, mu, t])
-    value = u[o, mu, t] + sum_past((cr * A[i, mu, nu, t, s] + cu * Delta[nu, s] * Phi[i, mu, nu, t, s])
-                                   * g[o, nu, s])
+    value = u[o, mu, t] + walk.sum_past((cr * A[k, mu, nu, t, s] + cu * Delta[nu, s] * Phi[i, mu, nu, t, s])
+                                        * g[o, nu, s])
     # backward: W(0)^T g_y opens r into the input's population, before g of the input is formed
-    back = [SourceLaw(f"src:r{i}", r[i, mu, t], G[o, mu, nu, t, s], c("bsrc"), "dynamic",
-                      f"backward source of {W}, covariance its output's gradient kernel", (i, i))]
+    back = [SourceLaw(f"src:r{k}", r[k, mu, t], G[o, mu, nu, t, s], c("bsrc"), "dynamic",
+                      f"backward source of {W}, covariance its output's gradient kernel", (k, k))]
     if cbr != 0:
-        back.append(Equation(f"eq:response.B{i}", B[i, mu, nu, t, s], Expect(Response(g[o, mu, t], u[o, nu, s])),
+        back.append(Equation(f"eq:response.B{k}", B[k, mu, nu, t, s], Expect(Response(g[o, mu, t], u[o, nu, s])),
                              "response", f"response of {W}'s output gradient to its forward source, s <= t",
-                             (i, i), "causal"))
-    back.append(Equation(f"eq:field.z{i}", z[i, mu, t],
-                         r[i, mu, t] + sum_now(cbr * B[i, mu, nu, t, s] * Xs)
-                         + sum_past(cbu * Delta[nu, s] * G[o, mu, nu, t, s] * Xs),
-                         "field", f"backward field at {W}'s input: source, response (s <= t), updates", (i, i)))
-    walk.backward_items(i, back)
-    walk.set_lazy("z", i, r[i, mu, t])
-    walk.adjoint(i, dX * z[i, mu, t], cv=True)
+                             (k, k), "causal"))
+    back.append(Equation(f"eq:field.z{k}", z[k, mu, t],
+                         r[k, mu, t] + walk.sum_now(cbr * B[k, mu, nu, t, s] * Xs)
+                         + walk.sum_past(cbu * Delta[nu, s] * G[o, mu, nu, t, s] * Xs),
+                         "field", f"backward field at {W}'s input: source, response (s <= t), updates", (k, k)))
+    walk.backward_items(k, back)
+    walk.set_lazy("z", k, r[k, mu, t])
+    walk.adjoint(i, dX * z[k, mu, t], cv=True)
     return value
 
 

@@ -52,6 +52,9 @@ def meanfield(walk, node, x):
         Equation(f"eq:ln.C{p}", Cln[p, mu, t], Expect(h[p, mu, t] * g[p, mu, t]), "order",
                  "LN's projection <LN g>", (p, p))])
     walk.adjoint(i, dX * (g[p, mu, t] - Cg[p, mu, t] - h[p, mu, t] * Cln[p, mu, t]) / sd)
+    lazy = walk.lazy.get(("h", i))
+    if lazy is not None:  # the same function of the input's gamma0 = 0 part (m, v are deterministic)
+        walk.set_lazy("h", p, (walk.acts.apply(x.chain, lazy) - m) / sd)
     return Value(p)
 
 

@@ -8,7 +8,8 @@ block's `meanfield` the vector it reads as one of:
 - `Value`: a pointwise function e(h[p]) of one field h[p] of the single-site process: the chain of
   elementwise ops (activations, constant factors) applied to it since it was defined;
 - `Pending`: the output of a dense layer not yet placed in a population: the op that consumes it
-  decides (a residual add writes it into the stream's population; anything else opens a new one).
+  decides (a residual add writes it into the stream's population; anything else opens a new one);
+- `Pooled`: the mean over a sequence's tokens of a Value (pooling), which only the readout reads.
 
 A position p is a placeholder symbol while the walk runs; the engine numbers the fields at the end.
 """
@@ -56,6 +57,13 @@ class Pending:
     weight: str
     x: Data | Value
     scale: Expr = sympy.Integer(1)
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """(1/S) sum_s e(h[p])_(mu, s): a Value averaged over the S tokens of each sequence."""
+
+    x: Value
 
 
 class Activations:

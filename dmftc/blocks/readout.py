@@ -11,10 +11,11 @@ import sympy
 
 from ..errors import Unsupported
 from ..ir import Equation, SourceLaw
-from ..notation import Delta, Expect, Phi, Response, f, mu, nu, r, s, t, z
+from ..notation import Delta, Expect, Fseq, Phi, Response, Seq, f, ftok, mu, nu, r, s, size_symbol, t, z
 from ..notation import Phik as PhiK
-from .dense import sum_past
-from .meanfield import Data
+from .meanfield import Data, Pooled
+
+S = size_symbol("S")
 
 KIND = "readout"
 
@@ -37,28 +38,44 @@ def meanfield(walk, node, x):
     """f = m w . e: the output and the top backward field (docs/theory.md#mlp-dmft):
     f(t) = c_fresp <d e(t) / d r> + sum_{s<t} c_fupd Delta(s) Phi_e(t, s)                    eq:output.f
     z(t) = r + sum_{s<t} c_zupd Delta(s) e(s),  r ~ N(0, 1) one number per draw              eq:field.z
-    (r is the readout weight's initial value; g_e += e' z)."""
-    x = walk.value(x, node)
+    (r is the readout weight's initial value; g_e += e' z).
+
+    After mean pooling over a sequence's S tokens (positions alpha = (mu, s)) each token carries
+    the share ftok_alpha = (1/S) m w . e_alpha of its sequence's output F_mu = sum_s ftok_(mu, s); the
+    readout's update sums the tokens' features with weight 1/S, and each token's backward field is z / S:
+    ftok(t) = (c_fresp / S) <d e(t) / d r> + sum_{s<t} (c_fupd / S^2) Delta(s) Phi_e(t, s)
+    z(t) = r + sum_{s<t} (c_zupd / S) Delta(s) e(s),   g_e += e' z / S                     eq:output.F"""
+    pooled = isinstance(x, Pooled)
+    x = x.x if pooled else walk.value(x, node)
     W = node.weights[0].name
     if isinstance(x, Data):
         raise Unsupported("a readout of the raw input (a model with no hidden layer)",
                           "add a hidden dense layer before the readout")
-    i, X, dX = walk.read(x)
+    if walk.tokens and not pooled:
+        raise Unsupported("a readout of token features without pooling",
+                          "put `- pool: mean` before the readout (one output per sequence)")
+    i, port, X, dX = walk.read(x)
     Xs = X.subs({mu: nu, t: s}, simultaneous=True)
+    w = S if pooled else sympy.Integer(1)   # the pooling weight of each token
 
     def c(term):
         return walk.coef(term, W)
 
-    walk.output_item(Equation("eq:output.f", f[mu, t], c("fresp") * Expect(Response(X, r[i]))
-                              + sum_past(c("fupd") * Delta[nu, s] * Phi[i, mu, nu, t, s]),
-                              "output", "output: response of the readout's initial weights plus its updates"))
+    out = ftok if pooled else f
+    walk.output_item(Equation("eq:output.f", out[mu, t], c("fresp") / w * Expect(Response(X, r[i]))
+                              + walk.sum_past(c("fupd") / w**2 * Delta[nu, s] * Phi[i, mu, nu, t, s]),
+                              "output", "output: response of the readout's initial weights plus its updates"
+                              + (" (each token's share of its sequence's mean pooling)" if pooled else "")))
+    if pooled:
+        walk.output_item(Equation("eq:output.F", Fseq[mu, t], walk.mix(Seq[mu, nu] * ftok[nu, t]), "output",
+                                  "the output of alpha's sequence: the sum of its tokens' shares"))
     walk.backward_items(i, [
         SourceLaw(f"src:r{i}", r[i], sympy.Integer(1), sympy.Integer(1), "scalar",
                   "the readout weight's initial value", (i, i)),
-        Equation(f"eq:field.z{i}", z[i, mu, t], r[i] + sum_past(c("zupd") * Delta[nu, s] * Xs), "field",
+        Equation(f"eq:field.z{i}", z[i, mu, t], r[i] + walk.sum_past(c("zupd") / w * Delta[nu, s] * Xs), "field",
                  "top backward field: the readout weight, constant source plus its updates", (i, i))])
     walk.set_lazy("z", i, r[i, mu, t])  # constant; written as the dynamic ones so memos are shared
-    walk.adjoint(i, dX * z[i, mu, t], cv=True)
+    walk.adjoint(i, dX * z[i, mu, t] / w, cv=True)
     return None
 
 

@@ -9,7 +9,7 @@ import sympy
 
 from ..errors import Unsupported
 from ..ir import Equation
-from ..notation import H, Expect, Sigma, g, h, mu, nu, s as s_, t
+from ..notation import Sigma, g, h, mu, nu, t
 from ..notation import Gk as GK
 from . import dense
 from .meanfield import Pending, Value
@@ -39,7 +39,9 @@ def meanfield(walk, node, x):
         g(t) += g'(t)   (the identity path),   g_x += c e'(x) g'   (a pointwise branch end)
     """
     l = walk.stream(walk.value(x, node), node)
+    walk.branch_depth += 1
     out = walk.run(node.children, Value(l))
+    walk.branch_depth -= 1
     scale = node.op.scale
     m = walk.new_field(node, stream=True)
     if isinstance(out, Pending):
@@ -55,8 +57,7 @@ def meanfield(walk, node, x):
         walk.twin_add(m, l, None)
     walk.forward_item(Equation(f"eq:field.h{m}", h[m, mu, t], h[l, mu, t] + body, "field",
                                "residual stream: the block's branch added to its input", (m, m)))
-    walk.forward_item(Equation(f"eq:kernel.H{m}", H[m, mu, nu, t, s_], Expect(h[m, mu, t] * h[m, nu, s_]),
-                               "kernel", "kernel of the residual stream itself", (m, m)))
+    walk.stream_kernel(m)
     walk.adjoint(l, g[m, mu, t])
     return Value(m)
 

@@ -174,8 +174,8 @@ def _sources(system: EquationSystem) -> list[tuple[str, int, str]]:
 
 def _factors_line(srcs, low: Lowerer) -> str:
     """FACTORS: the dynamic sources that grow a causal factor; the rest draw from one they share."""
-    own = tuple((b, l) for b, l, k in srcs if k == "dynamic" and b not in low.factor_of)
-    shared = ", ".join(f"{b} uses {c}'s" for b, c in sorted(low.factor_of.items()))
+    own = tuple((b, l) for b, l, k in srcs if k == "dynamic" and (b, l) not in low.factor_of)
+    shared = ", ".join(f"{b}{l} uses {c}{m}'s" for (b, l), (c, m) in sorted(low.factor_of.items()))
     return f"FACTORS = {own!r}" + (f"  # one factor per distinct covariance: {shared}" if shared else "")
 
 
@@ -323,10 +323,10 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
     names = ", ".join(f'"{k}"' for k in order)
     src0 = next(s for s in system.sources if s.structure == "static")
     heads = system.heads == "sites"
-    init = [f"{k}={'head_draw' if k in system.head_fields else 'per_draw'}({v!r})," for k, v in fields.items()]
+    init = [f"{k}={_on_sites(v, system.head_positions)}," for k, v in fields.items()]
     for m in low.memos.values():  # a memo lives where all its fields do, on their site
         layers = tuple(sorted(set.intersection(*(set(fields[b]) for b in m.bases))))
-        init.append(f"{m.name}={'head_draw' if m.bases & set(system.head_fields) else 'per_draw'}({layers!r}),")
+        init.append(f"{m.name}={_on_sites(layers, system.head_positions)},")
     init += [f"{k}=kernel({tuple(v)!r})," for k, v in kern.items()]
     init += [f"{k}={('per_head' if heads else 'matrix') if n == 4 else 'vector'}({v!r}),"
              for k, (n, v) in orders.items()]
@@ -335,7 +335,7 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
         names = ", ".join(f'"{k}"' for k in order)
         init.append(f"logits=history({orders['Lam'][1]!r}),")
         init.append(f"Lbar=matrix({orders['Lam'][1]!r}),")
-    head_src = sorted({(b, l) for b, l, _ in srcs if b in system.head_fields})
+    head_src = sorted({(b, l) for b, l, _ in srcs if l in system.head_positions})
     lines = [
         f"SOURCES = {tuple(srcs)!r}",
         _factors_line(srcs, low),
@@ -412,6 +412,17 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
         _SOLVE_TOKENS,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _on_sites(layers, head_positions) -> str:
+    """The zero histories of a field at `layers`: one row per draw, or KEY_DIM rows per draw on the head site."""
+    heads = tuple(l for l in layers if l in head_positions)
+    rest = tuple(l for l in layers if l not in head_positions)
+    if not heads:
+        return f"per_draw({rest!r})"
+    if not rest:
+        return f"head_draw({heads!r})"
+    return f"{{**per_draw({rest!r}), **head_draw({heads!r})}}"
 
 
 def _lazy(system: EquationSystem, low: Lowerer) -> str:

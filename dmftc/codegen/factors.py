@@ -7,38 +7,36 @@ transformer solve at small M. Sources with one law need one factor.
 
 from __future__ import annotations
 
-from ..dmft.system import EquationSystem, Loop, Step
+from ..dmft.system import EquationSystem, Step
 from ..notation import as_expr, ell
 
 
-def shared_factors(system: EquationSystem) -> dict[str, str]:
-    """Dynamic sources that draw from another source's causal factor: {base: base it shares}.
+def shared_factors(system: EquationSystem) -> dict[tuple[str, int], tuple[str, int]]:
+    """Dynamic source instances that draw from another's causal factor: {(base, position): (base, position)}.
 
-    Two sources share a factor when their laws are one law (the same covariance kernel, coefficient
-    and layer range, at the same layer index) and the schedule grows them side by side (in one loop
-    body, at the same layer): the factor, and with it every covariance row and response read off it,
-    is the same, while each source keeps its own whitened draws. A transformer's key, query and value
-    sources of one block all have the kernel of the block's input: one factorisation instead of three.
-    The first of them in the schedule grows the factor; a response the step reads off it before the
-    others' place in the schedule is strict in time (s < t), so the factor's newest row, already
-    grown, does not enter it. Steps outside loops are never grouped.
+    Two sources share a factor when their laws are one law (the same covariance kernel and coefficient)
+    and the schedule grows them in the same time step: the factor, and with it every covariance row
+    and response read off it, is the same, while each source keeps its own whitened draws. An attention
+    block's key, query and value sources all have the kernel of the block's input: one factorisation
+    instead of three. The first of them in the schedule grows the factor; a response the step reads off
+    it before the others' place in the schedule is strict in time (s < t), so the factor's newest row,
+    already grown, does not enter it. Steps inside loops (layer-symbolic) are never grouped.
     """
     laws = {src.label: src for src in system.sources if src.structure == "dynamic"}
-    groups = [it.body if isinstance(it, Loop) else (it,) for it in (*system.forward, *system.output, *system.backward)]
-    out: dict[str, str] = {}
-    grown: set[str] = set()
-    for group in groups:
-        first: dict[tuple, str] = {}
-        for st in group:
-            src = laws.get(st.label) if isinstance(st, Step) else None
-            if src is None:
-                continue
-            at = as_expr(st.layer) if st.layer is not None else ell
-            law = (src.covariance.subs(ell, at), src.coefficient, src.layers, src.field.indices[0].subs(ell, at))
-            base = src.field.base.name
-            if law in first:
-                out[base] = first[law]
-            else:
-                first[law] = base
-                grown.add(base)
-    return {b: c for b, c in out.items() if b not in grown}  # a base grown on its own anywhere keeps its factor
+    first: dict[tuple, tuple[str, int]] = {}
+    out: dict[tuple[str, int], tuple[str, int]] = {}
+    for st in (*system.forward, *system.output, *system.backward):
+        src = laws.get(st.label) if isinstance(st, Step) else None
+        if src is None:
+            continue
+        at = as_expr(st.layer) if st.layer is not None else ell
+        index = src.field.indices[0].subs(ell, at)
+        if not index.is_Integer:
+            continue
+        key = (src.field.base.name, int(index))
+        law = (src.covariance.subs(ell, at), src.coefficient)
+        if law in first:
+            out[key] = first[law]
+        else:
+            first[law] = key
+    return out

@@ -52,7 +52,7 @@ class Lowerer:
         self.P = "PS" if system.tokens else "P"
         #: H -> oo: head-site fields have M * KEY_DIM rows (draws of heads times their coordinates), weights wH;
         #: attention's order parameters are per head (M, PS, PS) at the current time
-        self.head = set(system.head_fields)
+        self.head = set(system.head_positions)
         self.per_head = ({e.lhs.base.name for e in system.equations if e.kind == "order" and len(e.lhs.indices) == 4}
                          if system.heads == "sites" else set())
         #: memoised histories (codegen.memo), registered by a first lowering pass (`collect`)
@@ -104,8 +104,11 @@ class Lowerer:
 
     def _w(self, *exprs) -> str:
         """The expectation weights of the site the expressions live on: wH on the head site, else w."""
-        names = {x.base.name for e in exprs for x in as_expr(e).atoms(sympy.Indexed)}
-        return "wH" if names & self.head else "w"
+        return "wH" if any(self.on_head(x) for e in exprs for x in as_expr(e).atoms(sympy.Indexed)) else "w"
+
+    def on_head(self, x: sympy.Indexed) -> bool:
+        """Whether x is a per-draw field on the head site (a field at one of the head positions)."""
+        return (x.base.name in self.fields and x.indices[0].is_Integer and int(x.indices[0]) in self.head)
 
     # ---------------------------------------------------------- entry points
     def step(self, st: Step, loop: tuple[int, int] | None) -> Stmt | None:
@@ -148,9 +151,9 @@ class Lowerer:
             lines = (f"{base}_t[{layer}] = jnp.broadcast_to(xi[{key}], (M, {self.P}))",)
         elif src.structure == "static":
             lines = (f"{base}_t[{layer}] = xi[{key}] @ static[{key}].T",)
-        elif base in self.factor_of:  # its factor was grown this step by the source whose law it shares
+        elif self._shares(base, fld.indices[0]):  # its factor was grown this step by the source of its law
             lines = (f"{base}_t[{layer}] = rt.sample_row(fac[{self._fac_key(base, fld.indices[0])}], xi[{key}], t, "
-                     f"{self.P})  # {self.factor_of[base]}'s factor: the same covariance",)
+                     f"{self.P})  # the same covariance as {self._fac_key(base, fld.indices[0])}",)
         else:
             cov = src.covariance.subs(ell, at)
             kern = f"{cov.base.name}[{pycode(cov.indices[0])}]"
@@ -249,9 +252,17 @@ class Lowerer:
             return f"rt.kernel_cov_row({self.sys.exact_twins[base]}[{pycode(layer)}], t, {self.P})"
         return f"cov({self._fac_key(base, layer)})"
 
+    def _shares(self, base: str, layer) -> bool:
+        """Whether the source instance draws from a factor another source grows (codegen.factors)."""
+        layer = as_expr(layer)
+        return layer.is_Integer and (base, int(layer)) in self.factor_of
+
     def _fac_key(self, base: str, layer) -> str:
         """The key of the factor a source draws from: its own, or the one it shares."""
-        return f'("{self.factor_of.get(base, base)}", {pycode(layer)})'
+        if self._shares(base, layer):
+            b, l = self.factor_of[(base, int(as_expr(layer)))]
+            return f'("{b}", {l})'
+        return f'("{base}", {pycode(layer)})'
 
     def _response(self, eq: Equation) -> tuple[str, ...]:
         name, layer = eq.lhs.base.name, pycode(eq.lhs.indices[0])
@@ -383,7 +394,7 @@ class Lowerer:
                 val = f"rt.head_cross({self.py(X, 'now')}, {self.py(Y, 'now')}, KEY_DIM)"
                 rhs = val if head == "1" else f"{head} * {val}"
                 lines = (f"{name}[{layer}] = {rhs}",)
-                if eq.label == "eq:attn.logit":
+                if eq.label.startswith("eq:attn.logit"):
                     lines += (f"logits[{layer}] = logits[{layer}].at[t].set({name}[{layer}][:KEEP_HEADS])",
                               f"Lbar[{layer}] = Lbar[{layer}].at[t].set(jnp.einsum(\"m,mab->ab\", w, {name}[{layer}]))")
                 return lines

@@ -61,9 +61,12 @@ def readout_prefactors(ws: WeightScaling, fan_in: Expr) -> dict[str, Expr]:
 def take_limit(expr: Expr, limit: tuple[str, ...], what: str, hyper: Mapping[str, float]) -> Expr:
     """The value of a prefactor as every size in `limit` goes to infinity.
 
-    Zero when it vanishes; raises LimitError naming `what` and the growth when it diverges.
+    Zero when it vanishes; raises LimitError naming `what` and the growth when it diverges. Hypers in
+    exponents (alpha_A, alpha_L) are numbers here: whether the limit exists depends on them.
     """
-    expr = sympy.simplify(expr)
+    expr = sympy.sympify(expr)
+    fixed = {x for pw in expr.atoms(sympy.Pow) for x in pw.exp.free_symbols if x.name in hyper}
+    expr = sympy.simplify(expr.subs({x: sympy.nsimplify(hyper[x.name]) for x in fixed}))
     for name in limit:
         n = size_symbol(name)
         p = leading_power(expr, n)

@@ -34,10 +34,6 @@ def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> Equ
     With L in the limit the stream is written on a grid of K = solver.depth_steps layer-time steps
     (default: the spec's L) with the L -> oo prefactors in units of d tau = 1 / K.
     """
-    from .transformer import derive_transformer, is_transformer   # attention and pooling: issue 24
-
-    if is_transformer(spec.model):
-        return derive_transformer(spec, graph, params)
     K = 0
     if "L" in spec.limit:
         K = spec.solver.depth_steps or int(spec.sizes["L"])
@@ -57,19 +53,22 @@ def learning(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> b
     w = Walk(spec, graph, params, None)
     scales = branch_scales(graph)
     for node in graph.walk():
-        if node.kind != "dense":
+        if node.kind not in ("dense", "attention"):
             continue
-        name = node.weights[0].name
-        terms = ("upd",) if node.weights[0].role == "embed" else LEARNING_TERMS
-        if any(w.coef(term, name, scales.get(node.id, sympy.Integer(1))) != 0 for term in terms):
-            return True
+        for weight in node.weights:
+            terms = ("upd",) if weight.role == "embed" else LEARNING_TERMS
+            scale = scales.get((node.id, weight.name), sympy.Integer(1))
+            if any(w.coef(term, weight.name, scale) != 0 for term in terms):
+                return True
     return False
 
 
 def branch_scales(graph: Graph) -> dict:
-    """node id -> the residual scale that multiplies its output, for a dense op that ends a branch."""
+    """(node id, weight) -> the residual scale that multiplies the weight's output: a dense op's, or an
+    attention op's output weight W_O, where the op ends a branch."""
     out = {}
     for node in graph.walk():
-        if node.kind == "residual" and node.children and node.children[-1].kind == "dense":
-            out[node.children[-1].id] = node.op.scale
+        if node.kind == "residual" and node.children and node.children[-1].kind in ("dense", "attention"):
+            last = node.children[-1]
+            out[(last.id, last.weights[-1].name)] = node.op.scale
     return out

@@ -58,10 +58,14 @@ class EquationSystem:
     #: twin field base -> the kernel that holds its two-time covariance exactly (kernel control variates)
     exact_twins: Mapping[str, str] = field(default_factory=dict)
     #: attention heads: 'collapse' (N -> oo: logits deterministic) or 'sites' (H -> oo at fixed N: each head
-    #: a single site of `key_dim` coordinates with its own random logits); `head_fields` live on that site
+    #: a single site of `key_dim` coordinates with its own random logits); every per-draw field at one of
+    #: the `head_positions` lives on that site
     heads: str | None = None
     key_dim: int = 0
-    head_fields: tuple[str, ...] = ()
+    head_positions: tuple[int, ...] = ()
+    #: the simulator's residual-stream sites l = 0, 1, ... (its `stream:l` marks) -> the position of the
+    #: field there (0: none, the value there is a function of a field)
+    stream_sites: tuple[int, ...] = ()
     #: L -> oo solved on a grid of this many blocks (0: finite depth); the solve reports K vs K/2
     depth_steps: int = 0
 

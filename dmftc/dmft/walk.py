@@ -31,17 +31,17 @@ from sympy import Sum
 from ..blocks import BLOCKS
 from ..blocks import dense as dense_block
 from ..blocks import readout as readout_block
-from ..blocks.meanfield import Activations, Data, Pending, Value
+from ..blocks.meanfield import Activations, Data, Pending, Pooled, Value
 from ..errors import Unsupported
 from ..graph.build import Graph
 from ..ir import Equation, SourceLaw, Step
-from ..notation import G, H, H0, Delta, Expect, Loss, Phi, f, g, h, h0, mu, nu, s, size_symbol, t, y
+from ..notation import G, H, H0, Delta, Expect, Fseq, Loss, Phi, f, g, h, h0, mu, nu, s, size_symbol, t, y
 from ..scaling.parameterization import WeightScaling
 from ..spec.types import Spec
 from .coefficients import depth_limit, take_limit
 from .system import EquationSystem
 
-P = size_symbol("P")
+P, S = size_symbol("P"), size_symbol("S")
 ONE = sympy.Integer(1)
 
 
@@ -71,23 +71,86 @@ class Walk:
         self.sources: dict = {}                     # source base+position -> its SourceLaw
         self._cache: dict = {}
         self.stream_weights = stream_weights(graph)
+        #: token data: positions alpha = (mu, s) run over the P S tokens; outputs are per sequence
+        self.tokens = bool(graph.tokens)
+        self.npos = P * S if self.tokens else P
+        self.ports: list[sympy.Symbol] = []         # further readers of a field (`read`)
+        self.head_fields: list[sympy.Symbol] = []   # fields on the head site (attention, H -> oo at fixed N)
+        self.marks: list = []                       # the simulator's stream sites l = 0, 1, ... (`mark`)
+        self.branch_depth = 0                       # > 0 inside a residual branch
+        self.attention = False
+        self.h_kernels: set = set()
+        self.key_dim = 0
 
     # ------------------------------------------------------------ what blocks call
-    def run(self, nodes, x):
-        """Apply the ops in order (repeats unrolled at the spec's sizes)."""
+    def run(self, nodes, x, in_repeat: bool = False):
+        """Apply the ops in order (repeats unrolled at the spec's sizes); outside residual branches, mark
+        the stream where the simulator does: after each repeat iteration of residual blocks and after each
+        residual block not in a repeat."""
         for node in nodes:
             if node.kind == "repeat":
+                blocks = any(c.kind == "residual" for c in node.children)
                 for _ in range(self._count(node)):
-                    x = self.run(node.children, x)
+                    x = self.run(node.children, x, True)
+                    if blocks and not self.branch_depth:
+                        self.mark(x)
             else:
                 if node.kind not in BLOCKS or not hasattr(BLOCKS[node.kind], self.rule):
-                    raise Unsupported(f"the mean-field contribution of '{node.kind}' ops in this engine",
-                                      "attention and pooling derive through the transformer equations")
+                    raise Unsupported(f"the {'lazy' if self.rule == 'kernel_map' else 'mean-field'} limit of "
+                                      f"'{node.kind}' ops",
+                                      "use a feature-learning parameterization (mup) for attention and pooling"
+                                      if self.rule == "kernel_map" else "write the model from the blocks "
+                                      "dense, act, residual, layernorm, attention, pool, readout")
                 x = getattr(BLOCKS[node.kind], self.rule)(self, node, x)
+                if node.kind == "residual" and not in_repeat and not self.branch_depth:
+                    self.mark(x)
         return x
+
+    def mark(self, x) -> None:
+        """Record a stream site of the simulator (its `stream:l` marks): a bare field, with its kernel H;
+        None where the value there is not a field of its own (a pointwise function of one)."""
+        if not isinstance(x, Value) or x.chain:
+            self.marks.append(None)
+            return
+        self.stream_kernel(x.p)
+        self.marks.append(x.p)
+
+    def mark_input(self, p) -> None:
+        """The simulator's stream site 0: the input of the first residual block."""
+        if not self.marks and not self.branch_depth:
+            self.marks.append(p)
+
+    def stream_kernel(self, p) -> None:
+        """The kernel H[p] = <h[p] h[p]> of a stream position, once."""
+        if p in self.h_kernels:
+            return
+        self.h_kernels.add(p)
+        self.forward_item(Equation(f"eq:kernel.H{p}", H[p, mu, nu, t, s], Expect(h[p, mu, t] * h[p, nu, s]),
+                                   "kernel", "kernel of the residual stream itself", (p, p)))
+
+    def sum_past(self, e):
+        """sum over positions nu and earlier steps s < t (GD updates, forward responses)."""
+        return Sum(e, (nu, 0, self.npos - 1), (s, 0, t - 1))
+
+    def sum_now(self, e):
+        """sum over positions nu and steps s <= t (backward responses see this step's forward pass)."""
+        return Sum(e, (nu, 0, self.npos - 1), (s, 0, t))
+
+    def mix(self, e):
+        """sum over positions nu at the same time: token mixing by a deterministic matrix."""
+        return Sum(e, (nu, 0, self.npos - 1))
+
+    def constant(self, expr, what: str) -> sympy.Expr:
+        """A block's constant (not a dense term's prefactor) after the limit, at the finite sizes; hypers in
+        exponents (alpha_A) are numbers here: whether the limit exists depends on them."""
+        others = tuple(n for n in self.spec.limit if n != "L")
+        return take_limit(expr, others, what, self.spec.hyper).subs(self.finite_sizes)
 
     def value(self, x, node=None):
         """x as data or a pointwise function of a field: a pending dense output opens its population here."""
+        if isinstance(x, Pooled):
+            raise Unsupported(f"a '{node.kind if node is not None else 'readout'}' op after pooling",
+                              "pool right before the readout (the DMFT's outputs are per sequence)")
         if isinstance(x, Pending):
             p = self.new_field(x.node)
             self.dense_fields.append(p)
@@ -109,18 +172,31 @@ class Walk:
         X = h[x.p, mu, t]
         return x.p, self.acts.apply(x.chain, X), self.acts.derivative(x.chain, X)
 
-    def read(self, x: Value):
-        """The expression a dense layer (or the readout) reads: its kernel Phi[p] is formed once."""
+    def read(self, x: Value, out=None):
+        """The expression a dense layer (or the readout) reads: (p, port, e(h[p]), e'(h[p])).
+
+        Its kernel Phi[p] is formed once. Each reader's W(0)^T opens its own backward source into p's
+        population; the first reader's lives at p, each further one's (attention's K, Q, V reading one
+        vector) at a port: a position of its own for that source, its backward field z and responses A, B.
+        The port is placed just before the reader's output field `out` (when it has one): the backward
+        sweep, in reverse, then forms the output's gradient kernel before the port's source needs it.
+        """
         p, X, dX = self.expression(x)
         if p in self.reads:
-            raise Unsupported("a vector read by two dense layers (or a dense layer and the readout)",
-                              "this engine gives each field one dense consumer; attention's K, Q, V are the "
-                              "transformer's")
+            if self.reads[p] != X:
+                raise Unsupported("dense layers reading two different functions of one vector",
+                                  "apply the activation once and read its output")
+            port = self.new_field(None)
+            self.ports.append(port)
+            if out is not None:
+                self.order.remove(port)
+                self.order.insert(self.order.index(out), port)
+            return p, port, X, dX
         self.reads[p] = X
         self.forward_item(Equation(f"eq:kernel.Phi{p}", Phi[p, mu, nu, t, s],
                                    Expect(X * X.subs({mu: nu, t: s}, simultaneous=True)), "kernel",
                                    "kernel of the features a dense layer reads", (p, p)))
-        return p, X, dX
+        return p, p, X, dX
 
     def stream(self, x: Value, node) -> sympy.Symbol:
         """The field a residual block adds to: x itself when it is a bare field, else a new one."""
@@ -138,8 +214,8 @@ class Walk:
         if p not in self.streams:
             self.streams.append(p)
             self._twin_start(p)
-            self.forward_item(Equation(f"eq:kernel.H{p}", H[p, mu, nu, t, s], Expect(h[p, mu, t] * h[p, nu, s]),
-                                       "kernel", "kernel of the residual stream itself", (p, p)))
+            self.stream_kernel(p)
+        self.mark_input(p)
         return p
 
     def forward_item(self, item):
@@ -160,6 +236,15 @@ class Walk:
         """Add `contribution` to the backward field g[p]; `cv`: it holds a backward source factor, so its
         gamma0 = 0 part is a valid control variate."""
         self.adjoints.setdefault(p, []).append((contribution, cv))
+
+    def head_sites(self, positions, key_dim: int) -> None:
+        """H -> oo at fixed N: the fields at `positions` live on the head site, one draw per head of
+        `key_dim` coordinates (attention's keys, queries, values and outputs)."""
+        if self.key_dim and self.key_dim != key_dim:
+            raise Unsupported(f"attention ops with different key dimensions ({self.key_dim}, {key_dim})",
+                              "give every attention op the same key_dim")
+        self.key_dim = key_dim
+        self.head_fields.extend(positions)
 
     def set_lazy(self, base: str, p, expr):
         self.lazy[(base, p)] = expr
@@ -227,7 +312,7 @@ class Walk:
         """h0' = h0 + u for a block ending in a dense layer (independent Gaussian sources add their
         covariances, H0' = H0 + c Phi exactly); any other block ends the twins."""
         law = self.sources.get(f"src:u{m}")
-        if not self.twins_ok or body is None or law is None or ("h", l) not in self.lazy:
+        if not self.twins_ok or body is None or law is None or self.lazy.get(("h", l)) != h0[l, mu, t]:
             self.twins_ok = False
             return
         self.forward_item(Equation(f"eq:cv.h{m}", h0[m, mu, t], h0[l, mu, t] + law.field, "twin",
@@ -240,8 +325,10 @@ class Walk:
     # ------------------------------------------------------------ helpers
     def positions(self) -> dict:
         """Placeholder -> position: the residual stream first, then the dense layers' own populations (an
-        MLP's hidden layers 1..L, as the simulator numbers its sites), then the rest (LayerNorm outputs)."""
-        rank = {p: (0 if p in self.streams else 1 if p in self.dense_fields else 2) for p in self.order}
+        MLP's hidden layers 1..L, as the simulator numbers its sites; attention's keys, queries, values and
+        outputs), then the rest (LayerNorm outputs), then the ports of further readers."""
+        rank = {p: (0 if p in self.streams else 1 if p in self.dense_fields else 3 if p in self.ports else 2)
+                for p in self.order}
         ordered = sorted(self.order, key=lambda p: (rank[p], self.order.index(p)))
         return {p: sympy.Integer(i + 1) for i, p in enumerate(ordered)}
 
@@ -285,10 +372,13 @@ def _assemble(spec: Spec, w: Walk, regime: str) -> EquationSystem:
             if lazy_g is not None:
                 w.lazy[("g", p)] = lazy_g
         backward.extend(w.post_g.get(p, ()))
+    F = Fseq if w.tokens else f   # with tokens: position alpha's sequence's output, y repeated per token
     output = w.output + [
-        Equation("eq:error.Delta", Delta[mu, t], (y[mu] - f[mu, t]) / P, "error", "error signal"),
-        Equation("eq:loss", Loss[t], Sum((f[mu, t] - y[mu]) ** 2, (mu, 0, P - 1)) / (2 * P), "loss",
-                 "training loss (deterministic in this limit)"),
+        Equation("eq:error.Delta", Delta[mu, t], (y[mu] - F[mu, t]) / P, "error",
+                 "error signal" + (" of alpha's sequence" if w.tokens else "")),
+        Equation("eq:loss", Loss[t], Sum((F[mu, t] - y[mu]) ** 2, (mu, 0, w.npos - 1)) / (2 * w.npos), "loss",
+                 "training loss (deterministic in this limit" + (
+                     "; each sequence counted once: its S tokens share its output)" if w.tokens else ")")),
     ]
     forward = list(w.forward)
     if not w.twins_ok:
@@ -302,7 +392,7 @@ def _assemble(spec: Spec, w: Walk, regime: str) -> EquationSystem:
     lazy = {(b, int(num[p])): _renumber_expr(v, num) for (b, p), v in w.lazy.items()}
     lazy = {k: v for k, v in lazy.items() if not (k[0] == "h" and v == h[k[1], mu, t])}
     has_ln = any(e.label.startswith("eq:ln.") for e in equations)
-    method = "exact_gaussian" if not w.acts.names and not has_ln else "monte_carlo"
+    method = "exact_gaussian" if not w.acts.names and not has_ln and not w.attention else "monte_carlo"
     depth = ("Depth limit L -> oo: positions of the stream index the layer-time grid tau = l dtau, dtau = 1/K; "
              "the sums over blocks are Euler steps of integrals over tau (sources of variance ~ dtau are Brownian "
              "increments)." if any(c.has(sympy.Symbol("dtau", positive=True)) for c in w.coefficients.values())
@@ -314,7 +404,10 @@ def _assemble(spec: Spec, w: Walk, regime: str) -> EquationSystem:
         spec.name, regime, method, spec.limit, len(num), w.acts.label, equations, sources,
         schedule(forward), schedule([e for e in output if e.kind != "loss"]), schedule(backward), dict(w.coefficients), notes,
         lazy_instances=lazy, exact_twins=({"h0": "H0"} if w.twins_ok and w.streams else {}),
-        activations=(() if w.acts.single else w.acts.names))
+        activations=(() if w.acts.single else w.acts.names), tokens=w.tokens,
+        heads=("sites" if w.key_dim else "collapse") if w.attention else None, key_dim=w.key_dim,
+        head_positions=tuple(sorted(int(num[p]) for p in w.head_fields)),
+        stream_sites=tuple(int(num[p]) if p is not None else 0 for p in w.marks))
     sysm.check()
     return sysm
 

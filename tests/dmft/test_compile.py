@@ -91,12 +91,17 @@ def test_residual_control_variate_is_the_stream_at_gamma0_zero(name):
     assert "H01" not in sol.arrays     # the twin kernel is the control's covariance, not an order parameter
 
 
-def test_attention_limits_not_derived_are_reported_unsupported_not_wrong():
+def test_the_joint_N_and_H_limit_is_the_N_limit_with_collapsed_heads():
+    """alpha_A = 1: with N -> oo the heads collapse at any H, so also taking H -> oo changes no term."""
     from dmftc.spec import loads
 
     text = (Path(__file__).resolve().parents[2] / "specs" / "transformer_mup.yaml").read_text()
-    with pytest.raises(Unsupported, match="at fixed N"):
-        compile_spec(loads(text.replace("limit: {N: inf}", "limit: {N: inf, H: inf}"), filename="t.yaml"))
+    one = compile_spec(loads(text, filename="t.yaml")).equations
+    both = compile_spec(loads(text.replace("limit: {N: inf}", "limit: {N: inf, H: inf}"), filename="t.yaml"))
+    assert both.equations.heads == "collapse" and both.equations.limit == ("N", "H")
+    assert both.equations.labels == one.labels and both.equations.coefficients == one.coefficients
+    for lab in one.labels:
+        assert str(both.equations.get(lab)) == str(one.get(lab)), lab
 
 
 def test_latex_labels_match_the_code_comments():

@@ -20,16 +20,19 @@ SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 def test_key_query_and_value_sources_share_the_factor_of_the_blocks_input():
     prog = dmftc.compile_spec(SPECS / "transformer_mup.yaml")
-    assert factors.shared_factors(prog.equations) == {"uQ": "uK", "uV": "uK"}
-    assert prog.module.count("rt.grow_factor(") == 12 - 2  # 12 dynamic source templates, 2 of them shared
-    assert 'rt.sample_row(fac[("uK", 2*ell - 1)], xi[("uQ", 2*ell - 1)]' in prog.module  # own draws, shared factor
+    # L = 2 blocks: K, Q, V at positions 6, 7, 8 and 11, 12, 13 read the LayerNorm outputs 16 and 18
+    assert factors.shared_factors(prog.equations) == {("u", 7): ("u", 6), ("u", 8): ("u", 6),
+                                                      ("u", 12): ("u", 11), ("u", 13): ("u", 11)}
+    assert prog.module.count("rt.grow_factor(") == 24 - 4  # 24 dynamic sources, 4 of them shared
+    assert 'rt.sample_row(fac[("u", 6)], xi[("u", 7)]' in prog.module  # own draws, shared factor
 
 
 def test_sources_with_different_laws_keep_their_own_factors():
-    # an MLP's u (kernel Phi) and r (kernel G); a residual net's per-block sources; the many-head transformer
-    # shares exactly as the one-head one. r2 and rO have one template law (beta0^2/4 G[ell + 1]) but sit at
-    # even and odd stream layers (2 ell, 2 ell - 1): different kernels, so not shared.
-    expected = {"mlp_mup_relu": {}, "resnet_depth_mup": {}, "transformer_heads": {"uQ": "uK", "uV": "uK"}}
+    # an MLP's u (kernel Phi) and r (kernel G); a residual net's per-block sources (each reads its own
+    # kernel); the many-head transformer shares exactly as the one-head one; the W_O and W_2 backward
+    # sources have one coefficient but read the gradient kernels of different stream positions.
+    tf = {("u", 7): ("u", 6), ("u", 8): ("u", 6), ("u", 12): ("u", 11), ("u", 13): ("u", 11)}
+    expected = {"mlp_mup_relu": {}, "resnet_depth_mup": {}, "transformer_heads": tf}
     for name, want in expected.items():
         system = dmftc.compile_spec(SPECS / f"{name}.yaml").equations
         assert factors.shared_factors(system) == want, name

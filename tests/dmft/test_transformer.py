@@ -15,7 +15,7 @@ import pytest
 import sympy
 
 import dmftc
-from dmftc.errors import LimitError, Unsupported
+from dmftc.errors import LimitError
 from dmftc.notation import hyper_symbol
 from dmftc.spec import load
 
@@ -29,36 +29,34 @@ def prog():
 
 
 def test_every_new_block_is_in_the_system(prog):
+    """Each block of the walk leaves its equations, labelled by family and by the position they set."""
     labels = set(prog.equations.labels)
-    for lab in ("eq:ln", "eq:ln.back", "eq:ln.C", "eq:attn.logit", "eq:attn.softmax", "eq:attn.o", "eq:attn.M",
-                "eq:attn.D", "eq:attn.gq", "eq:attn.gk", "eq:attn.gv", "eq:response.BK", "eq:response.AQ",
-                "eq:mlp.x", "eq:output.f", "eq:output.F", "src:uK", "src:rO"):
+    for fam in ("eq:ln.mean", "eq:ln.var", "eq:ln.C", "eq:attn.logit", "eq:attn.softmax", "eq:attn.M",
+                "eq:attn.D", "eq:response.A", "eq:response.B", "eq:field.z", "eq:kernel.H", "src:r", "src:u"):
+        assert any(lab.startswith(fam) and lab[len(fam):].isdigit() for lab in labels), fam
+    for lab in ("eq:output.f", "eq:output.F", "eq:loss"):
         assert lab in labels, lab
+    # L = 2 blocks, one attention each: two logit/softmax/M/D families
+    assert sum(lab.startswith("eq:attn.logit") for lab in labels) == 2
     assert prog.equations.tokens
 
 
 def test_coefficients_follow_the_exponent_table(prog):
-    """alpha_A = 1: the logit average is O(1); K, Q behave as hidden dense weights; branch scale beta0/L."""
-    c = prog.equations.coefficients
-    assert c["logit"] == 1
-    assert c["src:K"] == c["src:V"] == c["src:1"] == 1
-    assert c["upd:K"] == c["upd:1"]                       # same learning rate as the MLP's hidden weights
-    beta0 = next(s for s in c["src:O"].free_symbols if s.name == "beta0")
-    assert c["src:O"] == beta0**2 / 4                     # (beta0 / L)^2 at L = 2
-    assert c["f0:readout"] == 0                           # muP readout: f(0) -> 0
+    """alpha_A = 1: the logit is <q k> with coefficient 1; K, Q, V behave as hidden dense weights; branch
+    scale beta0/L on the stream's weights (W_O and the MLP's second layer)."""
+    eqs, c = prog.equations, prog.equations.coefficients
+    logit = eqs.get(min(lab for lab in eqs.labels if lab.startswith("eq:attn.logit")))
+    assert logit.rhs.as_coeff_Mul()[0] == 1 and logit.rhs.func.__name__ == "E", logit.rhs
+    assert c["src:attn0_K"] == c["src:attn0_V"] == c["src:W1"] == 1
+    assert c["upd:attn0_K"] == c["upd:attn0_Q"] == c["upd:attn0_V"] == c["upd:W1"]
+    beta0 = next(s for s in c["src:attn0_O"].free_symbols if s.name == "beta0")
+    assert c["src:attn0_O"] == c["src:W2"] == beta0**2 / 4        # (beta0 / L)^2 at L = 2
+    assert c["f0:readout"] == 0                                    # muP readout: f(0) -> 0
 
 
 def test_alpha_A_one_half_has_no_N_limit_and_says_why():
     with pytest.raises(LimitError, match=r"N\^1/2"):
         dmftc.compile_spec(ROOT / "specs" / "transformer_sqrtN.yaml")
-
-
-def test_the_joint_N_and_H_limit_is_refused_for_now():
-    from dmftc.spec import loads
-
-    text = SPEC.read_text().replace("limit: {N: inf}", "limit: {N: inf, H: inf}")
-    with pytest.raises(Unsupported, match="at fixed N and L"):
-        dmftc.compile_spec(loads(text, filename="t.yaml"))
 
 
 def test_the_depth_limit_is_a_depth_K_system_that_reports_K_vs_K_over_2():
@@ -68,11 +66,11 @@ def test_the_depth_limit_is_a_depth_K_system_that_reports_K_vs_K_over_2():
     spec = loads(text, filename="t.yaml", overrides=["training.steps=1", "solver.samples=256",
                                                        "solver.depth_steps=4"])
     prog = dmftc.compile_spec(spec)
-    assert prog.equations.depth_steps == 4 and prog.equations.depth == 2 * 4 + 1
+    assert prog.equations.depth_steps == 4 and len(prog.equations.stream_sites) == 4 + 1   # input, K blocks
     assert prog.equations.limit == ("N", "L") and "DEPTH_STEPS = 4" in prog.module
     # branch scale beta0 / L at L = K = 4 (alpha_L = 1): the stream's W_O update carries beta0^2 eta gamma0 / K
     c = prog.equations.coefficients
-    assert sympy.simplify(c["upd:O"] / c["upd:embed"] - hyper_symbol("beta0") ** 2 / 4) == 0
+    assert sympy.simplify(c["upd:attn0_O"] / c["upd:embed"] - hyper_symbol("beta0") ** 2 / 4) == 0
     sol = prog.solve()
     assert sol.meta["depth_steps"] == 4 and 0 < sol.meta["depth_discretisation_error"] < 0.05
 
@@ -118,17 +116,17 @@ def test_dmft_loss_matches_finite_transformers_over_a_few_steps():
 def test_a_wrong_dmft_is_caught(monkeypatch):
     """Drop the attention branch's weight updates (values, output) from the derivation: the DMFT curve leaves
     the finite transformers' (which the right one matches, above)."""
-    from dmftc.dmft import transformer
+    from dmftc.dmft.walk import Walk
 
     spec = load(SPEC, overrides=["training.steps=3", "hyper.gamma0=2.0"])
     right = dmftc.compile_spec(spec).solve(samples=2048).loss
-    orig = transformer.transformer_coefficients
+    orig = Walk.coef
 
-    def dropped(*a, **k):
-        c = orig(*a, **k)
-        return dict(c, **{key: sympy.Integer(0) for key in ("upd:V", "bupd:V", "upd:O", "bupd:O")})
+    def dropped(self, term, weight, *a):
+        value = orig(self, term, weight, *a)
+        return sympy.Integer(0) if term in ("upd", "bupd") and weight.endswith(("_V", "_O")) else value
 
-    monkeypatch.setattr(transformer, "transformer_coefficients", dropped)
+    monkeypatch.setattr(Walk, "coef", dropped)
     wrong = dmftc.compile_spec(spec).solve(samples=2048).loss
     sim = dmftc.simulate(spec, sizes={"N": 128}, seeds=16, dtype="float64")
     m, se = sim.loss.mean(0), sim.loss.std(0, ddof=1) / 4

@@ -1,6 +1,6 @@
 """Each new transformer block, its finite forward/backward pass beside its mean-field meaning.
 
-The DMFT's attention and LayerNorm equations (dmftc/dmft/transformer.py) are identities of the
+The DMFT's attention and LayerNorm equations (blocks/attention.py, blocks/layernorm.py) are identities of the
 finite network once averages over coordinates replace expectations; these tests check them
 against jax autodiff of the finite blocks (dmftc/blocks), and check the limits they rely on
 (logits -> 0 at init with alpha_A = 1, LayerNorm's mean -> 0 and scale -> the kernel diagonal).
