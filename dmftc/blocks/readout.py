@@ -45,8 +45,8 @@ def meanfield(walk, node, x):
     readout's update sums the tokens' features with weight 1/S, and each token's backward field is z / S:
     ftok(t) = (c_fresp / S) <d e(t) / d r> + sum_{s<t} (c_fupd / S^2) Delta(s) Phi_e(t, s)
     z(t) = r + sum_{s<t} (c_zupd / S) Delta(s) e(s),   g_e += e' z / S                     eq:output.F"""
-    pooled = isinstance(x, Pooled)
-    x = x.x if pooled else walk.value(x, node)
+    pooled = isinstance(x, Pooled) or walk.pooled   # after a pool, a field is its sequence's mean
+    x = x.x if isinstance(x, Pooled) else walk.value(x, node)
     W = node.weights[0].name
     if isinstance(x, Data):
         raise Unsupported("a readout of the raw input (a model with no hidden layer)",

@@ -30,6 +30,7 @@ from sympy import Sum
 
 from ..blocks import BLOCKS
 from ..blocks import dense as dense_block
+from ..blocks import pool as pool_block
 from ..blocks import readout as readout_block
 from ..blocks.meanfield import Activations, Data, Pending, Pooled, Value
 from ..errors import Unsupported
@@ -79,6 +80,7 @@ class Walk:
         self.marks: list = []                       # the simulator's stream sites l = 0, 1, ... (`mark`)
         self.branch_depth = 0                       # > 0 inside a residual branch
         self.attention = False
+        self.pooled = False       # after a pool every field is the same at the positions of a sequence
         self.h_kernels: set = set()
         self.key_dim = 0
 
@@ -149,8 +151,7 @@ class Walk:
     def value(self, x, node=None):
         """x as data or a pointwise function of a field: a pending dense output opens its population here."""
         if isinstance(x, Pooled):
-            raise Unsupported(f"a '{node.kind if node is not None else 'readout'}' op after pooling",
-                              "pool right before the readout (the DMFT's outputs are per sequence)")
+            x = pool_block.materialize(self, x, node)
         if isinstance(x, Pending):
             p = self.new_field(x.node)
             self.dense_fields.append(p)
