@@ -1,7 +1,8 @@
 """A hypothesis strategy that composes random architectures as spec TEXT (docs/spec.md).
 
 `architectures()` draws an `Arch`: a top-level layout (an MLP chain or a residual network),
-its ops, a preset and a limit, rendered by `Arch.text` as a small, quick spec (N = 64,
+its ops, a preset and a limit; `transformers()` draws token models (attention, layernorm and pool
+anywhere the spec format allows, in the N or the H limit), rendered by `Arch.text` as a small, quick spec (N = 64,
 L = 2 or 3, synthetic data P = 4, D = 8, 2 steps, 256 solver samples). `repeat_twins()`
 draws one MLP body and writes it twice: once as `repeat: {times: L, body}` holding the
 input layer, once unrolled L times with explicit weight names.
@@ -53,7 +54,7 @@ def is_linear(op: dict) -> bool:
 class Arch:
     """One composed architecture: `model` is the list of op mappings as written in YAML."""
 
-    layout: str  # 'mlp' or 'resnet'
+    layout: str  # 'mlp', 'resnet' or 'transformer'
     preset: str
     model: tuple
     L: int = 2
@@ -61,6 +62,7 @@ class Arch:
     name: str = "composed"
     samples: int = SAMPLES
     seed: int = 0
+    alpha_A: float = 1.0  # transformers: logit scale N**(-alpha_A)
     notes: tuple = field(default=(), compare=False)  # how it was drawn (for a readable failure)
 
     @property
@@ -68,6 +70,8 @@ class Arch:
         h = {"gamma0": 1.0, "eta": 0.1} if self.preset != "ntk" and self.preset != "sp" else {"eta": 0.1}
         if self.layout == "resnet":
             h.update(beta0=1.0, alpha_L=ALPHA_L.get(self.preset, 0.5))
+        if self.layout == "transformer":
+            h.update(beta0=1.0, alpha_L=ALPHA_L.get(self.preset, 1.0), alpha_A=self.alpha_A)
         return h
 
     @property
@@ -79,13 +83,18 @@ class Arch:
         solver = {"samples": self.samples, "seed": self.seed}
         if "L" in self.limit:
             solver["depth_steps"] = DEPTH_STEPS
+        sizes, data = {"N": N, "L": self.L}, {"P": P, "D": D, "target": "tanh_linear", "seed": 0}
+        if self.layout == "transformer":  # N: key/query dim per head; width N H; N fixed when H -> oo
+            sizes = {"N": TF_N if "N" in self.limit else TF_KEY_DIM, "H": TF_H if "N" in self.limit else TF_HEADS,
+                     "L": self.L, "S": TF_S}
+            data = {"P": P, "S": TF_S, "D": D, "target": "teacher_attention", "seed": 0}
         return {
-            "dmftc": 1, "name": self.name, "sizes": {"N": N, "L": self.L}, "hyper": self.hyper,
+            "dmftc": 1, "name": self.name, "sizes": sizes, "hyper": self.hyper,
             "model": [*self.model, {"readout": {}}],
             "parameterization": {"preset": self.preset},
             "limit": {s: float("inf") for s in self.limit},
             "training": {"lr": "eta", "steps": STEPS},
-            "data": {"synthetic": {"P": P, "D": D, "target": "tanh_linear", "seed": 0}},
+            "data": {"synthetic": data},
             "solver": solver,
         }
 
@@ -100,6 +109,12 @@ class Arch:
 
     def __repr__(self) -> str:  # hypothesis prints the falsifying example with this
         return f"Arch({', '.join(self.notes)})\n{self.text}"
+
+
+#: transformer sizes: N limit (key dim 16, 2 heads), H limit (key dim 4, 8 heads); S tokens
+TF_N, TF_H, TF_KEY_DIM, TF_HEADS, TF_S = 16, 2, 4, 8, 3
+WIDTH_TF = "N*H"
+ATTENTION = {"attention": {"heads": "H", "key_dim": "N", "logit_scale": "N**(-alpha_A)"}}
 
 
 def _pointwise(ops):
@@ -170,6 +185,33 @@ def twin(width, ops, preset="mup", L=2, hold_input=True, **kw) -> tuple[Arch, Ar
     return a, b
 
 
+def transformer(pre, blocks, tail, post, final_ln=False, L=2, limit=("N",), alpha_A=1.0, preset="mup",
+                **kw) -> Arch:
+    """embed (out N H), per-token `pre` ops, `repeat: {times: L, body: blocks}`, `tail` ops (bare attention
+    and the like, before the pool), an optional final layernorm, pool, `post` ops (after the pool), readout.
+
+    `blocks`: the body's ops, e.g. residual branches made by `attention_branch` / `mlp_branch`, layernorms.
+    """
+    model = [dense(WIDTH_TF, "embed"), *pre]
+    if blocks:
+        model.append({"repeat": {"times": "L", "body": list(blocks)}})
+    model += [*tail, *([layernorm()] if final_ln else []), {"pool": "mean"}, *post]
+    notes = ("transformer", preset, f"L={L}", f"limit={'+'.join(limit)}", f"alpha_A={alpha_A}", *kw.pop("notes", ()))
+    return Arch("transformer", preset, tuple(model), L=L, limit=tuple(limit), alpha_A=alpha_A, notes=notes, **kw)
+
+
+def attention_branch(pre_ln: bool) -> dict:
+    return {"residual": {"scale": BRANCH_SCALE, "branch": [*([layernorm()] if pre_ln else []), ATTENTION]}}
+
+
+def mlp_branch(pre_ln: bool, inner: list, widths=("N*H",)) -> dict:
+    """[layernorm?, dense(w0), inner..., dense(w1), ..., dense(N H)]: the last dense returns to the stream."""
+    branch = [*([layernorm()] if pre_ln else []), dense(widths[0]), *inner]
+    for w in (*widths[1:], WIDTH_TF):
+        branch.append(dense(w))
+    return {"residual": {"scale": BRANCH_SCALE, "branch": branch}}
+
+
 # ------------------------------------------------------------------ strategies
 pointwise_ops = st.one_of(st.sampled_from(ACTIVATIONS).map(act), st.builds(layernorm))
 
@@ -196,6 +238,37 @@ def resnets(draw, presets=RESNET_PRESETS, depth_limit=True):
     limit = ("N", "L") if depth_limit and draw(st.booleans()) else ("N",)
     return resnet(draw(pointwise()), widths, draw(pointwise()), draw(pointwise()), tail=draw(pointwise()),
                   preset=preset, L=L, limit=limit)
+
+
+@st.composite
+def transformers(draw, limits=(("N",), ("H",))):
+    """A token model: any mix of pre-LN / post-LN / LN-free attention and MLP branches (one to three per
+    layer), per-token dense layers before the blocks, a bare attention after them, with or without the
+    final layernorm, ops after the pool; N -> oo (alpha_A = 1) or H -> oo at fixed N (alpha_A = 1/2 or 1);
+    muP, or with L in the limit a depth preset (depth_mup alpha_L = 1/2, completep alpha_L = 1)."""
+    limit = draw(st.sampled_from(limits))
+    alpha_A = 1.0 if "N" in limit else draw(st.sampled_from((0.5, 1.0)))
+    preset = draw(st.sampled_from(RESNET_PRESETS)) if "L" in limit else "mup"
+    acts = st.sampled_from(ACTIVATIONS).map(act)
+    # a dense layer outside the stream trains at completep's global step L^(2 alpha_L - 1) = L: unstable
+    # as L -> oo (the analysis says so); the other presets' step is L^0
+    pre = [dense(WIDTH_TF), draw(acts)] if preset != "completep" and draw(st.booleans()) else []
+    blocks = []
+    for _ in range(draw(st.integers(1, 3))):
+        if draw(st.booleans()):
+            blocks.append(attention_branch(draw(st.booleans())))
+        else:
+            inner = draw(st.lists(acts, min_size=1, max_size=2))
+            widths = draw(st.sampled_from((("N*H",), ("2*N*H",), ("N*H", "N*H"))))
+            blocks.append(mlp_branch(draw(st.booleans()), inner, widths))
+        if draw(st.booleans()):
+            blocks.append(layernorm())  # post-LN
+    # likewise an attention or a dense layer after the blocks, off the stream
+    off_stream = preset != "completep"
+    tail = [ATTENTION] if off_stream and draw(st.integers(0, 3)) == 0 else []
+    post = draw(st.sampled_from(([], [], [layernorm()], *([[dense(WIDTH_TF), act("relu")]] if off_stream else []))))
+    return transformer(pre, blocks, tail, post, final_ln=draw(st.booleans()), L=draw(st.sampled_from((1, 2))),
+                       limit=limit, alpha_A=alpha_A, preset=preset)
 
 
 def architectures(presets=MLP_PRESETS + RESNET_PRESETS, depth_limit=True):

@@ -26,7 +26,7 @@ from dmftc.notation import size_symbol
 from dmftc.scaling import analyze
 
 from .compose_strategy import (
-    RESNET_PRESETS, STEPS, act, architectures, layernorm, mlp, mlps, repeat_twins, resnet, twin,
+    RESNET_PRESETS, STEPS, act, architectures, layernorm, mlp, mlps, repeat_twins, resnet, transformers, twin,
 )
 
 EXPECTED_REGIME = {"mup": "feature_learning", "depth_mup": "feature_learning", "completep": "feature_learning",
@@ -287,3 +287,30 @@ def test_raw_exponents_are_the_same_network_as_their_preset():
                          "W1: {multiplier: 1, init_std: 1/sqrt(N), lr: gamma0**2*N}")
     with pytest.raises(LimitError):          # the same weight with a learning rate N times too large
         dmftc.compile_spec(loads(broken, filename="x.yaml"))
+
+
+# ------------------------------------------------------------------ token models
+@FAST
+@given(transformers())
+def test_random_transformers_derive_and_solve(arch):
+    derive_and_solve(arch)
+
+
+@_settings(6)
+@given(transformers(limits=(("N",),)))
+def test_transformer_analysis_and_derivation_keep_the_same_terms(arch):
+    terms_agree(arch)
+
+
+@_settings(6)
+@given(transformers())
+def test_transformer_regime_agrees(arch):
+    regimes_agree(arch)
+
+
+@pytest.mark.slow
+@SLOW
+@given(transformers(limits=(("N",), ("H",), ("N", "L"), ("H", "L"))))
+def test_random_transformers_derive_and_solve_many(arch):
+    """Also the depth limits (20-60 s a draw)."""
+    derive_and_solve(arch)
