@@ -176,7 +176,10 @@ def cmd_reproduce(args) -> int:
     from .crosscheck import progress
     from .reproduce import reproduce
 
-    result = reproduce(Path(args.out), quick=args.quick, progress=progress)
+    from .spec import load
+
+    spec = load(args.model, overrides=tuple(args.set)) if args.model else None
+    result = reproduce(Path(args.out), quick=args.quick, progress=progress, spec=spec)
     print(result.summary())
     print(f"wrote {', '.join(result.files)} in {args.out}")
     return 0 if result.passed else 1
@@ -378,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "1 otherwise, 2 bad input)", spec=False)
     out(rp, "report.md, report.json and the PNG figures")
     rp.add_argument("--quick", action="store_true", help="3 sizes per axis and 5 steps (about half a minute)")
+    rp.add_argument("--model", metavar="SPEC", help="a token model to measure instead of the built-in task (its "
+                                                    "attention's logit_scale reads alpha_A; the depth tension "
+                                                    "needs a residual depth L)")
+    rp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a scalar of --model by dotted path")
     rp.set_defaults(input_error=2)
     return p
 

@@ -139,6 +139,8 @@ class Reproduction:
     phenomena: tuple[Phenomenon, ...]
     seconds: float
     files: tuple[str, ...] = ()
+    task: str = "reproduce_token_task"         # the spec's name: the built-in task or the user's model
+    skipped: tuple[tuple[str, str], ...] = ()  # (phenomenon, why it was not measured)
 
     @property
     def status(self) -> str:
@@ -162,7 +164,8 @@ class Reproduction:
     def to_json(self) -> dict:
         return _clean({
             "format": FORMAT, "quick": self.quick, "config": dataclasses.asdict(self.config),
-            "task": TASK, "seconds": self.seconds, "status": self.status, "criterion": self.criterion,
+            "task": TASK if self.task == "reproduce_token_task" else self.task, "seconds": self.seconds,
+            "skipped": [{"name": n, "why": w} for n, w in self.skipped], "status": self.status, "criterion": self.criterion,
             "files": list(self.files),
             "phenomena": [{"name": p.name, "title": p.title, "status": p.status, "sentence": p.sentence,
                            "plot": p.plot, "exponents": [dataclasses.asdict(e) for e in p.exponents],
@@ -175,9 +178,10 @@ class Reproduction:
         lines = [
             "# The seed paper's phenomena, reproduced",
             "",
-            f"`dmftc reproduce{' --quick' if self.quick else ''}`: finite pre-LayerNorm transformers (muP, "
-            f"teacher-attention target, P = 4 sequences of S = 4 tokens in D = 16) trained by full-batch GD "
-            f"for {c.steps} steps, {c.seeds} networks per size, on the CPU in {self.seconds:.0f} s. Sweeps: "
+            f"`dmftc reproduce{' --quick' if self.quick else ''}`: "
+            + ("finite pre-LayerNorm transformers (muP, teacher-attention target, P = 4 sequences of S = 4 "
+               "tokens in D = 16)" if self.task == "reproduce_token_task" else f"finite networks of the spec "
+               f"`{self.task}`") + f" trained by full-batch GD for {c.steps} steps, {c.seeds} networks per size, on the CPU in {self.seconds:.0f} s. Sweeps: "
             f"N = {_list(c.N)} (H = {c.fixed_H}, L = 1); H = {_list(c.H)} (N = {c.fixed_N}, L = 1); "
             f"L = {_list(c.L)} (N = {c.fixed_N}, H = {c.fixed_H}). Exponents are weighted least-squares fits "
             "of log value on log size, ± one standard error (from the seeds); predictions from "
@@ -188,6 +192,8 @@ class Reproduction:
             "",
             f"Criterion: {self.criterion}.",
         ]
+        for name, why in self.skipped:
+            lines += ["", f"Not measured: {name} ({why})."]
         for i, p in enumerate(self.phenomena, 1):
             lines += ["", f"## {i}. {p.title}: {p.status}", "", p.sentence, "",
                       "| quantity | measured | predicted | verdict |", "| --- | --- | --- | --- |"]
@@ -206,6 +212,7 @@ class Reproduction:
                 measured = "-" if math.isnan(e.measured) else format_measured(e.size, e.measured, e.se)
                 pred = "-" if e.predicted is None else format_power(e.size, e.predicted)
                 rows.append(f"    {e.quantity:<22} {measured:<22} predicted {pred:<8} {e.status or 'reported'}")
+        rows += [f"- not measured: {name} ({why})" for name, why in self.skipped]
         return "\n".join(rows + textwrap.wrap(f"Criterion: {self.criterion}.", width=100))
 
 
@@ -221,19 +228,39 @@ def criterion(n_sigma: float = N_SIGMA, margin: float = MARGIN) -> str:
 
 
 # ------------------------------------------------------------------ the task
-def task(alpha_A: float = 1.0, limit: Sequence[str] = ("N",), steps: int = 10, **sizes: int) -> Spec:
-    """The reproduction's spec with alpha_A, the limit, the steps and sizes (N, H, L) set."""
-    spec = loads(TASK, "reproduce_token_task.yaml", overrides=(f"training.steps={steps}",))
+def task(alpha_A: float = 1.0, limit: Sequence[str] = ("N",), steps: int = 10, base: Spec | None = None,
+         **sizes: int) -> Spec:
+    """The reproduction's spec (`base`, or the built-in TASK) with alpha_A, the limit, the steps and sizes
+    (N, H, L) set. Sizes the base does not have (L of a model without depth) are left out."""
+    spec = base or loads(TASK, "reproduce_token_task.yaml")
+    training = dataclasses.replace(spec.training, steps=int(steps))
     return dataclasses.replace(spec, hyper={**spec.hyper, "alpha_A": float(alpha_A)}, limit=tuple(limit),
-                               sizes={**spec.sizes, **sizes})
+                               sizes={**spec.sizes, **{k: v for k, v in sizes.items() if k in spec.sizes}},
+                               training=training)
+
+
+def check_model(spec: Spec) -> None:
+    """A user's model for `reproduce`: token data, attention whose logit scale reads alpha_A, sizes N and H."""
+    text = f"the spec {spec.name!r}"
+    if "alpha_A" not in spec.hyper or not {"N", "H"} <= set(spec.sizes):
+        raise DmftcError(f"{text} cannot be used by `dmftc reproduce`: it needs sizes N and H and an attention "
+                         "op with `logit_scale: N**(-alpha_A)` (alpha_A in `hyper`), as specs/transformer_mup.yaml")
+
+
+def depth_skip(spec: Spec) -> str | None:
+    """Why the depth tension cannot be measured on `spec` (None when it can)."""
+    if "L" not in spec.sizes or "alpha_L" not in spec.hyper:
+        return "the model has no residual depth L with a branch scale beta0 / L**alpha_L"
+    return None
 
 
 # ------------------------------------------------------------------ phenomena
-def head_collapse(config: Config, progress: Callable | None = None) -> tuple[Phenomenon, Phenomenon]:
+def head_collapse(config: Config, progress: Callable | None = None,
+                  base: Spec | None = None) -> tuple[Phenomenon, Phenomenon]:
     """Phenomena 1 and 2: the across-head spread of the logits against N at alpha_A = 1 and 1/2."""
     reports = {}
     for a in (1.0, 0.5):
-        spec = task(a, ("N",), config.steps, H=config.fixed_H, L=1)
+        spec = task(a, ("N",), config.steps, base, H=config.fixed_H, L=1)
         reports[a] = measure_heads(spec, {"N": list(config.N)}, seeds=config.seeds, seed=config.seed,
                                    progress=progress)
     one, half = reports[1.0], reports[0.5]
@@ -250,10 +277,11 @@ def head_collapse(config: Config, progress: Callable | None = None) -> tuple[Phe
     return collapse, diverse
 
 
-def heads_growing(config: Config, progress: Callable | None = None) -> tuple[Phenomenon, Phenomenon, dict]:
+def heads_growing(config: Config, progress: Callable | None = None,
+                  base: Spec | None = None) -> tuple[Phenomenon, Phenomenon, dict]:
     """Phenomena 3 and 4: at fixed N and alpha_A = 1/2, the logits' spread and the output's
     across-seed variance against H. Also returns the variances for the figure."""
-    spec = task(0.5, ("H",), config.steps, N=config.fixed_N, L=1)
+    spec = task(0.5, ("H",), config.steps, base, N=config.fixed_N, L=1)
     report = measure_heads(spec, {"H": list(config.H)}, seeds=config.seeds, seed=config.seed, progress=progress)
     diversity = _from_heads(
         "head_diversity", "Head diversity as H grows (fixed N, alpha_A = 1/2)", report,
@@ -286,9 +314,10 @@ def heads_growing(config: Config, progress: Callable | None = None) -> tuple[Phe
     return diversity, concentration, {"report": report, "fit": fit, "values": values, "ses": ses}
 
 
-def depth_tension(config: Config, progress: Callable | None = None) -> tuple[Phenomenon, DepthTension]:
+def depth_tension(config: Config, progress: Callable | None = None,
+                  base: Spec | None = None) -> tuple[Phenomenon, DepthTension]:
     """Phenomenon 5: `measure_depth_tension` on the task at N = fixed_N, H = fixed_H."""
-    spec = task(1.0, ("N",), config.steps, N=config.fixed_N, H=config.fixed_H)
+    spec = task(1.0, ("N",), config.steps, base, N=config.fixed_N, H=config.fixed_H)
     t = measure_depth_tension(spec, config.L, seeds=config.seeds, seed=config.seed, progress=progress)
     rows = []
     for r in t.reports:
@@ -305,7 +334,7 @@ def depth_tension(config: Config, progress: Callable | None = None) -> tuple[Phe
 
 
 def reproduce(out_dir, quick: bool = False, *, config: Config | None = None,
-              progress: Callable | None = None) -> Reproduction:
+              progress: Callable | None = None, spec: Spec | None = None) -> Reproduction:
     """Measure every phenomenon, write report.json, report.md and the figures into `out_dir`.
 
     Parameters
@@ -317,20 +346,30 @@ def reproduce(out_dir, quick: bool = False, *, config: Config | None = None,
         Overrides both.
     progress : callable, optional
         Wraps every sweep (see `dmftc.crosscheck.progress`); None: silent.
+    spec : Spec, optional
+        A token model to measure instead of the built-in task (`check_model` says what it needs); the
+        depth tension is skipped, with the reason, when it has no residual depth.
     """
     cfg = config or (QUICK if quick else FULL)
     for axis in ("N", "H", "L"):
         if len(set(getattr(cfg, axis))) < 3:
             raise DmftcError(f"a verdict needs 3 sizes of {axis} (got {list(getattr(cfg, axis))})")
+    if spec is not None:
+        check_model(spec)
+    skip = depth_skip(spec) if spec is not None else None
     out = Path(out_dir)
     start = time.perf_counter()
-    collapse, diverse = head_collapse(cfg, progress)
-    diversity, concentration, hdata = heads_growing(cfg, progress)
-    depth, tension = depth_tension(cfg, progress)
+    collapse, diverse = head_collapse(cfg, progress, spec)
+    diversity, concentration, hdata = heads_growing(cfg, progress, spec)
+    phenomena = [collapse, diverse, diversity, concentration]
+    if skip is None:
+        depth, tension = depth_tension(cfg, progress, spec)
+        phenomena.append(depth)
     seconds = time.perf_counter() - start
     files = [_plot_heads_N(collapse, diverse, out / "heads_N.png"), _plot_heads_H(hdata, out / "heads_H.png"),
-             tension.plot(out / "depth.png")]
-    result = Reproduction(quick, cfg, (collapse, diverse, diversity, concentration, depth), seconds)
+             *([tension.plot(out / "depth.png")] if skip is None else [])]
+    result = Reproduction(quick, cfg, tuple(phenomena), seconds, task=spec.name if spec else "reproduce_token_task",
+                          skipped=(("depth tension", skip),) if skip else ())
     names = tuple(p.name for p in files) + ("report.json", "report.md")
     result = dataclasses.replace(result, files=names)
     write_json_atomic(out / "report.json", result.to_json())

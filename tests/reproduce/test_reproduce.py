@@ -57,3 +57,28 @@ def test_a_sweep_needs_three_sizes(tmp_path):
     with pytest.raises(DmftcError, match="3 sizes of N"):
         reproduce(tmp_path, config=Config(N=(8, 16)))
     assert not any(tmp_path.iterdir())          # nothing half-written
+
+
+def test_runs_on_a_users_token_model_and_skips_what_it_cannot_measure(tmp_path):
+    """A layout with no residual depth (per-token MLP, one bare attention, LayerNorm, pool): the head
+    phenomena are measured on it, the depth tension is skipped with the reason."""
+    from pathlib import Path
+
+    spec = Path(__file__).resolve().parents[2] / "specs" / "layouts" / "tf_token_mlp_first.yaml"
+    code = main(["reproduce", "--quick", "--model", str(spec), "--out", str(tmp_path)])
+    assert code in (0, 1)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["task"] == "tf_token_mlp_first"
+    assert [p["name"] for p in report["phenomena"]] == [
+        "head_collapse", "no_collapse", "head_diversity", "output_concentration"]
+    assert report["skipped"][0]["name"] == "depth tension" and "residual depth" in report["skipped"][0]["why"]
+    assert _exponent(report, "head_collapse", "headvar_init")["status"] == "consistent"
+    assert not (tmp_path / "depth.png").exists()
+
+
+def test_a_model_without_alpha_A_is_refused(tmp_path):
+    from pathlib import Path
+
+    spec = Path(__file__).resolve().parents[2] / "specs" / "mlp_mup_relu.yaml"
+    assert main(["reproduce", "--quick", "--model", str(spec), "--out", str(tmp_path)]) == 2
+    assert not any(tmp_path.iterdir())
