@@ -290,19 +290,19 @@ def test_raw_exponents_are_the_same_network_as_their_preset():
 
 
 # ------------------------------------------------------------------ token models
-@FAST
+@_settings(4)
 @given(transformers())
 def test_random_transformers_derive_and_solve(arch):
     derive_and_solve(arch)
 
 
-@_settings(6)
+@_settings(4)
 @given(transformers(limits=(("N",),)))
 def test_transformer_analysis_and_derivation_keep_the_same_terms(arch):
     terms_agree(arch)
 
 
-@_settings(6)
+@_settings(4)
 @given(transformers())
 def test_transformer_regime_agrees(arch):
     regimes_agree(arch)
