@@ -290,7 +290,7 @@ def test_raw_exponents_are_the_same_network_as_their_preset():
 
 
 # ------------------------------------------------------------------ token models
-@_settings(4)
+@_settings(3)
 @given(transformers())
 def test_random_transformers_derive_and_solve(arch):
     derive_and_solve(arch)

@@ -23,9 +23,11 @@ TOKENS = [pytest.param(p, marks=() if p.stem in FAST_TOKENS else pytest.mark.slo
           for p in LAYOUTS if p.name.startswith("tf_")]
 
 
-@pytest.mark.parametrize("path", [p for p in LAYOUTS if p.stem not in FAST_TOKENS], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=pytest.mark.slow if p.name.startswith("tf_") else ())
+                                  for p in LAYOUTS if p.stem not in FAST_TOKENS])
 def test_every_layout_derives_and_solves(path):
-    """(The token layouts of the default finite-network test below derive and solve there.)"""
+    """(The default suite solves the token layouts in the finite-network test below and random token models in
+    test_compose.py; the other token layouts, 10-16 s of compile each, run with --runslow.)"""
     spec = load(path, overrides=["training.steps=2", "solver.samples=256"])
     loss = np.asarray(dmftc.compile_spec(spec).solve().loss)
     assert loss.shape == (3,) and np.all(np.isfinite(loss)) and loss[-1] < loss[0], loss
