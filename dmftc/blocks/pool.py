@@ -12,8 +12,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-import sympy
-
 from ..errors import Unsupported
 from ..ir import Equation
 from ..notation import Seq, g, h, mu, nu, size_symbol, t
