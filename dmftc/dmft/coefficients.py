@@ -28,7 +28,7 @@ import sympy
 from ..blocks import dense as dense_block
 from ..blocks import readout as readout_block
 from ..errors import LimitError
-from ..notation import size_symbol
+from ..notation import as_expr, size_symbol
 from ..scaling.parameterization import WeightScaling, leading_power
 from ..spec.types import Spec
 
@@ -64,7 +64,7 @@ def take_limit(expr: Expr, limit: tuple[str, ...], what: str, hyper: Mapping[str
     Zero when it vanishes; raises LimitError naming `what` and the growth when it diverges. Hypers in
     exponents (alpha_A, alpha_L) are numbers here: whether the limit exists depends on them.
     """
-    expr = sympy.sympify(expr)
+    expr = as_expr(expr)
     fixed = {x for pw in expr.atoms(sympy.Pow) for x in pw.exp.free_symbols if x.name in hyper}
     expr = sympy.simplify(expr.subs({x: sympy.nsimplify(hyper[x.name]) for x in fixed}))
     for name in limit:
