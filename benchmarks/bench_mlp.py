@@ -109,12 +109,14 @@ def bench_a(P: int, T: int, widths: dict, ladder: dict, eps_list: tuple, cap: fl
     pairs = [(M, v["spread"]) for M, v in lad.items()]
     rows = [equal_precision_row(eps, mod, spec, T, truth, pairs, time_fit, sigma_fit, tnet_fit, cap)
             for eps in eps_list]
+    rtol_rows = [rtol_row(eps, spec, truth, sigma_fit, tnet_fit, cap) for eps in RTOLS]
     for row in rows:  # the same plan with the ladder's own spread law beyond its largest M
         row["M_fit"] = ep.dmft_plan(row["eps"], pairs, exponent=spread_fit[1])
         row["ratio_fit"] = row.get("ens_seconds", row["ens_predicted"]) / (time_fit[0] * row["M_fit"] ** time_fit[1])
     return {"P": P, "T": T, "c_rms": truth["c_rms"], "chi2_dof": truth["chi2_dof"], "c": truth["c"].tolist(),
             "truth_se": float(math.sqrt(np.mean(truth["var_a"]))), "sigma_fit": sigma_fit, "tnet_fit": tnet_fit,
             "ladder": lad, "spread_fit": spread_fit, "time_fit": time_fit, "rows": rows, "n": P * (T + 1),
+            "rtol_rows": rtol_rows,
             "nets": {N: {"sigma": math.sqrt(np.mean(r["var"])), "seconds_per_net": r["seconds_per_net"], "S": r["S"]}
                      for N, r in nets.items()}}
 
@@ -135,6 +137,54 @@ def equal_precision_row(eps, mod, spec, T, truth, pairs, time_fit, sigma_fit, tn
     t_d, t_e = row.get("dmft_seconds", row["dmft_predicted"]), row.get("ens_seconds", row["ens_predicted"])
     row["ratio"] = t_e / t_d
     return row
+
+
+#: accuracies of the `--rtol` rows: the fraction of the loss range each step must meet
+RTOLS = (1e-2, 3e-3, 1e-3)
+
+
+def rtol_row(rtol, spec, truth, sigma_fit, tnet_fit, cap) -> dict:
+    """`prog.solve(rtol=...)` (what `dmftc solve --rtol` runs: draws chosen by the error analysis, bias removed)
+    against the cheapest ensemble of the same accuracy, rtol x the loss range of the networks' limit a(t).
+
+    The solve is timed twice: cold (its XLA compiles included, three shapes per round) and warm (the same
+    call again: what a second solve of the spec costs). Its measured error against a(t) is printed beside
+    the error it reported. The ensemble is planned for an RMS error over t of rtol x range; the solve's
+    target is stricter (every step's 1-sigma total error).
+    """
+    fspec = load(REF_SPEC, overrides=(f"data.synthetic.P={spec.data.P}", f"training.steps={spec.training.steps}",
+                                      f"solver.dtype={DMFT_DTYPE}"))
+    prog = dmftc.compile_spec(fspec)
+    sol, cold = timed(prog.solve, rtol=rtol)
+    _, warm = timed(prog.solve, rtol=rtol)
+    a = truth["a"]
+    errs = sol.meta["errors"]
+    eps = rtol * float(np.max(a) - np.min(a))
+    row = {"rtol": rtol, "eps": eps, "M": errs["samples"], "draws_tried": errs["draws_tried"],
+           "reported": errs["loss_error_max"], "target": errs["target"], "met": errs["target_met"],
+           "dmft_cold": cold, "dmft_seconds": warm,
+           "actual_max": float(np.max(np.abs(sol.loss - a))), "actual_rms": float(np.sqrt(np.mean((sol.loss - a) ** 2))),
+           "z_max": float(np.max(np.abs(sol.loss - a) / np.hypot(sol.se("loss"), np.sqrt(truth["var_a"]))))}
+    plan = ep.ensemble_plan(eps, truth["c_rms"], sigma_fit, tnet_fit[1])
+    row.update(plan, ens_predicted=plan["S"] * tnet_fit[0] * plan["N"] ** tnet_fit[1])
+    if row["ens_predicted"] <= cap:
+        sim = dmftc.simulate(spec, sizes={"N": plan["N"]}, seeds=plan["S"], record="none", seed=11)
+        row["ens_seconds"] = sim.timings["run"]
+    row["ratio"] = row.get("ens_seconds", row["ens_predicted"]) / warm
+    return row
+
+
+def print_rtol(r: dict) -> None:
+    print("(a) with the accuracy target: `dmftc solve --rtol R` (draws chosen by the error analysis, O(1/M) bias "
+          "removed) vs the cheapest ensemble of RMS error R x the loss range:")
+    print("      rtol   target     draws (tried)           reported  measured max / rms   z max   DMFT s cold/warm"
+          "   ensemble: N      S          s   ratio ens/DMFT(warm)")
+    for w in r["rtol_rows"]:
+        e = f"{w['ens_seconds']:10.1f}" if "ens_seconds" in w else f"{w['ens_predicted']:8.0f} (ext.)"
+        tried = "->".join(str(m) for m in w["draws_tried"])
+        print(f"    {w['rtol']:6.0e} {w['target']:8.2e} {w['M']:9d} ({tried:>16s}) {w['reported']:9.2e} "
+              f"{w['actual_max']:9.2e} / {w['actual_rms']:8.2e} {w['z_max']:6.2f} {w['dmft_cold']:8.1f}/{w['dmft_seconds']:<8.1f}"
+              f"{w['N']:12d} {w['S']:6d} {e:>12s} {w['ratio']:8.2f}x{'' if w['met'] else ' (target NOT met)'}")
 
 
 def bench_b(sizes) -> dict:
@@ -391,6 +441,7 @@ def main() -> None:
     res["a"]["exponents"] = exponents(res["a"])
     res["a"]["bound"] = bound(res["a"])
     print_a(res["a"])
+    print_rtol(res["a"])
     res["b"] = bench_b([(4, 4, 64), (8, 8, 128)] if q else [(4, 8, 256), (8, 16, 512), (16, 50, 1024)])
     res["c"] = bench_c()
     res["c_cache"] = bench_c_cache()

@@ -36,10 +36,24 @@ def default_sizes(spec: Spec) -> dict[str, list[int]]:
 
 
 def dmft_runs(prog: Program, seeds: int = 2, samples: int | None = None) -> list[dict]:
-    """The DMFT's arrays at `seeds` Monte Carlo seeds (one run when the solve is exact)."""
-    exact = prog.equations.method != "monte_carlo"
-    return [prog.solve(seed=prog.spec.solver.seed + k, samples=samples, depth_error=False).arrays
-            for k in range(1 if exact else seeds)]
+    """The DMFT reference as independent-looking runs (one run when the solve is exact).
+
+    A Monte Carlo DMFT is one solve with its error analysis (`dmftc.accuracy`) at `reference_samples`
+    draws, the work of `seeds` plain solves: its runs are its batch solves moved onto its bias-corrected
+    value (`Solution.runs`), so their mean is that value and their spread its standard error.
+    """
+    if prog.equations.method != "monte_carlo":
+        return [prog.solve(samples=samples, depth_error=False, errors=False).arrays]
+    M = reference_samples(prog, seeds, samples)
+    return list(prog.solve(samples=M, depth_error=False).runs)
+
+
+def reference_samples(prog: Program, seeds: int, samples: int | None = None) -> int:
+    """Draws of the reference solve: seeds / 3 x the spec's (three solves' worth of draws each), at least those."""
+    from .accuracy import batch_samples
+
+    M = samples or prog.spec.solver.samples
+    return batch_samples(max(M, M * seeds // 3), prog.spec.solver.batches)
 
 
 def depth_order(prog: Program) -> tuple[float, str]:
@@ -80,8 +94,9 @@ def depth_extrapolated(prog: Program, runs: Sequence[Mapping[str, np.ndarray]],
     spec = prog.spec
     half = compile_spec(dataclasses.replace(spec, solver=dataclasses.replace(spec.solver, depth_steps=K // 2)))
     out, gap = [], 0.0
-    for k, fine in enumerate(runs):
-        coarse = half.solve(seed=spec.solver.seed + k, samples=samples, depth_error=False).arrays
+    coarse_runs = dmft_runs(half, samples=samples) if len(runs) > 1 else [
+        half.solve(samples=samples, depth_error=False, errors=False).arrays]
+    for fine, coarse in zip(runs, coarse_runs):
         top = f"H{stream_top(prog.equations)}"
         pairs = {"loss": (fine["loss"], coarse["loss"]), "f": (fine["f"], coarse["f"]),
                  top: (fine[top], coarse[f"H{stream_top(half.equations)}"])}
@@ -131,8 +146,9 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
 
     `program` replaces the compiled spec (a test injects a deliberately wrong DMFT this way);
     `quantities` restricts what is compared (default: loss, f and every kernel both sides have).
-    A Monte Carlo DMFT is solved at `dmft_seeds` seeds; with 4 or more, the runs themselves are
-    the reference (its error measured, not bounded: `crosscheck.stats.distance`).
+    A Monte Carlo DMFT is one solve with its error analysis, at the work of `dmft_seeds` plain solves
+    (`dmft_runs`): bias-corrected, its batch solves are the reference's runs (its error measured, not
+    bounded: `crosscheck.stats.distance`).
     """
     if not sizes:
         sizes = default_sizes(spec)
@@ -146,13 +162,14 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
         check_simulation(spec, {name: n}, seeds, record="none")
     prog = program or compile_spec(spec)
     check_ensembles(spec, [{name: n} for n in sorted(values)], seeds, record=_record(prog, quantities))
-    check_solve(prog.spec, prog.equations, steps=prog.spec.training.steps, samples=samples or prog.spec.solver.samples,
-                dtype=prog.spec.solver.dtype, runs=dmft_seeds)
-    runs = dmft_runs(prog, dmft_seeds, samples)
+    ref_samples = reference_samples(prog, dmft_seeds, samples)
+    check_solve(prog.spec, prog.equations, steps=prog.spec.training.steps, samples=ref_samples,
+                dtype=prog.spec.solver.dtype, runs=3)
+    runs = dmft_runs(prog, samples=ref_samples)
     along_depth = name == "L" and prog.equations.has_stream
     depth_note = ()
     if along_depth and (prog.equations.depth_steps or 0) >= 4:
-        runs, note = depth_extrapolated(prog, runs, samples)
+        runs, note = depth_extrapolated(prog, runs, ref_samples)
         depth_note = (note,)
     ref, ref_se = dmft_reference(prog, runs=runs)
     finite, order_names, logits = {}, [], {}
@@ -216,7 +233,7 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
             write_json_atomic(out_dir / "logits.json", laws.to_json())
             plot_logit_laws(laws, [_logit_blocks(r, spec) for r in runs], logits, out_dir / "logits.png")
     if out_dir is not None:
-        _write(report, ref, finite, out_dir, name)
+        _write(report, ref, finite, out_dir, name, ref_se)
     return report
 
 
@@ -434,12 +451,13 @@ def _plain(name: str) -> str:
     return re.sub(r"\{(\d+)\}", r"\1", name)
 
 
-def _write(report, ref, finite, out_dir: Path, name: str) -> None:
+def _write(report, ref, finite, out_dir: Path, name: str, ref_se=None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "check.json", report.to_json())
     means, ses = {}, {}
     for n, d in finite.items():
         means[n], ses[n] = seed_mean_se(d["loss"])
-    plot_curves(ref["loss"], means, ses, out_dir / "loss_curves.png", size_name=name)
+    plot_curves(ref["loss"], means, ses, out_dir / "loss_curves.png", size_name=name,
+                reference_se=None if ref_se is None else ref_se.get("loss"))
     for q in report.to_json().get("quantities", {}):
         plot_convergence(report, q, out_dir / f"convergence_{q}.png")

@@ -76,11 +76,19 @@ def _load(args):
         return args.loaded
     from .spec import load
 
-    spec = load(args.spec, overrides=tuple(args.set or ()))
+    spec = load(args.spec, overrides=tuple(args.set or ()) + _solver_flags(args))
     for warning in spec.warnings:  # unused or defaulted hyperparameters; the exit code stays
         print(f"dmftc {args.command}: warning: {warning}", file=sys.stderr)
     args.loaded = spec
     return spec
+
+
+#: solve's flags that set a solver key (validated, bounded and located like the spec's own value)
+SOLVER_FLAGS = ("samples", "batches", "rtol", "atol")
+
+
+def _solver_flags(args) -> tuple[str, ...]:
+    return tuple(f"solver.{k}={getattr(args, k)}" for k in SOLVER_FLAGS if getattr(args, k, None) is not None)
 
 
 def cmd_schema(args) -> None:
@@ -125,14 +133,37 @@ def cmd_latex(args) -> None:
 def cmd_solve(args) -> None:
     from .program import compile_spec
 
-    prog = compile_spec(_load(args))
-    sol = prog.solve()
+    spec = _load(args)
+    prog = compile_spec(spec)
+    opts = spec.solver
+    # the accuracy target holds unless --samples alone fixes the draws (or the spec sets rtol and atol to 0)
+    fixed = args.samples is not None and args.rtol is None and args.atol is None
+    target = {} if fixed else dict(rtol=opts.rtol or None, atol=opts.atol or None)
+    sol = prog.solve(**target)
     path = sol.save(args.out, prog.spec)
-    loss = sol.loss
-    print(f"wrote {path}: loss {loss[0]:.6g} -> {loss[-1]:.6g} over {len(loss) - 1} steps "
-          f"({sol.meta['seconds']:.2f} s, {sol.meta['method']})")
+    print(f"wrote {path}: {solve_line(sol)}")
+    errs = sol.meta.get("errors", {})
+    if "accuracy" in errs:
+        print(f"accuracy: {errs['accuracy']}; chose {errs['samples']} draws in {errs['batches']} batches")
     if "warning" in sol.meta:
         print(f"dmftc solve: warning: {sol.meta['warning']}", file=sys.stderr)
+
+
+def solve_line(sol) -> str:
+    """'loss 0.2067 -> 0.00046 +- 0.00002 over 50 steps (...)': the first and last loss with their errors."""
+    loss, se, res = sol.loss, sol.se("loss"), sol.errors.get("residual", {}).get("loss")
+
+    def pm(t: int) -> str:
+        if se is None:
+            return f"{loss[t]:.6g}"
+        err = float(se[t] if res is None else max(se[t], abs(res[t])))
+        return f"{loss[t]:.6g}" if err == 0 else f"{loss[t]:.6g} +- {err:.2g}"
+
+    how = sol.meta.get("errors", {}).get("method", "none")
+    tail = {"exact": "exact", "deterministic": "deterministic", "none": "no error bars",
+            "batches": "+- the larger of standard error and residual bias; bias removed"}.get(how, how)
+    return (f"loss {pm(0)} -> {pm(len(loss) - 1)} over {len(loss) - 1} steps "
+            f"({sol.meta['seconds']:.2f} s, {sol.meta['method']}; {tail})")
 
 
 def cmd_simulate(args) -> None:
@@ -354,7 +385,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("compile", cmd_compile, "write generated/<name>.py and .tex").add_argument(
         "--out", default="generated", metavar="DIR", help="folder for <name>.py and <name>.tex (default: generated)")
     add("latex", cmd_latex, "print the DMFT equations as LaTeX").add_argument("--standalone", action="store_true")
-    out(add("solve", cmd_solve, "solve the DMFT; writes solution.npz/json"), "solution.npz and solution.json")
+    slv = add("solve", cmd_solve, "solve the DMFT; writes solution.npz/json")
+    out(slv, "solution.npz and solution.json")
+    slv.add_argument("--rtol", metavar="R", help="accuracy: every step of the loss within R x its range in "
+                     "reported error (default: the spec's solver.rtol, 1e-2); the draws grow until it holds")
+    slv.add_argument("--atol", metavar="A", help="accuracy in absolute terms (default: solver.atol, 0)")
+    slv.add_argument("--samples", metavar="M", help="draws to start from; given alone, fixed (no accuracy target)")
+    slv.add_argument("--batches", metavar="K", help="independent batches of the error analysis (even, >= 4; "
+                     "default: solver.batches, 8)")
     sim = add("simulate", cmd_simulate, "train finite networks of the spec")
     out(sim, "simulation.npz")
     sim.add_argument("--sizes", type=_sizes, metavar="NAME=V[;NAME=V]",

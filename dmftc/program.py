@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .accuracy import SAMPLE_PREFIXES
 from .budget import check_compile, check_solve
 from .codegen.emit import emit_module, regenerate_command, write_atomic
 from .dmft.derive import DTAU, derive
@@ -62,29 +63,84 @@ class Program:
         return _import_text(self.name, self.module)
 
     def solve(self, *, steps: int | None = None, samples: int | None = None, seed: int | None = None,
-              dtype: str | None = None, depth_error: bool = True) -> "Solution":
+              dtype: str | None = None, depth_error: bool = True, errors: bool = True,
+              batches: int | None = None, rtol: float | None = None, atol: float | None = None) -> "Solution":
         """Solve the DMFT; defaults from the spec's training and solver sections.
 
-        In a depth limit (L -> oo on a grid of K steps) the solution's meta also reports the
-        discretisation error, estimated as the largest loss difference between K and K/2 steps.
+        A Monte Carlo solve comes with its error analysis (`dmftc.accuracy`): standard errors from
+        `batches` independent batches of its draws, its O(1/M) bias estimated from the halves and removed
+        (Richardson in 1/M), and the bias left. `errors=False` gives the plain solve on all draws (one
+        solve, no error bars). With `rtol` or `atol` the draws grow until the loss's reported error is
+        within max(atol, rtol x loss range). In a depth limit (L -> oo on a grid of K steps) the meta
+        also reports the discretisation error, the largest loss difference between K and K/2 steps.
         """
+        from . import accuracy
+
         opts = self.spec.solver
-        check_solve(self.spec, self.equations, steps=steps or self.spec.training.steps,  # before any work
-                    samples=samples or opts.samples, dtype=dtype or opts.dtype)
-        X, y = load_data(self.spec)
-        mod = self.load_module()
         kw = dict(steps=steps or self.spec.training.steps, samples=samples or opts.samples,
                   seed=opts.seed if seed is None else seed, dtype=dtype or opts.dtype)
+        mc = self.equations.method == "monte_carlo"
+        K = batches or opts.batches
+        with_errors = mc and errors
+        if with_errors:
+            accuracy.check_batches(K)
+            kw["samples"] = accuracy.batch_samples(kw["samples"], K)
+        check_solve(self.spec, self.equations, steps=kw["steps"], samples=kw["samples"],  # before any work
+                    dtype=kw["dtype"])
+        X, y = load_data(self.spec)
+        mod = self.load_module()
+
+        def run(M: int, part=None) -> dict:
+            out = mod.solve(X, y, dict(self.spec.hyper), **dict(kw, samples=M), batches=part)
+            arrays = {k: np.asarray(v) for k, v in out.items()}
+            _check_finite(arrays, self, y)
+            return arrays
+
         t0 = time.perf_counter()
-        arrays = {k: np.asarray(v) for k, v in mod.solve(X, y, dict(self.spec.hyper), **kw).items()}
+        est, acc = None, None
+        if with_errors and (rtol or atol):
+            fits = lambda M: check_solve(self.spec, self.equations, steps=kw["steps"], samples=M, dtype=kw["dtype"])
+            est, acc = accuracy.solve_to_accuracy(lambda M: accuracy.estimate(run, M, K), kw["samples"], K,
+                                                  rtol=rtol, atol=atol, fits=fits)
+        elif with_errors:
+            est = accuracy.estimate(run, kw["samples"], K)
+        if est is not None:
+            kw["samples"] = est.samples
+            arrays, errs = dict(est.value), {"se": est.se, "bias": est.bias, "residual": est.residual}
+        else:
+            arrays = run(kw["samples"])
+            errs = {"se": {k: np.zeros_like(v) for k, v in arrays.items()}} if not mc else {}
         elapsed = time.perf_counter() - t0
-        _check_finite(arrays, self, y)
-        meta = {"settings": kw, "seconds": elapsed, "regime": self.equations.regime, "method": self.equations.method}
-        if self.equations.method == "monte_carlo":
+        meta = {"settings": kw, "seconds": elapsed, "regime": self.equations.regime, "method": self.equations.method,
+                "errors": error_summary(self.equations.method, est, acc, errors)}
+        if mc:
             meta.update(draws_check(kw["samples"], kw["steps"], int(np.prod(np.shape(X)[:-1]))))
         if depth_error and getattr(mod, "DEPTH_STEPS", 0) >= 2:
             meta.update(depth_discretisation(self, arrays["loss"], mod.DEPTH_STEPS, kw))
-        return Solution(self.name, arrays, meta)
+        return Solution(self.name, arrays, meta, errs, tuple(est.runs()) if est is not None else ())
+
+
+def error_summary(method: str, est, acc, requested: bool) -> dict:
+    """solution.json's account of the error: how it was estimated and its largest values over time."""
+    if method in ("exact_gaussian", "closed_form"):
+        return {"method": "exact", "note": f"{method}: no sampling; the arrays carry no Monte Carlo error "
+                                           "(float round-off only)"}
+    if method != "monte_carlo":
+        return {"method": "deterministic", "note": f"{method}: deterministic numerical integration; no Monte "
+                                                   "Carlo error (its discretisation error is not estimated)"}
+    if est is None:
+        return {"method": "none", "note": "one plain solve: no error analysis was asked for" if not requested
+                else "no error analysis"}
+    out = {"method": "batches", "batches": est.batches, "samples": est.samples, "solves": est.solves,
+           "bias_removed": True,
+           "note": "value = 2 X_M - X_M/2 (Richardson in 1/M); se from the spread of the batch solves; "
+                   "residual: the bias left, from the batch level (dmftc.accuracy)",
+           "loss_se_max": float(np.max(est.se["loss"])), "loss_bias_max": float(np.max(np.abs(est.bias["loss"]))),
+           "loss_residual_max": float(np.max(np.abs(est.residual["loss"]))),
+           "loss_error_max": float(np.max(est.total("loss")))}
+    if acc is not None:
+        out.update(target=acc.tol, target_met=acc.met, draws_tried=list(acc.rounds), accuracy=acc.describe())
+    return out
 
 
 #: draws per dimension of a source's history below which the Monte Carlo DMFT is measurably biased
@@ -114,7 +170,7 @@ def depth_discretisation(prog: Program, loss: np.ndarray, K: int, kw: dict) -> d
     from dataclasses import replace as _replace
 
     half = _replace(prog.spec, solver=_replace(prog.spec.solver, depth_steps=K // 2))
-    coarse = compile_spec(half).solve(**kw, depth_error=False).loss
+    coarse = compile_spec(half).solve(**kw, depth_error=False, errors=False).loss
     return {"depth_steps": K, "depth_discretisation_error": float(np.max(np.abs(loss - coarse)))}
 
 
@@ -125,10 +181,24 @@ class Solution:
     name: str
     arrays: Mapping[str, np.ndarray]
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: kind ('se', 'bias', 'residual') -> array name -> its error array (`dmftc.accuracy.Estimate`); empty
+    #: for a plain Monte Carlo solve, zero standard errors for an exact one
+    errors: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
+    #: the error analysis's batch solves moved onto the value (`accuracy.Estimate.runs`); not saved
+    runs: tuple[Mapping[str, np.ndarray], ...] = field(default=(), repr=False)
 
     @property
     def loss(self) -> np.ndarray:
         return self.arrays["loss"]
+
+    def se(self, name: str = "loss") -> np.ndarray | None:
+        """The standard error of one array (None when the solve had no error analysis)."""
+        return self.errors.get("se", {}).get(name)
+
+    def error_arrays(self) -> dict[str, np.ndarray]:
+        """<name>_se, <name>_bias and <name>_residual for every array with an error bar (solution.npz)."""
+        return {f"{k}_{kind}": v for kind, per in self.errors.items() for k, v in per.items()
+                if not k.startswith(SAMPLE_PREFIXES)}
 
     @property
     def f(self) -> np.ndarray:
@@ -147,11 +217,13 @@ class Solution:
     def save(self, out_dir: str | Path, spec: Spec | None = None) -> Path:
         """solution.npz and solution.json, each written atomically (layout: README.md, "Output files")."""
         out = Path(out_dir)
+        errs = self.error_arrays()
         axes = solution_axes(self.arrays, self.meta.get("method"))
+        axes.update({k: axes[k.rsplit("_", 1)[0]] for k in errs})
         meta = dict(self.meta, name=self.name, spec=(spec.raw if spec is not None else None),
                     final_loss=float(self.loss[-1]), shapes={k: list(np.shape(v)) for k, v in self.arrays.items()},
                     axes=axes, versions=versions())
-        save_npz_atomic(out / "solution.npz", npz_entries(self.arrays, self.steps, axes, meta))
+        save_npz_atomic(out / "solution.npz", npz_entries({**self.arrays, **errs}, self.steps, axes, meta))
         write_text_atomic(out / "solution.json", json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
         return out / "solution.npz"
 

@@ -69,7 +69,7 @@ from .compile_cache import cache_dir, enable_compile_cache
 from .files import write_text_atomic
 
 BACKENDS = ("local", "dask")
-RESULTS = ("final_loss", "seconds", "error", "horizon")
+RESULTS = ("final_loss", "seconds", "error", "horizon", "final_loss_se")
 STEPS = "training.steps"  # the grid key whose points share one solve (`share_horizons`)
 
 
@@ -158,8 +158,9 @@ def run_sweep(spec_path: str | Path, grid: Mapping[str, Sequence[Any]], *, backe
 def solve_point(spec_path: str, overrides: tuple[str, ...], compile_cache: str | None = None) -> dict[str, Any]:
     """One task: compile and solve the spec with these overrides (runs on a worker).
 
-    Returns ``final_loss``, ``loss`` (numpy), ``seconds``, ``error`` (None or the message) and
-    ``horizon`` (the steps solved; None on an error).
+    Returns ``final_loss``, ``loss`` (numpy), ``seconds``, ``error`` (None or the message),
+    ``horizon`` (the steps solved; None on an error) and ``loss_se`` (the standard errors of a Monte
+    Carlo solve, `dmftc.accuracy`; zeros for an exact one, None on an error).
     """
     if compile_cache is not None:
         enable_compile_cache(compile_cache)
@@ -168,10 +169,11 @@ def solve_point(spec_path: str, overrides: tuple[str, ...], compile_cache: str |
         sol = compile_spec(load(spec_path, overrides=overrides)).solve()
     except DmftcError as err:  # the user's error at this point (unstable limit, divergence)
         return {"final_loss": math.nan, "loss": np.zeros(0), "seconds": time.perf_counter() - t0,
-                "error": f"{type(err).__name__}: {err}", "horizon": None}
+                "error": f"{type(err).__name__}: {err}", "horizon": None, "loss_se": None}
     loss = np.asarray(sol.loss, dtype=float)
+    se = sol.se("loss")
     return {"final_loss": float(loss[-1]), "loss": loss, "seconds": time.perf_counter() - t0, "error": None,
-            "horizon": len(loss) - 1}
+            "horizon": len(loss) - 1, "loss_se": None if se is None else np.asarray(se, dtype=float)}
 
 
 # ------------------------------------------------------------------ shared horizons
@@ -206,7 +208,8 @@ def _prefix(result: dict[str, Any], steps: int) -> dict[str, Any]:
     if result["error"] is not None or result["horizon"] == steps:
         return result
     loss = result["loss"][: steps + 1].copy()
-    return {**result, "final_loss": float(loss[-1]), "loss": loss, "seconds": 0.0}
+    se = None if result.get("loss_se") is None else result["loss_se"][: steps + 1].copy()
+    return {**result, "final_loss": float(loss[-1]), "loss": loss, "seconds": 0.0, "loss_se": se}
 
 
 def _execute(spec_path: str, tasks: list[tuple[str, ...]], *, backend: str, workers: int, address: str | None,
@@ -251,7 +254,9 @@ def _yaml_text(value: Any) -> str:
 def _csv_row(keys: tuple[str, ...], row: Mapping[str, Any], width: int) -> list[Any]:
     loss = [repr(float(x)) for x in row["loss"]]
     horizon = "" if row["horizon"] is None else row["horizon"]
-    results = [repr(row["final_loss"]), f"{row['seconds']:.3f}", row["error"] or "", horizon]
+    se = row.get("loss_se")
+    results = [repr(row["final_loss"]), f"{row['seconds']:.3f}", row["error"] or "", horizon,
+               "" if se is None or not len(se) else repr(float(se[-1]))]
     return [*(row[k] for k in keys), *results, *loss, *([""] * (width - len(loss)))]
 
 

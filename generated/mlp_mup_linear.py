@@ -160,13 +160,16 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     return out
 
 
-def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None):
+def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None,
+          batches=None):
     """Solve the DMFT of this spec: returns loss (steps+1,), f (steps+1, P) and every order parameter.
 
     X (P, D) inputs, y (P,) targets, hp the hyperparameters named in HYPER. float64 needs
     jax_enable_x64 (switched on here when asked for). `segments`: how many runs of growing
     width the sweep is cut into (rt.segments; None chooses from the work).
+    `batches` = (first, stop, of): solve on batches first..stop-1 of the draws cut into `of`
+    independent batches (`samples` counts the draws of those batches; dmftc.accuracy uses this).
     """
     X, y, hp = rt.prepare(X, y, hp, HYPER, dtype)
-    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples, segments=segments)
+    return _solve(X, y, hp, rt.batch_keys(seed, batches), rcond, steps=steps, samples=samples, segments=segments)
 

@@ -56,10 +56,10 @@ def _solve(X, y, hp, *, steps):
     return res
 
 
-def solve(X, y, hp, *, steps, samples=0, seed=0, rcond=0.0, dtype="float64"):
+def solve(X, y, hp, *, steps, samples=0, seed=0, rcond=0.0, dtype="float64", batches=None):
     """Solve the lazy-limit DMFT (no sampling): loss (steps+1,), f and f_var (steps+1, P), kernels.
 
-    `samples`, `seed` and `rcond` are accepted for a uniform interface and unused.
+    `samples`, `seed`, `rcond` and `batches` are accepted for a uniform interface and unused.
     """
     X, y, hp = rt.prepare(X, y, hp, HYPER, dtype)
     return _solve(X, y, hp, steps=steps)

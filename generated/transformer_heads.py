@@ -23,7 +23,7 @@ HYPER = ('alpha_A', 'alpha_L', 'beta0', 'eta', 'gamma0')
 phi, dphi = cf.FUNCTIONS[ACTIVATION]
 
 KEY_DIM = 4  # N, the coordinates of one head (H -> oo at fixed N)
-KEEP_HEADS = 256  # heads whose logits are returned (the distribution across heads)
+KEEP_HEADS = 1024  # heads whose logits are returned (the distribution across heads)
 SOURCES = (('r', 9, 'dynamic'), ('r', 10, 'dynamic'), ('r', 14, 'dynamic'), ('r', 15, 'dynamic'), ('r', 16, 'dynamic'), ('r', 17, 'dynamic'), ('r', 18, 'dynamic'), ('r', 19, 'dynamic'), ('r', 20, 'scalar'), ('r', 21, 'dynamic'), ('r', 22, 'dynamic'), ('r', 23, 'dynamic'), ('r', 24, 'dynamic'), ('u', 1, 'static'), ('u', 2, 'dynamic'), ('u', 3, 'dynamic'), ('u', 4, 'dynamic'), ('u', 5, 'dynamic'), ('u', 6, 'dynamic'), ('u', 7, 'dynamic'), ('u', 8, 'dynamic'), ('u', 10, 'dynamic'), ('u', 11, 'dynamic'), ('u', 12, 'dynamic'), ('u', 13, 'dynamic'), ('u', 15, 'dynamic'))
 FACTORS = (('r', 9), ('r', 10), ('r', 14), ('r', 15), ('r', 16), ('r', 17), ('r', 18), ('r', 19), ('r', 21), ('r', 22), ('r', 23), ('r', 24), ('u', 2), ('u', 3), ('u', 4), ('u', 5), ('u', 6), ('u', 10), ('u', 11), ('u', 15))  # one factor per distinct covariance: u7 uses u6's, u8 uses u6's, u12 uses u11's, u13 uses u11's
 
@@ -617,17 +617,20 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     return out
 
 
-def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None):
+def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None,
+          batches=None):
     """Solve the DMFT of this spec: loss (steps+1,), f (steps+1, P) per sequence and every order parameter.
 
     X (P, S, D) token sequences, y (P,) targets, hp the hyperparameters named in HYPER. Kernels are
     over positions alpha = mu * S + s. float64 needs jax_enable_x64 (switched on here when asked for).
     `segments`: how many runs of growing width the sweep is cut into (rt.segments; None chooses).
+    `batches` = (first, stop, of): solve on batches first..stop-1 of the draws cut into `of`
+    independent batches (`samples` counts the draws of those batches; dmftc.accuracy uses this).
     """
     import numpy as np
 
     X3 = np.asarray(X)
     X2, y, hp = rt.prepare(X3.reshape(X3.shape[0] * X3.shape[1], -1), y, hp, HYPER, dtype)
     X = X2.reshape(X3.shape)
-    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples, segments=segments)
+    return _solve(X, y, hp, rt.batch_keys(seed, batches), rcond, steps=steps, samples=samples, segments=segments)
 

@@ -603,17 +603,20 @@ def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):
     return out
 
 
-def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None):
+def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None,
+          batches=None):
     """Solve the DMFT of this spec: loss (steps+1,), f (steps+1, P) per sequence and every order parameter.
 
     X (P, S, D) token sequences, y (P,) targets, hp the hyperparameters named in HYPER. Kernels are
     over positions alpha = mu * S + s. float64 needs jax_enable_x64 (switched on here when asked for).
     `segments`: how many runs of growing width the sweep is cut into (rt.segments; None chooses).
+    `batches` = (first, stop, of): solve on batches first..stop-1 of the draws cut into `of`
+    independent batches (`samples` counts the draws of those batches; dmftc.accuracy uses this).
     """
     import numpy as np
 
     X3 = np.asarray(X)
     X2, y, hp = rt.prepare(X3.reshape(X3.shape[0] * X3.shape[1], -1), y, hp, HYPER, dtype)
     X = X2.reshape(X3.shape)
-    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples, segments=segments)
+    return _solve(X, y, hp, rt.batch_keys(seed, batches), rcond, steps=steps, samples=samples, segments=segments)
 

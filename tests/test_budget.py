@@ -134,7 +134,7 @@ def test_the_solve_is_checked_before_its_data_are_made(monkeypatch):
     monkeypatch.setattr(program, "load_data", lambda spec: pytest.fail("the data were made"))
     monkeypatch.setenv(budget.ENV, "1MiB")
     with pytest.raises(ResourceError, match=f"{budget.ENV}=1MiB"):
-        prog.solve()
+        prog.solve(errors=False)
 
 
 def test_the_simulation_is_checked_before_its_data_are_made(monkeypatch):

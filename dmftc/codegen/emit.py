@@ -309,7 +309,7 @@ def _head_constants(system: EquationSystem) -> str:
     if system.heads != "sites":
         return ""
     return (f"KEY_DIM = {system.key_dim}  # N, the coordinates of one head (H -> oo at fixed N)\n"
-            "KEEP_HEADS = 256  # heads whose logits are returned (the distribution across heads)\n")
+            "KEEP_HEADS = 1024  # heads whose logits are returned (the distribution across heads)\n")
 
 
 def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
@@ -449,21 +449,24 @@ def _lazy(system: EquationSystem, low: Lowerer) -> str:
     return "\n".join(lines) + "\n"
 
 
-_SOLVE_FL = '''def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None):
+_SOLVE_FL = '''def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None,
+          batches=None):
     """Solve the DMFT of this spec: returns loss (steps+1,), f (steps+1, P) and every order parameter.
 
     X (P, D) inputs, y (P,) targets, hp the hyperparameters named in HYPER. float64 needs
     jax_enable_x64 (switched on here when asked for). `segments`: how many runs of growing
     width the sweep is cut into (rt.segments; None chooses from the work).
+    `batches` = (first, stop, of): solve on batches first..stop-1 of the draws cut into `of`
+    independent batches (`samples` counts the draws of those batches; dmftc.accuracy uses this).
     """
     X, y, hp = rt.prepare(X, y, hp, HYPER, dtype)
-    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples, segments=segments)
+    return _solve(X, y, hp, rt.batch_keys(seed, batches), rcond, steps=steps, samples=samples, segments=segments)
 '''
 
-_SOLVE_LAZY = '''def solve(X, y, hp, *, steps, samples=0, seed=0, rcond=0.0, dtype="float64"):
+_SOLVE_LAZY = '''def solve(X, y, hp, *, steps, samples=0, seed=0, rcond=0.0, dtype="float64", batches=None):
     """Solve the lazy-limit DMFT (no sampling): loss (steps+1,), f and f_var (steps+1, P), kernels.
 
-    `samples`, `seed` and `rcond` are accepted for a uniform interface and unused.
+    `samples`, `seed`, `rcond` and `batches` are accepted for a uniform interface and unused.
     """
     X, y, hp = rt.prepare(X, y, hp, HYPER, dtype)
     return _solve(X, y, hp, steps=steps)
@@ -474,17 +477,20 @@ def write_atomic(path: Path, text: str) -> None:
     """Write text to path atomically (see dmftc.files)."""
     write_text_atomic(path, text)
 
-_SOLVE_TOKENS = '''def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None):
+_SOLVE_TOKENS = '''def solve(X, y, hp, *, steps, samples=4096, seed=0, rcond=1e-10, dtype="float64", segments=None,
+          batches=None):
     """Solve the DMFT of this spec: loss (steps+1,), f (steps+1, P) per sequence and every order parameter.
 
     X (P, S, D) token sequences, y (P,) targets, hp the hyperparameters named in HYPER. Kernels are
     over positions alpha = mu * S + s. float64 needs jax_enable_x64 (switched on here when asked for).
     `segments`: how many runs of growing width the sweep is cut into (rt.segments; None chooses).
+    `batches` = (first, stop, of): solve on batches first..stop-1 of the draws cut into `of`
+    independent batches (`samples` counts the draws of those batches; dmftc.accuracy uses this).
     """
     import numpy as np
 
     X3 = np.asarray(X)
     X2, y, hp = rt.prepare(X3.reshape(X3.shape[0] * X3.shape[1], -1), y, hp, HYPER, dtype)
     X = X2.reshape(X3.shape)
-    return _solve(X, y, hp, jax.random.PRNGKey(seed), rcond, steps=steps, samples=samples, segments=segments)
+    return _solve(X, y, hp, rt.batch_keys(seed, batches), rcond, steps=steps, samples=samples, segments=segments)
 '''

@@ -244,6 +244,14 @@ def source_draws(key, dims: dict, samples: int, method: str, dtype, rows: dict |
 
     keys = sorted(dims)
     sizes = tuple(dims[k] for k in keys)
+    if method != "exact_gaussian" and jnp.ndim(key) == 2:
+        # independent batches (`batch_keys`): each key draws its share, antithetic pairs within a batch,
+        # so a solve on batches a..b sees exactly the draws the full solve gives those batches
+        per = samples // key.shape[0]
+        parts = [source_draws(k, dims, per, method, dtype, rows) for k in key]
+        xi = {name: jnp.concatenate([p[0][name] for p in parts]) for name in keys}
+        M = sum(p[1].shape[0] for p in parts)
+        return xi, jnp.full((M,), 1.0 / M, dtype)
     if rows:
         # sources with several rows per draw (a head's N coordinates): drawn per source, same antithetic pairing
         M = samples + (samples % 2)
@@ -260,6 +268,16 @@ def source_draws(key, dims: dict, samples: int, method: str, dtype, rows: dict |
     # Splitting the draws over devices makes every expectation a cross-device reduction;
     # sharding propagation carries the split to every per-draw field computed from them.
     return {k: shard_draws(x) for k, x in zip(keys, xs)}, shard_draws(w)
+
+
+def batch_keys(seed: int, batches: tuple[int, int, int] | None):
+    """The PRNG key of a solve: one key, or for `batches = (first, stop, of)` the stacked keys of batches
+    first..stop-1 of `of` independent batches (batch b: fold_in(PRNGKey(seed), b)); see `source_draws`."""
+    key = jax.random.PRNGKey(seed)
+    if batches is None:
+        return key
+    first, stop, of = batches
+    return jnp.stack([jax.random.fold_in(key, b) for b in range(first, stop)])
 
 
 def copy(x):

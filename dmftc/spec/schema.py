@@ -45,7 +45,7 @@ TRAINING_REQUIRED = ("lr", "steps")
 DATA_KEYS = ("file", "synthetic")
 SYNTHETIC_KEYS = ("P", "D", "S", "target", "seed")
 SYNTHETIC_REQUIRED = ("P", "D")
-SOLVER_KEYS = ("samples", "tol", "max_iter", "damping", "seed", "dtype", "depth_steps")
+SOLVER_KEYS = ("samples", "tol", "max_iter", "damping", "seed", "dtype", "depth_steps", "batches", "rtol", "atol")
 DTYPES = ("float32", "float64")
 INF_WORDS = ("inf",)
 
@@ -268,5 +268,8 @@ def _solver() -> dict[str, Any]:
             "seed": {"type": "integer", "minimum": 0},
             "dtype": {"enum": list(DTYPES)},
             "depth_steps": _ref("positive_int"),
+            "batches": {"type": "integer", "minimum": 4, "multipleOf": 2},
+            "rtol": {"type": "number", "minimum": 0},
+            "atol": {"type": "number", "minimum": 0},
         }
     )

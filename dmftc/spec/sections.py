@@ -270,11 +270,23 @@ def read_solver(ctx: c.Ctx, node: Node | None) -> SolverOptions | None:
         "seed": lambda n, p: c.seed(ctx, n, p),
         "dtype": lambda n, p: c.choice(ctx, n, p, DTYPES, "dtype"),
         "depth_steps": lambda n, p: c.integer(ctx, n, p),
+        "batches": lambda n, p: _even(ctx, n, p, c.integer(ctx, n, p, 4)),
+        "rtol": lambda n, p: c.number(ctx, n, p, 0.0),
+        "atol": lambda n, p: c.number(ctx, n, p, 0.0),
     }
     values = {k: readers[k](v, c.join("solver", k)) for k, v in fields.items()}
     if any(v is None for v in values.values()):
         return None
-    for key in ("tol", "damping"):
+    for key in ("tol", "damping", "rtol", "atol"):
         if key in values:
             values[key] = float(values[key])
     return SolverOptions(**values, pos=node.loc if isinstance(node, MapNode) else None)
+
+
+def _even(ctx: c.Ctx, node: Node, path: str, value: int | None) -> int | None:
+    """solver.batches: the error analysis halves the batches, so their number is even."""
+    if value is not None and value % 2:
+        ctx.add(node, path, "expected an even number of batches (the error analysis halves them)",
+                received=str(value), allowed="an even integer >= 4", hint=f"use {value + 1}")
+        return None
+    return value

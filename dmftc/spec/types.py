@@ -199,6 +199,12 @@ class SolverOptions:
     dtype: str = "float64"
     #: depth steps K of the layer-time grid tau = l / K when L -> infinity (None: the spec's L)
     depth_steps: int | None = None
+    #: independent batches of the draws for the error analysis (dmftc.accuracy; even, >= 4)
+    batches: int = 8
+    #: accuracy `dmftc solve` meets unless --samples fixes the draws: every step of the loss within
+    #: max(atol, rtol x loss range) in total reported error (standard error and residual bias)
+    rtol: float = 1e-2
+    atol: float = 0.0
     pos: Location | None = _pos()
 
 

@@ -49,7 +49,7 @@ def test_alpha_A_one_is_also_a_head_limit():
 
 def _dmft(spec, samples, seeds):
     prog = dmftc.compile_spec(spec)
-    sols = [prog.solve(samples=samples, seed=k) for k in seeds]
+    sols = [prog.solve(samples=samples, seed=k, errors=False) for k in seeds]
     L = np.array([s.loss for s in sols])
     return L.mean(0), L.std(0, ddof=1) / np.sqrt(len(seeds)), sols[0]
 

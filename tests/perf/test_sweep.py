@@ -80,7 +80,7 @@ def test_points_that_differ_in_steps_share_one_solve_at_the_longest(monkeypatch)
     for row, T in zip(table, (5, 3, 10)):
         assert row["loss"].shape == (T + 1,) and row["final_loss"] == row["loss"][-1]
         # causality: the exact solve to T is the start of the solve to 10, to round-off
-        direct = compile_spec(LINEAR, overrides=(f"training.steps={T}", *LINEAR_SMALL)).solve().loss
+        direct = compile_spec(LINEAR, overrides=(f"training.steps={T}", *LINEAR_SMALL)).solve(errors=False).loss
         np.testing.assert_allclose(row["loss"], direct, rtol=1e-11, atol=0)
 
 

@@ -1,0 +1,196 @@
+"""Error bars, bias and requested accuracy of a Monte Carlo DMFT solve.
+
+A Monte Carlo solve with M draws of the single-site process is a smooth function of the empirical
+measure of its draws. Like a network of width M, it fluctuates by O(M^-1/2) and is biased by O(n / M),
+n the dimension of a source's history (kernels estimated from M draws feed the next layer's sources and
+the responses). Both are measured on the solve's own machinery by cutting its M draws into K independent
+batches (`rt.batch_keys`) and solving at three levels of the same draws:
+
+    X_M        the solve on all M draws (control variates and shared factors included);
+    X_{M/2}    the mean of the solves on the two halves (batches 0..K/2-1 and K/2..K-1);
+    X_{M/K}    the mean of the K batch solves, with their spread s_K.
+
+With E X_m = X + a / m + c / m^2 and Var X_m = v / m (to leading order):
+
+    se       = s_K / sqrt(K)                     the standard error of X_M (batch means);
+    bias     = X_{M/2} - X_M = a / M + 3 c / M^2  removed: the value is X = 2 X_M - X_{M/2}
+                                                 (Richardson extrapolation in 1 / M);
+    residual = -2 (b_K - bias) / (K - 2) = -2 c / M^2 + ...,  b_K = (X_{M/K} - X_M) / (K - 1),
+               the bias left in X (the second order, from the third level).
+
+To first order the three levels fluctuate alike (each is the mean over all M draws of one influence
+function), so X has the standard error of X_M and `bias` carries no first-order noise. The cost is
+three solves' worth of draws (1 + 2 x 1/2 + K x 1/K) and three compilations.
+
+`solve_to_accuracy` grows M until max_t sqrt(se^2 + residual^2) of the loss is within
+max(atol, rtol x the loss range), choosing the smallest M that its error model predicts meets the
+target, and refuses with the figure when the machine cannot hold that M.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .errors import DmftcError
+
+#: batches of the error analysis (even; 8 gives the standard errors 7 degrees of freedom)
+DEFAULT_BATCHES = 8
+#: arrays that are samples (single heads' logits), not expectations: no error bar, the full solve's value
+SAMPLE_PREFIXES = ("logits",)
+#: most solves `solve_to_accuracy` tries
+MAX_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A Monte Carlo solve with its error analysis.
+
+    value: the bias-corrected arrays (2 X_M - X_{M/2}); se: their standard errors; bias: the O(1/M)
+    bias of X_M that was removed (X_{M/2} - X_M); residual: the estimated bias left in `value`.
+    full: X_M itself. samples M and batches K as solved.
+    """
+
+    value: Mapping[str, np.ndarray]
+    se: Mapping[str, np.ndarray]
+    bias: Mapping[str, np.ndarray]
+    residual: Mapping[str, np.ndarray]
+    full: Mapping[str, np.ndarray]
+    samples: int
+    batches: int
+    solves: int = 0
+    parts: tuple[Mapping[str, np.ndarray], ...] = field(default=(), repr=False)
+
+    def runs(self) -> list[dict[str, np.ndarray]]:
+        """K pseudo-runs: the batch solves moved onto the value, X + (X_b - mean_b X_b).
+
+        Their mean is the value and their seed-mean standard error sd_b / sqrt(K) is `se`, so code
+        that takes independent runs (dmftc check's reference) reads this estimate unchanged.
+        """
+        K, out = len(self.parts), []
+        for b, p in enumerate(self.parts):
+            # sample arrays (t, head, ...): run b holds every K-th of the full solve's heads, so together
+            # the runs hold each head once
+            out.append({k: (v[:, b::K] if k.startswith(SAMPLE_PREFIXES) else
+                            v + p[k] - np.mean([q[k] for q in self.parts], axis=0)) for k, v in self.value.items()})
+        return out
+
+    def total(self, name: str = "loss") -> np.ndarray:
+        """sqrt(se^2 + residual^2): the reported total error of one array."""
+        return np.hypot(self.se[name], self.residual[name])
+
+
+def batch_samples(samples: int, batches: int) -> int:
+    """The draws rounded up so that each of the `batches` batches holds an even number (antithetic pairs)."""
+    unit = 2 * batches
+    return unit * max(1, math.ceil(samples / unit))
+
+
+def check_batches(batches: int) -> None:
+    if batches < 4 or batches % 2:
+        raise DmftcError(f"solver.batches = {batches}: the error analysis needs an even number of batches, at "
+                         "least 4 (halves and a third level for the residual bias); use 8 (the default)")
+
+
+def estimate(run: Callable[[int, tuple[int, int, int]], Mapping[str, np.ndarray]], samples: int,
+             batches: int = DEFAULT_BATCHES) -> Estimate:
+    """The error analysis of one solve: `run(samples, (first, stop, of))` solves on batches first..stop-1.
+
+    `samples` must be a multiple of 2 x batches (`batch_samples`).
+    """
+    check_batches(batches)
+    K, M = batches, samples
+    if M % (2 * K):
+        raise ValueError(f"samples {M} is not a multiple of 2 x batches = {2 * K}")
+    full = _arrays(run(M, (0, K, K)))
+    halves = [_arrays(run(M // 2, (h * K // 2, (h + 1) * K // 2, K))) for h in (0, 1)]
+    parts = [_arrays(run(M // K, (b, b + 1, K))) for b in range(K)]
+    value, se, bias, residual = {}, {}, {}, {}
+    for name, X in full.items():
+        if name.startswith(SAMPLE_PREFIXES):
+            value[name], se[name], bias[name], residual[name] = X, *(np.full_like(X, np.nan) for _ in range(3))
+            continue
+        X2 = 0.5 * (halves[0][name] + halves[1][name])
+        XK = np.stack([p[name] for p in parts])
+        b = X2 - X
+        bK = (XK.mean(0) - X) / (K - 1)
+        value[name] = X - b
+        se[name] = XK.std(0, ddof=1) / math.sqrt(K)
+        bias[name] = b
+        residual[name] = -2.0 * (bK - b) / (K - 2)
+    return Estimate(value, se, bias, residual, full, M, K, solves=1 + 2 + K, parts=tuple(parts))
+
+
+def target(loss: np.ndarray, rtol: float | None, atol: float | None) -> float:
+    """max(atol, rtol x (max loss - min loss)): the accuracy asked of every step of the loss curve."""
+    span = float(np.max(loss) - np.min(loss))
+    return max(atol or 0.0, (rtol or 0.0) * span)
+
+
+def needed_samples(est: Estimate, tol: float, aim: float = 0.85) -> int:
+    """The smallest M the error model predicts puts every step's total error at `aim` x tol.
+
+    With x = M_now / M, se^2 scales as x and the residual (conservatively, one order slower than its
+    M^-2) as x: per step, se^2 x + res^2 x^2 = (aim tol)^2, solved for x; the smallest x over steps wins.
+    """
+    se2 = np.asarray(est.se["loss"], float) ** 2
+    r2 = np.asarray(est.residual["loss"], float) ** 2
+    goal = (aim * tol) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # the positive root, in the form without cancellation when the target is far below the error
+        x = np.where(se2 + r2 > 0, 2 * goal / (np.sqrt(se2 ** 2 + 4 * r2 * goal) + se2), np.inf)
+    smallest = float(np.min(x))
+    grow = 1e15 if smallest <= 0 else min(max(1.0 / smallest, 1.0), 1e15)  # 1e15: far past any machine
+    return batch_samples(int(math.ceil(est.samples * grow)), est.batches)
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """What `solve_to_accuracy` did: the target, the error reached, the draws of each round."""
+
+    tol: float
+    error: float
+    met: bool
+    rounds: tuple[int, ...]
+
+    def describe(self) -> str:
+        tried = " -> ".join(str(m) for m in self.rounds)
+        verdict = "met" if self.met else "NOT met"
+        return f"target {self.tol:.3g} {verdict}: error {self.error:.3g} (draws tried: {tried})"
+
+
+def solve_to_accuracy(run_estimate: Callable[[int], Estimate], samples: int, batches: int, *,
+                      rtol: float | None, atol: float | None, fits: Callable[[int], None]) -> tuple[Estimate, Accuracy]:
+    """Grow the draws until max_t sqrt(se^2 + residual^2) of the loss <= max(atol, rtol x loss range).
+
+    run_estimate(M) solves with the error analysis at M draws; fits(M) raises a DmftcError (with the
+    figure) when M draws do not fit this machine. Each round jumps straight to the M its error model
+    predicts (at least 1.25 x the last), so the work stays near the least that meets the target.
+    """
+    if not (rtol or atol):
+        raise DmftcError("an accuracy target needs rtol > 0 or atol > 0 (e.g. --rtol 1e-2: 1 % of the loss range)")
+    M = batch_samples(samples, batches)
+    rounds = []
+    while True:
+        fits(M)
+        est = run_estimate(M)
+        rounds.append(M)
+        tol = target(est.value["loss"], rtol, atol)
+        err = float(np.max(est.total("loss")))
+        if err <= tol or len(rounds) >= MAX_ROUNDS:
+            return est, Accuracy(tol, err, err <= tol, tuple(rounds))
+        want = max(needed_samples(est, tol), M + M // 4)
+        try:
+            fits(want)
+        except DmftcError as e:
+            raise DmftcError(f"the accuracy target {tol:.3g} (rtol {rtol}, atol {atol}) needs about {want} draws "
+                             f"(at {M} the loss error is {err:.3g}), more than this machine holds; loosen the target "
+                             f"(--rtol, --atol) or use a machine with more memory. The budget: {e}") from e
+        M = want
+
+
+def _arrays(out: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in out.items()}

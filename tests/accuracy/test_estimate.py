@@ -1,0 +1,84 @@
+"""The error analysis's estimators (dmftc.accuracy) on a model solve whose bias and noise are known.
+
+The model: X_m = X + a / m + c / m^2 + (mean over the m draws of psi), psi ~ N(0, s^2) per draw, the
+draws of a batch fixed by its key, so the three levels share draws as the real solver's do.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from dmftc import accuracy
+from dmftc.errors import DmftcError
+
+X, A, C, S = 1.0, 3.0, 40.0, 2.0
+
+
+def model(seed: int):
+    def run(m: int, part):
+        first, stop, of = part
+        per = m // (stop - first)
+        psi = np.concatenate([np.random.default_rng([seed, b]).normal(0, S, per) for b in range(first, stop)])
+        val = X + A / m + C / m**2 + psi.mean()
+        return {"loss": np.array([val, 2 * val]), "logits1": np.zeros((2, 3, 1, 1)) + seed}
+    return run
+
+
+def test_bias_removed_and_se_honest():
+    M, K, R = 512, 8, 400
+    ests = [accuracy.estimate(model(s), M, K) for s in range(R)]
+    vals = np.array([e.value["loss"][0] for e in ests])
+    fulls = np.array([e.full["loss"][0] for e in ests])
+    se = np.sqrt(np.mean([e.se["loss"][0] ** 2 for e in ests]))
+    # the plain solve is biased by a / M + c / M^2; the corrected value by -2 c / M^2 only
+    assert abs(fulls.mean() - X - A / M - C / M**2) < 4 * fulls.std() / math.sqrt(R)
+    assert abs(vals.mean() - X + 2 * C / M**2) < 4 * vals.std() / math.sqrt(R)
+    # the reported bias is a / M + 3 c / M^2 with no first-order noise, the residual -2 c / M^2
+    bias = np.array([e.bias["loss"][0] for e in ests])
+    assert np.allclose(bias, A / M + 3 * C / M**2, rtol=1e-9)
+    assert np.allclose([e.residual["loss"][0] for e in ests], -2 * C / M**2, rtol=1e-6)
+    # the standard error matches the spread of the values (S / sqrt(M)) within its own 10 % error
+    assert abs(se / vals.std(ddof=1) - 1) < 0.1 and abs(se * math.sqrt(M) / S - 1) < 0.1
+
+
+def test_samples_and_batches_are_checked():
+    assert accuracy.batch_samples(1000, 8) == 1008
+    with pytest.raises(DmftcError, match="even number of batches"):
+        accuracy.estimate(model(0), 64, 5)
+    with pytest.raises(ValueError, match="multiple of"):
+        accuracy.estimate(model(0), 100, 8)
+
+
+def test_sample_arrays_pass_through_without_error_bars():
+    e = accuracy.estimate(model(3), 64, 4)
+    assert np.all(e.value["logits1"] == 3) and np.all(np.isnan(e.se["logits1"]))
+    runs = e.runs()
+    assert sum(r["logits1"].shape[1] for r in runs) == 3  # each head once over the runs
+    assert len(runs) == 4 and np.allclose(np.mean([r["loss"] for r in runs], 0), e.value["loss"])
+    assert np.allclose(np.std([r["loss"] for r in runs], 0, ddof=1) / 2, e.se["loss"])
+
+
+def test_accuracy_grows_draws_to_the_target():
+    calls = []
+
+    def run_estimate(m):
+        calls.append(m)
+        return accuracy.estimate(model(len(calls)), m, 8)
+
+    est, acc = accuracy.solve_to_accuracy(run_estimate, 64, 8, rtol=None, atol=0.02, fits=lambda m: None)
+    assert acc.met and acc.error <= 0.02 and est.samples == calls[-1] and len(calls) >= 2
+    # se ~ S / sqrt(M) <= 0.02 needs M >= 1e4: the first jump lands near it, not by doublings
+    assert calls[1] >= 5000 and len(calls) <= 3
+
+
+def test_accuracy_refuses_what_does_not_fit():
+    def fits(m):
+        if m > 1000:
+            raise DmftcError(f"{m} draws need more memory than this machine has")
+
+    with pytest.raises(DmftcError, match="needs about .* draws .* more than this machine holds"):
+        accuracy.solve_to_accuracy(lambda m: accuracy.estimate(model(1), m, 8), 64, 8, rtol=None, atol=1e-4,
+                                   fits=fits)
+    with pytest.raises(DmftcError, match="rtol > 0 or atol > 0"):
+        accuracy.solve_to_accuracy(lambda m: None, 64, 8, rtol=0, atol=None, fits=lambda m: None)
