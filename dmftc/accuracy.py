@@ -63,6 +63,8 @@ class Estimate:
     batches: int
     solves: int = 0
     parts: tuple[Mapping[str, np.ndarray], ...] = field(default=(), repr=False)
+    #: independent replicas averaged (`combine`), each of `samples` draws
+    replicas: int = 1
 
     def runs(self) -> list[dict[str, np.ndarray]]:
         """K pseudo-runs: the batch solves moved onto the value, X + (X_b - mean_b X_b).
@@ -162,34 +164,73 @@ class Accuracy:
         return f"target {self.tol:.3g} {verdict}: error {self.error:.3g} (draws tried: {tried})"
 
 
-def solve_to_accuracy(run_estimate: Callable[[int], Estimate], samples: int, batches: int, *,
+def solve_to_accuracy(run_estimate: Callable[[int, int], Estimate], samples: int, batches: int, *,
                       rtol: float | None, atol: float | None, fits: Callable[[int], None]) -> tuple[Estimate, Accuracy]:
     """Grow the draws until max_t sqrt(se^2 + residual^2) of the loss <= max(atol, rtol x loss range).
 
-    run_estimate(M) solves with the error analysis at M draws; fits(M) raises a DmftcError (with the
-    figure) when M draws do not fit this machine. Each round jumps straight to the M its error model
-    predicts (at least 1.25 x the last), so the work stays near the least that meets the target.
+    run_estimate(M, replica) solves with the error analysis at M draws (replica r: its own seed); fits(M)
+    raises a DmftcError (with the figure) when M draws do not fit this machine. Each round jumps straight
+    to the M its error model predicts (at least 1.25 x the last), so the work stays near the least that
+    meets the target. Past the memory, the draws go into independent replicas of the largest M that fits,
+    averaged (`combine`): their standard error falls as 1/sqrt(replicas); their residual bias is that of
+    one replica, so a target that needs a smaller residual than the largest M gives is refused.
     """
     if not (rtol or atol):
         raise DmftcError("an accuracy target needs rtol > 0 or atol > 0 (e.g. --rtol 1e-2: 1 % of the loss range)")
-    M = batch_samples(samples, batches)
+    M, replicas = batch_samples(samples, batches), 1
     rounds = []
     while True:
         fits(M)
-        est = run_estimate(M)
-        rounds.append(M)
+        est = combine([run_estimate(M, r) for r in range(replicas)])
+        rounds.append(M * replicas)
         tol = target(est.value["loss"], rtol, atol)
         err = float(np.max(est.total("loss")))
         if err <= tol or len(rounds) >= MAX_ROUNDS:
             return est, Accuracy(tol, err, err <= tol, tuple(rounds))
-        want = max(needed_samples(est, tol), M + M // 4)
+        want = max(needed_samples(est, tol), M * replicas + M * replicas // 4)
         try:
             fits(want)
+            M, replicas = want, 1
+            continue
         except DmftcError as e:
+            why = e
+        cap = largest_fitting(fits, M, want, batches)
+        res = float(np.max(np.abs(est.residual["loss"]))) * M / cap  # the residual at the cap, as `needed_samples`
+        if res > 0.5 * tol:
             raise DmftcError(f"the accuracy target {tol:.3g} (rtol {rtol}, atol {atol}) needs about {want} draws "
-                             f"(at {M} the loss error is {err:.3g}), more than this machine holds; loosen the target "
-                             f"(--rtol, --atol) or use a machine with more memory. The budget: {e}") from e
-        M = want
+                             f"(at {M * replicas} the loss error is {err:.3g}); one solve on this machine holds at most "
+                             f"{cap}, whose residual bias (about {res:.2g}) is already above the target; loosen the "
+                             f"target (--rtol, --atol) or use a machine with more memory. The budget: {why}") from why
+        M, replicas = cap, math.ceil(want / cap)
+
+
+def largest_fitting(fits: Callable[[int], None], low: int, high: int, batches: int) -> int:
+    """The largest M in [low, high) (a multiple of 2 x batches) that `fits` accepts, by bisection."""
+    unit = 2 * batches
+    lo, hi = low // unit, high // unit
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            fits(mid * unit)
+            lo = mid
+        except DmftcError:
+            hi = mid
+    return lo * unit
+
+
+def combine(ests: list[Estimate]) -> Estimate:
+    """Independent replicas averaged: value, bias and residual the means, se the root sum of squares / R."""
+    if len(ests) == 1:
+        return ests[0]
+    R = len(ests)
+    mean = lambda name: {k: np.mean([e.__dict__[name][k] for e in ests], axis=0) for k in ests[0].value}
+    se = {k: np.sqrt(np.sum([e.se[k] ** 2 for e in ests], axis=0)) / R for k in ests[0].value}
+    value, full = mean("value"), mean("full")
+    for k in value:
+        if k.startswith(SAMPLE_PREFIXES):  # draws: the first replica's, as one solve gives them
+            value[k], full[k] = ests[0].value[k], ests[0].full[k]
+    return Estimate(value, se, mean("bias"), mean("residual"), full, ests[0].samples, ests[0].batches,
+                    solves=sum(e.solves for e in ests), parts=tuple(p for e in ests for p in e.parts), replicas=R)
 
 
 def _arrays(out: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -144,7 +144,8 @@ def cmd_solve(args) -> None:
     print(f"wrote {path}: {solve_line(sol)}")
     errs = sol.meta.get("errors", {})
     if "accuracy" in errs:
-        print(f"accuracy: {errs['accuracy']}; chose {errs['samples']} draws in {errs['batches']} batches")
+        reps = f" x {errs['replicas']} independent replicas" if errs.get("replicas", 1) > 1 else ""
+        print(f"accuracy: {errs['accuracy']}; chose {errs['samples']} draws{reps} in {errs['batches']} batches")
     if "warning" in sol.meta:
         print(f"dmftc solve: warning: {sol.meta['warning']}", file=sys.stderr)
 
@@ -390,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     slv.add_argument("--rtol", metavar="R", help="accuracy: every step of the loss within R x its range in "
                      "reported error (default: the spec's solver.rtol, 1e-2); the draws grow until it holds")
     slv.add_argument("--atol", metavar="A", help="accuracy in absolute terms (default: solver.atol, 0)")
-    slv.add_argument("--samples", metavar="M", help="draws to start from; given alone, fixed (no accuracy target)")
+    slv.add_argument("--samples", metavar="M", help="draws: at most this many in the first round of an "
+                     "accuracy target; given alone, fixed (no target)")
     slv.add_argument("--batches", metavar="K", help="independent batches of the error analysis (even, >= 4; "
                      "default: solver.batches, 8)")
     sim = add("simulate", cmd_simulate, "train finite networks of the spec")

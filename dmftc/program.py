@@ -71,7 +71,7 @@ class Program:
         `batches` independent batches of its draws, its O(1/M) bias estimated from the halves and removed
         (Richardson in 1/M), and the bias left. `errors=False` gives the plain solve on all draws (one
         solve, no error bars). With `rtol` or `atol` the draws grow until the loss's reported error is
-        within max(atol, rtol x loss range). In a depth limit (L -> oo on a grid of K steps) the meta
+        within max(atol, rtol x loss range), from a first round of min(samples, 8 n) draws. In a depth limit (L -> oo on a grid of K steps) the meta
         also reports the discretisation error, the largest loss difference between K and K/2 steps.
         """
         from . import accuracy
@@ -90,8 +90,10 @@ class Program:
         X, y = load_data(self.spec)
         mod = self.load_module()
 
-        def run(M: int, part=None) -> dict:
-            out = mod.solve(X, y, dict(self.spec.hyper), **dict(kw, samples=M), batches=part)
+        def run(M: int, part=None, replica: int = 0) -> dict:
+            # replica r > 0: an independent set of draws (seed shifted past any batch index)
+            seed = kw["seed"] + REPLICA_SEED_STRIDE * replica
+            out = mod.solve(X, y, dict(self.spec.hyper), **dict(kw, samples=M, seed=seed), batches=part)
             arrays = {k: np.asarray(v) for k, v in out.items()}
             _check_finite(arrays, self, y)
             return arrays
@@ -100,8 +102,12 @@ class Program:
         est, acc = None, None
         if with_errors and (rtol or atol):
             fits = lambda M: check_solve(self.spec, self.equations, steps=kw["steps"], samples=M, dtype=kw["dtype"])
-            est, acc = accuracy.solve_to_accuracy(lambda M: accuracy.estimate(run, M, K), kw["samples"], K,
-                                                  rtol=rtol, atol=atol, fits=fits)
+            # the first round needs only enough draws for its error model: 8 per history dimension
+            n = (kw["steps"] + 1) * int(np.prod(np.shape(X)[:-1]))
+            pilot = min(kw["samples"], max(MIN_DRAWS_PER_DIMENSION * n, 32 * K))
+            est, acc = accuracy.solve_to_accuracy(
+                lambda M, r: accuracy.estimate(lambda m, part: run(m, part, r), M, K), pilot, K,
+                rtol=rtol, atol=atol, fits=fits)
         elif with_errors:
             est = accuracy.estimate(run, kw["samples"], K)
         if est is not None:
@@ -131,7 +137,8 @@ def error_summary(method: str, est, acc, requested: bool) -> dict:
     if est is None:
         return {"method": "none", "note": "one plain solve: no error analysis was asked for" if not requested
                 else "no error analysis"}
-    out = {"method": "batches", "batches": est.batches, "samples": est.samples, "solves": est.solves,
+    out = {"method": "batches", "batches": est.batches, "samples": est.samples, "replicas": est.replicas,
+           "solves": est.solves,
            "bias_removed": True,
            "note": "value = 2 X_M - X_M/2 (Richardson in 1/M); se from the spread of the batch solves; "
                    "residual: the bias left, from the batch level (dmftc.accuracy)",
@@ -142,6 +149,9 @@ def error_summary(method: str, est, acc, requested: bool) -> dict:
         out.update(target=acc.tol, target_met=acc.met, draws_tried=list(acc.rounds), accuracy=acc.describe())
     return out
 
+
+#: seed offset between independent replicas of an accuracy-driven solve (`accuracy.combine`)
+REPLICA_SEED_STRIDE = 1_000_003
 
 #: draws per dimension of a source's history below which the Monte Carlo DMFT is measurably biased
 MIN_DRAWS_PER_DIMENSION = 8
@@ -160,8 +170,9 @@ def draws_check(samples: int, steps: int, sites: int) -> dict:
     if samples < MIN_DRAWS_PER_DIMENSION * n:
         out["warning"] = (f"solver.samples = {samples} is {samples / n:.1f} x the history dimension n = (T + 1) x "
                           f"{sites} = {n}: the Monte Carlo DMFT carries an O(n / M) bias that seed-to-seed spread "
-                          f"does not show; use solver.samples >= {MIN_DRAWS_PER_DIMENSION * n} for late times and "
-                          "per-head statistics")
+                          "does not show, and so few draws put its halves and batches past the 1/M law the error "
+                          f"analysis extrapolates by; use solver.samples >= {MIN_DRAWS_PER_DIMENSION * n} for late "
+                          "times and per-head statistics")
     return out
 
 

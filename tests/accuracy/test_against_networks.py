@@ -57,6 +57,10 @@ def test_default_solve_within_its_error_of_extrapolated_networks(name):
     z = (sol.loss - a) / np.hypot(se, se_a)
     allowed = 3 * np.hypot(se, se_a) + res
     worst = int(np.argmax(np.abs(sol.loss - a) - allowed))
+    errs = sol.meta["errors"]
+    print(f"\n{name}: {errs.get('accuracy', errs['method'])}, {errs.get('samples')} draws x {errs.get('replicas', 1)}, "
+          f"{sol.meta['seconds']:.0f} s; |DMFT - networks| / combined se: max {np.max(np.abs(z)):.2f}, "
+          f"rms {np.sqrt(np.mean(z ** 2)):.2f}; networks' se max {np.max(se_a):.2g}, DMFT se max {np.max(se):.2g}")
     assert np.all(np.abs(sol.loss - a) <= allowed), (
         f"{name}: step {worst}: DMFT {sol.loss[worst]:.6g} +- {se[worst]:.2g} (residual {res[worst]:.2g}) vs "
         f"networks extrapolated {a[worst]:.6g} +- {se_a[worst]:.2g}; z max {np.max(np.abs(z)):.2f}")

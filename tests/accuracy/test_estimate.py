@@ -62,7 +62,7 @@ def test_sample_arrays_pass_through_without_error_bars():
 def test_accuracy_grows_draws_to_the_target():
     calls = []
 
-    def run_estimate(m):
+    def run_estimate(m, replica):
         calls.append(m)
         return accuracy.estimate(model(len(calls)), m, 8)
 
@@ -72,13 +72,33 @@ def test_accuracy_grows_draws_to_the_target():
     assert calls[1] >= 5000 and len(calls) <= 3
 
 
-def test_accuracy_refuses_what_does_not_fit():
+def fits_below(cap):
     def fits(m):
-        if m > 1000:
+        if m > cap:
             raise DmftcError(f"{m} draws need more memory than this machine has")
+    return fits
 
-    with pytest.raises(DmftcError, match="needs about .* draws .* more than this machine holds"):
-        accuracy.solve_to_accuracy(lambda m: accuracy.estimate(model(1), m, 8), 64, 8, rtol=None, atol=1e-4,
-                                   fits=fits)
+
+def test_past_the_memory_the_draws_go_into_replicas():
+    seen = []
+
+    def run_estimate(m, replica):
+        seen.append((m, replica))
+        return accuracy.estimate(model(100 * len(seen) + replica), m, 8)
+
+    est, acc = accuracy.solve_to_accuracy(run_estimate, 64, 8, rtol=None, atol=0.03, fits=fits_below(2000))
+    assert acc.met and est.replicas > 1 and est.samples <= 2000
+    assert {r for m, r in seen} == set(range(est.replicas)) and len(est.parts) == 8 * est.replicas
+    one, two = accuracy.estimate(model(7), 1024, 8), accuracy.estimate(model(8), 1024, 8)
+    both = accuracy.combine([one, two])
+    np.testing.assert_allclose(both.se["loss"], np.hypot(one.se["loss"], two.se["loss"]) / 2)
+    np.testing.assert_allclose(both.value["loss"], (one.value["loss"] + two.value["loss"]) / 2)
+
+
+def test_accuracy_refuses_what_does_not_fit():
+    # the residual bias at the largest M that fits is above the target: replicas cannot help
+    with pytest.raises(DmftcError, match="holds at most .* residual bias .* above the target"):
+        accuracy.solve_to_accuracy(lambda m, r: accuracy.estimate(model(1), m, 8), 64, 8, rtol=None, atol=1e-6,
+                                   fits=fits_below(1000))
     with pytest.raises(DmftcError, match="rtol > 0 or atol > 0"):
-        accuracy.solve_to_accuracy(lambda m: None, 64, 8, rtol=0, atol=None, fits=lambda m: None)
+        accuracy.solve_to_accuracy(lambda m, r: None, 64, 8, rtol=0, atol=None, fits=lambda m: None)
