@@ -71,8 +71,9 @@ class Program:
         `batches` independent batches of its draws, its O(1/M) bias estimated from the halves and removed
         (Richardson in 1/M), and the bias left. `errors=False` gives the plain solve on all draws (one
         solve, no error bars). With `rtol` or `atol` the draws grow until the loss's reported error is
-        within max(atol, rtol x loss range), from a first round of min(samples, 8 n) draws. In a depth limit (L -> oo on a grid of K steps) the meta
-        also reports the discretisation error, the largest loss difference between K and K/2 steps.
+        within max(atol, rtol x loss range), from a first round of min(samples, 8 n) draws. In a depth
+        limit (L -> oo on a grid of K steps) the meta also reports the discretisation error, the largest
+        loss difference between K and K/2 steps.
         """
         from . import accuracy
 
@@ -89,6 +90,7 @@ class Program:
                     dtype=kw["dtype"])
         X, y = load_data(self.spec)
         mod = self.load_module()
+        sites = int(np.prod(np.shape(X)[:-1]))  # samples, or sample x token positions
 
         def run(M: int, part=None, replica: int = 0) -> dict:
             # replica r > 0: an independent set of draws (seed shifted past any batch index)
@@ -103,8 +105,7 @@ class Program:
         if with_errors and (rtol or atol):
             fits = lambda M: check_solve(self.spec, self.equations, steps=kw["steps"], samples=M, dtype=kw["dtype"])
             # the first round needs only enough draws for its error model: 8 per history dimension
-            n = (kw["steps"] + 1) * int(np.prod(np.shape(X)[:-1]))
-            pilot = min(kw["samples"], max(MIN_DRAWS_PER_DIMENSION * n, 32 * K))
+            pilot = min(kw["samples"], max(MIN_DRAWS_PER_DIMENSION * (kw["steps"] + 1) * sites, 32 * K))
             est, acc = accuracy.solve_to_accuracy(
                 lambda M, r: accuracy.estimate(lambda m, part: run(m, part, r), M, K), pilot, K,
                 rtol=rtol, atol=atol, fits=fits)
@@ -118,15 +119,15 @@ class Program:
             errs = {"se": {k: np.zeros_like(v) for k, v in arrays.items()}} if not mc else {}
         elapsed = time.perf_counter() - t0
         meta = {"settings": kw, "seconds": elapsed, "regime": self.equations.regime, "method": self.equations.method,
-                "errors": error_summary(self.equations.method, est, acc, errors)}
+                "errors": error_summary(self.equations.method, est, acc)}
         if mc:
-            meta.update(draws_check(kw["samples"], kw["steps"], int(np.prod(np.shape(X)[:-1]))))
+            meta.update(draws_check(kw["samples"], kw["steps"], sites))
         if depth_error and getattr(mod, "DEPTH_STEPS", 0) >= 2:
             meta.update(depth_discretisation(self, arrays["loss"], mod.DEPTH_STEPS, kw))
         return Solution(self.name, arrays, meta, errs, tuple(est.runs()) if est is not None else ())
 
 
-def error_summary(method: str, est, acc, requested: bool) -> dict:
+def error_summary(method: str, est, acc) -> dict:
     """solution.json's account of the error: how it was estimated and its largest values over time."""
     if method in ("exact_gaussian", "closed_form"):
         return {"method": "exact", "note": f"{method}: no sampling; the arrays carry no Monte Carlo error "
@@ -135,8 +136,7 @@ def error_summary(method: str, est, acc, requested: bool) -> dict:
         return {"method": "deterministic", "note": f"{method}: deterministic numerical integration; no Monte "
                                                    "Carlo error (its discretisation error is not estimated)"}
     if est is None:
-        return {"method": "none", "note": "one plain solve: no error analysis was asked for" if not requested
-                else "no error analysis"}
+        return {"method": "none", "note": "one plain solve (errors=False): no error bars"}
     out = {"method": "batches", "batches": est.batches, "samples": est.samples, "replicas": est.replicas,
            "solves": est.solves,
            "bias_removed": True,
