@@ -2,10 +2,14 @@
 
 Figures are built on matplotlib's Agg canvas directly (no pyplot), so plotting
 never changes the backend or global state of a caller's session (a notebook,
-say) and works without a display.
+say) and works without a display. `curves_figure` and `convergence_figure`
+build the figures (tests read them through matplotlib's objects);
+`plot_curves` and `plot_convergence` write them.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -14,10 +18,47 @@ from dmftc.crosscheck.fit import format_measured, format_power
 from dmftc.errors import DmftcError
 
 _BIAS, _FLUCT, _NAIVE = "tab:red", "tab:blue", "0.55"
+#: the line style of a fit through values not all distinguishable from zero (never solid)
+UNRESOLVED_STYLE = "-."
+#: quantities compared by `dmftc check` that are not order parameters of the notation table
+_QUANTITY_WORDS = {"loss": "training loss", "f": "network output f", "Htop": "residual-stream kernel H at the top"}
+#: order-parameter bases and what they are at a numbered position (check's names: Phi1, G2, H3, A1)
+_POSITION_WORDS = {"Phi": "feature kernel Φ", "G": "gradient kernel G", "H": "residual-stream kernel H",
+                   "A": "attention logits (head average)"}
 
 
-def plot_curves(reference_curve, finite_means_by_size, finite_se_by_size, path, ylabel="loss", *,
+def size_words(size_name: str) -> str:
+    """The size axis in words with its symbol: "width N", "depth L", "number of attention heads H"."""
+    from dmftc.notation import SIZE_MEANINGS
+
+    meaning = SIZE_MEANINGS.get(size_name)
+    if meaning is None:
+        return f"size {size_name}"
+    word = re.split(r" \(|:", meaning)[0]
+    return f"{word} {size_name}"
+
+
+def quantity_words(name: str) -> str:
+    """A compared quantity in words with its symbol: "Phi1" -> "feature kernel Φ at layer 1"."""
+    if name in _QUANTITY_WORDS:
+        return _QUANTITY_WORDS[name]
+    m = re.fullmatch(r"([A-Za-z]+?)(\d+)", name)
+    if m and m.group(1) in _POSITION_WORDS:
+        where = "block" if m.group(1) == "A" else "position" if m.group(1) == "H" else "layer"
+        return f"{_POSITION_WORDS[m.group(1)]} at {where} {m.group(2)}"
+    return name
+
+
+def plot_curves(reference_curve, finite_means_by_size, finite_se_by_size, path, ylabel="training loss", *,
                 size_name="N", reference_se=None, title=None, logy=None):
+    """Write `curves_figure(...)` to `path` (a PNG, atomically) and return the path."""
+    fig = curves_figure(reference_curve, finite_means_by_size, finite_se_by_size, ylabel, size_name=size_name,
+                        reference_se=reference_se, title=title, logy=logy)
+    return save_figure_atomic(fig, path)
+
+
+def curves_figure(reference_curve, finite_means_by_size, finite_se_by_size, ylabel="training loss", *,
+                  size_name="N", reference_se=None, title=None, logy=None):
     """Curves of every size (seed mean with a standard-error band) over the DMFT curve.
 
     The lower panel shows (finite mean - DMFT), where small differences are visible.
@@ -28,20 +69,22 @@ def plot_curves(reference_curve, finite_means_by_size, finite_se_by_size, path, 
         The DMFT curve (black).
     finite_means_by_size, finite_se_by_size : mapping of int to array_like, shape (T+1,)
         Seed means and their standard errors (see `seed_mean_se`).
-    path : str or os.PathLike
-        Where to write the PNG (atomically).
     ylabel : str
+        The quantity in words.
     size_name : str
     reference_se : array_like, optional
-        The DMFT's Monte Carlo error, drawn as a grey band.
+        The DMFT's Monte Carlo standard error, drawn as a grey band round the DMFT curve in both panels
+        (none where it is zero everywhere: an exact DMFT).
     title : str, optional
     logy : bool, optional
         Log-scale y; by default when the curves are positive and span over 1.5 decades.
 
     Returns
     -------
-    Path
+    matplotlib.figure.Figure
     """
+    from matplotlib.ticker import MaxNLocator
+
     ref = _curve(reference_curve, "DMFT curve")
     sizes = sorted(finite_means_by_size)
     fig, (top, bottom) = _figure(2, height_ratios=(3, 2), sharex=True)
@@ -49,57 +92,67 @@ def plot_curves(reference_curve, finite_means_by_size, finite_se_by_size, path, 
     for n, color in zip(sizes, _colors(len(sizes))):
         mean = _curve(finite_means_by_size[n], f"mean at {size_name}={n}", ref.size)
         se = _curve(finite_se_by_size[n], f"standard error at {size_name}={n}", ref.size)
-        _band(top, t, mean, se, color, f"{size_name}={n}")
+        _band(top, t, mean, se, color, f"{size_words(size_name)} = {n}")
         _band(bottom, t, mean - ref, se, color, None)
     _reference(top, bottom, t, ref, reference_se)
     top.set_ylabel(ylabel)
-    bottom.set_ylabel(f"{ylabel} − DMFT")
-    bottom.set_xlabel("step t")
+    bottom.set_ylabel("finite − DMFT")
+    bottom.set_xlabel("training step t")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     if logy if logy is not None else _wants_log(ref, [finite_means_by_size[n] for n in sizes]):
         top.set_yscale("log")
     top.legend(fontsize=8, ncol=2)
-    top.set_title(title or f"{ylabel}: finite networks (mean ± s.e.) vs DMFT")
-    return save_figure_atomic(fig, path)
+    top.set_title(title or f"{ylabel}: finite networks (seed mean ± s.e.) vs DMFT")
+    return fig
 
 
 def plot_convergence(report, quantity, path):
+    """Write `convergence_figure(report, quantity)` to `path` (a PNG, atomically) and return the path."""
+    return save_figure_atomic(convergence_figure(report, quantity), path)
+
+
+def convergence_figure(report, quantity):
     """Bias and fluctuation of one quantity against the size, on log-log axes.
 
     Error bars are standard errors; unresolved biases are drawn as upper
-    bounds (open triangles); solid lines are the fitted power laws, dashed
-    lines the predicted slopes through the fits' centres; grey crosses the
-    naive distance |seed mean - DMFT|, which falls like n^-1/2 once noise
-    dominates it.
+    bounds (open triangles). A fit through values all resolved from zero is a
+    solid line; one through values some of which are resolved is dash-dotted
+    and says so in the legend (it is no measured rate); one through none is
+    not drawn, which the upper bounds' legend entry says. Dashed lines are the predicted
+    slopes through the fits' centres; grey crosses the naive distance
+    |seed mean - DMFT|, which falls like n^-1/2 once noise dominates it.
+    Every series with no point is left out of the legend.
 
     Parameters
     ----------
     report : Report
     quantity : str
-    path : str or os.PathLike
 
     Returns
     -------
-    Path
+    matplotlib.figure.Figure
     """
     q = report.quantity(quantity)
     fig, (ax,) = _figure(1)
     n = np.asarray(report.sizes, dtype=float)
-    bias = np.array([d.bias for d in q.distances])
     res = np.array([d.resolved for d in q.distances])
-    _points(ax, n[res], bias[res], np.array([d.bias_se for d in q.distances])[res], _BIAS, "o", "bias")
-    ax.scatter(n[~res], [d.bias_upper for d, r in zip(q.distances, res) if not r], marker="v", s=50,
-               facecolors="none", edgecolors=_BIAS, label="bias upper bound (unresolved)" if (~res).any() else None)
+    _points(ax, n[res], np.array([d.bias for d in q.distances])[res],
+            np.array([d.bias_se for d in q.distances])[res], _BIAS, "o", "bias")
+    no_fit = "" if _fit_drawn(q.bias_fit) else "; no fit drawn"
+    _open_points(ax, n[~res], np.array([d.bias_upper for d in q.distances])[~res], _BIAS, "v",
+                 f"bias upper bound (unresolved{no_fit})")
     _points(ax, n, np.array([d.fluct for d in q.distances]), np.array([d.fluct_se for d in q.distances]),
             _FLUCT, "s", "fluctuation")
-    ax.scatter(n, [d.naive for d in q.distances], marker="x", color=_NAIVE, label="naive |mean − DMFT|", zorder=3)
+    _crosses(ax, n, np.array([d.naive for d in q.distances]), _NAIVE, "naive |seed mean − DMFT|")
     for fit, verdict, color in ((q.bias_fit, q.bias_verdict, _BIAS), (q.fluct_fit, q.fluct_verdict, _FLUCT)):
         _fit_lines(ax, fit, verdict, color)
     _floor_line(ax, n, q.bias_verdict)
     _reference_floor(ax, q.distances)
     _log_axes(ax, report.sizes, report.size_name)
-    ax.set_title(f"{quantity}: bias {q.bias_verdict.status}, fluctuation {q.fluct_verdict.status}", fontsize=10)
-    ax.legend(fontsize=8, loc="lower left")
-    return save_figure_atomic(fig, path)
+    ax.set_title(f"{quantity_words(quantity)}: bias {q.bias_verdict.status}, fluctuation "
+                 f"{q.fluct_verdict.status}", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    return fig
 
 
 def _figure(rows, height_ratios=None, sharex=False):
@@ -107,7 +160,7 @@ def _figure(rows, height_ratios=None, sharex=False):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.0, 5.5 if rows > 1 else 4.8), layout="constrained")
+    fig = Figure(figsize=(7.0, 5.5) if rows > 1 else (9.0, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, 1, sharex=sharex, squeeze=False,
                         gridspec_kw={"height_ratios": height_ratios} if height_ratios else None)
@@ -115,6 +168,7 @@ def _figure(rows, height_ratios=None, sharex=False):
 
 
 def _curve(a, what, length=None) -> np.ndarray:
+    """`a` as a float vector of one value per step; a DmftcError naming `what` otherwise."""
     v = np.asarray(a, dtype=float)
     if v.ndim != 1 or (length is not None and v.size != length):
         want = f"({length},)" if length is not None else "(T+1,)"
@@ -123,53 +177,104 @@ def _curve(a, what, length=None) -> np.ndarray:
 
 
 def _colors(k: int):
+    """k colours of the viridis map, dark to light, skipping its palest end."""
     from matplotlib import colormaps
 
     return colormaps["viridis"](np.linspace(0.1, 0.85, max(k, 1)))[:k]
 
 
 def _band(ax, t, mean, se, color, label) -> None:
+    """A curve and its ± se band in one colour."""
     ax.plot(t, mean, color=color, lw=1.2, label=label)
     ax.fill_between(t, mean - se, mean + se, color=color, alpha=0.25, lw=0)
 
 
 def _reference(top, bottom, t, ref, reference_se) -> None:
-    """The DMFT curve in black on top of everything; its own error as a grey band."""
-    top.plot(t, ref, color="black", lw=2.0, label="DMFT", zorder=5)
+    """The DMFT curve in black on top of everything; its Monte Carlo error as a grey band, labelled
+    in the legend, where it is given and not zero everywhere."""
+    e = None if reference_se is None else np.broadcast_to(np.asarray(reference_se, dtype=float), ref.shape)
+    has_band = e is not None and bool(np.any(e > 0))
+    top.plot(t, ref, color="black", lw=2.0, label="DMFT" if has_band or e is None else "DMFT (exact)", zorder=5)
     bottom.axhline(0.0, color="black", lw=1.5, zorder=5)
-    if reference_se is not None:
-        e = np.broadcast_to(np.asarray(reference_se, dtype=float), ref.shape)
-        top.fill_between(t, ref - e, ref + e, color="0.5", alpha=0.3, lw=0, zorder=4)
-        bottom.fill_between(t, -e, e, color="0.5", alpha=0.3, lw=0, zorder=4, label="DMFT s.e.")
+    if has_band:
+        top.fill_between(t, ref - e, ref + e, color="0.35", alpha=0.35, lw=0, zorder=4,
+                         label="DMFT ± Monte Carlo s.e.")
+        bottom.fill_between(t, -e, e, color="0.35", alpha=0.35, lw=0, zorder=4)
 
 
 def _wants_log(ref, means) -> bool:
+    """Whether the curves are positive and span over 1.5 decades."""
     values = np.concatenate([ref, *[np.asarray(m, dtype=float) for m in means]])
     return bool(np.all(values > 0) and values.max() / values.min() > 10**1.5)
 
 
+def _drawable(y) -> np.ndarray:
+    """Which values a log axis can show (finite and positive)."""
+    y = np.asarray(y, dtype=float)
+    return np.isfinite(y) & (y > 0)
+
+
 def _points(ax, n, y, se, color, marker, label) -> None:
-    """Points with error bars clipped above zero (a log axis cannot show the rest)."""
+    """Points with error bars clipped above zero (a log axis cannot show the rest); nothing, and no
+    legend entry, where no point can be shown."""
+    ok = _drawable(y)
+    if not ok.any():
+        return
+    y, se = y[ok], np.where(np.isfinite(se[ok]), se[ok], 0.0)
     lower = np.minimum(se, 0.9 * y)
-    ax.errorbar(n, y, yerr=[lower, se], fmt=marker, color=color, ms=6, capsize=3, label=label, zorder=4)
+    ax.errorbar(n[ok], y, yerr=[lower, se], fmt=marker, color=color, ms=6, capsize=3, label=label, zorder=4)
+
+
+def _open_points(ax, n, y, color, marker, label) -> None:
+    """Open markers (upper bounds); nothing, and no legend entry, where no point can be shown."""
+    ok = _drawable(y)
+    if ok.any():
+        ax.scatter(n[ok], y[ok], marker=marker, s=50, facecolors="none", edgecolors=color, label=label, zorder=4)
+
+
+def _crosses(ax, n, y, color, label) -> None:
+    """Crosses; nothing, and no legend entry, where no point can be shown."""
+    ok = _drawable(y)
+    if ok.any():
+        ax.scatter(n[ok], y[ok], marker="x", color=color, label=label, zorder=3)
+
+
+def fit_resolved(fit) -> bool:
+    """Whether every point a power law was fitted on is distinguishable from zero (a measured rate)."""
+    used = np.array(fit.used, dtype=bool)
+    return bool(used.any() and np.all(np.array(fit.resolved, dtype=bool)[used]))
+
+
+def _fit_drawn(fit) -> bool:
+    """Whether a power law is drawn: fitted on 2 points or more, at least one resolved from zero."""
+    used = np.array(fit.used, dtype=bool)
+    return bool(used.sum() >= 2 and np.isfinite(fit.exponent) and np.array(fit.resolved, dtype=bool)[used].any())
 
 
 def _fit_lines(ax, fit, verdict, color) -> None:
-    """The fitted power law (solid) and the predicted slope through its centre (dashed)."""
-    used = np.array(fit.used)
-    if used.sum() < 2 or not np.isfinite(fit.exponent):
+    """The fitted power law and the predicted slope through its centre (dashed), where `_fit_drawn`.
+    The fit is solid when it is a measured rate (`fit_resolved`), dash-dotted and labelled unresolved
+    otherwise."""
+    if not _fit_drawn(fit):
         return
+    used = np.array(fit.used)
     n = np.asarray(fit.sizes)[used]
     grid = np.geomspace(n.min(), n.max(), 50)
     name = fit.size_name
-    ax.plot(grid, fit(grid), color=color, lw=1.5,
-            label=f"fit {format_measured(name, fit.exponent, fit.exponent_se)}")
+    label = f"fit {format_measured(name, fit.exponent, fit.exponent_se)}"
+    if fit_resolved(fit):
+        ax.plot(grid, fit(grid), color=color, lw=1.5, label=label)
+    else:
+        unresolved = int(used.sum() - np.sum(np.array(fit.resolved, dtype=bool)[used]))
+        ax.plot(grid, fit(grid), color=color, lw=1.0, ls=UNRESOLVED_STYLE, alpha=0.8,
+                label=f"{label}\n(unresolved at {unresolved} of {int(used.sum())} sizes: not a measured rate)")
     centre = np.exp(np.mean(np.log(n)))
     ax.plot(grid, fit(centre) * (grid / centre) ** verdict.predicted, color=color, lw=1.2, ls="--",
-            label=f"predicted {format_power(name, verdict.predicted)}")
+            label=f"predicted slope {format_power(name, verdict.predicted)}")
 
 
 def _floor_line(ax, n, verdict) -> None:
+    """The significant floor model of the bias (dotted), if any."""
     fl = verdict.floor
     if fl is None or not fl.significant:
         return
@@ -179,18 +284,20 @@ def _floor_line(ax, n, verdict) -> None:
 
 
 def _reference_floor(ax, distances) -> None:
+    """The DMFT's own Monte Carlo error (RMS) as a dotted horizontal line, where there is one."""
     level = max(d.reference_floor for d in distances)
     if level > 0:
         ax.axhline(level, color="0.3", lw=1.0, ls=":", label="DMFT Monte Carlo error (RMS)")
 
 
 def _log_axes(ax, sizes, size_name) -> None:
+    """Log-log axes with the sizes as ticks, labelled in words."""
     from matplotlib.ticker import NullFormatter
 
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(list(sizes), [str(s) for s in sizes])
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(size_name)
-    ax.set_ylabel("RMS distance to DMFT")
+    ax.set_xlabel(size_words(size_name))
+    ax.set_ylabel("RMS distance to the DMFT")
     ax.grid(True, which="both", alpha=0.3)

@@ -255,6 +255,17 @@ def finite_rule(n_sigma: float, size_name: str) -> str:
             f"{FLAT_RESOLUTION:g})")
 
 
+def markdown_cell(text) -> str:
+    """`text` made safe for one cell of a Markdown table: pipes escaped (a norm `||W||` would otherwise
+    split the cell), line breaks as spaces."""
+    return " ".join(str(text).replace("|", r"\|").split("\n"))
+
+
+def markdown_row(cells: Sequence) -> str:
+    """One row of a Markdown table, every cell through `markdown_cell`."""
+    return "| " + " | ".join(markdown_cell(c) for c in cells) + " |"
+
+
 def _check_quantity(name, ref, finite_list, sizes, size_name, rates, ref_se, ref_runs, controls,
                     n_sigma) -> QuantityCheck:
     """Distances at every size, the two fits and their verdicts (the DMFT's runs, when given,
