@@ -57,6 +57,12 @@ Phi, G, A, B = (sympy.IndexedBase(n) for n in ("Phi", "G", "A", "B"))
 H = sympy.IndexedBase("H")
 #: deterministic output quantities: f[mu, t], Delta[mu, t], y[mu], data kernel Phi0[mu, nu], loss[t].
 f, Delta, y, Phi0, Loss = (sympy.IndexedBase(n) for n in ("f", "Delta", "y", "Phi0", "Loss"))
+#: the training setup (dmftc.training, docs/theory.md#training-setups): the optimizer's filter Kappa[t, s]
+#: (the weight of step s's gradient in W(t), in units of the learning rate), the factor adec[t] left of
+#: the initial weights by weight decay, the error weights Omega[t, mu] (1/|B_t| on step t's batch), the
+#: loss weights over the training and held-out points wtrain[mu], wtest[mu], and those two losses.
+Kappa, adec, Omega, wtrain, wtest = (sympy.IndexedBase(n) for n in ("Kappa", "adec", "Omega", "wtrain", "wtest"))
+LossTest, LossBatch = sympy.IndexedBase("LossTest"), sympy.IndexedBase("LossBatch")
 #: equal-time kernels of the lazy limit (indices [layer, mu, nu]): preactivation covariance,
 #: feature kernel, derivative kernel, gradient kernel, and the NTK K[mu, nu], output covariance Sigma_f.
 Sigma, Phik, Phid, Gk, K, Sigmaf = (sympy.IndexedBase(n) for n in ("Sigma", "PhiK", "PhiD", "GK", "K", "Sigmaf"))
@@ -123,6 +129,10 @@ NOTATION = {
     "f": (r"f", "network output", "BP22 eq. (11)"),
     "Phi0": (r"\Phi^{0}", "data kernel x . x' / D", "docs/theory.md#conventions"),
     "K": (r"K", "neural tangent kernel (lazy limit)", "docs/theory.md#lazy-limit"),
+    "Kappa": (r"\mathcal{K}", "optimizer filter: weight of step s's gradient in W(t) (momentum, schedule, decay)",
+              "docs/theory.md#training-setups"),
+    "adec": (r"a", "factor of the initial weights at step t left by weight decay", "docs/theory.md#training-setups"),
+    "Omega": (r"\Omega", "error weight of point mu at step t: 1/|B_t| on the batch", "docs/theory.md#training-setups"),
 }
 
 

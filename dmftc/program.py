@@ -11,11 +11,13 @@ import importlib.util
 import json
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import sympy
 
 from .accuracy import SAMPLE_PREFIXES
 from .budget import check_compile, check_solve
@@ -62,6 +64,30 @@ class Program:
         """The generated solver module, imported once per distinct text (so jit compiles once)."""
         return _import_text(self.name, self.module)
 
+    def data(self, steps: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(X, y, extra arguments of the module's solve): the training points followed by the held-out ones
+        (`data.synthetic.test`), and the arrays of the training setup the system reads (`dmftc.training`)."""
+        from . import training
+        from .spec import load_test
+
+        X, y = load_data(self.spec)
+        test = load_test(self.spec)
+        if test is not None:
+            X, y = np.concatenate([X, test[0]]), np.concatenate([y, test[1]])
+        names = self.equations.training
+        if not names:
+            return X, y, {}
+        st = training.setup(self.spec, steps=steps)
+        lr_W = 1.0
+        if self.equations.coupled_lr is not None:
+            lr_W = float(self.equations.coupled_lr.subs({sympy.Symbol(k, positive=True): v
+                                                          for k, v in self.spec.hyper.items()}))
+            if lr_W == 0:  # the coupled decay rate lr_W lambda vanishes in the limit
+                st = dataclasses.replace(st, decay=0.0)
+                lr_W = 1.0
+        per_point = X.shape[1] if X.ndim == 3 else 1
+        return X, y, {"training": training.arrays(st, names, per_point, lr_W)}
+
     def solve(self, *, steps: int | None = None, samples: int | None = None, seed: int | None = None,
               dtype: str | None = None, depth_error: bool = True, errors: bool = True,
               batches: int | None = None, rtol: float | None = None, atol: float | None = None) -> "Solution":
@@ -88,14 +114,14 @@ class Program:
             kw["samples"] = accuracy.batch_samples(kw["samples"], K)
         check_solve(self.spec, self.equations, steps=kw["steps"], samples=kw["samples"],  # before any work
                     dtype=kw["dtype"])
-        X, y = load_data(self.spec)
+        X, y, setup = self.data(kw["steps"])
         mod = self.load_module()
         sites = int(np.prod(np.shape(X)[:-1]))  # samples, or sample x token positions
 
         def run(M: int, part=None, replica: int = 0) -> dict:
             # replica r > 0: an independent set of draws (seed shifted past any batch index)
             seed = kw["seed"] + REPLICA_SEED_STRIDE * replica
-            out = mod.solve(X, y, dict(self.spec.hyper), **dict(kw, samples=M, seed=seed), batches=part)
+            out = mod.solve(X, y, dict(self.spec.hyper), **dict(kw, samples=M, seed=seed), batches=part, **setup)
             arrays = {k: np.asarray(v) for k, v in out.items()}
             _check_finite(arrays, self, y)
             return arrays

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "dmftc"
 RANK = {"errors": 0, "notation": 0, "accuracy": 1, "ir": 1, "files": 0, "outputs": 0, "divergence": 1, "compile_cache": 1, "spec": 1, "graph": 2, "blocks": 2,
-        "crosscheck": 2, "scaling": 3, "budget": 3,
+        "crosscheck": 2, "training": 2, "scaling": 3, "budget": 3,
         "dmft": 4, "simulate": 4, "codegen": 5, "program": 6, "check": 7, "sweep": 8, "cli": 8, "__init__": 9,
         "__main__": 9,
         # a module may rank apart from its package: head collapse runs the simulator and the analysis

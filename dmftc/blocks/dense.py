@@ -15,7 +15,9 @@ W(0) in both passes leaves the responses A and B; the accumulated updates leave 
     A(t,s) = < d x(t) / d r(s) >  (s < t),   B(t,s) = < d g_y(t) / d u(s) >  (s <= t)
     u ~ GP(0, c_src Phi_x),   r ~ GP(0, c_bsrc G_y),   g_x += x'(h) z_x
 
-with the prefactors c of `prefactors` after the limit. A dense reading the data has no backward
+with the prefactors c of `prefactors` after the limit. With momentum, a schedule or weight decay
+(docs/theory.md#training-setups) each update term carries the optimizer's filter Kappa(t, s) and each
+term of W(0) (u, r and the responses) the factor a(t) weight decay leaves of it (`walk.learned`, `walk.initial`). A dense reading the data has no backward
 field: only its static source (covariance the data kernel) and its update term.
 """
 
@@ -75,7 +77,7 @@ def contribution(walk, pend: Pending, o) -> Expr:
         walk.forward_item(SourceLaw(f"src:u{o}", u[o, mu], Phi0[mu, nu], c("src"), "static",
                                     f"forward source of {W} on the data, covariance the data kernel", (o, o)))
         walk.set_lazy("h", o, u[o, mu, t])  # constant in time; written as the dynamic ones so memos are shared
-        return u[o, mu] + walk.sum_past(c("upd") * Delta[nu, s] * Phi0[mu, nu] * g[o, nu, s])
+        return walk.initial(u[o, mu]) + walk.sum_past(walk.learned(c("upd") * Delta[nu, s]) * Phi0[mu, nu] * g[o, nu, s])
     i, port, X, dX = walk.read(pend.x, o)
     Xs = X.subs({mu: nu, t: s}, simultaneous=True)
     cr, cu, cbr, cbu = c("resp"), c("upd"), c("bresp"), c("bupd")
@@ -87,8 +89,9 @@ def contribution(walk, pend: Pending, o) -> Expr:
     walk.forward_item(SourceLaw(f"src:u{o}", u[o, mu, t], Phi[i, mu, nu, t, s], c("src"), "dynamic",
                                 f"forward source of {W}, covariance its input's kernel", (o, o)))
     walk.set_lazy("h", o, u[o, mu, t])
-    value = u[o, mu, t] + walk.sum_past((cr * A[k, mu, nu, t, s] + cu * Delta[nu, s] * Phi[i, mu, nu, t, s])
-                                        * g[o, nu, s])
+    value = walk.initial(u[o, mu, t]) + walk.sum_past((walk.initial(cr * A[k, mu, nu, t, s])
+                                                       + walk.learned(cu * Delta[nu, s]) * Phi[i, mu, nu, t, s])
+                                                      * g[o, nu, s])
     # backward: W(0)^T g_y opens r into the input's population, before g of the input is formed
     back = [SourceLaw(f"src:r{k}", r[k, mu, t], G[o, mu, nu, t, s], c("bsrc"), "dynamic",
                       f"backward source of {W}, covariance its output's gradient kernel", (k, k))]
@@ -97,8 +100,8 @@ def contribution(walk, pend: Pending, o) -> Expr:
                              "response", f"response of {W}'s output gradient to its forward source, s <= t",
                              (k, k), "causal"))
     back.append(Equation(f"eq:field.z{k}", z[k, mu, t],
-                         r[k, mu, t] + walk.sum_now(cbr * B[k, mu, nu, t, s] * Xs)
-                         + walk.sum_past(cbu * Delta[nu, s] * G[o, mu, nu, t, s] * Xs),
+                         walk.initial(r[k, mu, t]) + walk.sum_now(walk.initial(cbr * B[k, mu, nu, t, s]) * Xs)
+                         + walk.sum_past(walk.learned(cbu * Delta[nu, s]) * G[o, mu, nu, t, s] * Xs),
                          "field", f"backward field at {W}'s input: source, response (s <= t), updates", (k, k)))
     walk.backward_items(k, back)
     walk.set_lazy("z", k, r[k, mu, t])

@@ -38,7 +38,8 @@ def meanfield(walk, node, x):
     """f = m w . e: the output and the top backward field (docs/theory.md#mlp-dmft):
     f(t) = c_fresp <d e(t) / d r> + sum_{s<t} c_fupd Delta(s) Phi_e(t, s)                    eq:output.f
     z(t) = r + sum_{s<t} c_zupd Delta(s) e(s),  r ~ N(0, 1) one number per draw              eq:field.z
-    (r is the readout weight's initial value; g_e += e' z).
+    (r is the readout weight's initial value; g_e += e' z). With momentum, a schedule or weight decay the
+    update terms carry the filter Kappa(t, s) and the terms of w(0) the factor a(t) (docs/theory.md#training-setups).
 
     After mean pooling over a sequence's S tokens (positions alpha = (mu, s)) each token carries
     the share ftok_alpha = (1/S) m w . e_alpha of its sequence's output F_mu = sum_s ftok_(mu, s); the
@@ -62,8 +63,8 @@ def meanfield(walk, node, x):
         return walk.coef(term, W)
 
     out = ftok if pooled else f
-    walk.output_item(Equation("eq:output.f", out[mu, t], c("fresp") / w * Expect(Response(X, r[i]))
-                              + walk.sum_past(c("fupd") / w**2 * Delta[nu, s] * Phi[i, mu, nu, t, s]),
+    walk.output_item(Equation("eq:output.f", out[mu, t], walk.initial(c("fresp") / w * Expect(Response(X, r[i])))
+                              + walk.sum_past(walk.learned(c("fupd") / w**2 * Delta[nu, s]) * Phi[i, mu, nu, t, s]),
                               "output", "output: response of the readout's initial weights plus its updates"
                               + (" (each token's share of its sequence's mean pooling)" if pooled else "")))
     if pooled:
@@ -72,7 +73,7 @@ def meanfield(walk, node, x):
     walk.backward_items(i, [
         SourceLaw(f"src:r{i}", r[i], sympy.Integer(1), sympy.Integer(1), "scalar",
                   "the readout weight's initial value", (i, i)),
-        Equation(f"eq:field.z{i}", z[i, mu, t], r[i] + walk.sum_past(c("zupd") / w * Delta[nu, s] * Xs), "field",
+        Equation(f"eq:field.z{i}", z[i, mu, t], walk.initial(r[i]) + walk.sum_past(walk.learned(c("zupd") / w * Delta[nu, s]) * Xs), "field",
                  "top backward field: the readout weight, constant source plus its updates", (i, i))])
     walk.set_lazy("z", i, r[i, mu, t])  # constant; written as the dynamic ones so memos are shared
     walk.adjoint(i, dX * z[i, mu, t] / w, cv=True)

@@ -119,8 +119,13 @@ DEPTH = {system.depth}
 REGIME = "{system.regime}"
 METHOD = "{system.method}"
 HYPER = {tuple(sorted(hyper))!r}
-{_activation_lines(system)}{_depth_line(system, hyper)}
+{_training_constant(system)}{_activation_lines(system)}{_depth_line(system, hyper)}
 '''
+
+
+def _training_constant(system: EquationSystem) -> str:
+    """TRAINING: the arrays of the training setup the solver reads (none for full-batch GD at a constant step)."""
+    return f"TRAINING = {system.training!r}\n" if system.training else ""
 
 
 def _activation_lines(system: EquationSystem) -> str:
@@ -224,11 +229,12 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         "",
         "",
         '@functools.partial(jax.jit, static_argnames=("steps", "samples", "segments"))',
-        "def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):",
+        f"def _solve(X, y, hp, key, rcond{_tr_arg(system)}, *, steps, samples, segments=None):",
         "    P, D = X.shape",
         "    n_t = steps + 1",
         "    n = n_t * P",
         "    dtype = X.dtype",
+        *_training_lines(system),
         "    Phi0 = X @ X.T / D  # data kernel",
         f'    xi, w = rt.source_draws(key, _dims(P, n), samples, "{system.method}", dtype)',
         "    M = w.shape[0]",
@@ -264,12 +270,13 @@ def _feature_learning(system: EquationSystem, low: Lowerer) -> str:
         f"    # [{system.get('eq:loss').label}]",
         f"    loss = {low.loss(system.get('eq:loss'))}",
         "    out = {\"loss\": loss, \"f\": f, \"Delta\": state[\"Delta\"]}",
+        *_more_losses(system, low),
         f"    for name in ({', '.join(chr(34) + k + chr(34) for k in outputs)}):",
         "        out.update({f\"{name}{l}\": K for l, K in state[name].items()})",
         "    return out",
         "",
         "",
-        _SOLVE_FL if "dtau" not in low.hyper else _SOLVE_FL.replace(
+        _solve_text(_SOLVE_FL, system) if "dtau" not in low.hyper else _solve_text(_SOLVE_FL, system).replace(
             "    X, y, hp = rt.prepare(", "    hp = dict(hp, dtau=1.0 / DEPTH_STEPS)  # the layer-time step\n"
             "    X, y, hp = rt.prepare(", 1),
     ]
@@ -347,12 +354,13 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
         "",
         "",
         '@functools.partial(jax.jit, static_argnames=("steps", "samples", "segments"))',
-        "def _solve(X, y, hp, key, rcond, *, steps, samples, segments=None):",
+        f"def _solve(X, y, hp, key, rcond{_tr_arg(system)}, *, steps, samples, segments=None):",
         "    P, S, D = X.shape",
         "    PS = P * S  # positions alpha = (mu, s), sample-major",
         "    n_t = steps + 1",
         "    n = n_t * PS",
         "    dtype = X.dtype",
+        *_training_lines(system),
         "    Xp = X.reshape(PS, D)",
         "    Phi0 = Xp @ Xp.T / D  # token data kernel",
         "    Seq = jnp.kron(jnp.eye(P, dtype=dtype), jnp.ones((S, S), dtype))  # 1 where alpha, beta share a sequence",
@@ -401,6 +409,7 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
         f"    # [{system.get('eq:loss').label}]",
         f"    loss = {low.loss(system.get('eq:loss'))}",
         '    out = {"loss": loss, "f": F[:, ::S], "Delta": state["Delta"][:, ::S]}',
+        *_more_losses(system, low),
         *(['    out.update({f"logits{l}": A for l, A in state["logits"].items()})  # (n_t, heads kept, PS, PS)',
            '    out.update({f"Lam{l}": A for l, A in state["Lbar"].items()})  # the mean over heads, (n_t, PS, PS)']
           if heads else []),
@@ -409,9 +418,49 @@ def _tokens_body(system: EquationSystem, low: Lowerer) -> str:
         "    return out",
         "",
         "",
-        _SOLVE_TOKENS,
+        _solve_text(_SOLVE_TOKENS, system),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _tr_arg(system: EquationSystem) -> str:
+    """The training setup's arrays as an argument of _solve, where the system reads them."""
+    return ", tr" if system.training else ""
+
+
+def _training_lines(system: EquationSystem) -> list[str]:
+    """Unpack the training setup's arrays (dmftc.training, docs/theory.md#training-setups)."""
+    if not system.training:
+        return []
+    names = system.training
+    what = {"Kappa": "optimizer filter (n_t, n_t)", "adec": "initial weights' factor (n_t,)",
+            "Omega": "error weights (n_t, P)", "wtrain": "training-loss weights (P,)",
+            "wtest": "held-out loss weights (P,)"}
+    lhs, rhs = ", ".join(names), ", ".join(f"tr[{k!r}]" for k in names)
+    return [f"    {lhs} = {rhs}  # the training setup: " + "; ".join(what[k] for k in names)]
+
+
+def _more_losses(system: EquationSystem, low: Lowerer) -> list[str]:
+    """The batch loss and the held-out loss, where the system has them."""
+    out = []
+    for label, key in (("eq:loss.batch", "loss_batch"), ("eq:loss.test", "loss_test")):
+        if label in system.labels:
+            out += [f"    # [{label}]", f"    out[{key!r}] = {low.loss(system.get(label))}"]
+    return out
+
+
+def _solve_text(template: str, system: EquationSystem) -> str:
+    """The module's `solve`: with a training setup, it takes the arrays of dmftc.training too."""
+    if not system.training:
+        return template
+    return (template.replace("batches=None):", "batches=None, training=None):")
+            .replace("    independent batches (`samples` counts the draws of those batches; dmftc.accuracy uses this).",
+                     "    independent batches (`samples` counts the draws of those batches; dmftc.accuracy uses this).\n"
+                     "    `training`: the arrays TRAINING of the training setup (dmftc.training.arrays).")
+            .replace("rt.batch_keys(seed, batches), rcond,",
+                     "rt.batch_keys(seed, batches), rcond, rt.training_arrays(training, TRAINING, dtype),")
+            .replace("return _solve(X, y, hp, steps=steps)",
+                     "return _solve(X, y, hp, rt.training_arrays(training, TRAINING, dtype), steps=steps)"))
 
 
 def _on_sites(layers, head_positions) -> str:
@@ -428,7 +477,7 @@ def _on_sites(layers, head_positions) -> str:
 def _lazy(system: EquationSystem, low: Lowerer) -> str:
     lines = [
         '@functools.partial(jax.jit, static_argnames=("steps",))',
-        "def _solve(X, y, hp, *, steps):",
+        f"def _solve(X, y, hp{_tr_arg(system)}, *, steps):",
         "    P, D = X.shape",
         "    dtype = X.dtype",
         "    Phi0 = X @ X.T / D  # data kernel",
@@ -437,14 +486,16 @@ def _lazy(system: EquationSystem, low: Lowerer) -> str:
         *_schedule(system.backward, low, 1),
         *_schedule(system.output, low, 1),
         f"    # [{system.get('eq:lazy.f').label} and eq:loss: exact Gaussian average over f(0) ~ N(0, Sigmaf)]",
-        "    out = lazy.lazy_mse(K, Sigmaf, y, 1.0, steps)",
+        ("    out = lazy.lazy_mse(K, Sigmaf, y, 1.0, steps)" if not system.training else
+         "    out = lazy.lazy_train(K, Sigmaf, y, tr, steps)  # the training setup: filter, error and loss weights"),
         "    res = {\"loss\": out[\"loss\"], \"f\": out[\"f_mean\"], \"f_var\": out[\"f_var\"], \"K\": K, \"Sigmaf\": Sigmaf}",
+        *(["    res.update({k: out[k] for k in (\"loss_batch\", \"loss_test\") if k in out})"] if system.training else []),
         "    res.update({f\"PhiK{l}\": v for l, v in PhiK.items()})",
         "    res.update({f\"GK{l}\": v for l, v in GK.items()})",
         "    return res",
         "",
         "",
-        _SOLVE_LAZY,
+        _solve_text(_SOLVE_LAZY, system),
     ]
     return "\n".join(lines) + "\n"
 

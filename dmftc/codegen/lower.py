@@ -575,6 +575,10 @@ def _broadcast(x: sympy.Indexed) -> str:
         return "Delta[None]"
     if base == "Phi0" and tuple(idx) == (mu, nu):
         return "Phi0[:, None, :]"
+    if base == "Kappa" and tuple(idx) == (t, s):
+        return "Kappa[t, :n_t][None, :, None]"
+    if base == "adec" and tuple(idx) == (t,):
+        return "adec[t]"
     if len(idx) == 5 and tuple(idx[1:]) == (mu, nu, t, s):
         return f"{base}[{pycode(idx[0])}][t]"
     raise CodegenError(f"cannot broadcast {x} over (mu, s, nu)")

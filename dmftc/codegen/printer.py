@@ -82,6 +82,12 @@ class DmftPrinter(JaxPrinter):
             return base if self.mode == "traj" else f"{base}_t"
         if base == "y":
             return "y"
+        if base in ("wtrain", "wtest"):
+            return base
+        if base == "adec":   # the training setup's arrays (dmftc.training), over steps
+            return f"adec[{self._print(idx[0])}]"
+        if base == "Omega":
+            return "Omega" if self.mode == "traj" else f"Omega[{self._print(idx[0])}]"
         if base in ("f", "Delta"):
             return base if self.mode == "traj" else f"{base}_t"
         raise CodegenError(f"no array for {expr} in mode {self.mode!r}")

@@ -27,13 +27,13 @@ from ..blocks.meanfield import Activations, Data, Pending, Value, x_
 from ..errors import Unsupported
 from ..graph.build import Graph
 from ..ir import Equation
-from ..notation import (Delta, Expect, GaussDPhi, GaussPhi, Gk as GK, K, Loss, Phid as PhiD, Phik as PhiK, Sigma, Sigmaf, f, mu, nu,
+from ..notation import (Delta, Expect, Kappa, LossBatch, LossTest, Omega, s, wtest, wtrain, GaussDPhi, GaussPhi, Gk as GK, K, Loss, Phid as PhiD, Phik as PhiK, Sigma, Sigmaf, f, mu, nu,
                         size_symbol, t, y)
 from ..runtime.closed_forms import has_closed_form
 from ..scaling.parameterization import WeightScaling
 from ..spec.types import Spec
 from .system import EquationSystem
-from .walk import Walk, _renumber, schedule
+from .walk import Walk, _renumber, schedule, training_arrays
 
 P = size_symbol("P")
 
@@ -101,6 +101,41 @@ class KernelWalk(Walk):
         self.f0 = term
 
 
+def _lazy_tail(spec: Spec, w) -> list:
+    """The output dynamics, error signal and losses of the lazy limit (docs/theory.md#training-setups).
+
+    Plain GD: f(t+1) = f(t) + K Delta(t). With momentum or a schedule the update of step s reaches f(t)
+    through the filter: f(t) = f(0) + sum_{s<t} Kappa(t, s) K Delta(s). Minibatches and held-out points
+    weight the error signal by Omega(t) and the losses by wtrain, Omega(t), wtest.
+    """
+    if w.decayed:
+        raise Unsupported("weight decay in the lazy limit: the initial weights shrink by an O(1) factor, so "
+                          "the network is not its linearisation around W(0)",
+                          "drop training.weight_decay, or use a feature-learning parameterization (mup)")
+    sq = Expect((f[mu, t] - y[mu]) ** 2)
+    if w.filtered:
+        dyn = Equation("eq:lazy.f", f[mu, t], f[mu, 0] + Sum(Kappa[t, s] * K[mu, nu] * Delta[nu, s], (nu, 0, P - 1),
+                                                               (s, 0, t - 1)),
+                       "lazy_output", "linear output dynamics through the optimizer's filter, f(0) ~ N(0, Sigma_f)")
+    else:
+        dyn = Equation("eq:lazy.f", f[mu, t + 1], f[mu, t] + Sum(K[mu, nu] * Delta[nu, t], (nu, 0, P - 1)),
+                       "lazy_output", "linear output dynamics, f(0) ~ N(0, Sigma_f)")
+    if not w.weighted:
+        return [dyn, Equation("eq:error.Delta", Delta[mu, t], (y[mu] - f[mu, t]) / P, "error", "error signal"),
+                Equation("eq:loss", Loss[t], Sum(sq, (mu, 0, P - 1)) / (2 * P), "loss",
+                         "loss averaged over initializations (keeps the variance of f(0))")]
+    out = [dyn, Equation("eq:error.Delta", Delta[mu, t], Omega[t, mu] * (y[mu] - f[mu, t]), "error",
+                         "error signal, weighted 1/|B_t| on step t's batch and 0 elsewhere"),
+           Equation("eq:loss", Loss[t], Sum(wtrain[mu] * sq, (mu, 0, P - 1)) / 2, "loss",
+                    "training loss averaged over initializations"),
+           Equation("eq:loss.batch", LossBatch[t], Sum(Omega[t, mu] * sq, (mu, 0, P - 1)) / 2, "loss",
+                    "loss on step t's batch")]
+    if getattr(spec.data, "test", 0):
+        out.append(Equation("eq:loss.test", LossTest[t], Sum(wtest[mu] * sq, (mu, 0, P - 1)) / 2, "loss",
+                            "loss on the held-out points, which drive no update"))
+    return out
+
+
 def lazy_system(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> EquationSystem:
     """The kernel-limit system of `spec` by walking `graph` with each block's `kernel_map`."""
     acts = Activations(n.op.fn for n in graph.walk() if n.kind == "act")
@@ -111,11 +146,7 @@ def lazy_system(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -
     output = [Equation("eq:lazy.K", K[mu, nu], sympy.Add(*w.ntk_terms), "lazy", "neural tangent kernel (eta included)"),
               Equation("eq:lazy.Sigmaf", Sigmaf[mu, nu], w.f0, "lazy",
                        "covariance of the Gaussian output at initialization")]
-    tail = [Equation("eq:lazy.f", f[mu, t + 1], f[mu, t] + Sum(K[mu, nu] * Delta[nu, t], (nu, 0, P - 1)),
-                     "lazy_output", "linear output dynamics, f(0) ~ N(0, Sigma_f)"),
-            Equation("eq:error.Delta", Delta[mu, t], (y[mu] - f[mu, t]) / P, "error", "error signal"),
-            Equation("eq:loss", Loss[t], Sum(Expect((f[mu, t] - y[mu]) ** 2), (mu, 0, P - 1)) / (2 * P), "loss",
-                     "loss averaged over initializations (keeps the variance of f(0))")]
+    tail = _lazy_tail(spec, w)
     num = w.positions()
     forward, backward, output = ([_renumber(e, num) for e in items] for items in (w.items, backward, output))
     closed = all(_closed(e) for e in w.chains.values())
@@ -124,7 +155,8 @@ def lazy_system(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -
                           acts.label, tuple(forward + output + backward + tail), (), schedule(forward),
                           schedule(output), schedule(backward), dict(w.coefficients),
                           ("Kernels at initialization; the features do not move in this limit.",),
-                          activations=(() if acts.single else acts.names))
+                          activations=(() if acts.single else acts.names),
+                          training=training_arrays(spec, w))
     sysm.check()
     return sysm
 

@@ -68,6 +68,12 @@ class EquationSystem:
     stream_sites: tuple[int, ...] = ()
     #: L -> oo solved on a grid of this many blocks (0: finite depth); the solve reports K vs K/2
     depth_steps: int = 0
+    #: the training setup's arrays the solver reads (dmftc.training): a subset of Kappa (the optimizer's
+    #: filter), adec (weight decay's factor of the initial weights), Omega, wtrain, wtest (error and loss
+    #: weights: minibatches, held-out points); () for full-batch GD at a constant step
+    training: tuple[str, ...] = ()
+    #: coupled weight decay: the limit of the weights' common learning rate (the decay rate is lr_W lambda)
+    coupled_lr: Expr | None = None
 
     @property
     def has_stream(self) -> bool:

@@ -33,10 +33,11 @@ from ..blocks import dense as dense_block
 from ..blocks import pool as pool_block
 from ..blocks import readout as readout_block
 from ..blocks.meanfield import Activations, Data, Pending, Pooled, Value
-from ..errors import Unsupported
+from ..errors import LimitError, Unsupported
 from ..graph.build import Graph
 from ..ir import Equation, SourceLaw, Step
-from ..notation import G, H, H0, Delta, Expect, Fseq, Loss, Phi, f, g, h, h0, mu, nu, s, size_symbol, t, y
+from ..notation import (G, H, H0, Delta, Expect, Fseq, Kappa, Loss, LossBatch, LossTest, Omega, Phi, adec, f, g, h, h0,
+                        mu, nu, s, size_symbol, t, wtest, wtrain, y)
 from ..scaling.parameterization import WeightScaling
 from ..spec.types import Spec
 from .coefficients import depth_limit, take_limit
@@ -83,6 +84,11 @@ class Walk:
         self.pooled = False       # after a pool every field is the same at the positions of a sequence
         self.h_kernels: set = set()
         self.key_dim = 0
+        tr = spec.training
+        #: the training setup (dmftc.training): update terms filtered by Kappa, initial weights' terms by adec
+        self.filtered = not (tr.momentum == 0 and tr.schedule == 1 and tr.weight_decay == 0)
+        self.decayed = tr.weight_decay != 0
+        self.weighted = tr.batches is not None or bool(getattr(spec.data, "test", 0))
 
     # ------------------------------------------------------------ what blocks call
     def run(self, nodes, x, in_repeat: bool = False):
@@ -133,6 +139,16 @@ class Walk:
     def sum_past(self, e):
         """sum over positions nu and earlier steps s < t (GD updates, forward responses)."""
         return Sum(e, (nu, 0, self.npos - 1), (s, 0, t - 1))
+
+    def learned(self, e):
+        """An update term of step s seen at step t: times the optimizer's filter Kappa(t, s) (momentum, a
+        schedule, weight decay; 1 for plain GD, where it is not written)."""
+        return Kappa[t, s] * e if self.filtered else e
+
+    def initial(self, e):
+        """A term of the initial weights W(0) (source, response) at step t: times adec(t), what weight decay
+        leaves of them (not written without decay)."""
+        return adec[t] * e if self.decayed else e
 
     def sum_now(self, e):
         """sum over positions nu and steps s <= t (backward responses see this step's forward pass)."""
@@ -374,13 +390,7 @@ def _assemble(spec: Spec, w: Walk, regime: str) -> EquationSystem:
                 w.lazy[("g", p)] = lazy_g
         backward.extend(w.post_g.get(p, ()))
     F = Fseq if w.tokens else f   # with tokens: position alpha's sequence's output, y repeated per token
-    output = w.output + [
-        Equation("eq:error.Delta", Delta[mu, t], (y[mu] - F[mu, t]) / P, "error",
-                 "error signal" + (" of alpha's sequence" if w.tokens else "")),
-        Equation("eq:loss", Loss[t], Sum((F[mu, t] - y[mu]) ** 2, (mu, 0, w.npos - 1)) / (2 * w.npos), "loss",
-                 "training loss (deterministic in this limit" + (
-                     "; each sequence counted once: its S tokens share its output)" if w.tokens else ")")),
-    ]
+    output = w.output + _error_and_losses(spec, w, F)
     forward = list(w.forward)
     if not w.twins_ok:
         forward = [e for e in forward if not (isinstance(e, Equation) and e.kind in ("twin", "twin_kernel"))]
@@ -408,9 +418,63 @@ def _assemble(spec: Spec, w: Walk, regime: str) -> EquationSystem:
         activations=(() if w.acts.single else w.acts.names), tokens=w.tokens,
         heads=("sites" if w.key_dim else "collapse") if w.attention else None, key_dim=w.key_dim,
         head_positions=tuple(sorted(int(num[p]) for p in w.head_fields)),
-        stream_sites=tuple(int(num[p]) if p is not None else 0 for p in w.marks))
+        stream_sites=tuple(int(num[p]) if p is not None else 0 for p in w.marks),
+        training=training_arrays(spec, w), coupled_lr=coupled_lr(spec, w))
     sysm.check()
     return sysm
+
+
+def _error_and_losses(spec: Spec, w: Walk, F) -> list:
+    """The error signal and the losses (docs/theory.md#training-setups). Full batch: Delta = (y - F)/P and
+    the mean loss over the P points. With minibatches or held-out points: Delta = Omega(t) (y - F), the
+    training loss weighted by wtrain, the held-out loss by wtest, the batch loss by Omega(t)."""
+    seq = " of alpha's sequence" if w.tokens else ""
+    per_seq = "; each sequence counted once: its S tokens share its output" if w.tokens else ""
+    err2 = (F[mu, t] - y[mu]) ** 2
+    if not w.weighted:
+        return [Equation("eq:error.Delta", Delta[mu, t], (y[mu] - F[mu, t]) / P, "error", "error signal" + seq),
+                Equation("eq:loss", Loss[t], Sum(err2, (mu, 0, w.npos - 1)) / (2 * w.npos), "loss",
+                         f"training loss (deterministic in this limit{per_seq})")]
+    S_ = S if w.tokens else ONE
+    out = [Equation("eq:error.Delta", Delta[mu, t], Omega[t, mu] * (y[mu] - F[mu, t]), "error",
+                    "error signal" + seq + ", weighted 1/|B_t| on step t's batch and 0 elsewhere"),
+           Equation("eq:loss", Loss[t], Sum(wtrain[mu] * err2, (mu, 0, w.npos - 1)) / 2, "loss",
+                    f"training loss over the whole training set{per_seq}"),
+           Equation("eq:loss.batch", LossBatch[t], Sum(Omega[t, mu] * err2, (mu, 0, w.npos - 1)) / (2 * S_), "loss",
+                    "loss on step t's batch")]
+    if getattr(spec.data, "test", 0):
+        out.append(Equation("eq:loss.test", LossTest[t], Sum(wtest[mu] * err2, (mu, 0, w.npos - 1)) / 2, "loss",
+                            "loss on the held-out points, which drive no update"))
+    return out
+
+
+def training_arrays(spec: Spec, w: Walk) -> tuple[str, ...]:
+    """The arrays of `dmftc.training` the solver reads (`EquationSystem.training`)."""
+    out = (("Kappa",) if w.filtered else ()) + (("adec",) if w.decayed else ())
+    if w.weighted:
+        out += ("Omega", "wtrain") + (("wtest",) if getattr(spec.data, "test", 0) else ())
+    return out
+
+
+def coupled_lr(spec: Spec, w: Walk):
+    """Coupled weight decay: the common limit of the weights' learning rates (the decay rate is lr_W lambda,
+    so the filters depend on it); refused when it diverges or differs between weights."""
+    if spec.training.weight_decay == 0 or spec.training.decay != "coupled":
+        return None
+    rates = {}
+    for name, ws in w.params.items():
+        try:
+            rates[name] = w.finite(take_limit(ws.lr, spec.limit, f"the learning rate of {name}", spec.hyper))
+        except LimitError:
+            rates[name] = sympy.oo
+    if any(r == sympy.oo for r in rates.values()):
+        bad = ", ".join(f"{k} ({w.params[k].lr})" for k, r in rates.items() if r == sympy.oo)
+        raise Unsupported(f"coupled weight decay with learning rates that grow with the width: {bad}; "
+                          "lr_W lambda W would diverge", "use `decay: decoupled` (W <- W - lr(t) lambda W)")
+    if len(set(rates.values())) > 1:
+        raise Unsupported("coupled weight decay with different learning rates per weight (one filter each)",
+                          "use `decay: decoupled`, or one learning rate for every weight")
+    return next(iter(rates.values()))
 
 
 def _lazy_sum(w: Walk, parts, n_all):

@@ -152,6 +152,46 @@ def lazy_mse(Theta, Sigma0, y, eta: float, steps: int):
     return {"f_mean": y - e, "f_var": var, "loss": loss}
 
 
+def lazy_train(Theta, Sigma0, y, tr, steps: int):
+    """Exact lazy dynamics of the MSE loss under a training setup (dmftc.training), averaged over f(0).
+
+    f(t) = f(0) + sum_{s<t} Kappa(t, s) Theta Omega(s) (y - f(s)) is linear in f(0) ~ N(0, Sigma0), so
+    f(t) = m(t) + B(t) f(0) with
+        m(t) = sum_{s<t} Kappa(t, s) Theta Omega(s) (y - m(s)),   B(t) = I - sum_{s<t} Kappa(t, s) Theta Omega(s) B(s),
+    and the losses sum_mu w_mu E (f_mu - y_mu)^2 / 2 = sum_mu w_mu [(m_mu - y_mu)^2 + (B Sigma0 B^T)_mu,mu] / 2 with
+    w = wtrain (training), Omega(t) (batch), wtest (held out). Kappa defaults to plain GD's (1 for s < t),
+    Omega to 1/P on every point. Theta includes the learning rate (it is eta times the NTK).
+    """
+    Theta, y = jnp.asarray(Theta), jnp.asarray(y)
+    P, n_t = y.shape[0], steps + 1
+    dt = Theta.dtype
+    Kap = tr.get("Kappa", jnp.tril(jnp.ones((n_t, n_t), dt), -1))
+    Om = tr.get("Omega", jnp.full((n_t, P), 1.0 / P, dt))
+    S0 = jnp.broadcast_to(jnp.asarray(Sigma0, dtype=dt), (P, P))
+
+    def step(carry, t):
+        m, B = carry   # histories (n_t, P), (n_t, P, P); rows >= t not yet written
+        drive = Kap[t][:, None] * Om                                    # (n_t, P): Kappa(t, s) Omega_nu(s)
+        m_t = Theta @ jnp.sum(drive * (y[None, :] - m), axis=0)
+        B_t = jnp.eye(P, dtype=dt) - Theta @ jnp.einsum("sn,snk->nk", drive, B)
+        return (m.at[t].set(m_t), B.at[t].set(B_t)), None
+
+    m0, B0 = jnp.zeros((n_t, P), dt), jnp.zeros((n_t, P, P), dt).at[0].set(jnp.eye(P, dtype=dt))
+    (m, B), _ = jax.lax.scan(step, (m0, B0), jnp.arange(1, n_t))
+    var = jnp.einsum("tab,bc,tac->ta", B, S0, B)
+    err2 = (m - y[None, :]) ** 2 + var
+
+    def loss(w):
+        return 0.5 * jnp.sum(w * err2, axis=-1)
+
+    out = {"f_mean": m, "f_var": var, "loss": loss(tr.get("wtrain", jnp.full((P,), 1.0 / P, dt)))}
+    if "Omega" in tr:
+        out["loss_batch"] = loss(Om)
+    if "wtest" in tr:
+        out["loss_test"] = loss(tr["wtest"])
+    return out
+
+
 def normalized(Sigma):
     """Sigma_mn / sqrt(Sigma_mm Sigma_nn): the covariance of a LayerNormed Gaussian field (mean 0)."""
     return Sigma * inv_scale(Sigma)

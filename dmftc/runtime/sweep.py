@@ -300,6 +300,17 @@ def prepare(X, y, hp, names, dtype: str):
     return X, jnp.asarray(np.asarray(y), dt), {k: jnp.asarray(float(hp[k]), dt) for k in names}
 
 
+def training_arrays(training, names, dtype: str) -> dict:
+    """The training setup's arrays `names` (dmftc.training.arrays) in the requested precision."""
+    import numpy as np
+
+    missing = [k for k in names if training is None or k not in training]
+    if missing:
+        raise ValueError(f"missing training arrays {missing}: this solver's training setup needs {list(names)} "
+                         "(dmftc.training.arrays builds them from the spec)")
+    return {k: jnp.asarray(np.asarray(training[k]), jnp.dtype(dtype)) for k in names}
+
+
 # ------------------------------------------------------------------ exact Gaussian parts (control variates)
 class CovRow(NamedTuple):
     """Row t of a source's covariance: variances at time t (P,), at every slot (n,), covariances (P, n)."""

@@ -47,13 +47,17 @@ def zero_taps(net: Network, x: jax.Array, names: tuple[str, ...]) -> dict[str, j
     return {n: jnp.zeros(acts[n].shape, x.dtype) for n in names}
 
 
-def observe(net: Network, params, x, y, taps: Mapping[str, jax.Array], record: str, numbers):
-    """(gradient of the loss, (loss, f, records)) at `params`; `taps` as from `zero_taps`,
-    `numbers` as `Network.numbers()` (possibly traced)."""
+def observe(net: Network, params, x, y, taps: Mapping[str, jax.Array], record: str, numbers, weights):
+    """(gradient of the step's loss, (losses, f, records)) at `params`; `taps` as from `zero_taps`,
+    `numbers` as `Network.numbers()` (possibly traced). `weights` = (Omega_t, wtrain, wtest) over the
+    points (`dmftc.training`): the step descends sum_mu Omega_t (f - y)^2 / 2 (its batch); losses holds
+    the training loss (wtrain), the batch loss (Omega_t) and the held-out loss (wtest)."""
     f, vjp, acts = jax.vjp(lambda p, t: apply(net, p, x, t, numbers), params, dict(taps), has_aux=True)
     err = f - y
-    loss = 0.5 * jnp.mean(jnp.square(err))
-    grads, _ = vjp(err / y.shape[0])
+    omega, wtrain, wtest = weights
+    sq = jnp.square(err)
+    loss = (0.5 * jnp.sum(wtrain * sq), 0.5 * jnp.sum(omega * sq), 0.5 * jnp.sum(wtest * sq))
+    grads, _ = vjp(err * omega)
     recs: dict[str, jax.Array] = {}
     if record != "none":
         _, back = vjp(jnp.ones_like(f))

@@ -50,6 +50,9 @@ class Simulation:
     timings: Mapping[str, float]
     displacement: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
     spec_raw: Mapping[str, Any] | None = None
+    #: the batch loss "loss_batch" (seeds, T+1) of minibatch training and the held-out loss "loss_test"
+    #: (seeds, T+1) where the data have held-out points (docs/theory.md#training-setups)
+    losses: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def name(self) -> str:
@@ -62,7 +65,7 @@ class Simulation:
     @property
     def arrays(self) -> Arrays:
         """Every array by the name it has in simulation.npz (`sim.arrays` also works, for older callers)."""
-        return Arrays({"loss": self.loss, "f": self.f, "f0": self.f0, **self.order,
+        return Arrays({"loss": self.loss, "f": self.f, "f0": self.f0, **self.losses, **self.order,
                        **{f"displacement:{k}": v for k, v in self.displacement.items()}})
 
     @property

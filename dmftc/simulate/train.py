@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Callable, Iterable, Mapping
 
 import jax
@@ -25,10 +25,12 @@ from ..divergence import check_run, targets_scale
 from ..errors import DmftcError
 from ..spec.types import Spec
 from .data import Data, spec_data
+from ..spec import load_test
 from .network import Network, build_network
 from .observe import check_record, kernels_full, observe, zero_taps
 from .programs import compiled
 from .result import Simulation
+from ..training import Setup, error_weights, loss_weights, setup as training_setup, update
 
 DTYPES = ("float32", "float64")
 
@@ -54,10 +56,14 @@ def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8,
                      displacement=displacement, data=data)
     X, y = spec_data(spec, data)
     net = build_network(spec, sizes, X.shape)
+    test = load_test(spec) if data is None else None
+    st = training_setup(spec, n_test=0 if test is None else len(test[1]))
+    if test is not None:  # held-out points ride along: they carry no error signal (Omega = 0)
+        X, y = np.concatenate([X, test[0]]), np.concatenate([y, test[1]])
     per_network = np.dtype(dtype).itemsize * weight_count(net)
     chunks = -(-check_seeds(seeds) // max(1, budget // per_network))
     bounds = np.linspace(first, first + seeds, chunks + 1).round().astype(int)
-    sim = _concatenate([_simulate(spec, net, X, y, int(b - a), record, dtype, seed, displacement, int(a))
+    sim = _concatenate([_simulate(spec, net, X, y, int(b - a), record, dtype, seed, displacement, int(a), st)
                         for a, b in zip(bounds[:-1], bounds[1:])])
     sizes = ", ".join(f"{k} = {v}" for k, v in net.sizes.items())
     check_run(f"training the finite networks of {spec.name} ({sizes})", sim.loss, {"f": sim.f, **sim.order},
@@ -80,30 +86,35 @@ def _concatenate(parts: list[Simulation]) -> Simulation:
     return dataclasses.replace(
         parts[0], seeds=sum(s.seeds for s in parts), loss=cat(s.loss for s in parts), f=cat(s.f for s in parts),
         f0=cat(s.f0 for s in parts), order=by_name("order"), displacement=by_name("displacement"),
+        losses=by_name("losses"),
         timings=MappingProxyType({k: sum(s.timings[k] for s in parts) for k in parts[0].timings}))
 
 
 def _simulate(spec: Spec, net: Network, X, y, seeds: int, record: str, dtype: str, seed: int,
-              displacement: bool, first: int) -> Simulation:
+              displacement: bool, first: int, st: Setup) -> Simulation:
     """One chunk of `simulate`: networks first..first+seeds-1 in one program run."""
     with precision(dtype):
         t0 = time.perf_counter()
         args = (net.init(seed, seeds, np.dtype(dtype), first), as_arrays(net.numbers(), dtype),
-                jnp.asarray(X, dtype), jnp.asarray(y, dtype))
+                jnp.asarray(X, dtype), jnp.asarray(y, dtype), plan_arrays(st, dtype))
         t1 = time.perf_counter()
         steps = spec.training.steps
-        program, compile_time = compiled(("simulate", net.skeleton(), steps, record, displacement),
-                                         lambda: ensemble(net, steps, record, displacement), args)
+        opt = (st.coupled, st.nesterov)
+        program, compile_time = compiled(("simulate", net.skeleton(), steps, record, displacement, opt),
+                                         lambda: ensemble(net, steps, record, displacement, opt), args)
         t2 = time.perf_counter()
-        loss, f, order, moved = jax.block_until_ready(program(*args))
+        (loss, loss_batch, loss_test), f, order, moved = jax.block_until_ready(program(*args))
         t3 = time.perf_counter()
         loss, f = np.asarray(loss), np.asarray(f)
+        losses = {"loss_batch": np.asarray(loss_batch)} if not st.full_batch else {}
+        if st.n_test:
+            losses["loss_test"] = np.asarray(loss_test)
         order = {k: np.asarray(v) for k, v in sorted(order.items())}
         moved = {k: np.asarray(v) for k, v in sorted(moved.items())}
     timings = {"init": t1 - t0, "compile": compile_time, "run": t3 - t2}
     return Simulation(spec.name, net.sizes, seeds, seed, record, dtype, loss, f, f[:, 0].copy(),
                       MappingProxyType(order), MappingProxyType(timings), MappingProxyType(moved),
-                      spec_raw=spec.raw)
+                      spec_raw=spec.raw, losses=MappingProxyType(losses))
 
 
 def sweep(spec: Spec, sizes: Iterable[Mapping[str, int]], seeds: int = 8, *, record: str = "full",
@@ -115,31 +126,56 @@ def sweep(spec: Spec, sizes: Iterable[Mapping[str, int]], seeds: int = 8, *, rec
                           displacement=displacement, budget=budget) for s in sizes)
 
 
-def ensemble(net: Network, steps: int, record: str, displacement: bool = False) -> Callable:
-    """(initial params (seeds, ...), numbers, X, y) -> (loss, f, order parameters, displacements),
-    each with a leading seeds axis (displacements {} unless `displacement`). Only the structure
-    of `net` is used: its constants come in as `numbers`."""
+def ensemble(net: Network, steps: int, record: str, displacement: bool = False,
+             opt: tuple[bool, bool] = (False, False)) -> Callable:
+    """(initial params (seeds, ...), numbers, X, y, plan) -> ((train, batch, held-out loss), f, order
+    parameters, displacements), each with a leading seeds axis (displacements {} unless `displacement`).
+    Only the structure of `net` is used: its constants come in as `numbers`, the training setup's as
+    `plan` (`plan_arrays`); `opt` = (coupled decay, Nesterov), the update rule's structure."""
     names = tuple(dict.fromkeys(s.tap for s in net.sites)) if record != "none" else ()
 
-    def one(params, numbers, x, y, taps):
-        def step(current, _):
-            grads, out = observe(net, current, x, y, taps, record, numbers)
+    def one(params, numbers, x, y, taps, plan):
+        rule = plan_rule(plan, numbers, opt)
+
+        def step(carry, t):
+            current, velocity = carry
+            grads, out = observe(net, current, x, y, taps, record, numbers,
+                                 (plan["Omega"][t], plan["wtrain"], plan["wtest"]))
             out = out + ((relative_displacement(current, params) if displacement else {}),)
-            return {k: current[k] - numbers[f"lr/{k}"] * grads[k] for k in current}, out
+            moved = {k: update(current[k], velocity[k], grads[k], numbers[f"lr/{k}"], t, rule) for k in current}
+            return ({k: m[0] for k, m in moved.items()}, {k: m[1] for k, m in moved.items()}), out
 
         # T + 1 observations; the update made after the last one is discarded. One traced step
         # instead of a step plus a separate final observation: about a third less to compile,
         # for 1 / (T + 1) more gradient work.
-        return jax.lax.scan(step, params, None, length=steps + 1)[1]
+        zero = {k: jnp.zeros_like(v) for k, v in params.items()}
+        return jax.lax.scan(step, (params, zero), jnp.arange(steps + 1))[1]
 
-    def run(params, numbers, x, y):
+    def run(params, numbers, x, y, plan):
         taps = zero_taps(net, x, names)
         seeds = jax.tree.leaves(params)[0].shape[0]
         batch = seeds_per_batch(net, seeds, x.dtype.itemsize)
-        loss, f, recs, moved = jax.lax.map(lambda p: one(p, numbers, x, y, taps), params, batch_size=batch)
-        return loss, f, (kernels_full(recs) if record == "full" else recs), moved
+        losses, f, recs, moved = jax.lax.map(lambda p: one(p, numbers, x, y, taps, plan), params, batch_size=batch)
+        return losses, f, (kernels_full(recs) if record == "full" else recs), moved
 
     return run
+
+
+def plan_arrays(st: Setup, dtype: str) -> dict:
+    """The training setup as the program's input (`dmftc.training`): the step factors (T + 1,: the update after
+    the last observation is discarded), momentum, decay and lr, the error and loss weights over the points."""
+    train, test = loss_weights(st)
+    return {"schedule": jnp.asarray(np.append(st.schedule, 0.0), dtype), "momentum": jnp.asarray(st.momentum, dtype),
+            "decay": jnp.asarray(st.decay, dtype), "lr": jnp.asarray(st.lr, dtype),
+            "Omega": jnp.asarray(error_weights(st), dtype), "wtrain": jnp.asarray(train, dtype),
+            "wtest": jnp.asarray(test, dtype)}
+
+
+def plan_rule(plan: dict, numbers, opt: tuple[bool, bool]) -> SimpleNamespace:
+    """The `dmftc.training.update` rule from the program's inputs (traced values, static structure)."""
+    coupled, nesterov = opt
+    return SimpleNamespace(schedule=plan["schedule"], momentum=plan["momentum"], decay=plan["decay"], lr=plan["lr"],
+                           coupled=coupled, nesterov=nesterov)
 
 
 def relative_displacement(params, initial) -> dict[str, jax.Array]:

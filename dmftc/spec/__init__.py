@@ -12,6 +12,7 @@ Public API (see docs/spec.md for the format):
 """
 
 from .data import load_data as load_data
+from .data import load_test as load_test
 from .data import synthetic_data as synthetic_data
 from .expr import FUNCTIONS as FUNCTIONS
 from .expr import parse_expr as parse_expr
@@ -46,7 +47,7 @@ from .types import (
 )
 
 __all__ = [
-    "load", "loads", "parse_expr", "assign_names", "weight_names", "json_schema", "load_data",
+    "load", "loads", "parse_expr", "assign_names", "weight_names", "json_schema", "load_data", "load_test",
     "synthetic_data", "symbol_values", "FUNCTIONS",
     "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "PRESETS", "TARGETS",
     "Act", "Attention", "DataFile", "Dense", "LayerNorm", "Op", "Parameterization", "Pool",

@@ -260,7 +260,7 @@ def name_ok(ctx: Ctx, where: Node, path: str, name: str, what: str) -> bool:
 
 
 # ------------------------------------------------------------------ expressions
-def expression(ctx: Ctx, node: Node | None, path: str) -> sympy.Expr | None:
+def expression(ctx: Ctx, node: Node | None, path: str, functions=FUNCTIONS) -> sympy.Expr | None:
     """A whitelisted expression in the declared symbols (see `dmftc.spec.expr`)."""
     if skip(node):
         return None
@@ -275,7 +275,7 @@ def expression(ctx: Ctx, node: Node | None, path: str) -> sympy.Expr | None:
     if node.quoted:
         loc = Location(loc.file, loc.line, loc.col + 1)
     try:
-        return parse_expr(value, ctx.symbols, loc, path)
+        return parse_expr(value, ctx.symbols, loc, path, functions)
     except SpecError as err:
         if ctx.symbols_ok or "undeclared symbol" not in err.problems[0].message:
             ctx.problems.extend(err.problems)

@@ -246,12 +246,13 @@ def _synthetic(ctx: c.Ctx, node: Node) -> Synthetic | None:
     if "target" in fields:
         target = c.choice(ctx, fields["target"], c.join(path, "target"), TARGETS, "target")
     seed = c.seed(ctx, fields["seed"], c.join(path, "seed")) if "seed" in fields else 0
-    if len(ctx.problems) > before or None in (P, D, target, seed):
+    test = c.integer(ctx, fields["test"], c.join(path, "test"), minimum=0) if "test" in fields else 0
+    if len(ctx.problems) > before or None in (P, D, target, seed, test):
         return None
     if target in TOKEN_TARGETS and (S is None or S < 2):
         _needs_tokens(ctx, fields["target"], c.join(path, "target"), target, S)
     # returned even then, so that P, D (and S) keep their values and nothing else is reported twice
-    return Synthetic(P=P, D=D, S=S, target=target, seed=seed, pos=node.loc)
+    return Synthetic(P=P, D=D, S=S, target=target, seed=seed, test=test, pos=node.loc)
 
 
 def _needs_tokens(ctx: c.Ctx, node: Node, path: str, target: str, S: int | None) -> None:
@@ -330,22 +331,37 @@ def load_data(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     return synthetic_data(spec.data)
 
 
-def synthetic_data(data: Synthetic) -> tuple[np.ndarray, np.ndarray]:
-    """The arrays of a `Synthetic` data description (see `load_data`)."""
+def synthetic_data(data: Synthetic, test: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays of a `Synthetic` data description (see `load_data`); with `test`, its `data.test`
+    held-out points instead, drawn after everything the training points use, from the same input
+    distribution and the same target function (`random` targets: fresh N(0, 1) draws)."""
     rng = np.random.default_rng(data.seed)
     shape = (data.P, data.D) if data.S is None else (data.P, data.S, data.D)
     X = rng.standard_normal(shape)
     beta = rng.standard_normal(data.D)
+    y_random = rng.standard_normal(data.P) if data.target == "random" else None
+    C = rng.standard_normal((data.D, data.D)) if data.target == "teacher_attention" else None
+    if test:
+        X = rng.standard_normal((data.test, *shape[1:]))
+        y_random = rng.standard_normal(data.test) if data.target == "random" else None
     X_bar = X if data.S is None else X.mean(axis=1)
     z = X_bar @ beta / np.sqrt(data.D)
     targets = {
         "linear": lambda: z,
         "tanh_linear": lambda: np.tanh(z),
         "sign_linear": lambda: np.sign(z),
-        "random": lambda: rng.standard_normal(data.P),
-        "teacher_attention": lambda: teacher_attention(X, beta, rng.standard_normal((data.D, data.D))),
+        "random": lambda: y_random,
+        "teacher_attention": lambda: teacher_attention(X, beta, C),
     }
     return X.astype(np.float64), np.asarray(targets[data.target](), np.float64)
+
+
+def load_test(spec: Spec) -> tuple[np.ndarray, np.ndarray] | None:
+    """The held-out points (X_test, y_test) of a spec (`data.synthetic.test`), None when it has none.
+    They never drive an update: the DMFT and the simulator predict their outputs and loss."""
+    if isinstance(spec.data, Synthetic) and spec.data.test:
+        return synthetic_data(spec.data, test=True)
+    return None
 
 
 def teacher_attention(X: np.ndarray, beta: np.ndarray, C: np.ndarray) -> np.ndarray:

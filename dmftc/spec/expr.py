@@ -37,6 +37,13 @@ FUNCTIONS: Mapping[str, Callable[[sympy.Expr], sympy.Expr]] = {
     "log": sympy.log,
 }
 
+#: the further functions a learning-rate schedule may call (`training.schedule`, an expression in the
+#: step t): cos(x), sin(x) with one argument, min(a, b) and max(a, b) with two; pi is its constant
+SCHEDULE_FUNCTIONS: Mapping[str, Callable[..., sympy.Expr]] = {
+    **FUNCTIONS, "cos": sympy.cos, "sin": sympy.sin, "min": sympy.Min, "max": sympy.Max,
+}
+_ARITY = {"min": 2, "max": 2}
+
 MAX_LENGTH = 500  # characters; spec expressions are short, and this bounds the work
 MAX_EXPONENT = 100  # |numeric exponent|: 10**10**10 would otherwise compute for ever
 MAX_BITS = 4096  # size of an exact numeric power, for the same reason
@@ -57,6 +64,7 @@ def parse_expr(
     symbols: Mapping[str, sympy.Symbol],
     location: Location | None = None,
     path: str = "",
+    functions: Mapping[str, Callable[..., sympy.Expr]] = FUNCTIONS,
 ) -> sympy.Expr:
     """Parse a spec value into a sympy expression, whitelisting every construct.
 
@@ -72,6 +80,8 @@ def parse_expr(
         the column of an offending token is added to it).
     path
         The key path of the value, e.g. ``model[0].dense.out``.
+    functions
+        The functions it may call (`FUNCTIONS`; a schedule's `SCHEDULE_FUNCTIONS`).
 
     Returns
     -------
@@ -85,7 +95,7 @@ def parse_expr(
     """
     text = _as_text(value, location, path)
     try:
-        return _parse(text, symbols)
+        return _parse(text, symbols, functions)
     except _Reject as rej:
         raise SpecError([_problem(rej, text, location, path)]) from None
 
@@ -121,7 +131,7 @@ def _shown(text: str) -> str:
     return shorten(repr(text), 60)
 
 
-def _parse(text: str, symbols: Mapping[str, sympy.Symbol]) -> sympy.Expr:
+def _parse(text: str, symbols: Mapping[str, sympy.Symbol], functions=FUNCTIONS) -> sympy.Expr:
     if len(text) > MAX_LENGTH:
         raise _Reject(f"expression longer than {MAX_LENGTH} characters", 0, "shorten it")
     lead = len(text) - len(text.lstrip())
@@ -131,7 +141,7 @@ def _parse(text: str, symbols: Mapping[str, sympy.Symbol]) -> sympy.Expr:
     _ascii(text)
     tree = _syntax(source, lead)
     try:
-        result = _Builder(source, symbols, lead).build(tree.body)
+        result = _Builder(source, symbols, lead, functions).build(tree.body)
     except RecursionError:
         raise _Reject("expression too deeply nested", lead, "simplify it") from None
     if result.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
@@ -172,8 +182,8 @@ def _syntax(source: str, lead: int) -> ast.Expression:
 class _Builder:
     """Walks a whitelisted `ast` tree into sympy, one method per allowed node type."""
 
-    def __init__(self, source: str, symbols: Mapping[str, sympy.Symbol], lead: int):
-        self.source, self.symbols, self.lead = source, symbols, lead
+    def __init__(self, source: str, symbols: Mapping[str, sympy.Symbol], lead: int, functions=FUNCTIONS):
+        self.source, self.symbols, self.lead, self.functions = source, symbols, lead, functions
 
     def offset(self, node: ast.AST) -> int:
         """Character offset of `node` in the original text (ast counts UTF-8 bytes)."""
@@ -204,7 +214,9 @@ class _Builder:
     def visit_Name(self, node: ast.Name) -> sympy.Expr:
         if node.id in self.symbols:
             return self.symbols[node.id]
-        if node.id in FUNCTIONS:
+        if node.id == "pi" and "cos" in self.functions:
+            return sympy.pi
+        if node.id in self.functions:
             raise self.reject(node, f"{node.id} is a function", f"call it: {node.id}(...)")
         close = difflib.get_close_matches(node.id, list(self.symbols), n=3)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
@@ -240,13 +252,17 @@ class _Builder:
     def visit_Call(self, node: ast.Call) -> sympy.Expr:
         if not isinstance(node.func, ast.Name):
             raise self.reject(node, "calls of methods or results are not allowed", _CALL_HINT)
-        if node.func.id not in FUNCTIONS:
-            raise self.reject(node, f"unknown function {node.func.id!r}", _CALL_HINT)
-        if len(node.args) != 1 or node.keywords:
-            raise self.reject(node, f"{node.func.id} takes exactly one argument", f"{node.func.id}(x)")
-        if isinstance(node.args[0], ast.Starred):
-            raise self.reject(node, "starred arguments are not allowed", f"{node.func.id}(x)")
-        return FUNCTIONS[node.func.id](self.build(node.args[0]))
+        name = node.func.id
+        hint = _CALL_HINT if self.functions is FUNCTIONS else _SCHEDULE_HINT
+        if name not in self.functions:
+            raise self.reject(node, f"unknown function {name!r}", hint)
+        n = _ARITY.get(name, 1)
+        form = f"{name}(a, b)" if n == 2 else f"{name}(x)"
+        if len(node.args) != n or node.keywords:
+            raise self.reject(node, f"{name} takes exactly {'two arguments' if n == 2 else 'one argument'}", form)
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.reject(node, "starred arguments are not allowed", form)
+        return self.functions[name](*(self.build(a) for a in node.args))
 
 
 _RANGE_HINT = "use a number from about 1e-308 to 1e308 in magnitude (or 0)"
@@ -267,6 +283,7 @@ def _bits(number: sympy.Rational) -> int:
 
 
 _CALL_HINT = "only sqrt(x), exp(x) and log(x) can be called"
+_SCHEDULE_HINT = "a schedule can call sqrt, exp, log, cos, sin (one argument) and min, max (two)"
 _CONST_HINT = "write a number (e.g. 0.5) or a declared symbol; no strings or booleans"
 
 _ARITH: Mapping[type, Callable[[sympy.Expr, sympy.Expr], sympy.Expr]] = {
@@ -331,6 +348,10 @@ def _fnode(expr: sympy.Expr, values: Mapping[sympy.Symbol, float]) -> float:
         return _finite(math.exp(args[0]))
     if isinstance(expr, sympy.log):
         return _finite(math.log(args[0]))
+    if isinstance(expr, (sympy.cos, sympy.sin)):
+        return _finite((math.cos if isinstance(expr, sympy.cos) else math.sin)(args[0]))
+    if isinstance(expr, (sympy.Min, sympy.Max)):
+        return (min if isinstance(expr, sympy.Min) else max)(args)
     raise ArithmeticError(f"cannot evaluate {type(expr).__name__}")
 
 

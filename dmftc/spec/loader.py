@@ -19,6 +19,7 @@ import sympy
 from ..errors import Location, Problem, SpecError
 from ..notation import hyper_symbol, size_symbol
 from . import checks as c
+from .batching import batch_indices
 from .data import check_declared_sizes, data_sizes, read_data
 from .limits import MAX_PROBLEMS, MAX_SPEC_BYTES, FileRefused, open_regular, shorten, size
 from .model import read_model
@@ -171,6 +172,8 @@ def _validate(ctx: c.Ctx, tree: Node | None, base_dir: Path) -> Spec | None:
     parameterization = read_parameterization(ctx, top.get("parameterization"), weights)
     limit = read_limit(ctx, top.get("limit"), sizes)
     training, solver = read_training(ctx, top.get("training")), read_solver(ctx, top.get("solver"))
+    if training is not None and training.batches is not None and data is not None:
+        _check_batches(ctx, training, data_sizes(data)["P"])
     parts = (*header, model, parameterization, limit, training, data, solver)
     if ctx.problems or any(p is None for p in parts):
         return None
@@ -181,6 +184,14 @@ def _validate(ctx: c.Ctx, tree: Node | None, base_dir: Path) -> Spec | None:
     )  # fmt: skip
     warnings = hyper_report(ctx, spec, top.get("hyper"), top.get("parameterization"))  # gama0: a problem
     return replace(spec, warnings=warnings)
+
+
+def _check_batches(ctx: c.Ctx, training, n_train: int) -> None:
+    """The batches fit the training set (indices, sizes, the online stream's length)."""
+    try:
+        batch_indices(training.batches, n_train, training.steps)
+    except SpecError as err:
+        ctx.problems.extend(err.problems)
 
 
 def _ordered(problems: list[Problem], filename: str) -> list[Problem]:

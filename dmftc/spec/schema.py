@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .types import ACTIVATIONS, LOSSES, OPTIMIZERS, PRESETS, TARGETS, TOKEN_TARGETS
+from .types import ACTIVATIONS, DECAYS, LOSSES, OPTIMIZERS, PRESETS, TARGETS, TOKEN_TARGETS
 
 VERSION = 1
 
@@ -40,10 +40,12 @@ POOL_MODES = ("mean",)
 
 PARAM_KEYS = ("preset", "weights")
 WEIGHT_KEYS = ("multiplier", "init_std", "lr")
-TRAINING_KEYS = ("loss", "optimizer", "lr", "steps")
+TRAINING_KEYS = ("loss", "optimizer", "lr", "steps", "schedule", "momentum", "nesterov", "weight_decay", "decay",
+                 "batches")
+BATCH_KEYS = ("size", "seed", "online")
 TRAINING_REQUIRED = ("lr", "steps")
 DATA_KEYS = ("file", "synthetic")
-SYNTHETIC_KEYS = ("P", "D", "S", "target", "seed")
+SYNTHETIC_KEYS = ("P", "D", "S", "target", "seed", "test")
 SYNTHETIC_REQUIRED = ("P", "D")
 SOLVER_KEYS = ("samples", "tol", "max_iter", "damping", "seed", "dtype", "depth_steps", "batches", "rtol", "atol")
 DTYPES = ("float32", "float64")
@@ -223,6 +225,16 @@ def _training() -> dict[str, Any]:
             "optimizer": {"enum": list(OPTIMIZERS)},
             "lr": _ref("expr"),
             "steps": _ref("positive_int"),
+            "schedule": _ref("expr"),
+            "momentum": _ref("expr"),
+            "nesterov": {"type": "boolean"},
+            "weight_decay": _ref("expr"),
+            "decay": {"enum": list(DECAYS)},
+            "batches": {"oneOf": [
+                _obj({"size": _ref("positive_int"), "seed": {"type": "integer", "minimum": 0},
+                      "online": {"type": "boolean"}}, ("size",)),
+                {"type": "array", "minItems": 1,
+                 "items": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}}]},
         },
         TRAINING_REQUIRED,
     )
@@ -241,6 +253,8 @@ def _data() -> dict[str, Any]:
                 "tanh of a fixed single-head attention teacher, query = first token",
             },
             "seed": {"type": "integer", "minimum": 0},
+            "test": {"type": "integer", "minimum": 0,
+                     "description": "held-out points drawn after the P training points"},
         },
         SYNTHETIC_REQUIRED,
         # token-only targets need S >= 2 (the validator says so with file:line and the fix)

@@ -10,11 +10,12 @@ import sympy
 
 from ..notation import DATA_SIZES, hyper_symbol, size_symbol
 from . import checks as c
+from .expr import SCHEDULE_FUNCTIONS
 from .schema import (
-    DTYPES, INF_WORDS, PARAM_KEYS, SOLVER_KEYS, TRAINING_KEYS, TRAINING_REQUIRED, VERSION, WEIGHT_KEYS,
+    BATCH_KEYS, DTYPES, INF_WORDS, PARAM_KEYS, SOLVER_KEYS, TRAINING_KEYS, TRAINING_REQUIRED, VERSION, WEIGHT_KEYS,
 )  # fmt: skip
-from .types import LOSSES, OPTIMIZERS, PRESETS, Parameterization, SolverOptions, Training, WeightOverride
-from .yamlpos import MapNode, Node, Scalar
+from .types import DECAYS, LOSSES, OPTIMIZERS, PRESETS, Batches, Parameterization, SolverOptions, Training, WeightOverride
+from .yamlpos import MapNode, Node, Scalar, SeqNode
 
 PRESET_ALIASES = {"mean_field": "mup"}
 
@@ -237,8 +238,13 @@ def _complete(
 
 
 # --------------------------------------------------------------------- training
+#: the symbols a schedule may use beside the hyperparameters: the step and the number of steps
+SCHEDULE_STEP, SCHEDULE_STEPS = sympy.Symbol("t", integer=True, nonnegative=True), sympy.Symbol("steps", positive=True)
+
+
 def read_training(ctx: c.Ctx, node: Node | None) -> Training | None:
-    """Full-batch GD on the MSE loss: lr (expression, > 0) and steps (>= 1)."""
+    """SGD on the MSE loss: lr (expression, > 0), steps (>= 1), and the optional schedule, momentum,
+    nesterov, weight_decay, decay and batches (`Training`)."""
     fields = c.mapping(ctx, node, "training", TRAINING_KEYS, TRAINING_REQUIRED)
     if fields is None:
         return None
@@ -249,9 +255,102 @@ def read_training(ctx: c.Ctx, node: Node | None) -> Training | None:
         optimizer = c.choice(ctx, fields["optimizer"], "training.optimizer", OPTIMIZERS, "optimizer")
     lr = _valued_expr(ctx, fields["lr"], "training.lr", "positive") if "lr" in fields else None
     steps = c.integer(ctx, fields.get("steps"), "training.steps") if "steps" in fields else None
-    if len(ctx.problems) > before or None in (loss, optimizer, lr, steps):
+    extra = {}
+    if "momentum" in fields:
+        extra["momentum"] = _fraction_expr(ctx, fields["momentum"], "training.momentum")
+    if "weight_decay" in fields:
+        extra["weight_decay"] = _valued_expr(ctx, fields["weight_decay"], "training.weight_decay", "nonnegative")
+    if "nesterov" in fields:
+        extra["nesterov"] = _boolean(ctx, fields["nesterov"], "training.nesterov")
+    if "decay" in fields:
+        extra["decay"] = c.choice(ctx, fields["decay"], "training.decay", DECAYS, "weight decay")
+    if "schedule" in fields and steps is not None:
+        extra["schedule"] = _schedule(ctx, fields["schedule"], steps)
+    if "batches" in fields:
+        extra["batches"] = _batches(ctx, fields["batches"])
+    if len(ctx.problems) > before or None in (loss, optimizer, lr, steps, *extra.values()):
         return None
-    return Training(loss=loss, optimizer=optimizer, lr=lr, steps=steps, pos=node.loc)
+    return Training(loss=loss, optimizer=optimizer, lr=lr, steps=steps, pos=node.loc, **extra)
+
+
+def _fraction_expr(ctx: c.Ctx, node: Node, path: str) -> sympy.Expr | None:
+    """An expression in the hyperparameters with a value in [0, 1) (a momentum)."""
+    expr = c.expression(ctx, node, path)
+    value = c.valued(ctx, node, path, expr, "nonnegative") if expr is not None else None
+    if value is not None and value >= 1:
+        ctx.add(node, path, "momentum must be below 1", received=c.show(node), allowed="[0, 1)",
+                hint="use e.g. 0.9")
+        return None
+    return expr
+
+
+def _boolean(ctx: c.Ctx, node: Node, path: str) -> bool | None:
+    if isinstance(node, Scalar) and node.tag == "bool":
+        return bool(node.value)
+    ctx.add(node, path, "expected true or false", received=c.show(node), allowed="true, false",
+            hint="write `true` or `false`")
+    return None
+
+
+def _schedule(ctx: c.Ctx, node: Node, steps: int) -> sympy.Expr | None:
+    """The learning-rate factor at step t: an expression in t, `steps` and the hyperparameters, with
+    cos, sin, min, max and pi; every value at t = 0..steps-1 finite and >= 0, one of them > 0."""
+    path = "training.schedule"
+    inner = c.Ctx(ctx.file, [], {**ctx.symbols, "t": SCHEDULE_STEP, "steps": SCHEDULE_STEPS},
+                  {**ctx.values, SCHEDULE_STEPS: float(steps)}, ctx.symbols_ok)
+    expr = c.expression(inner, node, path, functions=SCHEDULE_FUNCTIONS)
+    ctx.problems.extend(inner.problems)
+    if expr is None:
+        return None
+    values = []
+    for k in range(steps):
+        inner.values[SCHEDULE_STEP] = float(k)
+        v = c.valued(inner, node, path, expr, "nonnegative")
+        if v is None:
+            ctx.problems.extend(p for p in inner.problems if p not in ctx.problems)
+            ctx.add(node, path, f"the schedule fails at step t = {k}", received=c.show(node),
+                    hint="a schedule is the factor of lr at step t: finite and >= 0 at t = 0 .. steps - 1")
+            return None
+        values.append(v)
+    if max(values) <= 0:
+        ctx.add(node, path, "the schedule is 0 at every step", received=c.show(node),
+                hint="a schedule multiplies lr: make it positive somewhere")
+        return None
+    return expr
+
+
+def _batches(ctx: c.Ctx, node: Node):
+    """`{size, seed?, online?}` or a list of index lists (`Batches`)."""
+    path = "training.batches"
+    if isinstance(node, SeqNode):
+        lists = []
+        for i, item in enumerate(node.items):
+            entries = c.sequence(ctx, item, c.join(path, i), "point indices")
+            if entries is None:
+                return None
+            idx = [c.integer(ctx, e, c.join(c.join(path, i), j), minimum=0) for j, e in enumerate(entries)]
+            if not idx or None in idx:
+                if not idx:
+                    ctx.add(item, c.join(path, i), "an empty batch", hint="give each batch at least one index")
+                return None
+            if len(set(idx)) != len(idx):
+                ctx.add(item, c.join(path, i), "a batch lists a point twice", received=c.show(item),
+                        hint="list each index once per batch")
+                return None
+            lists.append(tuple(idx))
+        if not lists:
+            ctx.add(node, path, "no batches", hint="give at least one batch, or `{size: B}`")
+            return None
+        return Batches(fixed=tuple(lists), pos=node.loc)
+    fields = c.mapping(ctx, node, path, BATCH_KEYS, ("size",))
+    if fields is None:
+        return None
+    size = c.integer(ctx, fields["size"], c.join(path, "size"))
+    seed = c.seed(ctx, fields["seed"], c.join(path, "seed")) if "seed" in fields else 0
+    online = _boolean(ctx, fields["online"], c.join(path, "online")) if "online" in fields else False
+    if None in (size, seed, online):
+        return None
+    return Batches(size=size, seed=seed, online=online, pos=node.loc)
 
 
 # ----------------------------------------------------------------------- solver

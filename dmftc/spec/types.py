@@ -21,7 +21,9 @@ Expr = sympy.Expr
 ACTIVATIONS = ("linear", "relu", "tanh", "erf", "gelu", "quadratic", "sigmoid")
 PRESETS = ("sp", "ntk", "mup", "mean_field", "depth_mup", "completep")
 LOSSES = ("mse",)
-OPTIMIZERS = ("gd",)
+#: gd and sgd are one optimizer (stochastic when `training.batches` is given)
+OPTIMIZERS = ("gd", "sgd")
+DECAYS = ("decoupled", "coupled")
 TARGETS = ("tanh_linear", "linear", "sign_linear", "random", "teacher_attention")
 #: targets defined only for token sequences X of shape (P, S, D) with S >= 2.
 TOKEN_TARGETS = ("teacher_attention",)
@@ -151,14 +153,49 @@ class Parameterization:
 
 # ------------------------------------------------------------ training and data
 @dataclass(frozen=True)
+class Batches:
+    """Which training points carry the error signal at each step (docs/spec.md#training).
+
+    `size` points per step from successive random permutations of the training set (numpy seed
+    `seed`; a batch may straddle two epochs); or, `online`, the points size*t .. size*(t+1) - 1 of
+    the training set at step t (a stream: each point seen once); or the fixed list `fixed` of index
+    lists, cycled. None of these: full batch.
+    """
+
+    size: int | None = None
+    seed: int = 0
+    online: bool = False
+    fixed: tuple[tuple[int, ...], ...] | None = None
+    pos: Location | None = _pos()
+
+
+@dataclass(frozen=True)
 class Training:
-    """Full-batch GD on Loss = (1/2P) sum_mu (f_mu - y_mu)^2 with global step `lr`."""
+    """SGD on Loss = (1/2|B_t|) sum_{mu in B_t} (f_mu - y_mu)^2 with step lr * schedule(t), momentum and
+    weight decay (`dmftc.training` holds the update rule both the DMFT and the simulator use).
+
+    `schedule` is an expression in the step t (0-based) and `steps`; `momentum` (heavy ball, or
+    Nesterov's) and `weight_decay` expressions in the hyperparameters; `decay` "decoupled"
+    (W <- W - lr(t) lambda W, lr(t) = lr * schedule(t), the global step) or "coupled" (lambda W added
+    to each weight's gradient); `batches` None for full batch.
+    """
 
     loss: str = "mse"
     optimizer: str = "gd"
     lr: Expr = sympy.Integer(1)
     steps: int = 10
+    schedule: Expr = sympy.Integer(1)
+    momentum: Expr = sympy.Integer(0)
+    nesterov: bool = False
+    weight_decay: Expr = sympy.Integer(0)
+    decay: str = "decoupled"
+    batches: Batches | None = None
     pos: Location | None = _pos()
+
+    @property
+    def plain(self) -> bool:
+        """Full-batch GD at a constant step: the setup whose DMFT has no filter, decay or batch weights."""
+        return (self.schedule == 1 and self.momentum == 0 and self.weight_decay == 0 and self.batches is None)
 
 
 @dataclass(frozen=True)
@@ -181,6 +218,8 @@ class Synthetic:
     S: int | None = None
     target: str = "tanh_linear"
     seed: int = 0
+    #: held-out points drawn after the P training points from the same distribution and target
+    test: int = 0
     pos: Location | None = _pos()
 
 

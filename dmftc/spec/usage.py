@@ -46,7 +46,8 @@ MEANING: Mapping[str, str] = {
 
 def expression_names(spec: Spec) -> set[str]:
     """Names of the symbols of every expression of `spec` (model ops, training.lr, weight overrides)."""
-    exprs = [*_op_exprs(spec.model), spec.training.lr]
+    tr = spec.training
+    exprs = [*_op_exprs(spec.model), tr.lr, tr.schedule, tr.momentum, tr.weight_decay]
     for override in spec.parameterization.overrides.values():
         exprs += [getattr(override, k) for k in ("multiplier", "init_std", "lr")]
     return {s.name for e in exprs if isinstance(e, sympy.Basic) for s in e.free_symbols}
