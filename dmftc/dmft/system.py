@@ -146,12 +146,17 @@ class EquationSystem:
         return {k: tuple(sorted(v)) for k, v in out.items()}
 
     def latex(self, standalone: bool = False) -> str:
+        """The equations as LaTeX: align environments to include in a document, or (standalone) a
+        compilable document ending with the glossary of its symbols (`dmftc.dmft.latex`)."""
         from .latex import system_latex
 
         return system_latex(self, standalone=standalone)
 
     def _repr_latex_(self) -> str:
-        return self.latex()
+        """The equations as a notebook displays them: display-math blocks MathJax renders."""
+        from .latex import system_mathjax
+
+        return system_mathjax(self)
 
     def __str__(self) -> str:
         lines = [f"EquationSystem {self.name}: {self.regime} limit {self.limit}, method {self.method}"]
