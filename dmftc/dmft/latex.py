@@ -44,8 +44,8 @@ _FIELDS += ("hb", "gb", "k", "q", "v", "o", "x", "zx", "gk", "gq", "gv", "go", "
 _ORDER = ("Lam", "Sm", "Mm", "Dm", "C", "Lam0", "Sm0", "Mm0", "Dm0", "Mln", "Vln", "Cg")
 _BASES.update({"Mln": "m", "Vln": "v", "Cg": r"\bar{C}"})
 # the training setup (dmftc.training): the optimizer's filter and decay factor, error and loss weights, losses
-_BASES.update({"Kappa": NOTATION["Kappa"][0], "adec": NOTATION["adec"][0], "Omega": NOTATION["Omega"][0],
-               "wtrain": r"w^{\mathrm{train}}", "wtest": r"w^{\mathrm{test}}",
+# (the filter Kappa, decay factor adec and error weights Omega print as dmftc.notation.NOTATION writes them)
+_BASES.update({"wtrain": r"w^{\mathrm{train}}", "wtest": r"w^{\mathrm{test}}",
                "LossTest": r"\mathcal{L}^{\mathrm{test}}", "LossBatch": r"\mathcal{L}^{\mathrm{batch}}"})
 _LOSSES = ("Loss", "LossTest", "LossBatch")
 
@@ -55,7 +55,7 @@ class DmftLatexPrinter(LatexPrinter):
 
     def _print_Indexed(self, expr):
         b, idx = expr.base.name, [self._print(i) for i in expr.indices]
-        sym = _BASES.get(b, b)
+        sym = _BASES.get(b) or NOTATION.get(b, (b,))[0]
         if b not in _PLAIN:
             sym = f"{{{sym}}}" if any(c in sym for c in "^_") else sym   # a decorated base takes more indices
         if b in _ORDER:
