@@ -200,6 +200,7 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
             order_names = list(stream)
             # the top of the stream (tau = 1), the one position that lines up across depths
             finite[n]["Htop"] = stream[f"H{max(int(k[1:]) for k in stream if k[0] == 'H')}"]
+        finite[n].update(sim.losses)   # the batch and held-out losses (docs/theory.md#training-setups)
     if prog.equations.tokens:
         ref.update(dmft_logit_means(ref, spec))
         ref_se.update(dmft_logit_means(ref_se, spec))
@@ -208,6 +209,7 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
         ref["Htop"], ref_se["Htop"] = ref[top], ref_se[top]
     # along L the layers of different depths do not line up: the output and the top of the stream do
     default = ["loss", "f", "Htop"] if along_depth else compared(prog, order_names)
+    default[1:1] = [k for k in ("loss_batch", "loss_test") if k in ref]
     qs = [q for q in (quantities or default) if q in ref]
     ref_runs = reference_runs(prog, runs, qs)
     if prog.equations.coefficients.get("f0:readout", 0) != 0:
@@ -386,12 +388,12 @@ def _readout_var(prog: Program, n: int, size_name: str) -> float:
 
 
 def _network(prog: Program, n: int, size_name: str):
-    """The simulator's network of the spec at size n, and the data X."""
+    """The simulator's network of the spec at size n, and the data X (training points, then held-out ones)."""
     from .simulate import build_network
     from .spec import load_data
 
     X, _ = load_data(prog.spec)
-    return build_network(prog.spec, {size_name: n}, X.shape), X
+    return build_network(prog.spec, {size_name: n}, X.shape), prog.data()[0]
 
 
 def _kernel_map(kind: str, activation: str, cov: np.ndarray) -> np.ndarray:

@@ -10,8 +10,8 @@ from ..errors import Problem, SpecError
 def batch_indices(plan, n_train: int, steps: int) -> tuple[np.ndarray, ...]:
     """The training-point indices of each step (see `dmftc.spec.types.Batches`); all points for None.
 
-    Random batches: the indices of successive permutations (numpy default_rng(seed)), concatenated and
-    cut into batches of `size`. Online: step t takes points size*t .. size*(t+1) - 1, each seen once.
+    Random batches: each epoch a permutation of the training points (numpy default_rng(seed)) cut into
+    n_train // size batches of `size` (the remainder of an epoch is dropped, as drop_last does). Online: step t takes points size*t .. size*(t+1) - 1, each seen once.
     A fixed list is cycled. An index past the training set is an error naming it.
     """
     if plan is None:
@@ -32,9 +32,12 @@ def batch_indices(plan, n_train: int, steps: int) -> tuple[np.ndarray, ...]:
                            f"{n_train}", f"set data.synthetic.P to {plan.size * steps} or more")
         return tuple(np.arange(plan.size * t, plan.size * (t + 1)) for t in range(steps))
     rng = np.random.default_rng(plan.seed)
-    epochs = -(-plan.size * steps // n_train)
-    stream = np.concatenate([rng.permutation(n_train) for _ in range(epochs)])
-    return tuple(np.sort(stream[plan.size * t:plan.size * (t + 1)]) for t in range(steps))
+    per_epoch = n_train // plan.size
+    out: list[np.ndarray] = []
+    while len(out) < steps:
+        order = rng.permutation(n_train)
+        out += [np.sort(order[plan.size * k:plan.size * (k + 1)]) for k in range(per_epoch)]
+    return tuple(out[:steps])
 
 
 def _refused(plan, path: str, message: str, hint: str) -> SpecError:

@@ -157,7 +157,7 @@ class Batches:
     """Which training points carry the error signal at each step (docs/spec.md#training).
 
     `size` points per step from successive random permutations of the training set (numpy seed
-    `seed`; a batch may straddle two epochs); or, `online`, the points size*t .. size*(t+1) - 1 of
+    `seed`; each epoch is cut into whole batches, its remainder dropped); or, `online`, the points size*t .. size*(t+1) - 1 of
     the training set at step t (a stream: each point seen once); or the fixed list `fixed` of index
     lists, cycled. None of these: full batch.
     """
