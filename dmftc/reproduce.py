@@ -39,9 +39,10 @@ import numpy as np
 from .crosscheck.depth import DepthTension, fraction, measure_depth_tension, worst_status
 from .crosscheck.fit import PowerLaw, _pm, fit_power_law, format_measured, format_power
 from .crosscheck.fit import N_SIGMA
-from .crosscheck.heads import MARGIN, HeadReport, HeadVerdict, Prediction, judge, measure_heads
+from .crosscheck.heads import (MARGIN, HeadReport, HeadVerdict, Prediction, draw_power_law, judge, log_size_axes,
+                               measure_heads, size_axis_words)
 from .crosscheck.heads import criterion as heads_criterion
-from .crosscheck.report import _clean
+from .crosscheck.report import _clean, markdown_row
 from .crosscheck.stats import RESOLVED_SIGMA, distance
 from .errors import DmftcError
 from .files import save_figure_atomic, write_json_atomic, write_text_atomic
@@ -200,7 +201,7 @@ class Reproduction:
             for e in p.exponents:
                 measured = "-" if math.isnan(e.measured) else format_measured(e.size, e.measured, e.se)
                 pred = "-" if e.predicted is None else format_power(e.size, e.predicted)
-                lines.append(f"| {e.description} | {measured} | {pred} | {e.status or 'reported'} |")
+                lines.append(markdown_row([e.description, measured, pred, e.status or "reported"]))
             lines += ["", f"![{p.title}]({p.plot})"]
         return "\n".join(lines) + "\n"
 
@@ -311,7 +312,8 @@ def heads_growing(config: Config, progress: Callable | None = None,
         (_exponent("output_variance", "across-seed variance of the output f(t), mean over t and samples",
                    fit, pred, verdict),),
         "heads_H.png", {"H": list(config.H), "values": values, "ses": ses, "fit": dataclasses.asdict(fit)})
-    return diversity, concentration, {"report": report, "fit": fit, "values": values, "ses": ses}
+    return diversity, concentration, {"report": report, "fit": fit, "values": values, "ses": ses,
+                                      "fixed_N": config.fixed_N, "status": status}
 
 
 def depth_tension(config: Config, progress: Callable | None = None,
@@ -407,72 +409,71 @@ def _list(values) -> str:
 
 
 # ------------------------------------------------------------------ figures
+#: the logit scale N^-alpha_A in words with its symbols
+_LOGIT_SCALE = {1.0: "logits scaled 1 / N (α_A = 1)", 0.5: "logits scaled 1 / √N (α_A = 1/2)"}
+
+
 def _axes(cols: int, title: str):
+    """A Figure of `cols` panels side by side on the Agg canvas (no pyplot), with a title."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.5 * cols, 4.6), layout="constrained")
+    fig = Figure(figsize=(6.0 * cols, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, cols, squeeze=False)[0]
     fig.suptitle(title, fontsize=11)
     return fig, axes
 
 
-def _series(ax, fit: PowerLaw, predicted: float | None, color: str, label: str) -> None:
-    """Points ± s.e., the fitted power law (solid) and the predicted slope through its centre (dashed)."""
-    n, y, se = (np.asarray(a, float) for a in (fit.sizes, fit.values, fit.ses))
-    ok = y > 0
-    ax.errorbar(n[ok], y[ok], yerr=[np.minimum(se[ok], 0.9 * y[ok]), se[ok]], fmt="o", color=color, ms=5,
-                capsize=3, label=label)
-    used = np.array(fit.used)
-    if used.sum() >= 2 and np.isfinite(fit.exponent):
-        grid = np.geomspace(n[used].min(), n[used].max(), 50)
-        ax.plot(grid, fit(grid), color=color, lw=1.5,
-                label=f"fit {format_measured(fit.size_name, fit.exponent, fit.exponent_se)}")
-        if predicted is not None:
-            centre = np.exp(np.mean(np.log(n[used])))
-            ax.plot(grid, fit(centre) * (grid / centre) ** predicted, color=color, lw=1.0, ls="--",
-                    label=f"predicted {format_power(fit.size_name, predicted)}")
-
-
-def _finish(ax, sizes, name: str, ylabel: str, title: str) -> None:
-    from matplotlib.ticker import NullFormatter
-
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xticks(list(sizes), [str(s) for s in sizes])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(name)
-    ax.set_ylabel(ylabel)
+def _finish(ax, sizes, xlabel: str, ylabel: str, title: str) -> None:
+    """Log-log axes labelled in words, a title, and a legend where something is drawn."""
+    log_size_axes(ax, sizes, xlabel, ylabel)
     ax.set_title(title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
 
 
-def _plot_heads_N(collapse: Phenomenon, diverse: Phenomenon, path: Path) -> Path:
-    fig, axes = _axes(2, "head collapse: across-head variance of the attention logits against N")
+def heads_N_figure(collapse: Phenomenon, diverse: Phenomenon):
+    """Phenomena 1 and 2 (heads_N.png): the across-head variance of the initial logits and of their change
+    against N at alpha_A = 1 and 1/2, each drawn by `dmftc.crosscheck.heads.draw_power_law`; a Figure."""
+    fig, axes = _axes(2, "head collapse: across-head variance of the attention logits A against the "
+                         "key/query dimension N")
     one, half = (HeadReportView(p) for p in (collapse, diverse))
     for ax, q in zip(axes, ("headvar_init", "headvar_change")):
-        for view, color, a in ((one, "tab:blue", "1"), (half, "tab:orange", "1/2")):
+        for view, color, a in ((one, "tab:blue", 1.0), (half, "tab:orange", 0.5)):
             fit, pred, status = view.fit(q)
-            _series(ax, fit, pred, color, f"alpha_A = {a} ({status})")
-        _finish(ax, one.sizes, "N (key/query dimension per head)", "variance across heads",
-                "initial logits" if q == "headvar_init" else "logit change after training")
-    return save_figure_atomic(fig, path)
+            draw_power_law(ax, fit, pred, color, _LOGIT_SCALE[a], status)
+        _finish(ax, one.sizes, size_axis_words("N"), "variance across heads",
+                "initial logits A(0)" if q == "headvar_init" else "logit change A(T) − A(0) after training")
+    return fig
 
 
-def _plot_heads_H(hdata: Mapping, path: Path) -> Path:
+def heads_H_figure(hdata: Mapping):
+    """Phenomena 3 and 4 (heads_H.png): the logits' spread across heads and the output's across-seed
+    variance against H at fixed N; a Figure."""
     report: HeadReport = hdata["report"]
-    fig, axes = _axes(2, f"many heads at fixed N = {report_sizes(report)['N']} (alpha_A = 1/2)")
+    fig, axes = _axes(2, f"many heads at a fixed key/query dimension N = {hdata['fixed_N']} "
+                         f"({_LOGIT_SCALE[0.5]})")
     for q, color in (("headvar_init", "tab:blue"), ("headvar_change", "tab:green")):
         hq = report.quantity(q)
         status = _STATUS[hq.verdict.status] if hq.verdict else "reported"
-        _series(axes[0], hq.fit, hq.prediction.exponent, color, f"{hq.description} ({status})")
-    _finish(axes[0], report.sizes, "H (heads)", "variance across heads", "head diversity: logits stay O(1)")
-    fit: PowerLaw = hdata["fit"]
-    _series(axes[1], fit, -1.0, "tab:red", "across-seed variance of f(t)")
-    _finish(axes[1], report.sizes, "H (heads)", "variance across seeds", "concentration of the output")
-    return save_figure_atomic(fig, path)
+        draw_power_law(axes[0], hq.fit, hq.prediction.exponent, color, hq.description, status)
+    _finish(axes[0], report.sizes, size_axis_words("H"), "variance across heads", "head diversity: logits stay O(1)")
+    draw_power_law(axes[1], hdata["fit"], -1.0, "tab:red", "across-seed variance of the output f(t)",
+                   hdata.get("status"))
+    _finish(axes[1], report.sizes, size_axis_words("H"), "across-seed variance of the output f(t)",
+            "concentration of the output")
+    return fig
+
+
+def _plot_heads_N(collapse: Phenomenon, diverse: Phenomenon, path: Path) -> Path:
+    """Write `heads_N_figure` to `path` (a PNG, atomically)."""
+    return save_figure_atomic(heads_N_figure(collapse, diverse), path)
+
+
+def _plot_heads_H(hdata: Mapping, path: Path) -> Path:
+    """Write `heads_H_figure` to `path` (a PNG, atomically)."""
+    return save_figure_atomic(heads_H_figure(hdata), path)
 
 
 class HeadReportView:
@@ -488,8 +489,3 @@ class HeadReportView:
         verdict = d["verdict"]
         return (PowerLaw(**f), d["prediction"]["exponent"],
                 _STATUS[verdict["status"]] if verdict else "reported")
-
-
-def report_sizes(report: HeadReport) -> dict:
-    """The fixed sizes of a head report's task (N for an H sweep)."""
-    return {"N": QUICK.fixed_N if report.size_name == "H" else None}

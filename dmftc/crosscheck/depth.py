@@ -54,7 +54,8 @@ import sympy
 
 from dmftc.crosscheck.files import save_figure_atomic
 from dmftc.crosscheck.fit import N_SIGMA, PowerLaw, _pm, fit_power_law, format_measured, format_power
-from dmftc.crosscheck.heads import MARGIN, HeadVerdict, MeasuredQuantity, Prediction, check_sweep, judge
+from dmftc.crosscheck.heads import (MARGIN, HeadVerdict, MeasuredQuantity, Prediction, check_sweep, draw_power_law,
+                                    judge, log_size_axes, size_axis_words)
 from dmftc.crosscheck.heads import criterion as heads_criterion
 from dmftc.crosscheck.report import _clean
 from dmftc.crosscheck.stats import RESOLVED_SIGMA, _signed_sqrt, _sqrt_se, distance, seed_mean_se
@@ -217,8 +218,8 @@ class DepthTension:
         return "\n\n".join(parts + ["\n".join(lines)])
 
     def plot(self, path) -> Path:
-        """One PNG with a panel per quantity: both alpha_L against L on log-log axes, standard errors,
-        the fitted power laws (solid) and the predicted slopes (dashed); written atomically."""
+        """One PNG with a panel per quantity, both alpha_L against L on log-log axes (`depth_figure`),
+        written atomically."""
         return plot_depth(self.reports, path)
 
 
@@ -493,43 +494,59 @@ def _val(value: float, se: float) -> str:
 
 
 # ------------------------------------------------------------------ plot
+#: each quantity's y axis in words with its symbols
+YLABELS = {
+    "kq_displacement": "relative K/Q weight change ||W(T) − W(0)|| / ||W(0)||",
+    "kernel_change": "initial kernel change ||E Φ^L(0) − Φ^0(0)||",
+    "branch_sum": "random branch sum, RMS of h^L(0) − h^0(0)",
+    "logit_change": "logit change, RMS of A(T) − A(0)",
+}
+#: each panel's title in words
+TITLES = {
+    "kq_displacement": "key/query weights: displacement after training, mean over blocks",
+    "kernel_change": "initial residual-stream kernel: change across the blocks",
+    "branch_sum": "random branch sum at initialization",
+    "logit_change": "attention logits: change after training",
+}
+_COLORS = ("tab:orange", "tab:blue", "tab:green", "tab:red")
+
+
+def branch_words(alpha: float) -> str:
+    """What alpha_L does, in words with its symbols: 0.5 -> "branches scaled β0 / L^1/2 (α_L = 1/2)"."""
+    scale = "L" if alpha == 1 else format_power("L", alpha)
+    return f"branches scaled β0 / {scale} (α_L = {fraction(alpha)})"
+
+
 def plot_depth(reports: Sequence[DepthReport], path) -> Path:
-    """A 2 x 2 figure, one panel per quantity, every report's values against L (see `DepthTension.plot`)."""
+    """Write `depth_figure(reports)` to `path` (a PNG, atomically) and return the path."""
+    return save_figure_atomic(depth_figure(reports), path)
+
+
+def depth_figure(reports: Sequence[DepthReport]):
+    """A 2 x 2 figure, one panel per quantity, every report's values against L on log-log axes.
+
+    Each report (one alpha_L, one colour) is drawn by `dmftc.crosscheck.heads.draw_power_law`: resolved
+    values as points ± s.e., unresolved ones as upper bounds, a solid fit only through values all
+    resolved (dash-dotted and labelled when some are not, none when none is) and the predicted slope
+    dashed. Both axes are labelled in words; the legend names each alpha_L by what it does.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
 
-    fig = Figure(figsize=(11.0, 8.0), layout="constrained")
+    fig = Figure(figsize=(17.0, 9.0), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 2).ravel()
-    colors = ("tab:orange", "tab:blue", "tab:green", "tab:red")
+    depths = sorted({d for r in reports for d in r.depths})
     for ax, name in zip(axes, QUANTITIES):
-        for r, color in zip(reports, colors):
+        for r, color in zip(reports, _COLORS):
             q = r.quantity(name)
-            n, y, se = np.asarray(r.depths, float), np.asarray(q.values), np.asarray(q.ses)
-            ok = y > 0
-            lower = np.minimum(se[ok], 0.9 * y[ok])
-            ax.errorbar(n[ok], y[ok], yerr=[lower, se[ok]], fmt="o", color=color, ms=5, capsize=3,
-                        label=f"alpha_L = {fraction(r.alpha_L)} ({q.status or 'reported'})")
-            fit, used = q.fit, np.array(q.fit.used)
-            if used.sum() >= 2 and np.isfinite(fit.exponent):
-                grid = np.geomspace(n[used].min(), n[used].max(), 50)
-                ax.plot(grid, fit(grid), color=color, lw=1.5,
-                        label=f"fit {format_measured('L', fit.exponent, fit.exponent_se)}")
-                if q.prediction.exponent is not None:
-                    centre = np.exp(np.mean(np.log(n[used])))
-                    ax.plot(grid, fit(centre) * (grid / centre) ** q.prediction.exponent, color=color, lw=1.0,
-                            ls="--", label=f"predicted {format_power('L', q.prediction.exponent)}")
-        depths = sorted({d for r in reports for d in r.depths})
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xticks(depths, [str(d) for d in depths])
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("depth L")
-        ax.set_title(DESCRIPTIONS[name], fontsize=9)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+            draw_power_law(ax, q.fit, q.prediction.exponent, color, branch_words(r.alpha_L), q.status or "reported")
+        log_size_axes(ax, depths, size_axis_words("L"), YLABELS[name])
+        ax.set_title(TITLES[name], fontsize=10)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     r0 = reports[0]
-    fixed = ", ".join(f"{k}={v}" for k, v in r0.sizes.items() if k in ("N", "H", "S", "P"))
-    fig.suptitle(f"{r0.spec_name}: depth tension ({fixed}, {r0.steps} steps, {r0.seeds} seeds)", fontsize=11)
-    return save_figure_atomic(fig, path)
+    fixed = ", ".join(f"{k} = {v}" for k, v in r0.sizes.items() if k in ("N", "H", "S", "P"))
+    fig.suptitle(f"{r0.spec_name}: depth tension ({fixed}, {r0.steps} training steps, {r0.seeds} seeds)",
+                 fontsize=11)
+    return fig

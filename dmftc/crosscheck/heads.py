@@ -48,7 +48,8 @@ from dmftc.crosscheck.fit import (
     FLAT_RESOLUTION, N_SIGMA, TOLERANCE, PowerLaw, _judge_finite, fit_power_law, format_measured, format_power,
 )
 from dmftc.crosscheck.needs import SE_SEEDS, VERDICT_SIZES, require_seeds
-from dmftc.crosscheck.plots import _figure, _points
+from dmftc.crosscheck.plots import (UNRESOLVED_STYLE, _figure, _fit_drawn, _open_points, _points, fit_resolved,
+                                    size_words)
 from dmftc.crosscheck.report import _clean, finite_rule, rate_rule
 from dmftc.crosscheck.stats import RESOLVED_SIGMA, _signed_sqrt, _sqrt_se, seed_mean_se
 from dmftc.budget import check_simulation
@@ -531,39 +532,82 @@ def measure_heads(spec: Spec, sizes: Mapping[str, Sequence[int]], seeds: int = 8
 
 
 # ------------------------------------------------------------------ output
-def _plot_quantity(report: HeadReport, q: MeasuredQuantity, path: Path) -> Path:
-    fig, (ax,) = _figure(1)
-    n = np.asarray(report.sizes, dtype=float)
-    y, se = np.asarray(q.values), np.asarray(q.ses)
-    ok = y > 0
-    _points(ax, n[ok], y[ok], se[ok], "tab:blue", "o", f"{q.name} (mean ± s.e. over {report.seeds} seeds)")
-    if (~ok).any():  # a negative estimate of a square cannot go on a log axis: its 2-sigma upper bound
-        up = np.maximum(y[~ok], 0) + RESOLVED_SIGMA * se[~ok]
-        ax.scatter(n[~ok], up, marker="v", s=50, facecolors="none", edgecolors="tab:blue",
-                   label="2-sigma upper bound (estimate <= 0)")
-    fit, name = q.fit, report.size_name
-    used = np.array(fit.used)
-    if used.sum() >= 2 and np.isfinite(fit.exponent):
-        grid = np.geomspace(n[used].min(), n[used].max(), 50)
-        ax.plot(grid, fit(grid), color="tab:blue", lw=1.5,
-                label=f"fit {format_measured(name, fit.exponent, fit.exponent_se)}")
-        if q.prediction.exponent is not None:
-            centre = np.exp(np.mean(np.log(n[used])))
-            ax.plot(grid, fit(centre) * (grid / centre) ** q.prediction.exponent, color="0.3", lw=1.2, ls="--",
-                    label=f"predicted {format_power(name, q.prediction.exponent)}")
+#: the size axes of a head measurement in words, where they differ from `dmftc.crosscheck.plots.size_words`
+_SIZE_WORDS = {"N": "key/query dimension per head N"}
+
+
+def size_axis_words(size_name: str) -> str:
+    """A head or depth sweep's size axis in words with its symbol: "key/query dimension per head N", "depth L"."""
+    return _SIZE_WORDS.get(size_name) or size_words(size_name)
+
+
+def draw_power_law(ax, fit: PowerLaw, predicted: float | None, color: str, name: str,
+                   status: str | None = None) -> None:
+    """One measured series against the size on log-log axes, drawn as `dmftc check` draws a bias.
+
+    Values resolved from zero are filled points with standard-error bars, labelled `name` (and the
+    verdict's `status`); the others open triangles at their 2-sigma upper bound, labelled unresolved.
+    The fitted power law is solid when every value it was fitted on is resolved (a measured rate),
+    dash-dotted and labelled "not a measured rate" when only some are, and not drawn when none is (the
+    upper bounds' entry says so); the predicted slope is dashed through the fit's centre. A series
+    with no point has no legend entry.
+    """
+    n, y, se = (np.asarray(a, dtype=float) for a in (fit.sizes, fit.values, fit.ses))
+    res = np.array(fit.resolved, dtype=bool)
+    _points(ax, n[res], y[res], se[res], color, "o", name if status is None else f"{name}: {status}")
+    no_fit = "" if _fit_drawn(fit) else "; no fit drawn"
+    _open_points(ax, n[~res], np.maximum(y[~res], 0.0) + RESOLVED_SIGMA * se[~res], color, "v",
+                 f"{name}: upper bound (unresolved{no_fit})")
+    if _fit_drawn(fit):
+        _fit_and_prediction(ax, fit, predicted, color)
+
+
+def _fit_and_prediction(ax, fit: PowerLaw, predicted: float | None, color: str) -> None:
+    """The fitted power law (solid when `fit_resolved`, else dash-dotted and labelled) and the predicted
+    slope (dashed) through the fit's centre."""
+    used = np.array(fit.used, dtype=bool)
+    n = np.asarray(fit.sizes, dtype=float)[used]
+    grid = np.geomspace(n.min(), n.max(), 50)
+    label = f"fit {format_measured(fit.size_name, fit.exponent, fit.exponent_se)}"
+    if fit_resolved(fit):
+        ax.plot(grid, fit(grid), color=color, lw=1.5, label=label)
+    else:
+        unresolved = int(used.sum() - np.sum(np.array(fit.resolved, dtype=bool)[used]))
+        ax.plot(grid, fit(grid), color=color, lw=1.0, ls=UNRESOLVED_STYLE, alpha=0.8,
+                label=f"{label}\n(unresolved at {unresolved} of {int(used.sum())} sizes: not a measured rate)")
+    if predicted is not None:
+        centre = np.exp(np.mean(np.log(n)))
+        ax.plot(grid, fit(centre) * (grid / centre) ** predicted, color=color, lw=1.0, ls="--",
+                label=f"predicted slope {format_power(fit.size_name, predicted)}")
+
+
+def log_size_axes(ax, sizes: Sequence[int], xlabel: str, ylabel: str) -> None:
+    """Log-log axes with the sizes as ticks, both axes labelled in words, a grid."""
     from matplotlib.ticker import NullFormatter
 
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xticks(list(report.sizes), [str(s) for s in report.sizes])
+    ax.set_xticks(list(sizes), [str(s) for s in sizes])
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(name)
-    ax.set_ylabel(q.name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
+
+
+def quantity_figure(report: HeadReport, q: MeasuredQuantity):
+    """One quantity of a head report against the size (see `draw_power_law`), axes in words; a Figure."""
+    fig, (ax,) = _figure(1)
+    draw_power_law(ax, q.fit, q.prediction.exponent, "tab:blue", f"measured (mean ± s.e. over {report.seeds} seeds)")
+    log_size_axes(ax, report.sizes, size_axis_words(report.size_name), q.description)
     status = q.verdict.status if q.verdict else "reported"
     ax.set_title(f"{report.spec_name}: {q.description} ({status})", fontsize=10)
-    ax.legend(fontsize=8)
-    return save_figure_atomic(fig, path)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    return fig
+
+
+def _plot_quantity(report: HeadReport, q: MeasuredQuantity, path: Path) -> Path:
+    """Write `quantity_figure(report, q)` to `path` (a PNG, atomically)."""
+    return save_figure_atomic(quantity_figure(report, q), path)
 
 
 def _pm(value: float, se: float) -> str:
