@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from dmftc.crosscheck.files import save_figure_atomic
-from dmftc.crosscheck.fit import PowerLaw, Verdict, compare_rate, fit_power_law, format_measured
+from dmftc.crosscheck.fit import PowerLaw, Verdict, compare_rate, fit_power_law, format_measured, format_power
+from dmftc.crosscheck.plots import _fit_drawn, _fit_lines, _log_axes, _open_points, _points, size_words
 from dmftc.crosscheck.report import _clean
 from dmftc.crosscheck.stats import RESOLVED_SIGMA
 from dmftc.errors import DmftcError
@@ -278,47 +279,71 @@ def compare_logit_laws(dmft: Sequence[np.ndarray], finite: Mapping[int, np.ndarr
 
 
 # ------------------------------------------------------------------ figure
+#: each view in words with its symbol
+VIEW_WORDS = {"A(0)": "initial logit A(0)", "A(T)": "trained logit A(T)", "A(T) - A(0)": "logit change A(T) − A(0)"}
+_LAW_COLORS = ("tab:green", "tab:red", "tab:purple", "tab:brown")
+
+
 def plot_logit_laws(report: LogitReport, dmft: Sequence[np.ndarray], finite: Mapping[int, np.ndarray],
                     path) -> Path:
-    """Histograms of the pooled logits (DMFT and the smallest and largest size) for each view,
-    and the energy distance against the size with its fit; written atomically."""
+    """Write `logit_laws_figure(...)` to `path` (a PNG, atomically) and return the path."""
+    return save_figure_atomic(logit_laws_figure(report, dmft, finite), path)
+
+
+def logit_laws_figure(report: LogitReport, dmft: Sequence[np.ndarray], finite: Mapping[int, np.ndarray]):
+    """Histograms of the pooled logits (DMFT and the smallest and largest size) for each view, and the
+    energy distance against the size; a Figure.
+
+    The distances are drawn as `dmftc check` draws a bias (`dmftc.crosscheck.plots`): resolved values as
+    points ± s.e., the others as open triangles at their 2-sigma upper bound; the fit solid only through
+    values all resolved, dash-dotted and labelled when some are not, none when none is; the predicted
+    slope dashed. Every axis is labelled in words.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     laws = report.laws
-    fig = Figure(figsize=(5.0 * (len(laws) + 1), 4.4), layout="constrained")
+    fig = Figure(figsize=(5.0 * (len(laws) + 1) + 2.0, 4.4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(laws) + 1)
-    sizes = laws[0].sizes
     for ax, law in zip(axes, laws):
-        d = np.concatenate([np.ravel(view(x, law.what, 0)) for x in dmft])
-        lo, hi = np.quantile(d, [0.002, 0.998])
-        bins = np.linspace(lo, hi, 60)
-        ax.hist(d, bins=bins, density=True, histtype="stepfilled", alpha=0.3, color="k", label="DMFT (H -> oo)")
-        for n, color in ((sizes[0], "tab:orange"), (sizes[-1], "tab:blue")):
-            ax.hist(np.ravel(view(finite[n], law.what, 1)), bins=bins, density=True, histtype="step", lw=1.5,
-                    color=color, label=f"{report.size_name} = {n}")
-        ax.set_yscale("log")
-        ax.set_xlabel(law.what)
-        ax.set_ylabel("density")
-        ax.set_title(f"{law.what} across heads", fontsize=9)
-        ax.legend(fontsize=7)
+        _histograms(ax, law, dmft, finite, report.size_name)
     ax = axes[-1]
-    for law, color in zip(laws, ("tab:green", "tab:red", "tab:purple", "tab:brown")):
-        n, y, se = np.asarray(law.sizes, float), np.asarray(law.distance), np.asarray(law.distance_se)
-        ok = y > 0
-        ax.errorbar(n[ok], y[ok], yerr=[np.minimum(se[ok], 0.9 * y[ok]), se[ok]], fmt="o", color=color,
-                    capsize=3, label=f"{law.what} ({law.verdict.status})")
-        fit = law.fit
-        if np.isfinite(fit.exponent) and sum(fit.used) >= 2:
-            grid = np.geomspace(n[np.array(fit.used)].min(), n[np.array(fit.used)].max(), 40)
-            ax.plot(grid, fit(grid), color=color, lw=1.2,
-                    label=f"fit {format_measured(report.size_name, fit.exponent, fit.exponent_se)}")
-    ax.set_xscale("log")
+    for law, color in zip(laws, _LAW_COLORS):
+        _distances(ax, law, color)
+    _log_axes(ax, laws[0].sizes, report.size_name)
+    ax.set_ylabel("energy distance D to the DMFT's law")
+    ax.set_title(f"distance to the DMFT's law (predicted {format_power(report.size_name, PREDICTED)})", fontsize=9)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    return fig
+
+
+def _histograms(ax, law: LogitLaw, dmft: Sequence[np.ndarray], finite: Mapping[int, np.ndarray],
+                size_name: str) -> None:
+    """The pooled law of one view: the DMFT filled in grey, the smallest and largest size as outlines."""
+    d = np.concatenate([np.ravel(view(x, law.what, 0)) for x in dmft])
+    lo, hi = np.quantile(d, [0.002, 0.998])
+    bins = np.linspace(lo, hi, 60)
+    ax.hist(d, bins=bins, density=True, histtype="stepfilled", alpha=0.3, color="k",
+            label=f"DMFT ({size_name} → ∞)")
+    for n, color in ((law.sizes[0], "tab:orange"), (law.sizes[-1], "tab:blue")):
+        ax.hist(np.ravel(view(finite[n], law.what, 1)), bins=bins, density=True, histtype="step", lw=1.5,
+                color=color, label=f"{size_words(size_name)} = {n}")
     ax.set_yscale("log")
-    ax.set_xlabel(report.size_name)
-    ax.set_ylabel("energy distance D")
-    ax.set_title(f"distance to the DMFT's law (predicted {report.size_name}^-1)", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
+    ax.set_xlabel(VIEW_WORDS[law.what])
+    ax.set_ylabel("probability density")
+    ax.set_title(f"{VIEW_WORDS[law.what]} across heads", fontsize=9)
     ax.legend(fontsize=7)
-    return save_figure_atomic(fig, path)
+
+
+def _distances(ax, law: LogitLaw, color: str) -> None:
+    """One view's energy distances against the size, its fit and the predicted slope."""
+    n, y, se = (np.asarray(a, dtype=float) for a in (law.sizes, law.distance, law.distance_se))
+    res = np.array(law.fit.resolved, dtype=bool)
+    what = VIEW_WORDS[law.what]
+    _points(ax, n[res], y[res], se[res], color, "o", f"{what}: {law.verdict.status}")
+    no_fit = "" if _fit_drawn(law.fit) else "; no fit drawn"
+    _open_points(ax, n[~res], np.maximum(y[~res], 0.0) + RESOLVED_SIGMA * se[~res], color, "v",
+                 f"{what}: upper bound (unresolved{no_fit})")
+    _fit_lines(ax, law.fit, law.verdict, color)

@@ -46,10 +46,11 @@ def curves(synthetic):
 
 
 def _has_data(artist) -> bool:
-    """Whether a legend's artist draws something: a line, markers, error bars or a filled band."""
+    """Whether a legend's artist draws something: a line, markers, error bars, a filled band or a histogram."""
     from matplotlib.collections import Collection
     from matplotlib.container import Container
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     if isinstance(artist, Container):
         return any(_has_data(a) for a in artist.get_children())
@@ -60,6 +61,8 @@ def _has_data(artist) -> bool:
         return bool(xy.size and np.isfinite(xy).all(axis=1).any())
     if isinstance(artist, Collection):
         return len(artist.get_offsets()) > 0 or any(len(p.vertices) for p in artist.get_paths())
+    if isinstance(artist, Patch):
+        return len(artist.get_path().vertices) > 0
     return False
 
 
@@ -164,4 +167,161 @@ def test_markdown_rows_keep_their_cells_when_a_cell_holds_a_norm():
     html = mistune.create_markdown(plugins=["table"])("\n".join(
         ["| quantity | measured | predicted | verdict |", "| --- | --- | --- | --- |", row]))
     body = html.split("<tbody>")[1]
+    assert body.count("<td") == 4 and "||W(T) - W(0)|| / ||W(0)||" in body
+
+
+# ------------------------------------------------------------------ depth, heads, reproduce, logits figures
+DEPTHS = (1, 2, 4, 8)
+
+
+def _depth_report(alpha, exponents, unresolved=None):
+    """A DepthReport at `alpha` whose quantities follow L^p exactly, 3 % errors; `unresolved` maps a quantity
+    to the depths where its value is not resolved from zero (error 1.5 times the value)."""
+    from dmftc.crosscheck.depth import DepthFacts, DepthReport, analyse_depth
+    from dmftc.crosscheck.heads import Prediction
+
+    unresolved = unresolved or {}
+    per_depth = {L: {q: (L ** p, (1.5 if L in unresolved.get(q, ()) else 0.03) * L ** p, L not in unresolved.get(q, ()))
+                     for q, p in exponents.items()} for L in DEPTHS}
+    preds = {q: Prediction(float(p), "falls" if p < 0 else "flat", "synthetic", gate=True) for q, p in exponents.items()}
+    facts = DepthFacts("nontrivial" if alpha == 0.5 else "trivial", 0.0, "frozen", -0.5)
+    return DepthReport("synthetic", alpha, DEPTHS, {"N": 8, "H": 4}, 8, 0, 5, facts, analyse_depth(per_depth, preds),
+                       ((1.0, 0.5),) * len(DEPTHS))
+
+
+@pytest.fixture
+def depth_reports():
+    """alpha_L = 1/2 with every value resolved; alpha_L = 1 with the kernel change unresolved at 2 of 4 depths
+    and the branch sum at none."""
+    half = _depth_report(0.5, {"kq_displacement": -0.5, "kernel_change": 0.0, "branch_sum": 0.0, "logit_change": 0.0})
+    one = _depth_report(1.0, {"kq_displacement": 0.0, "kernel_change": -1.0, "branch_sum": -0.5, "logit_change": 0.0},
+                        unresolved={"kernel_change": (4, 8), "branch_sum": DEPTHS})
+    return half, one
+
+
+def _fit_styles(ax) -> list[str]:
+    """The line style of every fitted power law drawn on `ax` (two may share a label)."""
+    return sorted(line.get_linestyle() for line in ax.get_lines() if line.get_label().startswith("fit "))
+
+
+def _legend_labels(fig) -> list[str]:
+    return [label for ax in fig.axes for label in ax.get_legend_handles_labels()[1]]
+
+
+def _assert_words(fig, names) -> None:
+    """No axis label, title or legend entry is one of the code's variable names (`names`, "alpha_L", ...)."""
+    texts = [t for ax in fig.axes for t in (ax.get_xlabel(), ax.get_ylabel(), ax.get_title())] + _legend_labels(fig)
+    for text in texts:
+        assert not any(name in text for name in (*names, "alpha_L", "alpha_A", "-> oo")), text
+
+
+def test_depth_figure_has_its_axes_in_words_and_legends_that_name_the_scaling(depth_reports):
+    from dmftc.crosscheck.depth import QUANTITIES, YLABELS, depth_figure
+
+    fig = depth_figure(depth_reports)
+    _assert_readable(fig)
+    _assert_words(fig, QUANTITIES)
+    assert [ax.get_ylabel() for ax in fig.axes] == [YLABELS[q] for q in QUANTITIES]
+    assert {ax.get_xlabel() for ax in fig.axes} == {"depth L"}
+    labels = _legend_labels(fig)
+    assert any(x.startswith("branches scaled β0 / L^1/2 (α_L = 1/2)") for x in labels)
+    assert any(x.startswith("branches scaled β0 / L (α_L = 1)") for x in labels)
+
+
+def test_depth_figure_draws_solid_fits_only_through_resolved_values(depth_reports):
+    from dmftc.crosscheck.depth import QUANTITIES, depth_figure
+
+    half, one = depth_reports
+    fig = depth_figure(depth_reports)
+    for ax, name in zip(fig.axes, QUANTITIES):
+        drawn = [r.quantity(name).fit for r in (half, one) if any(r.quantity(name).fit.resolved)]
+        assert sorted(s == "-" for s in _fit_styles(ax)) == sorted(fit_resolved(f) for f in drawn), name
+    kernel = _fit_lines(fig.axes[QUANTITIES.index("kernel_change")])
+    assert [s for label, s in kernel.items() if "unresolved at 2 of 4 sizes" in label] == [UNRESOLVED_STYLE]
+    branch = fig.axes[QUANTITIES.index("branch_sum")]
+    assert _fit_styles(branch) == ["-"]   # alpha_L = 1/2's alone: no fit through values none of which is resolved
+    assert any("upper bound (unresolved; no fit drawn)" in x for x in branch.get_legend_handles_labels()[1])
+
+
+def _head_report(size_name="N", unresolved=()):
+    """A HeadReport along `size_name` whose every quantity falls as n^-1 (3 % errors); the quantities in
+    `unresolved` have errors larger than their values at the two largest sizes."""
+    from dmftc.crosscheck.fit import fit_power_law
+    from dmftc.crosscheck.heads import DESCRIPTIONS, QUANTITIES, HeadReport, MeasuredQuantity, Prediction, judge
+
+    quantities = []
+    for name in QUANTITIES:
+        values = np.array([1.0 / n for n in SIZES])
+        ses = values * np.where((np.arange(len(SIZES)) >= 2) & (name in unresolved), 1.5, 0.03)
+        fit = fit_power_law(SIZES, values, ses, size_name=size_name, label=DESCRIPTIONS[name])
+        pred = Prediction(-1.0, "falls", "synthetic", gate=True)
+        quantities.append(MeasuredQuantity(name, DESCRIPTIONS[name], tuple(values), tuple(ses), fit, pred,
+                                           judge(name, fit, pred)))
+    return HeadReport("synthetic", size_name, SIZES, 8, 0, 3, 4, "feature_learning", "collapse", tuple(quantities))
+
+
+def test_head_figures_name_their_axes_in_words():
+    from dmftc.crosscheck.heads import QUANTITIES, quantity_figure
+
+    report = _head_report(unresolved=("headvar_change",))
+    for q in report.quantities:
+        fig = quantity_figure(report, q)
+        _assert_readable(fig)
+        _assert_words(fig, QUANTITIES)
+        ax = fig.axes[0]
+        assert ax.get_xlabel() == "key/query dimension per head N" and ax.get_ylabel() == q.description
+        styles = _fit_lines(ax)
+        assert list(styles.values()) == (["-"] if q.name != "headvar_change" else [UNRESOLVED_STYLE])
+
+
+def test_reproduce_figures_name_their_axes_and_series_in_words():
+    from dmftc.crosscheck.fit import fit_power_law
+    from dmftc.crosscheck.heads import QUANTITIES
+    from dmftc.reproduce import Phenomenon, heads_H_figure, heads_N_figure
+
+    one, half = (Phenomenon(n, n, "consistent", "synthetic", (), "heads_N.png", {"heads": r.to_json()})
+                 for n, r in (("head_collapse", _head_report()), ("no_collapse", _head_report(unresolved=QUANTITIES))))
+    fig = heads_N_figure(one, half)
+    _assert_readable(fig)
+    _assert_words(fig, QUANTITIES)
+    assert {ax.get_xlabel() for ax in fig.axes} == {"key/query dimension per head N"}
+    assert any(x.startswith("logits scaled 1 / √N (α_A = 1/2)") for x in _legend_labels(fig))
+    assert all(_fit_styles(ax) == sorted(["-", UNRESOLVED_STYLE]) for ax in fig.axes)   # 1/2: partly resolved
+    variance = fit_power_law(SIZES, [1.0 / n for n in SIZES], [0.03 / n for n in SIZES], size_name="H")
+    fig = heads_H_figure({"report": _head_report("H"), "fit": variance, "fixed_N": 8})
+    _assert_readable(fig)
+    _assert_words(fig, QUANTITIES)
+    assert {ax.get_xlabel() for ax in fig.axes} == {"number of attention heads H"}
+    assert "N = 8" in fig.get_suptitle()
+
+
+def test_the_logit_law_figure_is_in_words_and_fits_only_resolved_distances():
+    from dmftc.crosscheck.logits import VIEW_WORDS, compare_logit_laws, logit_laws_figure
+
+    rng = np.random.default_rng(2)
+    dmft = [rng.normal(size=(4, 1, 200, 2, 3, 3)) for _ in range(2)]
+    finite = {}
+    for H in (1, 2, 4, 8):
+        a = rng.normal(size=(32, 4, 1, H, 2, 3, 3))
+        a[:, -1] += 2.0 / H
+        finite[H] = a
+    report = compare_logit_laws(dmft, finite, views=("A(0)", "A(T)"))
+    fig = logit_laws_figure(report, dmft, finite)
+    _assert_readable(fig)
+    *hists, dist = fig.axes
+    assert [ax.get_xlabel() for ax in hists] == [VIEW_WORDS["A(0)"], VIEW_WORDS["A(T)"]]
+    assert dist.get_xlabel() == "number of attention heads H" and "energy distance" in dist.get_ylabel()
+    drawn = [law.fit for law in report.laws if any(law.fit.resolved)]
+    assert sorted(s == "-" for s in _fit_styles(dist)) == sorted(fit_resolved(f) for f in drawn)
+    assert "DMFT (H → ∞)" in hists[0].get_legend_handles_labels()[1]
+
+
+def test_the_reproduce_report_keeps_its_table_cells_when_a_quantity_holds_a_norm():
+    mistune = pytest.importorskip("mistune")
+    from dmftc.reproduce import QUICK, Exponent, Phenomenon, Reproduction
+
+    e = Exponent("kq_displacement", "key/query weight displacement ||W(T) - W(0)|| / ||W(0)||", "L", -0.51, 0.05,
+                 -0.5, "synthetic", "consistent", "")
+    result = Reproduction(True, QUICK, (Phenomenon("depth_tension", "Depth", "consistent", "s", (e,), "depth.png"),), 1.0)
+    body = mistune.create_markdown(plugins=["table"])(result.markdown()).split("<tbody>")[1]
     assert body.count("<td") == 4 and "||W(T) - W(0)|| / ||W(0)||" in body
