@@ -142,6 +142,9 @@ def cmd_solve(args) -> None:
     sol = prog.solve(**target)
     path = sol.save(args.out, prog.spec)
     print(f"wrote {path}: {solve_line(sol)}")
+    for name, what in (("loss_test", "held-out loss"), ("loss_batch", "batch loss")):
+        if name in sol.arrays:
+            print(f"  {what}: {solve_line(sol, name).split(' over ')[0].removeprefix('loss ')}")
     errs = sol.meta.get("errors", {})
     if "accuracy" in errs:
         reps = f" x {errs['replicas']} independent replicas" if errs.get("replicas", 1) > 1 else ""
@@ -150,9 +153,9 @@ def cmd_solve(args) -> None:
         print(f"dmftc solve: warning: {sol.meta['warning']}", file=sys.stderr)
 
 
-def solve_line(sol) -> str:
+def solve_line(sol, name: str = "loss") -> str:
     """'loss 0.2067 -> 0.00046 +- 0.00002 over 50 steps (...)': the first and last loss with their errors."""
-    loss, se, res = sol.loss, sol.se("loss"), sol.errors.get("residual", {}).get("loss")
+    loss, se, res = sol.arrays[name], sol.se(name), sol.errors.get("residual", {}).get(name)
 
     def pm(t: int) -> str:
         if se is None:
@@ -175,6 +178,9 @@ def cmd_simulate(args) -> None:
     sim = simulate(spec, sizes=sizes or None, seeds=args.seeds)
     path = sim.save(args.out)
     print(f"wrote {path}: mean loss {sim.loss.mean(0)[0]:.6g} -> {sim.loss.mean(0)[-1]:.6g} ({args.seeds} seeds)")
+    if "loss_test" in sim.losses:
+        test = sim.losses["loss_test"].mean(0)
+        print(f"  held-out loss: {test[0]:.6g} -> {test[-1]:.6g}")
 
 
 def cmd_check(args) -> int:
