@@ -213,7 +213,8 @@ def depth_discretisation(prog: Program, loss: np.ndarray, K: int, kw: dict) -> d
 
 @dataclass(frozen=True)
 class Solution:
-    """A DMFT solution: arrays by name (loss, f, kernels) and metadata."""
+    """A DMFT solution: arrays by name (loss, f, kernels) and metadata; `to_xarray()` labels them, `plot()`
+    draws one against the training step."""
 
     name: str
     arrays: Mapping[str, np.ndarray]
@@ -255,14 +256,76 @@ class Solution:
         """solution.npz and solution.json, each written atomically (layout: README.md, "Output files")."""
         out = Path(out_dir)
         errs = self.error_arrays()
-        axes = solution_axes(self.arrays, self.meta.get("method"))
-        axes.update({k: axes[k.rsplit("_", 1)[0]] for k in errs})
+        axes = self._axes(errs)
         meta = dict(self.meta, name=self.name, spec=(spec.raw if spec is not None else None),
                     final_loss=float(self.loss[-1]), shapes={k: list(np.shape(v)) for k, v in self.arrays.items()},
                     axes=axes, versions=versions())
         save_npz_atomic(out / "solution.npz", npz_entries({**self.arrays, **errs}, self.steps, axes, meta))
         write_text_atomic(out / "solution.json", json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
         return out / "solution.npz"
+
+    def to_xarray(self, spec: Spec | None = None):
+        """The arrays and their errors as an xarray.Dataset (docs/reading-output.md, "In Python").
+
+        Dimensions: t (the step), mu and nu (the kernels' sites), s (the second time), sample (the input
+        of f), head, each with integer coordinates; `<name>_se`, `<name>_bias` and `<name>_residual`
+        where the solve has them (as in solution.npz). `attrs`: kind, name, steps, final_loss, the
+        solve's settings (samples, seed, dtype), method, regime, the error analysis (errors_*) and the
+        versions (versions_*), flattened for netCDF; with `spec`, also its sizes (a limit size as "inf")
+        and the spec itself as JSON text. `.to_netcdf(path)` writes it.
+        """
+        from .outputs import dataset
+
+        errs = self.error_arrays()
+        return dataset({**self.arrays, **errs}, self._axes(errs), solution_attrs(self, spec))
+
+    def plot(self, name: str = "loss", ax=None, **where):
+        """Draw the array `name` against the training step t, with its Monte Carlo band (± one standard
+        error) where it has one; returns the matplotlib Axes.
+
+        `where` picks one entry of the other dimensions (`plot("Phi1", mu=0, s=0, nu=0)`); `ax` is drawn
+        on, or a new pyplot figure is made (as xarray's and pandas' plot do). The legend says "DMFT (exact)"
+        for an exact solve, "DMFT (no error bars)" for a Monte Carlo solve without its error analysis.
+        """
+        from .crosscheck.plots import quantity_words
+        from .errors import DmftcError
+        from .outputs import LOSS_WORDS, curve_problem, plot_steps, selection_words
+
+        ds = self.to_xarray()
+        problem = curve_problem(ds, name, where)
+        if problem:
+            raise DmftcError(problem)
+        value = ds[name].isel(where)
+        se = ds[f"{name}_se"].isel(where) if f"{name}_se" in ds else None
+        words = LOSS_WORDS.get(name) or quantity_words(name)
+        return plot_steps(ax, value["t"], value, se, label=dmft_label(se, self.meta.get("errors", {}).get("method")),
+                          band_label="DMFT ± Monte Carlo s.e.", ylabel=words + selection_words(where),
+                          title=f"{self.name}: DMFT ({self.meta.get('method', 'solve')})", color="black")
+
+    def _axes(self, errs: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
+        """Every array's axis names (`solution_axes`), its error arrays' those of the array they belong to."""
+        axes = solution_axes(self.arrays, self.meta.get("method"))
+        axes.update({k: axes[k.rsplit("_", 1)[0]] for k in errs})
+        return axes
+
+
+def solution_attrs(sol: Solution, spec: Spec | None) -> dict[str, Any]:
+    """The run's metadata for `Solution.to_xarray` (before flattening): the solve's settings lifted to the top."""
+    meta = {k: v for k, v in sol.meta.items() if k != "settings"}
+    attrs = {"kind": "DMFT solution", "name": sol.name, "steps": sol.steps, "final_loss": float(sol.loss[-1]),
+             **sol.meta.get("settings", {}), **meta, "versions": versions()}
+    if spec is not None:
+        attrs["sizes"] = {k: "inf" if k in spec.limit else v for k, v in spec.sizes.items()}
+        attrs["spec"] = json.dumps(spec.raw, sort_keys=True, default=str)
+    return attrs
+
+
+def dmft_label(se, method: str | None) -> str:
+    """The DMFT curve's legend entry: "DMFT" beside its Monte Carlo band, "DMFT (exact)" for an exact solve
+    (zero standard errors), "DMFT (no error bars)" where there are none or the method has no estimate."""
+    if se is not None and bool(np.any(np.asarray(se) > 0)):
+        return "DMFT"
+    return "DMFT (exact)" if se is not None and method == "exact" else "DMFT (no error bars)"
 
 
 def compile_spec(spec: Spec | str | Path, overrides: Sequence[str] = ()) -> Program:

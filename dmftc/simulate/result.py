@@ -34,7 +34,8 @@ class Simulation:
     maps each weight copy's key ("attn0_K[3]") to its relative displacement
     ||W(t) - W(0)||_F / ||W(0)||_F, (seeds, T+1); in simulation.npz as "displacement:<key>".
     `spec_raw` is the spec as read (a mapping, None if unknown). Like `dmftc.program.Solution` it
-    has `name`, `steps`, `arrays` (a mapping), `meta`, `save(dir)` and a one-line repr.
+    has `name`, `steps`, `arrays` (a mapping), `meta`, `save(dir)`, `to_xarray()`, `plot()` and a
+    one-line repr.
     """
 
     spec_name: str
@@ -84,6 +85,52 @@ class Simulation:
         meta = dict(self.meta, spec=spec.raw if spec is not None else self.spec_raw,
                     shapes={k: list(v.shape) for k, v in arrays.items()}, axes=axes, versions=versions())
         return save_npz_atomic(Path(directory) / "simulation.npz", npz_entries(arrays, self.steps, axes, meta))
+
+    def to_xarray(self, spec: Any = None):
+        """Every array as an xarray.Dataset (docs/reading-output.md, "In Python").
+
+        Dimensions: seed (the network, 0..seeds-1), t (the step), mu and nu (the kernels' sites), s (the
+        second time), sample (the input of f), block, head, token and token2 (the logits), each with integer
+        coordinates; the arrays keep their names in `arrays` and simulation.npz ("Phi{1}"). `attrs`: kind,
+        name, sizes (sizes_N, ...), seeds, the ensemble's seed, record, dtype, steps, final_loss (mean over
+        seeds), the versions (versions_*) and the spec (`spec`, a Spec, or `spec_raw`) as JSON text,
+        flattened for netCDF. `.to_netcdf(path)` writes it.
+        """
+        import json
+
+        from ..outputs import dataset
+
+        arrays, raw = self.arrays, spec.raw if spec is not None else self.spec_raw
+        attrs = {"kind": "finite networks", **self.meta, "versions": versions(),
+                 "spec": None if raw is None else json.dumps(raw, sort_keys=True, default=str)}
+        return dataset(arrays, simulation_axes(arrays), attrs)
+
+    def plot(self, name: str = "loss", ax=None, **where):
+        """Draw the array `name` against the training step t: the mean over the seeds with a band of ± one
+        standard error of that mean; returns the matplotlib Axes.
+
+        `name` as in `arrays`; `where` picks one entry of the other dimensions (`plot("f", sample=0)`,
+        `plot("Phi{1}", mu=0, nu=0, s=0)`); `ax` is drawn on, or a new pyplot figure is made (as xarray's
+        and pandas' plot do).
+        """
+        from ..crosscheck.plots import quantity_words
+        from ..errors import DmftcError
+        from ..notation import DATA_SIZES
+        from ..outputs import LOSS_WORDS, curve_problem, plot_steps, selection_words, simulation_words
+
+        ds = self.to_xarray()
+        problem = curve_problem(ds, name, where, keep=("seed",))
+        if problem:
+            raise DmftcError(problem)
+        values = ds[name].isel(where)
+        se = values.std("seed", ddof=1) / np.sqrt(self.seeds) if self.seeds >= 2 else None
+        sizes = ", ".join(f"{k} = {v}" for k, v in self.sizes.items() if k not in DATA_SIZES)
+        return plot_steps(ax, values["t"], values.mean("seed"), se,
+                          label=f"finite networks ({sizes}), mean of {self.seeds} seeds",
+                          band_label="± standard error of the mean",
+                          ylabel=(LOSS_WORDS.get(name) or simulation_words(name) or quantity_words(name))
+                          + selection_words(where),
+                          title=f"{self.spec_name}: finite networks")
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.sizes.items())
