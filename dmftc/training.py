@@ -50,6 +50,9 @@ class Setup:
     batches: tuple[np.ndarray, ...]
     n_train: int
     n_test: int = 0
+    adam: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
 
     @property
     def steps(self) -> int:
@@ -83,7 +86,7 @@ def setup(spec, hyper=None, n_test: int | None = None, steps: int | None = None)
         n_test = getattr(spec.data, "test", 0)
     return Setup(schedule, value(tr.lr, "lr"), value(tr.momentum, "momentum"), tr.nesterov,
                  value(tr.weight_decay, "weight_decay"), tr.decay == "coupled",
-                 batch_indices(tr.batches, n_train, T), n_train, n_test)
+                 batch_indices(tr.batches, n_train, T), n_train, n_test, tr.adam, tuple(tr.betas), float(tr.eps))
 
 
 def _at(expr, values, k: int) -> float:
@@ -106,6 +109,37 @@ def update(W, v, grad, lr_W: float, t: int, st: Setup):
     return W_next, v
 
 
+def adam_update(W, m, v, grad, lr_W: float, t: int, st: Setup):
+    """One Adam step (Kingma & Ba, bias-corrected; AdamW's decoupled decay, or coupled as an L2 term):
+
+        d = grad + lambda_c W,  m <- b1 m + (1 - b1) d,  v <- b2 v + (1 - b2) d^2,
+        W <- W - lr_W s_t m_hat / (sqrt(v_hat) + eps) - lambda_d lr s_t W,
+        m_hat = m / (1 - b1^(t+1)),  v_hat = v / (1 - b2^(t+1)).
+
+    The update of each entry is a nonlinear function of that entry's gradient history: no linear filter
+    exists, which is why the DMFT has no solver for it (docs/theory.md#training-setups)."""
+    b1, b2 = st.betas
+    d = grad + st.decay * W if st.coupled else grad
+    m = b1 * m + (1 - b1) * d
+    v = b2 * v + (1 - b2) * d * d
+    m_hat = m / (1 - b1 ** (t + 1))
+    v_hat = v / (1 - b2 ** (t + 1))
+    s = st.schedule[t]
+    W_next = W - lr_W * s * m_hat / (v_hat ** 0.5 + st.eps)
+    if not st.coupled:
+        W_next = W_next - st.decay * st.lr * s * W
+    return W_next, m, v
+
+
+def step(W, state: tuple, grad, lr_W: float, t: int, st: Setup):
+    """(W_{t+1}, state_{t+1}): `update` (state (v,)) or `adam_update` (state (m, v)) as `st` says."""
+    if st.adam:
+        W, m, v = adam_update(W, state[0], state[1], grad, lr_W, t, st)
+        return W, (m, v)
+    W, v = update(W, state[0], grad, lr_W, t, st)
+    return W, (v,)
+
+
 def filters(st: Setup, lr_W: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(a (T+1,), Kappa (T+1, T+1)): W_t = a(t) W_0 - lr_W sum_{s<t} Kappa(t, s) grad_s under `update`.
 
@@ -113,6 +147,8 @@ def filters(st: Setup, lr_W: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     is the initial weight's, column 1 + s the gradient of step s's. With coupled decay the filters depend
     on lr_W (the decay rate is lr_W lambda_c); otherwise not.
     """
+    if st.adam:
+        raise DmftcError("Adam's update has no linear filter (it divides each entry by its own gradient scale)")
     T = st.steps
     W = np.zeros(T + 1)
     W[0] = 1.0

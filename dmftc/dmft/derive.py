@@ -34,6 +34,14 @@ def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> Equ
     With L in the limit the stream is written on a grid of K = solver.depth_steps layer-time steps
     (default: the spec's L) with the L -> oo prefactors in units of d tau = 1 / K.
     """
+    if spec.training.adam:
+        raise Unsupported(
+            "a mean-field solver for Adam: its step divides each weight entry's gradient by that entry's own "
+            "running scale, a nonlinear function of the entry's history, so the update is no sum of outer "
+            "products of forward and backward fields and the single-site process does not close "
+            "(docs/theory.md#training-setups)",
+            "`dmftc analyze` gives Adam's regime and exponents, `dmftc simulate` and `dmftc heads` measure finite "
+            "networks; for a DMFT use `optimizer: sgd` with `momentum`")
     K = 0
     if "L" in spec.limit:
         K = spec.solver.depth_steps or int(spec.sizes["L"])

@@ -57,7 +57,7 @@ class _Lowering:
     def wexp(self, name: str, graph: Graph, suffix: str) -> R.WExp:
         w, ws = graph.weights[name], self.params[name]
         we = R.WExp(name, name + suffix, w.role, self.e(ws.multiplier), self.e(ws.init_std),
-                    self.e(ws.lr), self.e(w.fan_in), self.e(w.fan_out))
+                    self.e(ws.lr), self.e(w.fan_in), self.e(w.fan_out), self.spec.training.adam)
         self.weights[name].append(we)
         return we
 

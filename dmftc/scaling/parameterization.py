@@ -54,6 +54,7 @@ class Context:
     readout_fan_in: Expr
     depth: Expr        # L (the residual block count), 1 without residual blocks
     alpha_L: Expr | None  # branch-scale exponent, None without residual blocks
+    adam: bool = False    # the optimizer is Adam (its muP table: `_adam_step`)
 
 
 def leading_power(expr: Expr, n: sympy.Symbol) -> Expr:
@@ -170,7 +171,7 @@ def exponent(expr, n: sympy.Symbol, hyper: Mapping[sympy.Symbol, Expr]) -> Fract
 
 # ---------------------------------------------------------------- the table
 def _row_mup(w: Weight, c: Context, attn: Attention | None) -> WeightScaling:
-    step = c.lr * c.gamma0**2 * c.readout_fan_in * _depth_lr(c)
+    step = c.lr * c.gamma0**2 * c.readout_fan_in * _depth_lr(c) if not c.adam else _adam_step(w, c, attn)
     if w.role == "readout":
         m = _depth_io(c) / (c.gamma0 * w.fan_in)
         return WeightScaling(m, 1 / _depth_io(c), step)
@@ -181,6 +182,30 @@ def _row_mup(w: Weight, c: Context, attn: Attention | None) -> WeightScaling:
     if w.role == "embed" and c.alpha_L is not None:
         return WeightScaling(_depth_io(c) / sympy.sqrt(w.fan_in), 1 / _depth_io(c), step)
     return WeightScaling(1 / sympy.sqrt(w.fan_in), sympy.Integer(1), step)
+
+
+def _adam_step(w: Weight, c: Context, attn: Attention | None) -> Expr:
+    """muP's Adam steps (Yang & Hu's Tensor Programs V table in this multiplier convention).
+
+    An Adam step moves every entry of W by O(lr) whatever the gradient's size (m_hat / sqrt(v_hat) is O(1)),
+    so a layer's output moves by multiplier x lr x fan_in, coherently over the fan-in. O(gamma0) moves for
+    every layer: lr = eta gamma0 / sqrt(fan_in) for weights with multiplier 1/sqrt(fan_in) and a fan-in
+    that grows (hidden, value, output), eta gamma0 N^(1/2 - alpha_A) / sqrt(H) for keys and queries (multiplier
+    N^(alpha_A - 3/2) / sqrt(H), fan-in N H), and eta gamma0 for the embedding (fixed fan-in D) and the readout (multiplier
+    1/(gamma0 N): its move is lr / gamma0). In residual branches (branch scale L^-alpha_L, summed over
+    L blocks) the hidden steps take L^(alpha_L - 1); the embedding and readout, whose multipliers carry
+    L^(1/2 - alpha_L), take L^(alpha_L - 1/2).
+    """
+    base = c.lr * c.gamma0
+    if w.role in ("readout", "embed"):
+        return base * (_depth_io(c) ** -1 if c.alpha_L is not None else 1)
+    depth = c.depth ** (c.alpha_L - 1) if (c.alpha_L is not None and w.in_branch) else sympy.Integer(1)
+    if w.role in ("key", "query") and attn is not None:
+        # the multiplier N^(alpha_A - 3/2) / sqrt(H) and std N^(1 - alpha_A) of `_row_mup`: the key moves by
+        # m lr N H relative to its O(1) scale
+        alpha_A = attention_alpha(attn)
+        return base * depth * attn.key_dim ** (sympy.Rational(1, 2) - alpha_A) / sympy.sqrt(attn.heads)
+    return base * depth / sympy.sqrt(w.fan_in)
 
 
 def _row_ntk(w: Weight, c: Context, attn: Attention | None) -> WeightScaling:
@@ -243,7 +268,8 @@ def context(spec: Spec, graph: Graph) -> Context:
     alpha_L, depth = residual_alpha(spec.model)
     # undeclared: the default, which loading reported (dmftc.spec.usage)
     gamma0 = hyper_symbol("gamma0") if "gamma0" in spec.hyper else sympy.Integer(HYPER_DEFAULTS["gamma0"])
-    return Context(spec.training.lr, gamma0, readout[0].fan_in if readout else sympy.Integer(1), depth, alpha_L)
+    return Context(spec.training.lr, gamma0, readout[0].fan_in if readout else sympy.Integer(1), depth, alpha_L,
+                   spec.training.adam)
 
 
 def override_of(spec: Spec, w: Weight):

@@ -194,6 +194,8 @@ class WExp:
     lam: Exp
     nin: Fraction
     nout: Fraction
+    #: Adam: a step moves every entry by O(lr), whatever the gradient's size (m_hat / sqrt(v_hat) = O(1))
+    adam: bool = False
 
 
 def dense_init_fwd(t: Tape, w: WExp, x, y) -> None:
@@ -205,7 +207,7 @@ def dense_init_bwd(t: Tape, w: WExp, x, y) -> None:
 
 
 def dense_step_fwd(t: Tape, w: WExp, x, y) -> None:
-    dW = add(w.lam, w.m, t.bp(y), t.fp(x))                # raw entry change of W
+    dW = w.lam if w.adam else add(w.lam, w.m, t.bp(y), t.fp(x))   # raw entry change of W (GD, or Adam's O(lr))
     update = add(w.m, dW, w.nin, t.fc(x))                 # (a) Delta W x: coherent over nin
     response = add(twice(w.m), twice(w.s), w.nin, t.chi.get(x, NEG), t.bp(y))  # (c) Onsager
     source = add(w.m, w.s, half(w.nin), t.d(x))           # (b) W(0) Delta x: random

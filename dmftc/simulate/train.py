@@ -30,7 +30,7 @@ from .network import Network, build_network
 from .observe import check_record, kernels_full, observe, zero_taps
 from .programs import compiled
 from .result import Simulation
-from ..training import Setup, error_weights, loss_weights, setup as training_setup, update
+from ..training import Setup, error_weights, loss_weights, setup as training_setup, step
 
 DTYPES = ("float32", "float64")
 
@@ -99,7 +99,7 @@ def _simulate(spec: Spec, net: Network, X, y, seeds: int, record: str, dtype: st
                 jnp.asarray(X, dtype), jnp.asarray(y, dtype), plan_arrays(st, dtype))
         t1 = time.perf_counter()
         steps = spec.training.steps
-        opt = (st.coupled, st.nesterov)
+        opt = (st.coupled, st.nesterov, st.adam)
         program, compile_time = compiled(("simulate", net.skeleton(), steps, record, displacement, opt),
                                          lambda: ensemble(net, steps, record, displacement, opt), args)
         t2 = time.perf_counter()
@@ -127,29 +127,29 @@ def sweep(spec: Spec, sizes: Iterable[Mapping[str, int]], seeds: int = 8, *, rec
 
 
 def ensemble(net: Network, steps: int, record: str, displacement: bool = False,
-             opt: tuple[bool, bool] = (False, False)) -> Callable:
+             opt: tuple = (False, False, False)) -> Callable:
     """(initial params (seeds, ...), numbers, X, y, plan) -> ((train, batch, held-out loss), f, order
     parameters, displacements), each with a leading seeds axis (displacements {} unless `displacement`).
     Only the structure of `net` is used: its constants come in as `numbers`, the training setup's as
-    `plan` (`plan_arrays`); `opt` = (coupled decay, Nesterov), the update rule's structure."""
+    `plan` (`plan_arrays`); `opt` = (coupled decay, Nesterov, Adam), the update rule's structure."""
     names = tuple(dict.fromkeys(s.tap for s in net.sites)) if record != "none" else ()
 
     def one(params, numbers, x, y, taps, plan):
         rule = plan_rule(plan, numbers, opt)
 
-        def step(carry, t):
-            current, velocity = carry
+        def one_step(carry, t):
+            current, states = carry
             grads, out = observe(net, current, x, y, taps, record, numbers,
                                  (plan["Omega"][t], plan["wtrain"], plan["wtest"]))
             out = out + ((relative_displacement(current, params) if displacement else {}),)
-            moved = {k: update(current[k], velocity[k], grads[k], numbers[f"lr/{k}"], t, rule) for k in current}
+            moved = {k: step(current[k], states[k], grads[k], numbers[f"lr/{k}"], t, rule) for k in current}
             return ({k: m[0] for k, m in moved.items()}, {k: m[1] for k, m in moved.items()}), out
 
         # T + 1 observations; the update made after the last one is discarded. One traced step
         # instead of a step plus a separate final observation: about a third less to compile,
-        # for 1 / (T + 1) more gradient work.
-        zero = {k: jnp.zeros_like(v) for k, v in params.items()}
-        return jax.lax.scan(step, (params, zero), jnp.arange(steps + 1))[1]
+        # for 1 / (T + 1) more gradient work. The optimizer's state per weight: (v,) or Adam's (m, v).
+        zero = {k: tuple(jnp.zeros_like(v) for _ in range(2 if rule.adam else 1)) for k, v in params.items()}
+        return jax.lax.scan(one_step, (params, zero), jnp.arange(steps + 1))[1]
 
     def run(params, numbers, x, y, plan):
         taps = zero_taps(net, x, names)
@@ -168,14 +168,14 @@ def plan_arrays(st: Setup, dtype: str) -> dict:
     return {"schedule": jnp.asarray(np.append(st.schedule, 0.0), dtype), "momentum": jnp.asarray(st.momentum, dtype),
             "decay": jnp.asarray(st.decay, dtype), "lr": jnp.asarray(st.lr, dtype),
             "Omega": jnp.asarray(error_weights(st), dtype), "wtrain": jnp.asarray(train, dtype),
-            "wtest": jnp.asarray(test, dtype)}
+            "wtest": jnp.asarray(test, dtype), "betas": jnp.asarray(st.betas, dtype), "eps": jnp.asarray(st.eps, dtype)}
 
 
-def plan_rule(plan: dict, numbers, opt: tuple[bool, bool]) -> SimpleNamespace:
-    """The `dmftc.training.update` rule from the program's inputs (traced values, static structure)."""
-    coupled, nesterov = opt
+def plan_rule(plan: dict, numbers, opt: tuple) -> SimpleNamespace:
+    """The `dmftc.training.step` rule from the program's inputs (traced values, static structure)."""
+    coupled, nesterov, adam = opt
     return SimpleNamespace(schedule=plan["schedule"], momentum=plan["momentum"], decay=plan["decay"], lr=plan["lr"],
-                           coupled=coupled, nesterov=nesterov)
+                           coupled=coupled, nesterov=nesterov, adam=adam, betas=plan["betas"], eps=plan["eps"])
 
 
 def relative_displacement(params, initial) -> dict[str, jax.Array]:

@@ -41,7 +41,7 @@ POOL_MODES = ("mean",)
 PARAM_KEYS = ("preset", "weights")
 WEIGHT_KEYS = ("multiplier", "init_std", "lr")
 TRAINING_KEYS = ("loss", "optimizer", "lr", "steps", "schedule", "momentum", "nesterov", "weight_decay", "decay",
-                 "batches")
+                 "batches", "betas", "eps")
 BATCH_KEYS = ("size", "seed", "online")
 TRAINING_REQUIRED = ("lr", "steps")
 DATA_KEYS = ("file", "synthetic")
@@ -230,6 +230,9 @@ def _training() -> dict[str, Any]:
             "nesterov": {"type": "boolean"},
             "weight_decay": _ref("expr"),
             "decay": {"enum": list(DECAYS)},
+            "betas": {"type": "array", "minItems": 2, "maxItems": 2,
+                      "items": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}},
+            "eps": {"type": "number", "exclusiveMinimum": 0},
             "batches": {"oneOf": [
                 _obj({"size": _ref("positive_int"), "seed": {"type": "integer", "minimum": 0},
                       "online": {"type": "boolean"}}, ("size",)),

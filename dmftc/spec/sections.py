@@ -268,6 +268,23 @@ def read_training(ctx: c.Ctx, node: Node | None) -> Training | None:
         extra["schedule"] = _schedule(ctx, fields["schedule"], steps)
     if "batches" in fields:
         extra["batches"] = _batches(ctx, fields["batches"])
+    if "betas" in fields:
+        extra["betas"] = _betas(ctx, fields["betas"])
+    if "eps" in fields:
+        extra["eps"] = c.number(ctx, fields["eps"], "training.eps", 0.0)
+    if optimizer in ("adam", "adamw"):
+        for key in ("momentum", "nesterov"):
+            if key in fields:
+                ctx.add(fields[key], f"training.{key}", f"{key} is SGD's; Adam's momentum is betas[0]",
+                        received=c.show(fields[key]), hint="write `betas: [0.9, 0.999]` for Adam")
+        if optimizer == "adamw" and extra.get("decay") == "coupled":
+            ctx.add(fields["decay"], "training.decay", "adamw is Adam with decoupled decay",
+                    received="coupled", hint="use `optimizer: adam` with `decay: coupled` for an L2 term")
+    elif optimizer is not None:
+        for key in ("betas", "eps"):
+            if key in fields:
+                ctx.add(fields[key], f"training.{key}", f"{key} belongs to Adam", received=c.show(fields[key]),
+                        hint="use `optimizer: adam`, or `momentum` for SGD")
     if len(ctx.problems) > before or None in (loss, optimizer, lr, steps, *extra.values()):
         return None
     return Training(loss=loss, optimizer=optimizer, lr=lr, steps=steps, pos=node.loc, **extra)
@@ -282,6 +299,26 @@ def _fraction_expr(ctx: c.Ctx, node: Node, path: str) -> sympy.Expr | None:
                 hint="use e.g. 0.9")
         return None
     return expr
+
+
+def _betas(ctx: c.Ctx, node: Node) -> tuple[float, float] | None:
+    """Adam's [beta1, beta2], each in [0, 1)."""
+    items = c.sequence(ctx, node, "training.betas", "two numbers")
+    if items is None:
+        return None
+    if len(items) != 2:
+        ctx.add(node, "training.betas", "expected two numbers [beta1, beta2]", received=c.show(node),
+                hint="e.g. `betas: [0.9, 0.999]`")
+        return None
+    out = []
+    for i, item in enumerate(items):
+        ok = isinstance(item, Scalar) and item.tag in ("int", "float") and 0 <= item.value < 1
+        if not ok:
+            ctx.add(item, c.join("training.betas", i), "expected a number in [0, 1)", received=c.show(item),
+                    hint="e.g. `betas: [0.9, 0.999]`")
+            return None
+        out.append(float(item.value))
+    return tuple(out)
 
 
 def _boolean(ctx: c.Ctx, node: Node, path: str) -> bool | None:

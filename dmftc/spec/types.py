@@ -22,7 +22,7 @@ ACTIVATIONS = ("linear", "relu", "tanh", "erf", "gelu", "quadratic", "sigmoid")
 PRESETS = ("sp", "ntk", "mup", "mean_field", "depth_mup", "completep")
 LOSSES = ("mse",)
 #: gd and sgd are one optimizer (stochastic when `training.batches` is given)
-OPTIMIZERS = ("gd", "sgd")
+OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
 DECAYS = ("decoupled", "coupled")
 TARGETS = ("tanh_linear", "linear", "sign_linear", "random", "teacher_attention")
 #: targets defined only for token sequences X of shape (P, S, D) with S >= 2.
@@ -190,7 +190,14 @@ class Training:
     weight_decay: Expr = sympy.Integer(0)
     decay: str = "decoupled"
     batches: Batches | None = None
+    #: Adam's (beta1, beta2) and epsilon (`optimizer: adam`; adamw is adam with decoupled decay)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
     pos: Location | None = _pos()
+
+    @property
+    def adam(self) -> bool:
+        return self.optimizer in ("adam", "adamw")
 
     @property
     def plain(self) -> bool:
