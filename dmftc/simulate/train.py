@@ -108,7 +108,7 @@ def _simulate(spec: Spec, net: Network, X, y, seeds: int, record: str, dtype: st
         (loss, loss_batch, loss_test), f, order, moved = jax.block_until_ready(program(*args))
         t3 = time.perf_counter()
         loss, f = np.asarray(loss), np.asarray(f)
-        losses = {"loss_batch": np.asarray(loss_batch)} if not st.full_batch else {}
+        losses = {"loss_batch": np.asarray(loss_batch)} if spec.training.batches is not None else {}
         if st.n_test:
             losses["loss_test"] = np.asarray(loss_test)
         order = {k: np.asarray(v) for k, v in sorted(order.items())}

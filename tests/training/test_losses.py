@@ -25,7 +25,7 @@ def _max_z(sol, sim, names):
 
 def test_cross_entropy_feature_learning_agrees_with_networks():
     spec = load("specs/mlp_mup_relu.yaml", overrides=CE)
-    sol = compile_spec(spec).solve(errors=False, samples=8192)
+    sol = compile_spec(spec).solve(errors=False, samples=4096)
     assert sol.arrays["loss"][0] == pytest.approx(np.log(2), rel=1e-3)   # f(0) = 0: log 2 per point
     sim = simulate(spec, {"N": 1024}, seeds=32, record="none", dtype="float64")
     z = _max_z(sol, sim, ("loss", "loss_test"))
