@@ -139,7 +139,7 @@ def cmd_solve(args) -> None:
     # the accuracy target holds unless --samples alone fixes the draws (or the spec sets rtol and atol to 0)
     fixed = args.samples is not None and args.rtol is None and args.atol is None
     target = {} if fixed else dict(rtol=opts.rtol or None, atol=opts.atol or None)
-    sol = prog.solve(**target)
+    sol = prog.solve(**target, progress=True)
     path = sol.save(args.out, prog.spec)
     print(f"wrote {path}: {solve_line(sol)}")
     for name, what in (("loss_test", "held-out loss"), ("loss_batch", "batch loss")):

@@ -63,6 +63,9 @@ f, Delta, y, Phi0, Loss = (sympy.IndexedBase(n) for n in ("f", "Delta", "y", "Ph
 #: loss weights over the training and held-out points wtrain[mu], wtest[mu], and those two losses.
 Kappa, adec, Omega, wtrain, wtest = (sympy.IndexedBase(n) for n in ("Kappa", "adec", "Omega", "wtrain", "wtest"))
 LossTest, LossBatch = sympy.IndexedBase("LossTest"), sympy.IndexedBase("LossBatch")
+#: the logistic function and log(1 + e^x): the cross-entropy of two classes y = +-1 of the logit f is
+#: Softplus(-y f), its error signal y Sigmoid(-y f)
+Sigmoid, Softplus = sympy.Function("Sigmoid"), sympy.Function("Softplus")
 #: equal-time kernels of the lazy limit (indices [layer, mu, nu]): preactivation covariance,
 #: feature kernel, derivative kernel, gradient kernel, and the NTK K[mu, nu], output covariance Sigma_f.
 Sigma, Phik, Phid, Gk, K, Sigmaf = (sympy.IndexedBase(n) for n in ("Sigma", "PhiK", "PhiD", "GK", "K", "Sigmaf"))

@@ -22,6 +22,7 @@ import sympy
 from .accuracy import SAMPLE_PREFIXES
 from .budget import check_compile, check_solve
 from .codegen.emit import emit_module, regenerate_command, write_atomic
+from .crosscheck.progress import bar as progress_bar
 from .dmft.derive import DTAU, derive
 from .dmft.system import EquationSystem
 from .divergence import check_run, targets_scale
@@ -90,7 +91,8 @@ class Program:
 
     def solve(self, *, steps: int | None = None, samples: int | None = None, seed: int | None = None,
               dtype: str | None = None, depth_error: bool = True, errors: bool = True,
-              batches: int | None = None, rtol: float | None = None, atol: float | None = None) -> "Solution":
+              batches: int | None = None, rtol: float | None = None, atol: float | None = None,
+              progress: bool = False) -> "Solution":
         """Solve the DMFT; defaults from the spec's training and solver sections.
 
         A Monte Carlo solve comes with its error analysis (`dmftc.accuracy`): standard errors from
@@ -117,13 +119,19 @@ class Program:
         X, y, setup = self.data(kw["steps"])
         mod = self.load_module()
         sites = int(np.prod(np.shape(X)[:-1]))  # samples, or sample x token positions
+        per_round = 3 + K if with_errors else 1   # the full solve, its two halves and its K batches
+        bar = progress_bar(per_round, f"solve {self.name}", enabled=progress, unit="solve")
 
         def run(M: int, part=None, replica: int = 0) -> dict:
             # replica r > 0: an independent set of draws (seed shifted past any batch index)
+            if bar.n >= bar.total:   # a further round of draws (an accuracy target) or replica
+                bar.total += per_round
+                bar.refresh()
             seed = kw["seed"] + REPLICA_SEED_STRIDE * replica
             out = mod.solve(X, y, dict(self.spec.hyper), **dict(kw, samples=M, seed=seed), batches=part, **setup)
             arrays = {k: np.asarray(v) for k, v in out.items()}
             _check_finite(arrays, self, y)
+            bar.update(1)
             return arrays
 
         t0 = time.perf_counter()
@@ -143,6 +151,7 @@ class Program:
         else:
             arrays = run(kw["samples"])
             errs = {"se": {k: np.zeros_like(v) for k, v in arrays.items()}} if not mc else {}
+        bar.close()
         elapsed = time.perf_counter() - t0
         meta = {"settings": kw, "seconds": elapsed, "regime": self.equations.regime, "method": self.equations.method,
                 "errors": error_summary(self.equations.method, est, acc)}

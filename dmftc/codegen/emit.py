@@ -449,6 +449,23 @@ def _more_losses(system: EquationSystem, low: Lowerer) -> list[str]:
     return out
 
 
+def _loss_keys(system: EquationSystem) -> tuple[str, ...]:
+    """The batch and held-out losses the system has."""
+    return tuple(k for label, k in (("eq:loss.batch", "loss_batch"), ("eq:loss.test", "loss_test"))
+                 if label in system.labels)
+
+
+def _lazy_dynamics(system: EquationSystem) -> str:
+    """The lazy output dynamics and losses: exact Gaussian averages for the MSE loss, the deterministic
+    recursion from f(0) = 0 for the cross-entropy."""
+    if system.loss == "cross_entropy":
+        return (f"    out = lazy.lazy_logistic(K, y, {'tr' if system.training else '{}'}, steps)"
+                "  # two classes y = +-1: f(t) = sum_s Kappa(t, s) K Delta(s), Delta = Omega y sigmoid(-y f)")
+    if system.training:
+        return "    out = lazy.lazy_train(K, Sigmaf, y, tr, steps)  # the training setup: filter, error and loss weights"
+    return "    out = lazy.lazy_mse(K, Sigmaf, y, 1.0, steps)"
+
+
 def _solve_text(template: str, system: EquationSystem) -> str:
     """The module's `solve`: with a training setup, it takes the arrays of dmftc.training too."""
     if not system.training:
@@ -486,10 +503,9 @@ def _lazy(system: EquationSystem, low: Lowerer) -> str:
         *_schedule(system.backward, low, 1),
         *_schedule(system.output, low, 1),
         f"    # [{system.get('eq:lazy.f').label} and eq:loss: exact Gaussian average over f(0) ~ N(0, Sigmaf)]",
-        ("    out = lazy.lazy_mse(K, Sigmaf, y, 1.0, steps)" if not system.training else
-         "    out = lazy.lazy_train(K, Sigmaf, y, tr, steps)  # the training setup: filter, error and loss weights"),
+        _lazy_dynamics(system),
         "    res = {\"loss\": out[\"loss\"], \"f\": out[\"f_mean\"], \"f_var\": out[\"f_var\"], \"K\": K, \"Sigmaf\": Sigmaf}",
-        *(["    res.update({k: out[k] for k in (\"loss_batch\", \"loss_test\") if k in out})"] if system.training else []),
+        *([f"    res.update({{k: out[k] for k in {_loss_keys(system)!r}}})"] if _loss_keys(system) else []),
         "    res.update({f\"PhiK{l}\": v for l, v in PhiK.items()})",
         "    res.update({f\"GK{l}\": v for l, v in GK.items()})",
         "    return res",

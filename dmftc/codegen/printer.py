@@ -26,7 +26,8 @@ FIELDS = ("h", "z", "g", "u", "r")
 ORDER = ("Lam", "Sm", "Mm", "Dm", "C", "Mln", "Vln", "Cg")
 #: sympy function name -> JAX spelling: the one closed table.
 FUNCTIONS = {"phi": "phi", "dphi": "dphi", "exp": "jnp.exp", "log": "jnp.log", "sqrt": "jnp.sqrt",
-             "erf": "jax.scipy.special.erf", "tanh": "jnp.tanh"}
+             "erf": "jax.scipy.special.erf", "tanh": "jnp.tanh", "Sigmoid": "jax.nn.sigmoid",
+             "Softplus": "jax.nn.softplus"}
 
 
 #: an activation of a system with several, phi_<name> / dphi_<name>: the module binds each (emit's header)

@@ -108,6 +108,8 @@ def _lazy_tail(spec: Spec, w) -> list:
     through the filter: f(t) = f(0) + sum_{s<t} Kappa(t, s) K Delta(s). Minibatches and held-out points
     weight the error signal by Omega(t) and the losses by wtrain, Omega(t), wtest.
     """
+    if spec.training.loss == "cross_entropy":
+        return _lazy_logistic_tail(spec, w)
     if w.decayed:
         raise Unsupported("weight decay in the lazy limit: the initial weights shrink by an O(1) factor, so "
                           "the network is not its linearisation around W(0)",
@@ -127,12 +129,44 @@ def _lazy_tail(spec: Spec, w) -> list:
     out = [dyn, Equation("eq:error.Delta", Delta[mu, t], Omega[t, mu] * (y[mu] - f[mu, t]), "error",
                          "error signal, weighted 1/|B_t| on step t's batch and 0 elsewhere"),
            Equation("eq:loss", Loss[t], Sum(wtrain[mu] * sq, (mu, 0, P - 1)) / 2, "loss",
-                    "training loss averaged over initializations"),
-           Equation("eq:loss.batch", LossBatch[t], Sum(Omega[t, mu] * sq, (mu, 0, P - 1)) / 2, "loss",
-                    "loss on step t's batch")]
+                    "training loss averaged over initializations")]
+    if spec.training.batches is not None:
+        out.append(Equation("eq:loss.batch", LossBatch[t], Sum(Omega[t, mu] * sq, (mu, 0, P - 1)) / 2, "loss",
+                            "loss on step t's batch"))
     if getattr(spec.data, "test", 0):
         out.append(Equation("eq:loss.test", LossTest[t], Sum(wtest[mu] * sq, (mu, 0, P - 1)) / 2, "loss",
                             "loss on the held-out points, which drive no update"))
+    return out
+
+
+def _lazy_logistic_tail(spec: Spec, w) -> list:
+    """The lazy limit of the two-class cross-entropy: f(t) = sum_{s<t} Kappa(t, s) K Delta(s) with
+    Delta = Omega y sigmoid(-y f), deterministic from f(0) = 0 (a random f(0) would have to be averaged
+    through the nonlinear error: refused unless the output is centred or zero at initialization)."""
+    if w.f0 != 0 and not spec.training.center_output:
+        raise Unsupported("cross-entropy in the lazy limit with a random output at initialization (its "
+                          "error signal is nonlinear in f(0))",
+                          "set `training.center_output: true` (train on f - f(0)), or use `loss: mse`")
+    if w.decayed:
+        raise Unsupported("weight decay in the lazy limit: the initial weights shrink by an O(1) factor, so "
+                          "the network is not its linearisation around W(0)",
+                          "drop training.weight_decay, or use a feature-learning parameterization (mup)")
+    from .walk import loss_terms
+
+    ell, err, _ = loss_terms("cross_entropy", f[mu, t], y[mu])
+    Om = Omega[t, mu] if w.weighted else 1 / P
+    out = [Equation("eq:lazy.f", f[mu, t], Sum((Kappa[t, s] if w.filtered else 1) * K[mu, nu] * Delta[nu, s],
+                                               (nu, 0, P - 1), (s, 0, t - 1)),
+                    "lazy_output", "output dynamics through the kernel, f(0) = 0 (deterministic)"),
+           Equation("eq:error.Delta", Delta[mu, t], Om * err, "error", "error signal y sigmoid(-y f)"),
+           Equation("eq:loss", Loss[t], Sum((wtrain[mu] if w.weighted else 1 / P) * ell, (mu, 0, P - 1)), "loss",
+                    "training loss")]
+    if spec.training.batches is not None:
+        out.append(Equation("eq:loss.batch", LossBatch[t], Sum(Omega[t, mu] * ell, (mu, 0, P - 1)), "loss",
+                            "loss on step t's batch"))
+    if getattr(spec.data, "test", 0):
+        out.append(Equation("eq:loss.test", LossTest[t], Sum(wtest[mu] * ell, (mu, 0, P - 1)), "loss",
+                            "loss on the held-out points"))
     return out
 
 
@@ -143,20 +177,24 @@ def lazy_system(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -
     w.run(graph.nodes, Data())
     backward = [Equation(f"eq:lazy.G{p}", GK[p, mu, nu], sympy.Add(*w.grads[p]), "lazy",
                          "gradient kernel: the sum over its consumers", (p, p)) for p in reversed(w.order) if p in w.grads]
+    centred = spec.training.center_output
     output = [Equation("eq:lazy.K", K[mu, nu], sympy.Add(*w.ntk_terms), "lazy", "neural tangent kernel (eta included)"),
-              Equation("eq:lazy.Sigmaf", Sigmaf[mu, nu], w.f0, "lazy",
-                       "covariance of the Gaussian output at initialization")]
+              Equation("eq:lazy.Sigmaf", Sigmaf[mu, nu], sympy.Integer(0) if centred else w.f0, "lazy",
+                       "covariance of the output at initialization" + (": 0, the output is centred (f - f(0))"
+                                                                         if centred else ", Gaussian"))]
     tail = _lazy_tail(spec, w)
     num = w.positions()
     forward, backward, output = ([_renumber(e, num) for e in items] for items in (w.items, backward, output))
     closed = all(_closed(e) for e in w.chains.values())
     w.coef("f0", next(x.name for x in graph.weights.values() if x.role == "readout"))
+    if centred:   # the networks train on f - f(0): no random output at initialization
+        w.coefficients["f0:readout"] = sympy.Integer(0)
     sysm = EquationSystem(spec.name, "lazy", "closed_form" if closed else "quadrature", spec.limit, len(num),
                           acts.label, tuple(forward + output + backward + tail), (), schedule(forward),
                           schedule(output), schedule(backward), dict(w.coefficients),
                           ("Kernels at initialization; the features do not move in this limit.",),
                           activations=(() if acts.single else acts.names),
-                          training=training_arrays(spec, w))
+                          training=training_arrays(spec, w), loss=spec.training.loss)
     sysm.check()
     return sysm
 

@@ -74,6 +74,8 @@ class EquationSystem:
     training: tuple[str, ...] = ()
     #: coupled weight decay: the limit of the weights' common learning rate (the decay rate is lr_W lambda)
     coupled_lr: Expr | None = None
+    #: the training loss: mse or cross_entropy (two classes y = +-1, the output their logit)
+    loss: str = "mse"
 
     @property
     def has_stream(self) -> bool:

@@ -37,7 +37,7 @@ from ..errors import LimitError, Unsupported
 from ..graph.build import Graph
 from ..ir import Equation, SourceLaw, Step
 from ..notation import (G, H, H0, Delta, Expect, Fseq, Kappa, Loss, LossBatch, LossTest, Omega, Phi, adec, f, g, h, h0,
-                        mu, nu, s, size_symbol, t, wtest, wtrain, y)
+                        mu, nu, s, size_symbol, t, wtest, wtrain, y, Sigmoid, Softplus)
 from ..scaling.parameterization import WeightScaling
 from ..spec.types import Spec
 from .coefficients import depth_limit, take_limit
@@ -419,7 +419,7 @@ def _assemble(spec: Spec, w: Walk, regime: str) -> EquationSystem:
         heads=("sites" if w.key_dim else "collapse") if w.attention else None, key_dim=w.key_dim,
         head_positions=tuple(sorted(int(num[p]) for p in w.head_fields)),
         stream_sites=tuple(int(num[p]) if p is not None else 0 for p in w.marks),
-        training=training_arrays(spec, w), coupled_lr=coupled_lr(spec, w))
+        training=training_arrays(spec, w), coupled_lr=coupled_lr(spec, w), loss=spec.training.loss)
     sysm.check()
     return sysm
 
@@ -430,22 +430,31 @@ def _error_and_losses(spec: Spec, w: Walk, F) -> list:
     training loss weighted by wtrain, the held-out loss by wtest, the batch loss by Omega(t)."""
     seq = " of alpha's sequence" if w.tokens else ""
     per_seq = "; each sequence counted once: its S tokens share its output" if w.tokens else ""
-    err2 = (F[mu, t] - y[mu]) ** 2
+    ell, err, half = loss_terms(spec.training.loss, F[mu, t], y[mu])
     if not w.weighted:
-        return [Equation("eq:error.Delta", Delta[mu, t], (y[mu] - F[mu, t]) / P, "error", "error signal" + seq),
-                Equation("eq:loss", Loss[t], Sum(err2, (mu, 0, w.npos - 1)) / (2 * w.npos), "loss",
+        return [Equation("eq:error.Delta", Delta[mu, t], err / P, "error", "error signal -dloss/df" + seq),
+                Equation("eq:loss", Loss[t], Sum(ell, (mu, 0, w.npos - 1)) * half / w.npos, "loss",
                          f"training loss (deterministic in this limit{per_seq})")]
     S_ = S if w.tokens else ONE
-    out = [Equation("eq:error.Delta", Delta[mu, t], Omega[t, mu] * (y[mu] - F[mu, t]), "error",
-                    "error signal" + seq + ", weighted 1/|B_t| on step t's batch and 0 elsewhere"),
-           Equation("eq:loss", Loss[t], Sum(wtrain[mu] * err2, (mu, 0, w.npos - 1)) / 2, "loss",
-                    f"training loss over the whole training set{per_seq}"),
-           Equation("eq:loss.batch", LossBatch[t], Sum(Omega[t, mu] * err2, (mu, 0, w.npos - 1)) / (2 * S_), "loss",
-                    "loss on step t's batch")]
+    out = [Equation("eq:error.Delta", Delta[mu, t], Omega[t, mu] * err, "error",
+                    "error signal -dloss/df" + seq + ", weighted 1/|B_t| on step t's batch and 0 elsewhere"),
+           Equation("eq:loss", Loss[t], Sum(wtrain[mu] * ell, (mu, 0, w.npos - 1)) * half, "loss",
+                    f"training loss over the whole training set{per_seq}")]
+    if spec.training.batches is not None:
+        out.append(Equation("eq:loss.batch", LossBatch[t], Sum(Omega[t, mu] * ell, (mu, 0, w.npos - 1)) * half / S_,
+                            "loss", "loss on step t's batch"))
     if getattr(spec.data, "test", 0):
-        out.append(Equation("eq:loss.test", LossTest[t], Sum(wtest[mu] * err2, (mu, 0, w.npos - 1)) / 2, "loss",
+        out.append(Equation("eq:loss.test", LossTest[t], Sum(wtest[mu] * ell, (mu, 0, w.npos - 1)) * half, "loss",
                             "loss on the held-out points, which drive no update"))
     return out
+
+
+def loss_terms(loss: str, F, Y):
+    """(the loss of one point over its factor, its error signal -dloss/dF, that factor): mse (F - Y)^2 times
+    1/2 and Y - F; cross_entropy (two classes Y = +-1, F the logit) log(1 + e^(-Y F)) and Y sigmoid(-Y F)."""
+    if loss == "cross_entropy":
+        return Softplus(-Y * F), Y * Sigmoid(-Y * F), ONE
+    return (F - Y) ** 2, Y - F, sympy.Rational(1, 2)
 
 
 def training_arrays(spec: Spec, w: Walk) -> tuple[str, ...]:

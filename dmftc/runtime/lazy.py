@@ -192,6 +192,39 @@ def lazy_train(Theta, Sigma0, y, tr, steps: int):
     return out
 
 
+def lazy_logistic(Theta, y, tr, steps: int):
+    """Lazy dynamics of the two-class cross-entropy log(1 + e^(-y f)) (y = +-1), from f(0) = 0:
+
+        f(t) = sum_{s<t} Kappa(t, s) Theta Omega(s) y sigmoid(-y f(s)),
+
+    deterministic (no random output at initialization). Kappa defaults to plain GD's, Omega to 1/P; the
+    losses are weighted by wtrain (training), Omega(t) (batch) and wtest (held out).
+    """
+    Theta, y = jnp.asarray(Theta), jnp.asarray(y)
+    P, n_t = y.shape[0], steps + 1
+    dt = Theta.dtype
+    Kap = tr.get("Kappa", jnp.tril(jnp.ones((n_t, n_t), dt), -1))
+    Om = tr.get("Omega", jnp.full((n_t, P), 1.0 / P, dt))
+
+    def step(f, t):
+        delta = Om * y[None, :] * jax.nn.sigmoid(-y[None, :] * f)        # rows >= t of f are still 0: masked
+        f_t = Theta @ jnp.sum(Kap[t][:, None] * delta * (jnp.arange(n_t) < t)[:, None], axis=0)
+        return f.at[t].set(f_t), None
+
+    f, _ = jax.lax.scan(step, jnp.zeros((n_t, P), dt), jnp.arange(1, n_t))
+    ell = jax.nn.softplus(-y[None, :] * f)
+
+    def loss(w):
+        return jnp.sum(w * ell, axis=-1)
+
+    out = {"f_mean": f, "f_var": jnp.zeros_like(f), "loss": loss(tr.get("wtrain", jnp.full((P,), 1.0 / P, dt)))}
+    if "Omega" in tr:
+        out["loss_batch"] = loss(Om)
+    if "wtest" in tr:
+        out["loss_test"] = loss(tr["wtest"])
+    return out
+
+
 def normalized(Sigma):
     """Sigma_mn / sqrt(Sigma_mm Sigma_nn): the covariance of a LayerNormed Gaussian field (mean 0)."""
     return Sigma * inv_scale(Sigma)

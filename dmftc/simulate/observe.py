@@ -47,22 +47,34 @@ def zero_taps(net: Network, x: jax.Array, names: tuple[str, ...]) -> dict[str, j
     return {n: jnp.zeros(acts[n].shape, x.dtype) for n in names}
 
 
-def observe(net: Network, params, x, y, taps: Mapping[str, jax.Array], record: str, numbers, weights):
+def observe(net: Network, params, x, y, taps: Mapping[str, jax.Array], record: str, numbers, weights,
+            loss_kind: str = "mse", f0=None):
     """(gradient of the step's loss, (losses, f, records)) at `params`; `taps` as from `zero_taps`,
     `numbers` as `Network.numbers()` (possibly traced). `weights` = (Omega_t, wtrain, wtest) over the
-    points (`dmftc.training`): the step descends sum_mu Omega_t (f - y)^2 / 2 (its batch); losses holds
-    the training loss (wtrain), the batch loss (Omega_t) and the held-out loss (wtest)."""
+    points (`dmftc.training`): the step descends sum_mu Omega_t loss(f_mu, y_mu) (its batch); losses holds
+    the training loss (wtrain), the batch loss (Omega_t) and the held-out loss (wtest). `f0`: the output at
+    initialization, subtracted (`training.center_output`); f is then the centred output."""
     f, vjp, acts = jax.vjp(lambda p, t: apply(net, p, x, t, numbers), params, dict(taps), has_aux=True)
-    err = f - y
+    if f0 is not None:
+        f = f - f0
+    ell, dell = point_loss(loss_kind, f, y)
     omega, wtrain, wtest = weights
-    sq = jnp.square(err)
-    loss = (0.5 * jnp.sum(wtrain * sq), 0.5 * jnp.sum(omega * sq), 0.5 * jnp.sum(wtest * sq))
-    grads, _ = vjp(err * omega)
+    loss = (jnp.sum(wtrain * ell), jnp.sum(omega * ell), jnp.sum(wtest * ell))
+    grads, _ = vjp(dell * omega)
     recs: dict[str, jax.Array] = {}
     if record != "none":
         _, back = vjp(jnp.ones_like(f))
         recs = _records(net, acts, back, record, numbers["s_readout"])
     return grads, (loss, f, recs)
+
+
+def point_loss(kind: str, f, y):
+    """(loss of each point, its derivative in f): mse (f - y)^2 / 2 and f - y; cross_entropy of two classes
+    y = +-1 with f the logit, log(1 + e^(-y f)) and -y sigmoid(-y f) (docs/theory.md#training-setups)."""
+    if kind == "cross_entropy":
+        return jax.nn.softplus(-y * f), -y * jax.nn.sigmoid(-y * f)
+    err = f - y
+    return 0.5 * jnp.square(err), err
 
 
 def _records(net: Network, acts, back, record: str, s_readout) -> dict[str, jax.Array]:

@@ -27,6 +27,7 @@ from ..spec.types import Spec
 from .data import Data, spec_data
 from ..spec import load_test
 from .network import Network, build_network
+from .forward import apply
 from .observe import check_record, kernels_full, observe, zero_taps
 from .programs import compiled
 from .result import Simulation
@@ -100,13 +101,14 @@ def _simulate(spec: Spec, net: Network, X, y, seeds: int, record: str, dtype: st
         t1 = time.perf_counter()
         steps = spec.training.steps
         opt = (st.coupled, st.nesterov, st.adam)
-        program, compile_time = compiled(("simulate", net.skeleton(), steps, record, displacement, opt),
-                                         lambda: ensemble(net, steps, record, displacement, opt), args)
+        how = (spec.training.loss, spec.training.center_output)
+        program, compile_time = compiled(("simulate", net.skeleton(), steps, record, displacement, opt, how),
+                                         lambda: ensemble(net, steps, record, displacement, opt, *how), args)
         t2 = time.perf_counter()
         (loss, loss_batch, loss_test), f, order, moved = jax.block_until_ready(program(*args))
         t3 = time.perf_counter()
         loss, f = np.asarray(loss), np.asarray(f)
-        losses = {"loss_batch": np.asarray(loss_batch)} if not st.full_batch else {}
+        losses = {"loss_batch": np.asarray(loss_batch)} if spec.training.batches is not None else {}
         if st.n_test:
             losses["loss_test"] = np.asarray(loss_test)
         order = {k: np.asarray(v) for k, v in sorted(order.items())}
@@ -127,20 +129,22 @@ def sweep(spec: Spec, sizes: Iterable[Mapping[str, int]], seeds: int = 8, *, rec
 
 
 def ensemble(net: Network, steps: int, record: str, displacement: bool = False,
-             opt: tuple = (False, False, False)) -> Callable:
+             opt: tuple = (False, False, False), loss_kind: str = "mse", center: bool = False) -> Callable:
     """(initial params (seeds, ...), numbers, X, y, plan) -> ((train, batch, held-out loss), f, order
     parameters, displacements), each with a leading seeds axis (displacements {} unless `displacement`).
     Only the structure of `net` is used: its constants come in as `numbers`, the training setup's as
-    `plan` (`plan_arrays`); `opt` = (coupled decay, Nesterov, Adam), the update rule's structure."""
+    `plan` (`plan_arrays`); `opt` = (coupled decay, Nesterov, Adam), the update rule's structure; `loss_kind` the loss,
+    `center` whether the networks train on f - f(0) (`training.center_output`)."""
     names = tuple(dict.fromkeys(s.tap for s in net.sites)) if record != "none" else ()
 
     def one(params, numbers, x, y, taps, plan):
         rule = plan_rule(plan, numbers, opt)
+        f0 = apply(net, params, x, None, numbers)[0] if center else None
 
         def one_step(carry, t):
             current, states = carry
             grads, out = observe(net, current, x, y, taps, record, numbers,
-                                 (plan["Omega"][t], plan["wtrain"], plan["wtest"]))
+                                 (plan["Omega"][t], plan["wtrain"], plan["wtest"]), loss_kind, f0)
             out = out + ((relative_displacement(current, params) if displacement else {}),)
             moved = {k: step(current[k], states[k], grads[k], numbers[f"lr/{k}"], t, rule) for k in current}
             return ({k: m[0] for k, m in moved.items()}, {k: m[1] for k, m in moved.items()}), out

@@ -289,6 +289,11 @@ def check_declared_sizes(ctx: c.Ctx, sizes: dict[str, int], data: Data, node: No
 
 
 # ------------------------------------------------------------------ the arrays
+def load_data_of(data: Data) -> tuple[np.ndarray, np.ndarray]:
+    """The training arrays of a data section (see `load_data`)."""
+    return data_arrays(data) if isinstance(data, DataFile) else synthetic_data(data)
+
+
 def load_data(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     """The training data (X, y) of a spec, as float64 arrays, deterministically.
 

@@ -174,6 +174,8 @@ def _validate(ctx: c.Ctx, tree: Node | None, base_dir: Path) -> Spec | None:
     training, solver = read_training(ctx, top.get("training")), read_solver(ctx, top.get("solver"))
     if training is not None and training.batches is not None and data is not None:
         _check_batches(ctx, training, data_sizes(data)["P"])
+    if training is not None and training.loss == "cross_entropy" and data is not None:
+        _check_labels(ctx, top.get("training"), data)
     parts = (*header, model, parameterization, limit, training, data, solver)
     if ctx.problems or any(p is None for p in parts):
         return None
@@ -192,6 +194,19 @@ def _check_batches(ctx: c.Ctx, training, n_train: int) -> None:
         batch_indices(training.batches, n_train, training.steps)
     except SpecError as err:
         ctx.problems.extend(err.problems)
+
+
+def _check_labels(ctx: c.Ctx, node, data) -> None:
+    """The cross-entropy of two classes needs targets y = -1 or +1."""
+    from .data import load_data_of
+
+    y = load_data_of(data)[1]
+    bad = sorted(set(float(v) for v in y) - {-1.0, 1.0})
+    if bad:
+        where = node.get("loss") if hasattr(node, "get") else node
+        ctx.add(where, "training.loss", "cross_entropy needs two-class targets y = -1 or +1",
+                received=f"targets such as {', '.join(f'{v:g}' for v in bad[:3])}",
+                hint="use synthetic `target: sign_linear`, a two-class dataset, or `loss: mse`")
 
 
 def _ordered(problems: list[Problem], filename: str) -> list[Problem]:

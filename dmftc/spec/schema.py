@@ -41,7 +41,7 @@ POOL_MODES = ("mean",)
 PARAM_KEYS = ("preset", "weights")
 WEIGHT_KEYS = ("multiplier", "init_std", "lr")
 TRAINING_KEYS = ("loss", "optimizer", "lr", "steps", "schedule", "momentum", "nesterov", "weight_decay", "decay",
-                 "batches", "betas", "eps")
+                 "batches", "betas", "eps", "center_output")
 BATCH_KEYS = ("size", "seed", "online")
 TRAINING_REQUIRED = ("lr", "steps")
 DATA_KEYS = ("file", "synthetic")
@@ -233,6 +233,7 @@ def _training() -> dict[str, Any]:
             "betas": {"type": "array", "minItems": 2, "maxItems": 2,
                       "items": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}},
             "eps": {"type": "number", "exclusiveMinimum": 0},
+            "center_output": {"type": "boolean"},
             "batches": {"oneOf": [
                 _obj({"size": _ref("positive_int"), "seed": {"type": "integer", "minimum": 0},
                       "online": {"type": "boolean"}}, ("size",)),

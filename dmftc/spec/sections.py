@@ -272,6 +272,8 @@ def read_training(ctx: c.Ctx, node: Node | None) -> Training | None:
         extra["betas"] = _betas(ctx, fields["betas"])
     if "eps" in fields:
         extra["eps"] = c.number(ctx, fields["eps"], "training.eps", 0.0)
+    if "center_output" in fields:
+        extra["center_output"] = _boolean(ctx, fields["center_output"], "training.center_output")
     if optimizer in ("adam", "adamw"):
         for key in ("momentum", "nesterov"):
             if key in fields:

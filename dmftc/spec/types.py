@@ -20,7 +20,8 @@ Expr = sympy.Expr
 
 ACTIVATIONS = ("linear", "relu", "tanh", "erf", "gelu", "quadratic", "sigmoid")
 PRESETS = ("sp", "ntk", "mup", "mean_field", "depth_mup", "completep")
-LOSSES = ("mse",)
+#: mse: (f - y)^2 / 2; cross_entropy: the logistic loss log(1 + exp(-y f)) of two classes y = +-1 (f the logit)
+LOSSES = ("mse", "cross_entropy")
 #: gd and sgd are one optimizer (stochastic when `training.batches` is given)
 OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
 DECAYS = ("decoupled", "coupled")
@@ -193,6 +194,8 @@ class Training:
     #: Adam's (beta1, beta2) and epsilon (`optimizer: adam`; adamw is adam with decoupled decay)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    #: train on f - f(0), the output at initialization subtracted (as the seed paper does)
+    center_output: bool = False
     pos: Location | None = _pos()
 
     @property

@@ -114,12 +114,11 @@ def test_progress_draws_a_bar_on_a_terminal_and_ends_its_line():
     out = _Terminal()
     list(progress(range(3), desc="check", label=lambda n: f"N={n}", stream=out))
     text = out.getvalue()
-    assert text.startswith("\rcheck [------------------------] 0/3 N=0")
-    assert "\rcheck [########################] 3/3 done" in text and text.endswith("\n")
+    assert "check" in text and "3/3" in text and "N=2" in text and text.endswith("\n")
     out = _Terminal()
     for _ in progress(range(5), desc="check", stream=out):
         break
-    assert "0/5 stopped" in out.getvalue() and out.getvalue().endswith("\n")  # the first item never finished
+    assert "0/5" in out.getvalue() and out.getvalue().endswith("\n")  # the first item never finished
 
 
 def test_progress_is_quiet_about_a_stream_without_isatty():
@@ -136,3 +135,18 @@ def test_progress_is_quiet_about_a_stream_without_isatty():
     sink = Sink()
     list(progress([1], total=1, desc="x", stream=sink))
     assert sink.text == "x: 1/1\n"
+
+
+def test_a_solve_bar_draws_on_a_terminal_only(monkeypatch):
+    from dmftc.crosscheck.progress import bar
+
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    with bar(3, "solve mlp", unit="solve") as b:
+        b.update(3)
+    assert "solve mlp" in term.getvalue() and "3/3" in term.getvalue()
+    quiet = _Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    with bar(3, "solve mlp", enabled=False) as b:
+        b.update(3)
+    assert quiet.getvalue() == ""
