@@ -150,6 +150,7 @@ def test_simulate_spells_it_sizes_and_keeps_size_as_a_deprecated_alias(tmp_path,
 
     class Sim:
         loss = np.zeros((2, 3))
+        losses: dict = {}
 
         def save(self, out):
             return Path(out) / "simulation.npz"
