@@ -97,6 +97,8 @@ class DmftLatexPrinter(LatexPrinter):
             "Response": lambda: rf"\frac{{\partial {args[0]}}}{{\partial {args[1]}}}",
             "GaussPhi": lambda: rf"\left\langle \phi(u)\phi(u)^\top \right\rangle_{{u \sim \mathcal{{N}}(0, {args[0]})}}",
             "GaussDPhi": lambda: rf"\left\langle \phi'(u)\phi'(u)^\top \right\rangle_{{u \sim \mathcal{{N}}(0, {args[0]})}}",
+            "Sigmoid": lambda: rf"\sigma\left({args[0]}\right)",                 # 1 / (1 + e^-x)
+            "Softplus": lambda: rf"\log\left(1 + e^{{{args[0]}}}\right)",
         }
         if name in table:
             return table[name]()
