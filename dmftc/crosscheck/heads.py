@@ -48,8 +48,7 @@ from dmftc.crosscheck.fit import (
     FLAT_RESOLUTION, N_SIGMA, TOLERANCE, PowerLaw, _judge_finite, fit_power_law, format_measured, format_power,
 )
 from dmftc.crosscheck.needs import SE_SEEDS, VERDICT_SIZES, require_seeds
-from dmftc.crosscheck.plots import (UNRESOLVED_STYLE, _figure, _fit_drawn, _open_points, _points, fit_resolved,
-                                    size_words)
+from dmftc.crosscheck.plots import _figure, _fit_drawn, _open_points, _points, fit_and_prediction, size_words
 from dmftc.crosscheck.report import _clean, finite_rule, rate_rule
 from dmftc.crosscheck.stats import RESOLVED_SIGMA, _signed_sqrt, _sqrt_se, seed_mean_se
 from dmftc.budget import check_simulation
@@ -563,22 +562,8 @@ def draw_power_law(ax, fit: PowerLaw, predicted: float | None, color: str, name:
 
 
 def _fit_and_prediction(ax, fit: PowerLaw, predicted: float | None, color: str) -> None:
-    """The fitted power law (solid when `fit_resolved`, else dash-dotted and labelled) and the predicted
-    slope (dashed) through the fit's centre."""
-    used = np.array(fit.used, dtype=bool)
-    n = np.asarray(fit.sizes, dtype=float)[used]
-    grid = np.geomspace(n.min(), n.max(), 50)
-    label = f"fit {format_measured(fit.size_name, fit.exponent, fit.exponent_se)}"
-    if fit_resolved(fit):
-        ax.plot(grid, fit(grid), color=color, lw=1.5, label=label)
-    else:
-        unresolved = int(used.sum() - np.sum(np.array(fit.resolved, dtype=bool)[used]))
-        ax.plot(grid, fit(grid), color=color, lw=1.0, ls=UNRESOLVED_STYLE, alpha=0.8,
-                label=f"{label}\n(unresolved at {unresolved} of {int(used.sum())} sizes: not a measured rate)")
-    if predicted is not None:
-        centre = np.exp(np.mean(np.log(n)))
-        ax.plot(grid, fit(centre) * (grid / centre) ** predicted, color=color, lw=1.0, ls="--",
-                label=f"predicted slope {format_power(fit.size_name, predicted)}")
+    """The fitted power law and the predicted slope, drawn as check's figures draw them."""
+    fit_and_prediction(ax, fit, predicted, color, lw=1.0)
 
 
 def log_size_axes(ax, sizes: Sequence[int], xlabel: str, ylabel: str) -> None:

@@ -252,25 +252,28 @@ def _fit_drawn(fit) -> bool:
 
 
 def _fit_lines(ax, fit, verdict, color) -> None:
-    """The fitted power law and the predicted slope through its centre (dashed), where `_fit_drawn`.
-    The fit is solid when it is a measured rate (`fit_resolved`), dash-dotted and labelled unresolved
-    otherwise."""
-    if not _fit_drawn(fit):
-        return
-    used = np.array(fit.used)
-    n = np.asarray(fit.sizes)[used]
+    """The fitted power law and the predicted slope through its centre (dashed), where `_fit_drawn`."""
+    if _fit_drawn(fit):
+        fit_and_prediction(ax, fit, verdict.predicted, color)
+
+
+def fit_and_prediction(ax, fit, predicted: float | None, color: str, lw: float = 1.2) -> None:
+    """The fitted power law over the sizes it used (solid when it is a measured rate, `fit_resolved`;
+    dash-dotted and labelled unresolved otherwise) and the predicted slope (dashed) through its centre."""
+    used = np.array(fit.used, dtype=bool)
+    n = np.asarray(fit.sizes, dtype=float)[used]
     grid = np.geomspace(n.min(), n.max(), 50)
-    name = fit.size_name
-    label = f"fit {format_measured(name, fit.exponent, fit.exponent_se)}"
+    label = f"fit {format_measured(fit.size_name, fit.exponent, fit.exponent_se)}"
     if fit_resolved(fit):
         ax.plot(grid, fit(grid), color=color, lw=1.5, label=label)
     else:
         unresolved = int(used.sum() - np.sum(np.array(fit.resolved, dtype=bool)[used]))
         ax.plot(grid, fit(grid), color=color, lw=1.0, ls=UNRESOLVED_STYLE, alpha=0.8,
                 label=f"{label}\n(unresolved at {unresolved} of {int(used.sum())} sizes: not a measured rate)")
-    centre = np.exp(np.mean(np.log(n)))
-    ax.plot(grid, fit(centre) * (grid / centre) ** verdict.predicted, color=color, lw=1.2, ls="--",
-            label=f"predicted slope {format_power(name, verdict.predicted)}")
+    if predicted is not None:
+        centre = np.exp(np.mean(np.log(n)))
+        ax.plot(grid, fit(centre) * (grid / centre) ** predicted, color=color, lw=lw, ls="--",
+                label=f"predicted slope {format_power(fit.size_name, predicted)}")
 
 
 def _floor_line(ax, n, verdict) -> None:

@@ -21,6 +21,8 @@ from dmftc.notation import NOTATION
 from dmftc.scaling.parameterization import resolve_parameterization
 from dmftc.spec import load
 
+from .latex_checks import balanced
+
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ("mlp_mup_relu", "mlp_ntk_relu", "mlp_sgd_momentum", "resnet_depth_mup", "transformer_mup",
          "transformer_heads")
@@ -126,26 +128,10 @@ def test_the_transformer_stream_numbering_is_explained():
     assert "there are no other fields" in latex.indices_text(system("resnet_depth_mup"))
 
 
-def _balanced(tex: str) -> bool:
-    """Braces balanced (escaped ones aside) and every \\begin{x} closed by its \\end{x}, in order."""
-    depth = 0
-    for c in re.sub(r"\\[{}]", "", tex):
-        depth += {"{": 1, "}": -1}.get(c, 0)
-        if depth < 0:
-            return False
-    stack = []
-    for kind, env in re.findall(r"\\(begin|end)\{([^}]+)\}", tex):
-        if kind == "begin":
-            stack.append(env)
-        elif not stack or stack.pop() != env:
-            return False
-    return depth == 0 and not stack
-
-
 @pytest.mark.parametrize("name", SPECS)
 def test_the_document_is_balanced_and_its_inline_math_closed(name):
     tex = system(name).latex(standalone=True)
-    assert _balanced(tex)
+    assert balanced(tex)
     glossary = tex[tex.index(r"\section*{Symbols}"):]
     for line in glossary.splitlines():
         assert len(re.findall(r"(?<!\\)\$", line)) % 2 == 0, line

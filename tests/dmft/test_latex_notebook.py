@@ -16,6 +16,8 @@ from dmftc.graph.build import build_graph
 from dmftc.scaling.parameterization import resolve_parameterization
 from dmftc.spec import load
 
+from .latex_checks import balanced
+
 nbformat = pytest.importorskip("nbformat")
 nbconvert = pytest.importorskip("nbconvert")
 
@@ -56,28 +58,13 @@ def _math_blocks(latex: str) -> list[str]:
     return re.findall(r"\$\$(.*?)\$\$", latex, re.S)
 
 
-def _balanced(tex: str) -> bool:
-    """Braces balanced (escaped ones aside) and every \\begin{x} closed by its \\end{x}, in order."""
-    depth, stack = 0, []
-    for c in re.sub(r"\\[{}]", "", tex):
-        depth += {"{": 1, "}": -1}.get(c, 0)
-        if depth < 0:
-            return False
-    for kind, env in re.findall(r"\\(begin|end)\{([^}]+)\}", tex):
-        if kind == "begin":
-            stack.append(env)
-        elif not stack or stack.pop() != env:
-            return False
-    return depth == 0 and not stack
-
-
 @pytest.mark.parametrize("name", SPECS)
 def test_the_display_is_display_math_without_document_latex(name):
     latex = display(name)
     assert not [d for d in DOCUMENT_ONLY if d in latex]
     blocks = _math_blocks(latex)
     assert len(blocks) >= 3 and latex.count("$$") == 2 * len(blocks)
-    assert all(_balanced(b) for b in blocks)
+    assert all(balanced(b) for b in blocks)
     equations = [b for b in blocks if r"\begin{aligned}" in b]
     assert equations and all(b.strip().startswith(r"\begin{aligned}") and b.strip().endswith(r"\end{aligned}")
                              for b in equations)
