@@ -80,3 +80,15 @@ def test_coupled_decay_under_mup_is_refused_with_the_reason():
     with pytest.raises(Unsupported, match="grow with the width"):
         compile_spec(load("specs/mlp_mup_relu.yaml", overrides=["training.weight_decay=0.1",
                                                                 "training.decay=coupled"]))
+
+
+@pytest.mark.slow
+def test_online_learning_agrees_with_networks():
+    """A stream of 24 points seen two per step, each once, and 8 held-out points (2 min)."""
+    spec = load("specs/mlp_mup_linear.yaml", overrides=["training.batches={size: 2, online: true}",
+                                                        "data.synthetic.P=24", "training.steps=12",
+                                                        "data.synthetic.test=8"])
+    sol = compile_spec(spec).solve(errors=False)
+    sim = simulate(spec, {"N": 2048}, seeds=64, record="none", dtype="float64")
+    z = _z(sol.arrays, sim)
+    assert max(z.values()) < 4, z
