@@ -161,7 +161,8 @@ def solve_line(sol, name: str = "loss") -> str:
         if se is None:
             return f"{loss[t]:.6g}"
         err = float(se[t] if res is None else max(se[t], abs(res[t])))
-        return f"{loss[t]:.6g}" if err == 0 else f"{loss[t]:.6g} +- {err:.2g}"
+        exact = err <= 1e-12 * max(abs(float(loss[t])), 1.0)   # round-off, not a Monte Carlo error
+        return f"{loss[t]:.6g}" if exact else f"{loss[t]:.6g} +- {err:.2g}"
 
     how = sol.meta.get("errors", {}).get("method", "none")
     tail = {"exact": "exact", "deterministic": "deterministic", "none": "no error bars",

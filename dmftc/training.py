@@ -29,7 +29,7 @@ from .errors import DmftcError
 from .spec.batching import batch_indices
 from .spec.expr import evaluate as _evaluate
 from .spec.sections import SCHEDULE_STEP, SCHEDULE_STEPS
-from .notation import hyper_symbol
+from .notation import hyper_symbol, size_symbol
 
 
 @dataclass(frozen=True)
@@ -63,15 +63,17 @@ class Setup:
         return all(len(b) == self.n_train for b in self.batches)
 
 
-def setup(spec, hyper=None, n_test: int | None = None, steps: int | None = None) -> Setup:
+def setup(spec, hyper=None, n_test: int | None = None, steps: int | None = None, sizes=None) -> Setup:
     """The `Setup` of `spec` (hyperparameters `hyper`, default spec.hyper) over `steps` steps (default the
-    spec's); the training points are the data's P, the held-out ones `data.synthetic.test` (or `n_test`)."""
+    spec's); the training points are the data's P, the held-out ones `data.synthetic.test` (or `n_test`).
+    Expressions (lr, momentum, weight decay, schedule) are evaluated at `sizes` (default the spec's)."""
     from .spec.data import data_sizes
 
     tr = spec.training
     T = steps or tr.steps
     hyper = dict(spec.hyper if hyper is None else hyper)
-    values = {hyper_symbol(k): float(v) for k, v in hyper.items()}
+    values = {size_symbol(k): float(v) for k, v in {**spec.sizes, **(sizes or {})}.items()}
+    values.update({hyper_symbol(k): float(v) for k, v in hyper.items()})
     values[SCHEDULE_STEPS] = float(T)
 
     def value(expr, what):

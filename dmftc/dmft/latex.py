@@ -533,7 +533,8 @@ def indices_text(system: EquationSystem) -> str:
     tokens = system.tokens
     samples = (r"$\mu, \nu, \kappa = 0, \dots, P S - 1$ run over the $P S$ tokens of the data, sequence-major: "
                r"token $j$ of sequence $p$ is $\mu = p S + j$ ($j = 0, \dots, S - 1$, $p = 0, \dots, P - 1$)"
-               if tokens else r"$\mu, \nu = 0, \dots, P - 1$ run over the $P$ training inputs")
+               if tokens else r"$\mu, \nu = 0, \dots, P - 1$ run over the $P$ training inputs"
+               + (r", followed by the held-out ones (here $P$ counts both)" if "wtest" in system.training else ""))
     parts = [samples + r"; $t, s = 0, \dots, T$ are steps of training ($T$ = training.steps), $s$ an earlier "
              r"step or the same one; sums print their own ranges."]
     parts.append(_positions_sentence(system))

@@ -22,6 +22,9 @@ from .parameterization import WeightScaling, override_of, resolve_parameterizati
 COLUMNS = ("init_std", "multiplier", "lr")
 CONVENTION = ("W_ij ~ N(0, init_std^2), forward multiplier * W x, "
               "GD step W <- W - lr * dLoss/dW (lr includes training.lr)")
+#: the same under Adam, whose step moves each entry by O(lr) (dmftc.training.adam_update)
+ADAM_CONVENTION = ("W_ij ~ N(0, init_std^2), forward multiplier * W x, "
+                   "Adam step W <- W - lr * m_hat / (sqrt(v_hat) + eps) (lr includes training.lr)")
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,16 @@ class ResolvedTable:
     preset: str | None
     rows: tuple[ResolvedWeight, ...]
     defaults: Mapping[str, int]
+    adam: bool = False
+
+    @property
+    def convention(self) -> str:
+        return ADAM_CONVENTION if self.adam else CONVENTION
 
     def to_json(self) -> dict:
         """``{"preset", "convention", "defaults", "weights": [{"weight", "role", "init_std", "multiplier",
         "lr", "overridden"}]}`` in model order, expressions as sympy strings (``1/sqrt(N)``)."""
-        return {"preset": self.preset, "convention": CONVENTION, "defaults": dict(self.defaults),
+        return {"preset": self.preset, "convention": self.convention, "defaults": dict(self.defaults),
                 "weights": [{"weight": r.name, "role": r.role, **{k: str(getattr(r, k)) for k in COLUMNS},
                              "overridden": list(r.overridden)} for r in self.rows]}
 
@@ -70,7 +78,7 @@ class ResolvedTable:
         cells = [head, *self.cells()]
         widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
         lines = [f"parameterization: {self.preset or 'none (every weight set by parameterization.weights)'}; "
-                 f"{CONVENTION}"]
+                 f"{self.convention}"]
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
         return "\n".join(lines + [f"  {n}" for n in self.notes()])
 
@@ -90,4 +98,4 @@ def resolved_table(spec: Spec, graph: Graph | None = None,
         ResolvedWeight(name, w.role, params[name].init_std, params[name].multiplier, params[name].lr,
                        tuple(k for k in COLUMNS if getattr(override_of(spec, w), k, None) is not None))
         for name, w in graph.weights.items() if name in params)
-    return ResolvedTable(spec.parameterization.preset, rows, defaulted(spec))
+    return ResolvedTable(spec.parameterization.preset, rows, defaulted(spec), spec.training.adam)

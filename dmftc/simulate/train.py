@@ -58,7 +58,7 @@ def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8,
     X, y = spec_data(spec, data)
     net = build_network(spec, sizes, X.shape)
     test = load_test(spec) if data is None else None
-    st = training_setup(spec, n_test=0 if test is None else len(test[1]))
+    st = training_setup(spec, n_test=0 if test is None else len(test[1]), sizes=net.sizes)
     if test is not None:  # held-out points ride along: they carry no error signal (Omega = 0)
         X, y = np.concatenate([X, test[0]]), np.concatenate([y, test[1]])
     per_network = np.dtype(dtype).itemsize * weight_count(net)
