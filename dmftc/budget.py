@@ -87,7 +87,7 @@ import sympy
 
 from .errors import DmftcError, ResourceError
 from .notation import DATA_SIZES, as_expr, hyper_symbol, size_symbol
-from .spec.types import DataFile, Spec, Synthetic
+from .spec.types import DATASETS, DataFile, Dataset, Spec, Synthetic
 
 #: environment variable that replaces the memory limit (bytes, or e.g. "12GiB")
 ENV = "DMFTC_MEMORY_LIMIT"
@@ -221,6 +221,8 @@ def data_shape(spec: Spec, data: Any = None) -> tuple[int, ...]:
     if isinstance(spec.data, Synthetic):
         d = spec.data
         return (d.P, d.D) if d.S is None else (d.P, d.S, d.D)
+    if isinstance(spec.data, Dataset):
+        return (spec.data.P, DATASETS[spec.data.name])
     if isinstance(spec.data, DataFile):
         return _npz_shape(spec.data.path, "X")
     return ()
@@ -274,7 +276,8 @@ def _num(expr, values: Mapping) -> float:
 def data_estimate(spec: Spec) -> Estimate:
     """The training arrays, as made on the host in float64."""
     P, S, D = _psd(data_shape(spec))
-    where = f"data.synthetic P, {'S, ' if S > 1 else ''}D" if isinstance(spec.data, Synthetic) else "the data file"
+    where = (f"data.synthetic P, {'S, ' if S > 1 else ''}D" if isinstance(spec.data, Synthetic)
+             else "data.dataset P" if isinstance(spec.data, Dataset) else "the data file")
     return Estimate(f"the data of {spec.name}", f"X of {P} x {S * D} float64, {DATA_COPIES} copies",
                     {"process": float(BASE), "data": float(DATA_COPIES * 8 * P * S * D + 8 * P)}, 0.0,
                     lambda limit: f"use less data: lower {where}.")
