@@ -578,6 +578,8 @@ def simulation_estimate(spec: Spec, sizes: Mapping[str, int] | None, seeds: int,
 def _simulation(spec, graph, sizes, seeds, record, dtype, budget, displacement, data, steps) -> Estimate:
     shape = data_shape(spec, data)
     P, S, D = _psd(shape)
+    if data is None:   # the simulator evaluates the held-out points too (their outputs and kernels are recorded)
+        P, S, D = _with_held_out(spec)
     PS, T1, b = P * S, steps + 1, _itemsize(dtype)
     acc = _Walk()
     _walk(graph.nodes, _values(spec, sizes, shape), 1.0, False, acc)
@@ -611,7 +613,8 @@ def _simulation(spec, graph, sizes, seeds, record, dtype, budget, displacement, 
     at = ", ".join(f"{k}={v}" for k, v in sorted((sizes or {}).items())) or "the spec's sizes"
     return Estimate(f"simulating {seeds} network{'s' if seeds != 1 else ''} of {spec.name} at {at}",
                     f"{acc.weights:.3g} weights per network x {b} bytes, {seeds} seeds in chunks of {chunk:.6g}, "
-                    f"T + 1 = {T1} observations of P{' x S' if S > 1 else ''} = {PS} inputs, record={record}",
+                    f"T + 1 = {T1} observations of {_points(spec) if data is None else 'P'}{' x S' if S > 1 else ''} = "
+                    f"{PS} inputs, record={record}",
                     parts, flops)
 
 
