@@ -12,7 +12,8 @@ Where the sizes enter:
   (the derivation alone: 5.4, 9.7, 26.9 s for a residual network at L = 16, 64, 256). At most
   `MAX_UNROLLED` weight copies (`check_compile`, `check_simulation`), refused in milliseconds.
 - `training.steps` unrolls nothing (the sweep is a `fori_loop`, the simulator's a `lax.scan`): it
-  sets the arrays' sizes, n = (T + 1) P S history slots per draw and n x n kernels.
+  sets the arrays' sizes, n = (T + 1) P S history slots per draw and n x n kernels (P counting the
+  held-out points `data.*.test`, whose outputs a solve predicts at every step).
 - `solver.samples` (M), P, S, D, the widths and the seeds set the arrays' sizes too.
 
 The model (bytes b of the dtype; the process itself `BASE`):
@@ -87,7 +88,7 @@ import sympy
 
 from .errors import DmftcError, ResourceError
 from .notation import DATA_SIZES, as_expr, hyper_symbol, size_symbol
-from .spec.types import DataFile, Spec, Synthetic
+from .spec.types import DATASETS, DataFile, Dataset, Spec, Synthetic
 
 #: environment variable that replaces the memory limit (bytes, or e.g. "12GiB")
 ENV = "DMFTC_MEMORY_LIMIT"
@@ -221,6 +222,8 @@ def data_shape(spec: Spec, data: Any = None) -> tuple[int, ...]:
     if isinstance(spec.data, Synthetic):
         d = spec.data
         return (d.P, d.D) if d.S is None else (d.P, d.S, d.D)
+    if isinstance(spec.data, Dataset):
+        return (spec.data.P, DATASETS[spec.data.name])
     if isinstance(spec.data, DataFile):
         return _npz_shape(spec.data.path, "X")
     return ()
@@ -270,11 +273,24 @@ def _num(expr, values: Mapping) -> float:
         return math.nan
 
 
+def _with_held_out(spec: Spec) -> tuple[int, int, int]:
+    """(P, S, D) of what a solve carries: the P training points followed by the held-out ones (`data.*.test`),
+    whose outputs the DMFT predicts at every step on the same footing (n = (T + 1) (P + test) S slots)."""
+    P, S, D = _psd(data_shape(spec))
+    return P + int(getattr(spec.data, "test", 0) or 0), S, D
+
+
+def _points(spec: Spec) -> str:
+    """How the solve's point count reads: 'P', or '(P + test)' with held-out points."""
+    return "(P + test)" if getattr(spec.data, "test", 0) else "P"
+
+
 # ------------------------------------------------------------------ data
 def data_estimate(spec: Spec) -> Estimate:
-    """The training arrays, as made on the host in float64."""
-    P, S, D = _psd(data_shape(spec))
-    where = f"data.synthetic P, {'S, ' if S > 1 else ''}D" if isinstance(spec.data, Synthetic) else "the data file"
+    """The training and held-out arrays, as made on the host in float64."""
+    P, S, D = _with_held_out(spec)
+    where = (f"data.synthetic P, {'S, ' if S > 1 else ''}D" if isinstance(spec.data, Synthetic)
+             else "data.dataset P" if isinstance(spec.data, Dataset) else "the data file")
     return Estimate(f"the data of {spec.name}", f"X of {P} x {S * D} float64, {DATA_COPIES} copies",
                     {"process": float(BASE), "data": float(DATA_COPIES * 8 * P * S * D + 8 * P)}, 0.0,
                     lambda limit: f"use less data: lower {where}.")
@@ -322,8 +338,9 @@ def _check_unrolled(spec: Spec, graph, sizes: Mapping[str, int] | None, what: st
 
 
 def solve_floor(spec: Spec) -> Estimate:
-    """The least a solve of `spec` needs whatever its method: the data and (T + 1) (P S)^2 numbers."""
-    P, S, D = _psd(data_shape(spec))
+    """The least a solve of `spec` needs whatever its method: the data and (T + 1) (P S)^2 numbers (P counting
+    the held-out points)."""
+    P, S, D = _with_held_out(spec)
     b, T1 = _itemsize(spec.solver.dtype), spec.training.steps + 1
     parts = {"process": float(BASE), "data": float(DATA_COPIES * 8 * P * S * D),
              "outputs": float(b) * T1 * (P * S) ** 2}
@@ -332,12 +349,14 @@ def solve_floor(spec: Spec) -> Estimate:
         if float(BASE) + parts["data"] > limit:
             return data_estimate(spec).fix(limit)
         T = _largest(lambda T: BASE + parts["data"] + b * (T + 1) * (P * S) ** 2 <= limit, 0, spec.training.steps)
-        return (f"shorten training.steps: no method fits beyond T = {T} at P{' S' if S > 1 else ''} = {P * S}, and a "
+        return (f"shorten training.steps: no method fits beyond T = {T} at {_points(spec)}{' S' if S > 1 else ''} = "
+                f"{P * S}, and a "
                 "Monte Carlo solve, which holds M draws of (T + 1) P numbers per field, fits far fewer." if T else
                 "use fewer data points P.")
 
     return Estimate(f"any DMFT solve of {spec.name}",
-                    f"at least (T + 1) x {'(P S)' if S > 1 else 'P'}^2 = {T1} x {P * S}^2 numbers of {b} bytes",
+                    f"at least (T + 1) x {'(' + _points(spec) + ' S)' if S > 1 else _points(spec)}^2 = {T1} x "
+                    f"{P * S}^2 numbers of {b} bytes",
                     parts, float(T1) * (P * S) ** 2, fix)
 
 
@@ -423,7 +442,7 @@ def solve_estimate(spec: Spec, equations, *, steps: int, samples: int, dtype: st
         def ok(T=int(steps), M=int(samples), dt=dtype) -> bool:
             return _solve(spec, equations, counts, T, M, dt, runs).bytes <= limit
 
-        P, S, _ = _psd(data_shape(spec))
+        P, S, _ = _with_held_out(spec)
         out = []
         mc = getattr(equations, "method", "") == "monte_carlo"
         M = _largest(lambda M: ok(M=M), 2, int(samples)) if mc else None
@@ -435,7 +454,8 @@ def solve_estimate(spec: Spec, equations, *, steps: int, samples: int, dtype: st
         if _itemsize(dtype) == 8 and mc and ok(dt="float32"):
             out.append("use solver.dtype: float32 (half the bytes)")
         if not out:
-            out.append(f"use fewer data points P (n = (T + 1) x P{' x S' if S > 1 else ''} sets every array)")
+            out.append(f"use fewer data points P or held-out points test (n = (T + 1) x {_points(spec)}"
+                       f"{' x S' if S > 1 else ''} sets every array)")
         return ", or ".join(out) + "."
 
     return Estimate(est.what, est.detail, est.parts, est.flops, fix)
@@ -443,7 +463,7 @@ def solve_estimate(spec: Spec, equations, *, steps: int, samples: int, dtype: st
 
 def _solve(spec: Spec, eqs, counts, steps: int, samples: int, dtype: str, runs: int) -> Estimate:
     b = _itemsize(dtype)
-    P, S, D = _psd(data_shape(spec))
+    P, S, D = _with_held_out(spec)
     PS, n_t = P * S, steps + 1
     n = float(n_t) * PS
     parts = {"process": float(BASE), "data": float(DATA_COPIES * 8 * P * S * D)}
@@ -470,7 +490,8 @@ def _solve(spec: Spec, eqs, counts, steps: int, samples: int, dtype: str, runs: 
     mats = counts["matrices"] + 2 * counts["dynamic"]
     parts["per-draw histories"] = M * per_draw
     parts["kernels and factors"] = b * n * n * (MATRIX_COPIES * mats + counts["matrices"] * max(0, runs - 1))
-    detail = (f"{method}, {draws} x n = (T + 1) x P{' x S' if S > 1 else ''} = {n_t} x {PS} = {n:.6g} slots x "
+    detail = (f"{method}, {draws} x n = (T + 1) x {_points(spec)}{' x S' if S > 1 else ''} = {n_t} x {PS} = "
+              f"{n:.6g} slots x "
               f"{V:.3g} history arrays x {b} bytes, and {mats:g} n x n kernels, responses and factors")
     flops = 2.0 * M * n * n * (counts["matrices"] + counts["fields"]) + 4.0 * counts["dynamic"] * n**3
     return Estimate(what, detail, parts, flops)
@@ -557,6 +578,8 @@ def simulation_estimate(spec: Spec, sizes: Mapping[str, int] | None, seeds: int,
 def _simulation(spec, graph, sizes, seeds, record, dtype, budget, displacement, data, steps) -> Estimate:
     shape = data_shape(spec, data)
     P, S, D = _psd(shape)
+    if data is None:   # the simulator evaluates the held-out points too (their outputs and kernels are recorded)
+        P, S, D = _with_held_out(spec)
     PS, T1, b = P * S, steps + 1, _itemsize(dtype)
     acc = _Walk()
     _walk(graph.nodes, _values(spec, sizes, shape), 1.0, False, acc)
@@ -590,7 +613,8 @@ def _simulation(spec, graph, sizes, seeds, record, dtype, budget, displacement, 
     at = ", ".join(f"{k}={v}" for k, v in sorted((sizes or {}).items())) or "the spec's sizes"
     return Estimate(f"simulating {seeds} network{'s' if seeds != 1 else ''} of {spec.name} at {at}",
                     f"{acc.weights:.3g} weights per network x {b} bytes, {seeds} seeds in chunks of {chunk:.6g}, "
-                    f"T + 1 = {T1} observations of P{' x S' if S > 1 else ''} = {PS} inputs, record={record}",
+                    f"T + 1 = {T1} observations of {_points(spec) if data is None else 'P'}{' x S' if S > 1 else ''} = "
+                    f"{PS} inputs, record={record}",
                     parts, flops)
 
 

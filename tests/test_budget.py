@@ -196,6 +196,22 @@ def test_example_solves_pass_and_their_estimates_are_modest(name, monkeypatch):
     assert est.bytes < 2 * 2**30 and est.flops > 0
 
 
+def test_a_solve_and_a_simulation_count_the_held_out_points(monkeypatch):
+    """The DMFT carries the held-out points beside the training ones (n = (T + 1) (P + test) slots), and the
+    simulator records their outputs and kernels."""
+    from dmftc.program import compile_spec
+
+    monkeypatch.delenv(budget.ENV, raising=False)
+    prog = compile_spec(SPECS / "mlp_sgd_momentum.yaml")   # P = 16 training and 8 held-out points, T = 20
+    s = prog.spec
+    assert budget.solve_floor(s).detail == "at least (T + 1) x (P + test)^2 = 21 x 24^2 numbers of 8 bytes"
+    assert budget.data_estimate(s).detail.startswith("X of 24 x 16 float64")
+    est = budget.solve_estimate(s, prog.equations, steps=20, samples=64, dtype="float64")
+    assert "n = (T + 1) x (P + test) = 21 x 24 = 504 slots" in est.detail
+    sim = budget.simulation_estimate(s, None, 8)                 # the simulator records them too
+    assert "T + 1 = 21 observations of (P + test) = 24 inputs" in sim.detail
+
+
 def test_the_unroll_limit_sits_at_max_unrolled():
     spec = load(SPECS / "mlp_mup_relu.yaml", overrides=(f"sizes.L={budget.MAX_UNROLLED - 1}",))
     budget.check_compile(spec)                                   # W0, L - 1 copies of W1, w

@@ -6,11 +6,12 @@ Public API (see docs/spec.md for the format):
 - `parse_expr(value, symbols, location)`: the whitelist expression parser;
 - `assign_names(ops)`, `weight_names(ops)`: the weight naming rule;
 - `json_schema()`: a JSON Schema (draft 2020-12) of the format;
-- `load_data(spec)`: the training arrays (X, y), deterministically;
+- `load_data(spec)`, `load_test(spec)`: the training arrays (X, y) and the held-out ones, deterministically;
 - `symbol_values(spec)`: exact values of the size and hyper symbols;
-- `synthetic_data(data)`: the arrays of a `Synthetic` description.
+- `synthetic_data(data)`, `dataset_data(data)`: the arrays of a `Synthetic` or a `Dataset` description.
 """
 
+from .data import dataset_data as dataset_data
 from .data import load_data as load_data
 from .data import load_test as load_test
 from .data import synthetic_data as synthetic_data
@@ -30,6 +31,8 @@ from .types import (
     TARGETS as TARGETS,
     Act as Act,
     Attention as Attention,
+    DATASETS as DATASETS,
+    Dataset as Dataset,
     DataFile as DataFile,
     Dense as Dense,
     LayerNorm as LayerNorm,
@@ -48,8 +51,8 @@ from .types import (
 
 __all__ = [
     "load", "loads", "parse_expr", "assign_names", "weight_names", "json_schema", "load_data", "load_test",
-    "synthetic_data", "symbol_values", "FUNCTIONS",
-    "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "PRESETS", "TARGETS",
-    "Act", "Attention", "DataFile", "Dense", "LayerNorm", "Op", "Parameterization", "Pool",
+    "synthetic_data", "dataset_data", "symbol_values", "FUNCTIONS",
+    "ACTIVATIONS", "DATASETS", "LOSSES", "OPTIMIZERS", "PRESETS", "TARGETS",
+    "Act", "Attention", "Dataset", "DataFile", "Dense", "LayerNorm", "Op", "Parameterization", "Pool",
     "Readout", "Repeat", "Residual", "SolverOptions", "Spec", "Synthetic", "Training", "WeightOverride",
 ]

@@ -1,8 +1,10 @@
 """The `data` section and the data themselves.
 
 Exactly one of ``file: path.npz`` (relative to the spec's folder; arrays X of
-shape (P, D) or (P, S, D) and y of shape (P,)) or ``synthetic: {P, D, S?,
-target, seed}``. The data fix the sizes P, D and, for token sequences, S.
+shape (P, D) or (P, S, D) and y of shape (P,)), ``synthetic: {P, D, S?,
+target, seed}`` or ``dataset: {name, classes, P, test?, seed?, preprocess?}`` (a small
+real set shipped inside a package, read without a download: `dataset_data`). The data
+fix the sizes P, D and, for token sequences, S.
 
 A data file is never trusted: it must be a regular file (a FIFO or a device is
 refused unopened), the shapes and dtypes come from the array headers, and X and
@@ -26,8 +28,8 @@ from ..errors import Problem, SpecError
 from ..notation import size_symbol
 from . import checks as c
 from .limits import MAX_DATA_BYTES, FileRefused, open_regular, shorten, size
-from .schema import DATA_KEYS, SYNTHETIC_KEYS, SYNTHETIC_REQUIRED
-from .types import TARGETS, TOKEN_TARGETS, Data, DataFile, Spec, Synthetic
+from .schema import DATA_KEYS, DATASET_KEYS, DATASET_REQUIRED, SYNTHETIC_KEYS, SYNTHETIC_REQUIRED
+from .types import DATASETS, PREPROCESS, TARGETS, TOKEN_TARGETS, Data, DataFile, Dataset, Spec, Synthetic
 from .yamlpos import MapNode, Node, Scalar
 
 
@@ -37,14 +39,16 @@ def read_data(ctx: c.Ctx, node: Node | None, base_dir: Path) -> Data | None:
     if fields is None:
         return None
     if len(fields) != 1:
-        given = ", ".join(fields) or "neither"
-        ctx.add(node, "data", "give exactly one of file and synthetic", received=given,
-                allowed="file, synthetic", hint="e.g. `data: {synthetic: {P: 8, D: 16, seed: 0}}`")
+        given = ", ".join(fields) or "none"
+        ctx.add(node, "data", "give exactly one of file, synthetic and dataset", received=given,
+                allowed=", ".join(DATA_KEYS), hint="e.g. `data: {synthetic: {P: 8, D: 16, seed: 0}}`")
         return None
     if "file" in fields:
         data = _file(ctx, fields["file"], base_dir)
-    else:
+    elif "synthetic" in fields:
         data = _synthetic(ctx, fields["synthetic"])
+    else:
+        data = _dataset(ctx, fields["dataset"])
     if data is not None:
         for name, value in data_sizes(data).items():
             ctx.values[size_symbol(name)] = float(value)
@@ -55,6 +59,8 @@ def data_sizes(data: Data) -> dict[str, int]:
     """P, D and (for token sequences) S of valid data."""
     if isinstance(data, Synthetic):
         shape = (data.P, data.D) if data.S is None else (data.P, data.S, data.D)
+    elif isinstance(data, Dataset):
+        shape = (data.P, DATASETS[data.name])
     else:
         shape = data_arrays(data)[0].shape
     sizes = {"P": shape[0], "D": shape[-1]}
@@ -275,6 +281,158 @@ def _optional_size(ctx: c.Ctx, node: Node | None, path: str) -> int | None:
     return c.integer(ctx, node, path)
 
 
+# ---------------------------------------------------------------------- dataset
+#: classes of each data set in `DATASETS`: labels 0 .. n - 1
+DATASET_CLASSES = {"digits": 10}
+#: the fix of a missing required key of data.dataset
+_MISSING_HINTS = {"name": "name: digits", "classes": "classes: [3, 8]", "P": "P: 64"}
+_EXTRA = "pip install 'dmftc[data]' (the data extra), or pip install scikit-learn"
+
+
+def _dataset(ctx: c.Ctx, node: Node) -> Dataset | None:
+    path = "data.dataset"
+    fields = c.mapping(ctx, node, path, DATASET_KEYS)
+    if fields is None:
+        return None
+    before = len(ctx.problems)
+    for key in DATASET_REQUIRED:
+        if key not in fields:
+            ctx.add(node, c.join(path, key), f"missing key {key!r}", hint=f"add `{_MISSING_HINTS[key]}`")
+    name = c.choice(ctx, fields["name"], c.join(path, "name"), tuple(DATASETS), "dataset") if "name" in fields else None
+    classes = _classes(ctx, fields["classes"], c.join(path, "classes"), name) if "classes" in fields else None
+    P = c.integer(ctx, fields["P"], c.join(path, "P")) if "P" in fields else None
+    test = c.integer(ctx, fields["test"], c.join(path, "test"), minimum=0) if "test" in fields else 0
+    seed = c.seed(ctx, fields["seed"], c.join(path, "seed")) if "seed" in fields else 0
+    preprocess = "standardize"
+    if "preprocess" in fields:
+        preprocess = c.choice(ctx, fields["preprocess"], c.join(path, "preprocess"), PREPROCESS, "preprocess")
+    if len(ctx.problems) > before or None in (name, classes, P, test, seed, preprocess):
+        return None
+    data = Dataset(name=name, classes=classes, P=P, test=test, seed=seed, preprocess=preprocess, pos=node.loc)
+    try:
+        _, labels = _read_dataset(name)
+    except MissingPackage as why:
+        ctx.add(fields["name"], c.join(path, "name"), str(why), received=repr(name), hint=why.hint)
+        return data  # P and D keep their values: nothing else is reported because of it
+    available = int(np.isin(labels, classes).sum())
+    if P + test > available:
+        a, b = classes
+        ctx.add(fields["P"], c.join(path, "P"),
+                f"P + test = {P} + {test} = {P + test} is more than the {available} images of classes "
+                f"{a} and {b} in {name}", received=f"P = {P}, test = {test}", allowed=f"P + test <= {available}",
+                hint=f"lower P or test so that they add up to {available} at most")
+    return data  # returned even then, so that P and D keep their values
+
+
+def _classes(ctx: c.Ctx, node: Node, path: str, name: str | None) -> tuple[int, int] | None:
+    """Two distinct class labels of the data set (its range checked when `name` is known)."""
+    items = c.sequence(ctx, node, path, "class labels")
+    if items is None:
+        return None
+    labels = [c.integer(ctx, item, c.join(path, i), minimum=0) for i, item in enumerate(items)]
+    count = DATASET_CLASSES.get(name) if name is not None else None
+    ok = None not in labels
+    for i, (item, label) in enumerate(zip(items, labels)):
+        if label is not None and count is not None and label >= count:
+            ctx.add(item, c.join(path, i), f"class {label} is out of range: {name} has the classes 0..{count - 1}",
+                    received=str(label), allowed=f"0..{count - 1}", hint=f"give two labels from 0 to {count - 1}")
+            ok = False
+    shown = "[" + ", ".join("?" if label is None else str(label) for label in labels) + "]"
+    if len(items) > 2:
+        ctx.add(node, path, f"{len(items)} classes need {len(items)} outputs (a readout of C vectors), "
+                "which the engine does not have yet", received=shorten(shown, 40),
+                allowed="two classes (targets +1 and -1 for one scalar output)",
+                hint="give two classes, e.g. [3, 8]")
+        return None
+    if len(items) < 2:
+        ctx.add(node, path, f"{len(items)} class{'es' if not items else ''}: a classification needs two classes "
+                "to tell apart", received=shown, allowed="two distinct class labels",
+                hint="give two classes, e.g. [3, 8]")
+        return None
+    if ok and labels[0] == labels[1]:
+        ctx.add(node, path, f"the two classes are the same ({labels[0]})", received=shown,
+                allowed="two distinct class labels", hint="give two different classes, e.g. [3, 8]")
+        return None
+    return (labels[0], labels[1]) if ok else None
+
+
+class MissingPackage(Exception):
+    """The package a data set is read from is not installed (or cannot be read); `hint` says what to install."""
+
+    def __init__(self, message: str, hint: str = _EXTRA):
+        super().__init__(message)
+        self.hint = hint
+
+
+_DATASETS: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # name -> (X, labels), read once, read-only
+
+
+def _read_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """All the images of data set `name` as float64 (n, D), and their integer labels (n,); read once.
+
+    scikit-learn is imported here, and only here (it takes a second or two): a spec without a
+    dataset never needs it.
+    """
+    if name not in _DATASETS:
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise MissingPackage(f"the {name} data set comes with scikit-learn, which is not installed") from None
+        try:
+            X, labels = load_digits(return_X_y=True)
+        except (OSError, ValueError) as exc:
+            raise MissingPackage(f"cannot read the {name} data set from scikit-learn: {shorten(str(exc), 120)}",
+                                 "reinstall scikit-learn: pip install --force-reinstall scikit-learn") from None
+        X, labels = np.asarray(X, np.float64), np.asarray(labels, np.int64)
+        X.flags.writeable = labels.flags.writeable = False
+        _DATASETS[name] = (X, labels)
+    return _DATASETS[name]
+
+
+def dataset_data(data: Dataset, test: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The training arrays (X of shape (P, D), y of shape (P,)) of a `Dataset`; with `test`, its `data.test`
+    held-out points instead.
+
+    The images of the two classes, in the data set's order, are shuffled by one
+    ``numpy.random.default_rng(seed).permutation``: the first P are the training points, the next
+    `test` the held-out ones (no image is in both). y = +1 for an image of ``classes[0]``, -1 for
+    ``classes[1]``. `preprocess`:
+
+    - ``standardize`` (default): x_i <- (x_i - m_i) / s_i with m_i and s_i the mean and the standard
+      deviation (ddof 0) of feature i over the P training points; a feature constant over them
+      (s_i = 0, e.g. a corner pixel that is always blank) is set to 0 on every point. The held-out
+      points get the same transform (the training points' m and s).
+    - ``unit``: x <- x / 16 (digits' pixels are integers 0..16), so every feature lies in [0, 1].
+    - ``none``: the pixels as they are, 0..16.
+
+    Raises
+    ------
+    SpecError
+        scikit-learn is not installed, or P + test exceeds the images of the two classes.
+    """
+    try:
+        X_all, labels = _read_dataset(data.name)
+    except MissingPackage as why:
+        raise SpecError([Problem(str(why), data.pos, "data.dataset.name", hint=why.hint)]) from None
+    a, b = data.classes
+    where = np.flatnonzero((labels == a) | (labels == b))
+    if data.P + data.test > where.size:
+        message = f"P + test = {data.P + data.test} is more than the {where.size} images of classes {a} and {b}"
+        raise SpecError([Problem(message, data.pos, "data.dataset.P", allowed=f"P + test <= {where.size}",
+                                 hint="lower P or test")])
+    order = where[np.random.default_rng(data.seed).permutation(where.size)]
+    train = order[:data.P]
+    picked = order[data.P:data.P + data.test] if test else train
+    X = X_all[picked]
+    if data.preprocess == "standardize":
+        mean, std = X_all[train].mean(axis=0), X_all[train].std(axis=0)
+        scale = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+        X = (X - mean) * scale
+    elif data.preprocess == "unit":
+        X = X / 16.0
+    return np.array(X, np.float64), np.where(labels[picked] == a, 1.0, -1.0)
+
+
 def check_declared_sizes(ctx: c.Ctx, sizes: dict[str, int], data: Data, node: Node | None) -> None:
     """P, D or S written under `sizes` must agree with the data."""
     given = data_sizes(data)
@@ -291,11 +449,17 @@ def check_declared_sizes(ctx: c.Ctx, sizes: dict[str, int], data: Data, node: No
 # ------------------------------------------------------------------ the arrays
 def load_data_of(data: Data) -> tuple[np.ndarray, np.ndarray]:
     """The training arrays of a data section (see `load_data`)."""
-    return data_arrays(data) if isinstance(data, DataFile) else synthetic_data(data)
+    if isinstance(data, DataFile):
+        return data_arrays(data)
+    if isinstance(data, Dataset):
+        return dataset_data(data)
+    return synthetic_data(data)
 
 
 def load_data(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     """The training data (X, y) of a spec, as float64 arrays, deterministically.
+
+    A `Dataset` (``data.dataset``) gives the arrays of `dataset_data`.
 
     A data file is read with ``allow_pickle=False``, once: its arrays are kept,
     read-only, while the file is unchanged (`read_arrays`); a file that became
@@ -331,9 +495,7 @@ def load_data(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     y : numpy.ndarray
         Shape (P,), float64.
     """
-    if isinstance(spec.data, DataFile):
-        return data_arrays(spec.data)
-    return synthetic_data(spec.data)
+    return load_data_of(spec.data)
 
 
 def synthetic_data(data: Synthetic, test: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -362,10 +524,12 @@ def synthetic_data(data: Synthetic, test: bool = False) -> tuple[np.ndarray, np.
 
 
 def load_test(spec: Spec) -> tuple[np.ndarray, np.ndarray] | None:
-    """The held-out points (X_test, y_test) of a spec (`data.synthetic.test`), None when it has none.
-    They never drive an update: the DMFT and the simulator predict their outputs and loss."""
+    """The held-out points (X_test, y_test) of a spec (`data.synthetic.test` or `data.dataset.test`), None
+    when it has none. They never drive an update: the DMFT and the simulator predict their outputs and loss."""
     if isinstance(spec.data, Synthetic) and spec.data.test:
         return synthetic_data(spec.data, test=True)
+    if isinstance(spec.data, Dataset) and spec.data.test:
+        return dataset_data(spec.data, test=True)
     return None
 
 

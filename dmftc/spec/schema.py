@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .types import ACTIVATIONS, DECAYS, LOSSES, OPTIMIZERS, PRESETS, TARGETS, TOKEN_TARGETS
+from .types import ACTIVATIONS, DATASETS, DECAYS, LOSSES, OPTIMIZERS, PREPROCESS, PRESETS, TARGETS, TOKEN_TARGETS
 
 VERSION = 1
 
@@ -44,9 +44,11 @@ TRAINING_KEYS = ("loss", "optimizer", "lr", "steps", "schedule", "momentum", "ne
                  "batches", "betas", "eps", "center_output")
 BATCH_KEYS = ("size", "seed", "online")
 TRAINING_REQUIRED = ("lr", "steps")
-DATA_KEYS = ("file", "synthetic")
+DATA_KEYS = ("file", "synthetic", "dataset")
 SYNTHETIC_KEYS = ("P", "D", "S", "target", "seed", "test")
 SYNTHETIC_REQUIRED = ("P", "D")
+DATASET_KEYS = ("name", "classes", "P", "test", "seed", "preprocess")
+DATASET_REQUIRED = ("name", "classes", "P")
 SOLVER_KEYS = ("samples", "tol", "max_iter", "damping", "seed", "dtype", "depth_steps", "batches", "rtol", "atol")
 DTYPES = ("float32", "float64")
 INF_WORDS = ("inf",)
@@ -90,6 +92,7 @@ def known_keys(path: tuple[str | int, ...]) -> tuple[str, ...] | None:
         ("training",): TRAINING_KEYS,
         ("data",): DATA_KEYS,
         ("data", "synthetic"): SYNTHETIC_KEYS,
+        ("data", "dataset"): DATASET_KEYS,
         ("solver",): SOLVER_KEYS,
     }
     if shape in fixed:
@@ -267,11 +270,29 @@ def _data() -> dict[str, Any]:
             "then": {"required": ["S"], "properties": {"S": {"type": "integer", "minimum": 2}}},
         },
     )
+    dataset = _obj(
+        {
+            "name": {"enum": list(DATASETS), "description": "digits: scikit-learn's 8x8 handwritten digits "
+                     "(1797 images, D = 64, 10 classes), shipped inside the package (the `data` extra)"},
+            "classes": {"type": "array", "minItems": 2, "maxItems": 2, "uniqueItems": True,
+                        "items": {"type": "integer", "minimum": 0, "maximum": 9},
+                        "description": "two class labels: y = +1 for the first, -1 for the second"},
+            "P": _ref("positive_int") | {"description": "training points"},
+            "test": {"type": "integer", "minimum": 0,
+                     "description": "held-out points, the next ones after the P training points in the shuffle"},
+            "seed": {"type": "integer", "minimum": 0, "description": "numpy default_rng seed of the shuffle"},
+            "preprocess": {"enum": list(PREPROCESS),
+                           "description": "standardize (default): each feature centred and scaled by its std "
+                           "over the training points; unit: pixels / 16; none: raw pixels 0..16"},
+        },
+        DATASET_REQUIRED,
+    )
     file = {"type": "string", "description": ".npz relative to the spec's folder"}
     return {
         "oneOf": [
             _obj({"file": file}, ("file",)),
             _obj({"synthetic": synthetic}, ("synthetic",)),
+            _obj({"dataset": dataset}, ("dataset",)),
         ]
     }
 

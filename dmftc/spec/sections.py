@@ -382,7 +382,7 @@ def _batches(ctx: c.Ctx, node: Node):
             return None
         return Batches(fixed=tuple(lists), pos=node.loc)
     fields = c.mapping(ctx, node, path, BATCH_KEYS, ("size",))
-    if fields is None:
+    if fields is None or "size" not in fields:   # a missing size is reported by `mapping`
         return None
     size = c.integer(ctx, fields["size"], c.join(path, "size"))
     seed = c.seed(ctx, fields["seed"], c.join(path, "seed")) if "seed" in fields else 0

@@ -28,6 +28,10 @@ DECAYS = ("decoupled", "coupled")
 TARGETS = ("tanh_linear", "linear", "sign_linear", "random", "teacher_attention")
 #: targets defined only for token sequences X of shape (P, S, D) with S >= 2.
 TOKEN_TARGETS = ("teacher_attention",)
+#: small real data sets shipped inside a package (no download), and their input dimension D
+DATASETS = {"digits": 64}
+#: what `data.dataset.preprocess` may do to the pixels
+PREPROCESS = ("standardize", "unit", "none")
 
 
 def _pos() -> Location | None:
@@ -233,7 +237,24 @@ class Synthetic:
     pos: Location | None = _pos()
 
 
-Data = DataFile | Synthetic
+@dataclass(frozen=True)
+class Dataset:
+    """A small real classification set shipped inside a package (`name`, one of `DATASETS`): the images of
+    two `classes` (targets +1 for the first, -1 for the second), shuffled by `seed`; the first `P` train,
+    the next `test` are held out. `preprocess` is one of `PREPROCESS` (see `dmftc.spec.data.dataset_data`).
+    """
+
+    name: str
+    classes: tuple[int, int]
+    P: int
+    #: held-out points: the `test` images after the P training ones in the shuffled order
+    test: int = 0
+    seed: int = 0
+    preprocess: str = "standardize"
+    pos: Location | None = _pos()
+
+
+Data = DataFile | Synthetic | Dataset
 
 
 @dataclass(frozen=True)
