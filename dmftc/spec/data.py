@@ -86,7 +86,8 @@ def _file(ctx: c.Ctx, node: Node, base_dir: Path) -> DataFile | None:
     except BadData as bad:
         ctx.add(node, "data.file", str(bad), received=repr(shorten(name)), allowed=_NPZ, hint=bad.hint)
         return None
-    return DataFile(path=path, pos=node.loc)
+    held_out = read_test_arrays(path)
+    return DataFile(path=path, pos=node.loc, test=0 if held_out is None else len(held_out[1]))
 
 
 _NPZ = "an .npz with X of shape (P, D) or (P, S, D) and y of shape (P,)"
@@ -122,6 +123,7 @@ except ImportError:  # a Python without lzma cannot inflate such members either
     pass
 
 _CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # the last file read: (path, inode, size, mtime)
+_TEST: dict[str, tuple[np.ndarray, np.ndarray]] = {}     # its held-out arrays X_test, y_test, if any
 
 
 def data_arrays(data: DataFile) -> tuple[np.ndarray, np.ndarray]:
@@ -132,6 +134,13 @@ def data_arrays(data: DataFile) -> tuple[np.ndarray, np.ndarray]:
         what = f"data file {shorten(data.path.name)!r} {exc.reason}" if isinstance(exc, FileRefused) else str(exc)
         problem = Problem(what, data.pos, "data.file", allowed=_NPZ, hint="check the data file")
         raise SpecError([problem]) from None
+
+
+def read_test_arrays(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The held-out arrays X_test and y_test of the .npz at `path` (None when it has none), checked as
+    `read_arrays` checks X and y, with X_test's trailing shape equal to X's."""
+    read_arrays(path)
+    return _TEST.get(path_key(path))
 
 
 def read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -149,13 +158,21 @@ def read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
         key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         if key in _CACHE:
             return _CACHE[key]
-        arrays = _read_npz(file, path.name)
+        arrays, held_out = _read_npz(file, path.name)
     _CACHE.clear()
+    _TEST.clear()
     _CACHE[key] = arrays
+    if held_out is not None:
+        _TEST[path_key(path)] = held_out
     return arrays
 
 
-def _read_npz(file: BinaryIO, name: str) -> tuple[np.ndarray, np.ndarray]:
+def path_key(path: Path) -> str:
+    return str(path)
+
+
+def _read_npz(file: BinaryIO, name: str):
+    """((X, y), (X_test, y_test) or None) of an open .npz, every header checked before anything is read."""
     name = shorten(name)
     if file.read(6) == b"\x93NUMPY":
         raise BadData(f"{name} is an .npy file (one array); expected an .npz with arrays X and y")
@@ -165,13 +182,14 @@ def _read_npz(file: BinaryIO, name: str) -> tuple[np.ndarray, np.ndarray]:
             members = _members(archive, name)
             headers = {k: _header(archive, info, name) for k, info in members.items()}
             _check_headers(headers, name)
-            X, y = (_float64(archive, members[k]) for k in ("X", "y"))
+            arrays = {k: _float64(archive, info) for k, info in members.items()}
     except _READ_ERRORS as exc:
         raise BadData(f"cannot read {name} as .npz: {shorten(str(exc) or type(exc).__name__, 120)}") from None
-    for label, array in (("X", X), ("y", y)):
+    for label, array in arrays.items():
         if not np.isfinite(array).all():
             raise BadData(f"{label} has non-finite entries (nan or inf)")
-    return X, y
+    held_out = (arrays["X_test"], arrays["y_test"]) if "X_test" in arrays else None
+    return (arrays["X"], arrays["y"]), held_out
 
 
 def _members(archive: zipfile.ZipFile, name: str) -> dict[str, zipfile.ZipInfo]:
@@ -181,7 +199,12 @@ def _members(archive: zipfile.ZipFile, name: str) -> dict[str, zipfile.ZipInfo]:
     if missing:
         have = ", ".join(n.removesuffix(".npy") for n in infos) or "none"
         raise BadData(f"{name} has no array {' or '.join(missing)} (it has {shorten(have, 80)})")
-    members = {k: infos[f"{k}.npy"] for k in ("X", "y")}
+    held_out = [k for k in ("X_test", "y_test") if f"{k}.npy" in infos]
+    if len(held_out) == 1:
+        other = ({"X_test", "y_test"} - set(held_out)).pop()
+        raise BadData(f"{name} has {held_out[0]} but no {other}: held-out points need both",
+                      "save them with numpy.savez(path, X=X, y=y, X_test=X_test, y_test=y_test)")
+    members = {k: infos[f"{k}.npy"] for k in ("X", "y", *held_out)}
     for key, info in members.items():
         for what, n in (("inflates to", info.file_size), ("takes", info.compress_size)):
             if n > MAX_DATA_BYTES:
@@ -216,7 +239,16 @@ def _check_headers(headers: dict[str, _Header], name: str) -> None:
     for label, dtype in (("X", x_type), ("y", y_type)):
         if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
             raise BadData(f"{label} has dtype {shorten(str(dtype))}; expected real numbers")
-    need = 8 * (math.prod(X) + math.prod(y))
+    if "X_test" in headers:
+        (Xt, xt_type, _), (yt, yt_type, _) = headers["X_test"], headers["y_test"]
+        if Xt[1:] != X[1:] or len(Xt) != len(X):
+            raise BadData(f"X_test has shape {Xt}; expected (Q, {', '.join(map(str, X[1:]))}) like X of shape {X}")
+        if yt != (Xt[0],):
+            raise BadData(f"y_test has shape {yt}; expected ({Xt[0]},) to match X_test of shape {Xt}")
+        for label, dtype in (("X_test", xt_type), ("y_test", yt_type)):
+            if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+                raise BadData(f"{label} has dtype {shorten(str(dtype))}; expected real numbers")
+    need = 8 * sum(math.prod(shape) for shape, _, _ in headers.values())
     if need > MAX_DATA_BYTES:
         raise BadData(f"X in {name} has shape {X}: X and y take {size(need)} as float64, "
                       f"more than the limit of {size(MAX_DATA_BYTES)}", _SMALLER)
@@ -524,12 +556,15 @@ def synthetic_data(data: Synthetic, test: bool = False) -> tuple[np.ndarray, np.
 
 
 def load_test(spec: Spec) -> tuple[np.ndarray, np.ndarray] | None:
-    """The held-out points (X_test, y_test) of a spec (`data.synthetic.test` or `data.dataset.test`), None
+    """The held-out points (X_test, y_test) of a spec (`data.synthetic.test`, `data.dataset.test`, or a data
+    file's arrays X_test and y_test), None
     when it has none. They never drive an update: the DMFT and the simulator predict their outputs and loss."""
     if isinstance(spec.data, Synthetic) and spec.data.test:
         return synthetic_data(spec.data, test=True)
     if isinstance(spec.data, Dataset) and spec.data.test:
         return dataset_data(spec.data, test=True)
+    if isinstance(spec.data, DataFile) and spec.data.test:
+        return read_test_arrays(spec.data.path)
     return None
 
 

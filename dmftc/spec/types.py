@@ -214,10 +214,12 @@ class Training:
 
 @dataclass(frozen=True)
 class DataFile:
-    """An .npz with X (P, D) or (P, S, D) and y (P,); `path` is resolved against the spec's folder."""
+    """An .npz with X (P, D) or (P, S, D) and y (P,), and optionally held-out X_test (Q, ...) and y_test (Q,);
+    `path` is resolved against the spec's folder; `test` counts the held-out points (Q, 0 without)."""
 
     path: Path
     pos: Location | None = _pos()
+    test: int = 0
 
 
 @dataclass(frozen=True)
