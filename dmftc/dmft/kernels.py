@@ -110,10 +110,7 @@ def _lazy_tail(spec: Spec, w) -> list:
     """
     if spec.training.loss == "cross_entropy":
         return _lazy_logistic_tail(spec, w)
-    if w.decayed:
-        raise Unsupported("weight decay in the lazy limit: the initial weights shrink by an O(1) factor, so "
-                          "the network is not its linearisation around W(0)",
-                          "drop training.weight_decay, or use a feature-learning parameterization (mup)")
+    _refuse_decay(w)
     sq = Expect((f[mu, t] - y[mu]) ** 2)
     if w.filtered:
         dyn = Equation("eq:lazy.f", f[mu, t], f[mu, 0] + Sum(Kappa[t, s] * K[mu, nu] * Delta[nu, s], (nu, 0, P - 1),
@@ -139,6 +136,14 @@ def _lazy_tail(spec: Spec, w) -> list:
     return out
 
 
+def _refuse_decay(w) -> None:
+    """Weight decay has no lazy limit: the initial weights shrink by an O(1) factor."""
+    if w.decayed:
+        raise Unsupported("weight decay in the lazy limit: the initial weights shrink by an O(1) factor, so "
+                          "the network is not its linearisation around W(0)",
+                          "drop training.weight_decay, or use a feature-learning parameterization (mup)")
+
+
 def _lazy_logistic_tail(spec: Spec, w) -> list:
     """The lazy limit of the two-class cross-entropy: f(t) = sum_{s<t} Kappa(t, s) K Delta(s) with
     Delta = Omega y sigmoid(-y f), deterministic from f(0) = 0 (a random f(0) would have to be averaged
@@ -147,10 +152,7 @@ def _lazy_logistic_tail(spec: Spec, w) -> list:
         raise Unsupported("cross-entropy in the lazy limit with a random output at initialization (its "
                           "error signal is nonlinear in f(0))",
                           "set `training.center_output: true` (train on f - f(0)), or use `loss: mse`")
-    if w.decayed:
-        raise Unsupported("weight decay in the lazy limit: the initial weights shrink by an O(1) factor, so "
-                          "the network is not its linearisation around W(0)",
-                          "drop training.weight_decay, or use a feature-learning parameterization (mup)")
+    _refuse_decay(w)
     from .walk import loss_terms
 
     ell, err, _ = loss_terms("cross_entropy", f[mu, t], y[mu])
