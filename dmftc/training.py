@@ -58,10 +58,6 @@ class Setup:
     def steps(self) -> int:
         return len(self.schedule)
 
-    @property
-    def full_batch(self) -> bool:
-        return all(len(b) == self.n_train for b in self.batches)
-
 
 def setup(spec, hyper=None, n_test: int | None = None, steps: int | None = None, sizes=None) -> Setup:
     """The `Setup` of `spec` (hyperparameters `hyper`, default spec.hyper) over `steps` steps (default the

@@ -140,7 +140,7 @@ def read_test_arrays(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """The held-out arrays X_test and y_test of the .npz at `path` (None when it has none), checked as
     `read_arrays` checks X and y, with X_test's trailing shape equal to X's."""
     read_arrays(path)
-    return _TEST.get(path_key(path))
+    return _TEST.get(str(path))
 
 
 def read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -163,12 +163,8 @@ def read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
     _TEST.clear()
     _CACHE[key] = arrays
     if held_out is not None:
-        _TEST[path_key(path)] = held_out
+        _TEST[str(path)] = held_out
     return arrays
-
-
-def path_key(path: Path) -> str:
-    return str(path)
 
 
 def _read_npz(file: BinaryIO, name: str):
