@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "diversity, concentration, the depth tension (exit 0 all consistent, "
                                          "1 otherwise, 2 bad input)", spec=False)
     out(rp, "report.md, report.json and the PNG figures")
-    rp.add_argument("--quick", action="store_true", help="3 sizes per axis and 5 steps (about half a minute)")
+    rp.add_argument("--quick", action="store_true", help="small sweeps (N = 16..64, H = 2..16, L = 2..8), 5 steps, 64 networks per size: about a minute")
     rp.add_argument("--model", metavar="SPEC", help="a token model to measure instead of the built-in task (its "
                                                     "attention's logit_scale reads alpha_A; the depth tension "
                                                     "needs a residual depth L)")

@@ -322,16 +322,7 @@ def judge_depth(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = 
     standard errors from L^0 passes only when a + b/L fits about as well as the power law); `criterion`
     states the rules in words.
     """
-    verdict = judge(name, fit, dataclasses.replace(pred, gate=False), n_sigma=n_sigma, margin=margin)
-    p0, p = pred.exponent, fit.exponent
-    if not pred.gate or p0 is None or verdict.status != "pass" or verdict.rate == "consistent":
-        return verdict      # consistent: within n_sigma of p0, or a rise saturating at a finite limit
-    off = abs(p - p0)
-    if off <= margin:
-        return dataclasses.replace(verdict, rate="consistent", sentence=verdict.sentence.replace(
-            "inconsistent at", f"{off:.2f} from it, within the finite-depth margin {margin:g}, at"))
-    return dataclasses.replace(verdict, status="fail", rate="inconsistent",
-                               sentence=verdict.sentence + f"; the analysis predicts {format_power('L', p0)}")
+    return judge(name, fit, pred, n_sigma=n_sigma, margin=margin, rate_margin=margin)
 
 
 def criterion(n_sigma: float = N_SIGMA, margin: float = MARGIN) -> str:

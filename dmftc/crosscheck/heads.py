@@ -96,6 +96,16 @@ class Prediction:
     source: str
     gate: bool = False
 
+    def label(self, n: str) -> str:
+        """What the verdict tests, for a report's "predicted" column: the exponent when it is judged (a
+        gated rate, n^0 for a finite quantity), "falls (~n^p)" when only the fall is judged, "no fall"."""
+        if self.exponent is None:
+            return {"falls": "falls", "not_falling": "no fall"}.get(self.expect, "-")
+        power = format_power(n, self.exponent)
+        if self.gate or self.expect not in ("falls", "not_falling"):
+            return power
+        return f"{'falls' if self.expect == 'falls' else 'no fall'} (~{power})"
+
 
 @dataclass(frozen=True)
 class HeadVerdict:
@@ -127,6 +137,7 @@ class HeadVerdict:
     predicted: float | None
     sigmas: float
     rate: str | None
+    route: str = ""   # a pass not by the rate within n_sigma: "a + b/N" (a finite limit), "within 0.1" (margin)
 
 
 @dataclass(frozen=True)
@@ -251,9 +262,9 @@ class HeadReport:
         for q in self.quantities:
             f, p = q.fit, q.prediction
             measured = "-" if math.isnan(f.exponent) else format_measured(n, f.exponent, f.exponent_se)
-            pred = "-" if p.exponent is None else format_power(n, p.exponent)
+            pred = p.label(n)
             chi2 = "-" if math.isnan(f.chi2_dof) else f"{f.chi2_dof:.2f}"
-            status = q.verdict.status if q.verdict else "(reported)"
+            status = verdict_text(q.verdict.status, q.verdict) if q.verdict else "(reported)"
             rows.append(f"{q.name:<{width}}  {measured:<22}  {pred:<10}  {chi2:>8}  {status}")
         rows += ["", f"overall: {self.status}"]
         rows += [f"- {v.quantity}: {v.status}: {v.sentence}" for v in self.verdicts]
@@ -387,7 +398,7 @@ def analyse(per_size: Mapping[int, Mapping[str, np.ndarray]], preds: Mapping[str
 
 
 def judge(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = N_SIGMA,
-          margin: float = MARGIN) -> HeadVerdict:
+          margin: float = MARGIN, rate_margin: float = 0.0) -> HeadVerdict:
     """Does the fitted exponent do what `pred.expect` says?
 
     Every verdict needs 3 sizes whose values are resolved from zero (else unresolved). Then, with
@@ -404,8 +415,10 @@ def judge(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = N_SIGM
       at a finite limit); unresolved when a + b/N fits acceptably but worse and the power law is not
       decisively preferred; else fail. A fall beyond n_sigma se is never excused by a finite limit.
 
-    With `pred.gate`, a pass also needs |p - predicted| <= n_sigma se (a flat pass is consistent by
-    the rule above). `criterion` states these rules in words.
+    With `pred.gate`, a pass also needs |p - predicted| <= n_sigma se, or <= `rate_margin` (the
+    corrections at finite depth, `dmftc.crosscheck.depth.judge_depth`); a flat pass is consistent by
+    the rule above. Without the gate the sentence says how far the leading rate is and that only the
+    direction is judged. `criterion` states these rules in words.
     """
     p, se, n = fit.exponent, fit.exponent_se, fit.size_name
     what, expect, p0 = fit.label, pred.expect, pred.exponent
@@ -420,7 +433,17 @@ def judge(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = N_SIGM
     if p0 is not None:
         sigmas = abs(p - p0) / se if se > 0 else float("inf")
         rate = "consistent" if sigmas <= n_sigma or abs(p - p0) <= TOLERANCE else "inconsistent"
-    pred_txt = "" if p0 is None else f" (predicted {format_power(n, p0)}, {rate} at {sigmas:.1f} sigma)"
+    if p0 is None:
+        pred_txt = ""
+    elif pred.gate and rate == "inconsistent" and abs(p - p0) <= rate_margin:
+        rate, base["route"] = "consistent", f"within {rate_margin:g}"
+        pred_txt = (f" (predicted {format_power(n, p0)}: {sigmas:.1f} sigma but {abs(p - p0):.2f} from it, within "
+                    f"the margin {rate_margin:g} for corrections at finite size)")
+    elif pred.gate:
+        pred_txt = f" (predicted {format_power(n, p0)}, {rate} at {sigmas:.1f} sigma)"
+    else:   # only the direction is judged: say how far the leading rate is, and that it is not the verdict
+        pred_txt = (f" (the leading rate {format_power(n, p0)} is {sigmas:.1f} sigma away; only the "
+                    f"{'fall' if expect == 'falls' else 'direction'} is judged)")
     tol = max(n_sigma * se, margin)
     falling = p < -tol
     if expect == "falls":
@@ -452,11 +475,21 @@ def judge(name: str, fit: PowerLaw, pred: Prediction, *, n_sigma: float = N_SIGM
                                         f"a + b/{n}, which over a short range also mimics {n}^-1/2")
         if status == "pass":
             rate = "consistent"   # as check's verdict: agreement by the stated rule
+            if abs(p) > max(n_sigma * se, TOLERANCE):   # the other way `_judge_finite` passes
+                base["route"] = f"a + b/{n}"
     else:
         raise DmftcError(f"unknown expectation {expect!r}; allowed: {', '.join(EXPECTATIONS)}")
     if status == "pass" and pred.gate and rate == "inconsistent":
         status, sentence = "fail", sentence + f"; the analysis predicts {format_power(n, p0)}"
+    if status != "pass":
+        base["route"] = ""
     return HeadVerdict(status=status, sentence=sentence, sigmas=sigmas, rate=rate, **base)
+
+
+def verdict_text(status: str, verdict: HeadVerdict | None) -> str:
+    """A verdict for a table, with the route when a pass came from a finite limit, "consistent (a + b/L)":
+    a fitted rise such as L^0.37 is then no contradiction of the predicted L^0."""
+    return f"{status} ({verdict.route})" if verdict is not None and verdict.route else status
 
 
 def criterion(size_name: str = "N", n_sigma: float = N_SIGMA, margin: float = MARGIN) -> str:

@@ -5,6 +5,7 @@ and logits, no simulation."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -80,3 +81,47 @@ def test_the_reproduce_report_states_its_criterion_in_report_md_json_and_summary
     assert rule in result.markdown()
     assert "Criterion:" in result.summary()
     assert " ".join(rule.split()) in result.summary().replace("\n", " ")
+
+
+def test_a_rise_that_levels_off_passes_by_its_finite_limit_and_the_table_says_so():
+    """L^0.37-like rises over a short range that a + b/L fits as well as the power law pass the flat
+    prediction; the table must say by which route, else "L^0.37 +- 0.05 consistent with L^0" reads wrong."""
+    from dmftc.crosscheck.heads import verdict_text
+
+    values = 1.0 - 0.5 / L
+    fit = fit_power_law(L, values, 0.01 * values, resolved=[True] * len(L), size_name="L", label="x")
+    v = judge_depth("logit_change", fit, Prediction(0.0, "flat", "test", gate=True))
+    assert fit.exponent > 3 * fit.exponent_se        # a resolved rise
+    assert v.status == "pass" and v.route == "a + b/L", v
+    assert verdict_text("consistent", v) == "consistent (a + b/L)"
+    flat = judge_depth("logit_change", fit_power_law(L, 0 * L + 1, 0.01 + 0 * L, resolved=[True] * 4,
+                                                     size_name="L", label="x"), Prediction(0.0, "flat", "t"))
+    assert flat.status == "pass" and flat.route == "", flat
+
+
+def test_an_ungated_fall_reports_how_far_the_leading_rate_is_without_calling_it_inconsistent():
+    n = np.array([16.0, 32.0, 64.0])
+    values = n**-1.13
+    fit = fit_power_law(n, values, 0.02 * values, resolved=[True] * 3, size_name="N", label="x")
+    pred = Prediction(-1.0, "falls", "theory")
+    v = judge("headvar_change", fit, pred)
+    assert v.status == "pass", v
+    assert "inconsistent" not in v.sentence and "only the fall is judged" in v.sentence, v.sentence
+    assert pred.label("N") == "falls (~N^-1)"
+    assert Prediction(-1.0, "falls", "analysis", gate=True).label("N") == "N^-1"
+    assert Prediction(0.0, "not_falling", "analysis", gate=True).label("N") == "N^0"
+    assert Prediction(None, "not_falling", "theory").label("N") == "no fall"
+    gated = judge("headvar_init", fit, dataclasses.replace(pred, gate=True))
+    assert gated.status == "fail" and "inconsistent at" in gated.sentence, gated.sentence
+
+
+def test_depth_margin_passes_say_so():
+    values = L**-0.58
+    fit = fit_power_law(L, values, 0.01 * values, resolved=[True] * 4, size_name="L", label="x")
+    v = judge_depth("kq_displacement", fit, Prediction(-0.5, "falls", "analysis", gate=True))
+    assert v.status == "pass" and v.route == "within 0.1", v
+    assert "within the margin 0.1" in v.sentence, v.sentence
+    far = judge_depth("kq_displacement", fit_power_law(L, L**-0.7, 0.01 * L**-0.7, resolved=[True] * 4,
+                                                       size_name="L", label="x"),
+                      Prediction(-0.5, "falls", "analysis", gate=True))
+    assert far.status == "fail" and far.route == "", far
