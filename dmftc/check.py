@@ -35,7 +35,7 @@ def default_sizes(spec: Spec) -> dict[str, list[int]]:
     return {name: sorted({max(2, n // k) for k in (8, 4, 2, 1)})}
 
 
-def dmft_runs(prog: Program, seeds: int = 2, samples: int | None = None) -> list[dict]:
+def dmft_runs(prog: Program, seeds: int = 2, samples: int | None = None, progress: bool = False) -> list[dict]:
     """The DMFT reference as independent-looking runs (one run when the solve is exact).
 
     A Monte Carlo DMFT is one solve with its error analysis (`dmftc.accuracy`) at `reference_samples`
@@ -45,7 +45,7 @@ def dmft_runs(prog: Program, seeds: int = 2, samples: int | None = None) -> list
     if prog.equations.method != "monte_carlo":
         return [prog.solve(samples=samples, depth_error=False, errors=False).arrays]
     M = reference_samples(prog, seeds, samples)
-    return list(prog.solve(samples=M, depth_error=False).runs)
+    return list(prog.solve(samples=M, depth_error=False, progress=progress).runs)
 
 
 def reference_samples(prog: Program, seeds: int, samples: int | None = None) -> int:
@@ -141,8 +141,9 @@ def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
 
 def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8, out_dir: Path | None,
               dmft_seeds: int = 8, samples: int | None = None, program: Program | None = None,
-              quantities: Sequence[str] | None = None):
+              quantities: Sequence[str] | None = None, progress: bool = False):
     """Run the cross-check over one size axis; writes out_dir/check.json and PNG plots (unless None).
+    With `progress` (the CLI) the reference solve reports its draws on stderr with the time left.
 
     `program` replaces the compiled spec (a test injects a deliberately wrong DMFT this way);
     `quantities` restricts what is compared (default: loss, f and every kernel both sides have).
@@ -165,7 +166,7 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     ref_samples = reference_samples(prog, dmft_seeds, samples)
     check_solve(prog.spec, prog.equations, steps=prog.spec.training.steps, samples=ref_samples,
                 dtype=prog.spec.solver.dtype, runs=3)
-    runs = dmft_runs(prog, samples=ref_samples)
+    runs = dmft_runs(prog, samples=ref_samples, progress=progress)
     along_depth = name == "L" and prog.equations.has_stream
     depth_note = ()
     if along_depth and (prog.equations.depth_steps or 0) >= 4:

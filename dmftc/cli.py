@@ -176,7 +176,7 @@ def cmd_simulate(args) -> None:
 
     spec = _load(args)
     sizes = {k: v[0] for k, v in (args.sizes or {}).items()}  # one value per axis (`check_args`)
-    sim = simulate(spec, sizes=sizes or None, seeds=args.seeds)
+    sim = simulate(spec, sizes=sizes or None, seeds=args.seeds, progress=True)
     path = sim.save(args.out)
     print(f"wrote {path}: mean loss {sim.loss.mean(0)[0]:.6g} -> {sim.loss.mean(0)[-1]:.6g} ({args.seeds} seeds)")
     if "loss_test" in sim.losses:
@@ -193,7 +193,7 @@ def cmd_check(args) -> int:
     if not args.sizes:  # the default sizes too: a small spec may give too few, and they are the user's spec
         (name, values), = sizes.items()
         require_sizes(values, RATE_SIZES, name, "check")
-    report = run_check(spec, sizes, seeds=args.seeds, out_dir=Path(args.out))
+    report = run_check(spec, sizes, seeds=args.seeds, out_dir=Path(args.out), progress=True)
     print(report.table())  # ends with the summary and the criterion, wrapped
     return 0 if report.passed else 1  # like heads: 1 when any rate is inconsistent or unresolved
 

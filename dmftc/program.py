@@ -119,27 +119,32 @@ class Program:
         X, y, setup = self.data(kw["steps"])
         mod = self.load_module()
         sites = int(np.prod(np.shape(X)[:-1]))  # samples, or sample x token positions
-        per_round = 3 + K if with_errors else 1   # the full solve, its two halves and its K batches
-        bar = progress_bar(per_round, f"solve {self.name}", enabled=progress, unit="solve")
+        # the bar counts draws, which the time of a solve is about proportional to: a round of the error
+        # analysis solves all M draws, its two halves and its K batches, 3 M draws in all
+        per_draw = 3 if with_errors else 1
+        target = with_errors and (rtol or atol)
+        # an accuracy target starts from a first round just large enough for its error model: 8 draws per
+        # dimension of a source's history
+        pilot = min(kw["samples"], max(MIN_DRAWS_PER_DIMENSION * (kw["steps"] + 1) * sites, 32 * K))
+        first = pilot if target else kw["samples"]
+        bar = progress_bar(per_draw * first, f"solve {self.name}", enabled=progress, unit="draws")
 
         def run(M: int, part=None, replica: int = 0) -> dict:
             # replica r > 0: an independent set of draws (seed shifted past any batch index)
-            if bar.n >= bar.total:   # a further round of draws (an accuracy target) or replica
-                bar.total += per_round
+            if bar.n >= bar.total:   # a further round of draws (an accuracy target) or replica; its first
+                bar.total += per_draw * M   # solve is the one on all its M draws
                 bar.refresh()
             seed = kw["seed"] + REPLICA_SEED_STRIDE * replica
             out = mod.solve(X, y, dict(self.spec.hyper), **dict(kw, samples=M, seed=seed), batches=part, **setup)
             arrays = {k: np.asarray(v) for k, v in out.items()}
             _check_finite(arrays, self, y)
-            bar.update(1)
+            bar.update(M)
             return arrays
 
         t0 = time.perf_counter()
         est, acc = None, None
-        if with_errors and (rtol or atol):
+        if target:
             fits = lambda M: check_solve(self.spec, self.equations, steps=kw["steps"], samples=M, dtype=kw["dtype"])
-            # the first round needs only enough draws for its error model: 8 per history dimension
-            pilot = min(kw["samples"], max(MIN_DRAWS_PER_DIMENSION * (kw["steps"] + 1) * sites, 32 * K))
             est, acc = accuracy.solve_to_accuracy(
                 lambda M, r: accuracy.estimate(lambda m, part: run(m, part, r), M, K), pilot, K,
                 rtol=rtol, atol=atol, fits=fits)

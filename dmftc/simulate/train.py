@@ -39,7 +39,7 @@ DTYPES = ("float32", "float64")
 def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8, *,
              record: str = "full", dtype: str = "float32", seed: int = 0,
              data: Data | None = None, displacement: bool = False, first: int = 0,
-             budget: int = 2 * 2**30) -> Simulation:
+             budget: int = 2 * 2**30, progress: bool = False) -> Simulation:
     """Train `seeds` finite networks of `spec` at `sizes` (overrides of spec.sizes) and record them.
 
     loss[t], f[t] and the order parameters are measured with the weights after t updates,
@@ -51,6 +51,8 @@ def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8,
     simulated in chunks that together equal one run: seeds whose initial weights exceed
     `budget` bytes run in such chunks one after the other (the device holds a few copies of
     the weights per network: N = 1024, L = 16, 128 seeds at once needs more than 24 GiB).
+    With `progress` (the CLI), a line per chunk on stderr with the remaining time; 16 or more seeds then
+    run in at least 2 and up to 4 chunks (the same networks, so the same numbers) to have one to time.
     """
     check_record(record)
     check_simulation(spec, sizes, seeds, record=record, dtype=dtype, budget=budget,  # before any work
@@ -63,10 +65,18 @@ def simulate(spec: Spec, sizes: Mapping[str, int] | None = None, seeds: int = 8,
         X, y = np.concatenate([X, test[0]]), np.concatenate([y, test[1]])
     per_network = np.dtype(dtype).itemsize * weight_count(net)
     chunks = -(-check_seeds(seeds) // max(1, budget // per_network))
+    if progress:
+        chunks = max(chunks, min(4, seeds // 8))
     bounds = np.linspace(first, first + seeds, chunks + 1).round().astype(int)
-    sim = _concatenate([_simulate(spec, net, X, y, int(b - a), record, dtype, seed, displacement, int(a), st)
-                        for a, b in zip(bounds[:-1], bounds[1:])])
     sizes = ", ".join(f"{k} = {v}" for k, v in net.sizes.items())
+    from ..crosscheck.progress import bar as progress_bar
+
+    parts = []
+    with progress_bar(seeds, f"simulate {spec.name} ({sizes})", enabled=progress, unit="networks") as bar:
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            parts.append(_simulate(spec, net, X, y, int(b - a), record, dtype, seed, displacement, int(a), st))
+            bar.update(int(b - a))
+    sim = _concatenate(parts)
     check_run(f"training the finite networks of {spec.name} ({sizes})", sim.loss, {"f": sim.f, **sim.order},
               "Remedy: lower the learning rate (training.lr); at a stable step size the networks' loss falls.",
               scale=targets_scale(y))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,14 +96,18 @@ def test_progress_prints_one_line_per_item_when_not_a_terminal():
     out = io.StringIO()
     items = list(progress([128, 256, 512, 1024], desc="check", label=lambda n: f"N={n}", stream=out))
     assert items == [128, 256, 512, 1024]
-    assert out.getvalue().splitlines() == ["check: N=128 (1/4)", "check: N=256 (2/4)",
-                                           "check: N=512 (3/4)", "check: N=1024 (4/4)"]
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "check: N=128 (1/4)"      # nothing done yet: no rate, no estimate
+    # from the second item on, elapsed < remaining from the rate of the items done (tqdm's format)
+    assert [re.sub(r" \[\d\d:\d\d<\d\d:\d\d\]$", "", line) for line in lines[1:]] == [
+        "check: N=256 (2/4)", "check: N=512 (3/4)", "check: N=1024 (4/4)"], lines
+    assert all(re.search(r"\[\d\d:\d\d<\d\d:\d\d\]$", line) for line in lines[1:]), lines
 
 
 def test_progress_without_total_or_label():
     out = io.StringIO()
     list(progress(iter("ab"), desc="solve", stream=out))
-    assert out.getvalue() == "solve: 1\nsolve: 2\n"
+    assert re.fullmatch(r"solve: 1\nsolve: 2 \[00:00\]\n", out.getvalue()), out.getvalue()
 
 
 class _Terminal(io.StringIO):
@@ -146,6 +151,32 @@ def test_a_solve_bar_draws_on_a_terminal_only(monkeypatch):
         b.update(3)
     assert "solve mlp" in term.getvalue() and "3/3" in term.getvalue()
     quiet = _Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    with bar(3, "solve mlp", enabled=False) as b:
+        b.update(3)
+    assert quiet.getvalue() == ""
+
+
+def test_a_solve_bar_in_a_log_writes_one_line_per_update_with_the_remaining_time(monkeypatch):
+    """Issue 27, item 5: `dmftc solve` in a log (no terminal) is not silent: whole lines, no carriage
+    returns, each with the elapsed and the estimated remaining time; growing the total (a further round
+    of draws) shows in the next line."""
+    from dmftc.crosscheck.progress import bar
+
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    with bar(300, "solve mlp", unit="draws") as b:
+        b.update(100)
+        b.update(200)
+        b.total += 600
+        b.update(600)
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue()
+    assert lines[0].startswith("solve mlp: 0/300 draws [")
+    assert "solve mlp: 100/300 draws [" in lines[1] and "<" in lines[1]
+    assert lines[-1].startswith("solve mlp: 900/900 draws [")
+    assert len(lines) == len(set(lines)) == 4      # one line per change, none repeated by close
+    quiet = io.StringIO()
     monkeypatch.setattr(sys, "stderr", quiet)
     with bar(3, "solve mlp", enabled=False) as b:
         b.update(3)
