@@ -135,11 +135,10 @@ def cmd_solve(args) -> None:
 
     spec = _load(args)
     prog = compile_spec(spec)
-    opts = spec.solver
-    # the accuracy target holds unless --samples alone fixes the draws (or the spec sets rtol and atol to 0)
+    # the spec's accuracy target holds (`Program.solve`) unless --samples alone fixes the draws; --rtol and
+    # --atol reach it as solver.rtol and solver.atol, --samples as the first round's draws
     fixed = args.samples is not None and args.rtol is None and args.atol is None
-    target = {} if fixed else dict(rtol=opts.rtol or None, atol=opts.atol or None)
-    sol = prog.solve(**target, progress=True)
+    sol = prog.solve(samples=spec.solver.samples if fixed else None, progress=True)
     path = sol.save(args.out, prog.spec)
     print(f"wrote {path}: {solve_line(sol)}")
     for name, what in (("loss_test", "held-out loss"), ("loss_batch", "batch loss")):

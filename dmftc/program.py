@@ -101,11 +101,15 @@ class Program:
         solve, no error bars). With `rtol` or `atol` the draws grow until the loss's reported error is
         within max(atol, rtol x loss range), from a first round of min(samples, 8 n) draws. In a depth
         limit (L -> oo on a grid of K steps) the meta also reports the discretisation error, the largest
-        loss difference between K and K/2 steps.
+        loss difference between K and K/2 steps. As `dmftc solve`: without `samples`, `rtol` or `atol` the
+        spec's target (solver.rtol, default 1 % of the loss range, and solver.atol) holds; `samples` alone
+        fixes the draws.
         """
         from . import accuracy
 
         opts = self.spec.solver
+        if samples is None and rtol is None and atol is None:
+            rtol, atol = opts.rtol or None, opts.atol or None
         kw = dict(steps=steps or self.spec.training.steps, samples=samples or opts.samples,
                   seed=opts.seed if seed is None else seed, dtype=dtype or opts.dtype)
         mc = self.equations.method == "monte_carlo"

@@ -166,7 +166,10 @@ def solve_point(spec_path: str, overrides: tuple[str, ...], compile_cache: str |
         enable_compile_cache(compile_cache)
     t0 = time.perf_counter()
     try:
-        sol = compile_spec(load(spec_path, overrides=overrides)).solve()
+        prog = compile_spec(load(spec_path, overrides=overrides))
+        # fixed draws (solver.samples), no accuracy target: every point solves the same shapes, so the
+        # points of one process share one compiled solver
+        sol = prog.solve(samples=prog.spec.solver.samples)
     except DmftcError as err:  # the user's error at this point (unstable limit, divergence)
         return {"final_loss": math.nan, "loss": np.zeros(0), "seconds": time.perf_counter() - t0,
                 "error": f"{type(err).__name__}: {err}", "horizon": None, "loss_se": None}

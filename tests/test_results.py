@@ -19,7 +19,7 @@ def prog():
 
 @pytest.fixture(scope="module")
 def sol(prog):
-    return prog.solve()
+    return prog.solve(samples=prog.spec.solver.samples)   # fixed draws (no accuracy target): fast
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ def prog():
 
 @pytest.fixture(scope="module")
 def sol(prog):
-    return prog.solve(batches=4)
+    return prog.solve(batches=4, samples=256)   # fixed draws: no accuracy target
 
 
 def test_value_is_richardson_of_the_full_solve_and_the_halves(prog, sol):
@@ -121,7 +121,7 @@ def test_standard_error_matches_the_spread_of_independent_solves(prog):
     """Over 32 seeds, the spread of the corrected values over the reported standard error (RMS over seeds) is
     one within its sampling error (31 degrees of freedom: 13 %) at every step: a wrong sqrt(K), or batches that
     were not independent, would put it at 2.8 or 0.35."""
-    sols = [prog.solve(batches=8, seed=100 + k) for k in range(32)]
+    sols = [prog.solve(batches=8, seed=100 + k, samples=256) for k in range(32)]
     values = np.array([s.loss for s in sols])[:, 1:]
     se = np.sqrt(np.mean([s.se("loss")[1:] ** 2 for s in sols], axis=0))
     ratio = values.std(0, ddof=1) / se
