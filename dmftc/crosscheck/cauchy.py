@@ -52,6 +52,8 @@ HEADS = {
 }
 #: what a significant floor of the Cauchy differences means (`fit.compare_rate`'s `disagree`)
 DRIFT = "successive sizes keep differing, so the networks have no limit at infinite {name}"
+#: what a significant floor of one network's spread means
+SPREAD = "single networks keep a spread around their mean at infinite {name}"
 
 
 def richardson_factor(n: float, m: float, p0: float) -> float:
@@ -140,10 +142,10 @@ def cauchy_check(finite_by_size: Mapping, *, size_name: str = "N", predicted: Ma
 
 def cauchy_criterion(rates: Mapping[str, float], n_sigma: float, size_name: str) -> str:
     """The rule of a Cauchy report in words: what is measured, then `report.criterion`."""
-    n, p0 = size_name, rates["bias"]
+    n, p0 = size_name, format_power(size_name, rates["bias"])[len(size_name) + 1:]
     return (f"the bias at {n}_k is the RMS distance ||E X({n}_k) - E X({n}_k+1)|| of the seed means of successive "
             f"sizes (a two-sample U-statistic; independent ensembles, interior sizes split in halves so the "
-            f"differences share no network) divided by 1 - ({n}_k+1/{n}_k)^p0, p0 = {format_power(n, p0)[len(n) + 1:]}: "
+            f"differences share no network) divided by 1 - ({n}_k+1/{n}_k)^p0, p0 = {p0}: "
             f"the distance of {n}_k from the limit; with geometric sizes its fitted rate is that of the differences; "
             + criterion(rates, n_sigma, size_name))
 
@@ -164,7 +166,8 @@ def _check_quantity(name: str, ensembles: Sequence, sizes: Sequence[int], size_n
         dists.append(cauchy_distance(x, y, sizes[k], sizes[k + 1], rates["bias"],
                                      what=f"{name!r} at {size_name}={sizes[k]} against {sizes[k + 1]}"))
     hint = _hint(dists, sizes, size_name)
-    return judge_distances(name, dists, sizes[:-1], size_name, rates, n_sigma, hint=hint, disagree=DRIFT)
+    return judge_distances(name, dists, sizes[:-1], size_name, rates, n_sigma, hint=hint, disagree=DRIFT,
+                           spread=SPREAD)
 
 
 def _hint(dists: Sequence[Distance], sizes: Sequence[int], size_name: str) -> str:

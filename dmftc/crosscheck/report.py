@@ -303,10 +303,11 @@ def _check_quantity(name, ref, finite_list, sizes, size_name, rates, ref_se, ref
 
 
 def judge_distances(name: str, dists: Sequence[Distance], sizes, size_name: str, rates: Mapping[str, float],
-                    n_sigma: float, *, hint: str = "add seeds", disagree: str | None = None) -> QuantityCheck:
+                    n_sigma: float, *, hint: str = "add seeds", disagree: str | None = None,
+                    spread: str | None = None) -> QuantityCheck:
     """The two power laws of one quantity's distances (bias and fluctuation against the size) and their
-    verdicts against `rates` (`fit.compare_rate`); `disagree` says what a significant floor of the bias
-    means (default: the DMFT and the networks disagree at infinite size)."""
+    verdicts against `rates` (`fit.compare_rate`); `disagree` and `spread` say what a significant floor of
+    the bias and of the fluctuation means (default: the DMFT and the networks disagree at infinite size)."""
     dists = tuple(dists)
     bias_fit = fit_power_law(sizes, [d.bias for d in dists], [d.bias_se for d in dists],
                              resolved=[d.resolved for d in dists], size_name=size_name, label=f"{name} bias")
@@ -315,7 +316,8 @@ def judge_distances(name: str, dists: Sequence[Distance], sizes, size_name: str,
     floor = {} if disagree is None else {"disagree": disagree}
     bias_v = compare_rate(bias_fit, rates["bias"], n_sigma=n_sigma, hint=hint, next_order=rates.get("bias_next"),
                           **floor)
-    fluct_v = compare_rate(fluct_fit, rates["fluct"], n_sigma=n_sigma)
+    fluct_floor = {} if spread is None else {"disagree": spread}
+    fluct_v = compare_rate(fluct_fit, rates["fluct"], n_sigma=n_sigma, **fluct_floor)
     return QuantityCheck(name, dists, bias_fit, fluct_fit, bias_v, fluct_v)
 
 

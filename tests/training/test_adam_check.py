@@ -95,18 +95,25 @@ def test_bad_input_is_named_before_any_work():
         cauchy_check(_ensembles(_falling(), sizes=(64, 128)))
 
 
+def test_the_command_exits_2_on_too_few_sizes(tmp_path, capsys):
+    code = main(["check", "specs/mlp_mup_tanh.yaml", "--set", "training.optimizer=adam", "--set", "training.lr=0.01",
+                 "--sizes", "N=32,64", "--seeds", "8", "--out", str(tmp_path / "out")])
+    assert code == 2 and "compares successive sizes and needs at least 3 of N" in capsys.readouterr().err
+
+
 def test_check_of_mup_adam_measures_the_networks_against_each_other(tmp_path):
     """mup-Adam (feature learning, the limit exists): check.json in cauchy mode, every quantity's distance
     rate fitted, the exit code that of the verdict, the loss curves without a DMFT curve."""
     out = tmp_path / "check"
     code = main(["check", "specs/mlp_mup_relu.yaml", "--set", "training.optimizer=adam", "--set", "hyper.eta=0.2",
-                 "--sizes", "N=8,16,32,64", "--seeds", "32", "--out", str(out)])
+                 "--set", "training.steps=10", "--sizes", "N=8,16,32,64", "--seeds", "32", "--out", str(out)])
     data = json.loads((out / "check.json").read_text())
     assert data["mode"] == "cauchy" and data["preface"].startswith("No DMFT exists for this spec: adam has no")
     assert data["sizes"] == [8, 16, 32] and data["reference_sizes"] == [16, 32, 64]
     assert {"loss", "f", "Phi1", "Phi2", "G1", "G2"} <= set(data["quantities"])
-    assert data["quantities"]["loss"]["fits"]["bias"]["n_points"] == 3
-    assert data["quantities"]["loss"]["fits"]["bias"]["exponent"] is not None
+    for q in ("loss", "f"):  # the distances' rates are fitted (at least 2 positive distances)
+        fit = data["quantities"][q]["fits"]["bias"]
+        assert fit["n_points"] >= 2 and fit["exponent"] is not None and fit["exponent_se"] is not None, fit
     assert code == (0 if data["status"] == "consistent" else 1), data["summary"]
     assert (out / "loss_curves.png").stat().st_size > 0 and (out / "convergence_loss.png").stat().st_size > 0
 
