@@ -4,6 +4,8 @@ Solves the DMFT (several Monte Carlo seeds when it samples, for its own standard
 simulates each size, and hands the arrays to `dmftc.crosscheck`: seed-averaged bias
 (predicted rate n^-1) and single-network fluctuation (n^-1/2; none where the output at
 initialization is an O(1) random variable, as in ntk), fits, verdicts, check.json, plots.
+Under Adam no DMFT exists: the finite networks are compared among themselves, each size with
+the next (`dmftc.crosscheck.simulations`), in the same report.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from .crosscheck import (
 from .crosscheck.logits import compare_logit_laws, dmft_logit_blocks, plot_logit_laws
 from .crosscheck.needs import DISTANCE_SEEDS, require_seeds
 from .budget import check_ensembles, check_simulation, check_solve
-from .dmft.derive import DTAU
+from .crosscheck.simulations import run_cauchy_check
+from .dmft.derive import ADAM_NO_DMFT, DTAU
 from .errors import DmftcError
 from .program import Program, compile_spec
 from .simulate import simulate
@@ -150,6 +153,8 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     A Monte Carlo DMFT is one solve with its error analysis, at the work of `dmft_seeds` plain solves
     (`dmft_runs`): bias-corrected, its batch solves are the reference's runs (its error measured, not
     bounded: `crosscheck.stats.distance`).
+    Under Adam (no DMFT) successive sizes are compared instead (`crosscheck.simulations`); `program`,
+    `dmft_seeds` and `samples` do not apply there.
     """
     if not sizes:
         sizes = default_sizes(spec)
@@ -159,6 +164,9 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     if name not in spec.sizes:
         raise DmftcError(f"--sizes names {name!r}, which the spec does not declare (sizes: {sorted(spec.sizes)})")
     require_seeds(seeds, DISTANCE_SEEDS)  # the distances' standard errors (crosscheck.stats), before any work
+    if spec.training.adam and program is None:
+        return run_cauchy_check(spec, name, values, seeds=seeds, out_dir=out_dir, quantities=quantities,
+                                reason=f"{spec.training.optimizer} has no mean-field solver: {ADAM_NO_DMFT}")
     for n in values:  # every ensemble fits this machine before any work (dmftc.budget); again with its record
         check_simulation(spec, {name: n}, seeds, record="none")
     prog = program or compile_spec(spec)

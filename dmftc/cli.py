@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one size per axis, replacing the spec's, e.g. N=1024 or 'N=1024;L=4' (default: the spec's)")
     sim.add_argument("--size", type=_sizes, metavar="NAME=V", help="deprecated spelling of --sizes")
     seeds(sim, "networks to train, at least 1")
-    chk = add("check", cmd_check, "DMFT vs finite networks as sizes grow")
+    chk = add("check", cmd_check, "DMFT vs finite networks as sizes grow (Adam: the sizes against each other)")
     out(chk, "check.json and the plots")
     chk.add_argument("--sizes", type=_sizes, metavar="NAME=V1,V2,...",
                      help="one size axis, several sizes, e.g. N=128,256,512,1024 (default: the spec's first limit "

@@ -15,7 +15,7 @@ RANK = {"errors": 0, "notation": 0, "accuracy": 1, "ir": 1, "files": 0, "outputs
         "dmft": 4, "simulate": 4, "codegen": 5, "program": 6, "check": 7, "sweep": 8, "cli": 8, "__init__": 9,
         "__main__": 9,
         # a module may rank apart from its package: head collapse runs the simulator and the analysis
-        "crosscheck.heads": 5, "crosscheck.depth": 6, "reproduce": 7}
+        "crosscheck.heads": 5, "crosscheck.simulations": 5, "crosscheck.depth": 6, "reproduce": 7}
 #: stages a stage never imports, whatever the ranks: the cross-check judges the DMFT against finite
 #: networks, so it must not depend on the DMFT, its code generator or its solver
 NEVER = {"crosscheck": ("dmft", "codegen", "program", "check")}

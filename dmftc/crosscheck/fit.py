@@ -211,7 +211,8 @@ def finite_limit(fit: PowerLaw) -> tuple[float, float, float, int]:
 
 
 def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = N_SIGMA, margin: float = 0.1,
-                 tolerance: float = TOLERANCE, hint: str = "add seeds", next_order: float | None = None) -> Verdict:
+                 tolerance: float = TOLERANCE, hint: str = "add seeds", next_order: float | None = None,
+                 disagree: str = "the DMFT and the networks disagree at infinite {name}") -> Verdict:
     """Judge a fitted rate against the predicted exponent.
 
     Parameters
@@ -241,6 +242,8 @@ def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = N_SIGMA, m
         model fits (chi2/dof <= LIMIT_CHI2) with the leading coefficient b
         resolved above n_sigma errors (`leading_term`): a distance that
         follows n^q alone leaves b unresolved and fails.
+    disagree : str
+        What a significant floor means, ending the not-converging sentence ({name}: the size symbol).
 
     Returns
     -------
@@ -265,7 +268,7 @@ def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = N_SIGMA, m
     if predicted == 0:
         status, sentence = _judge_finite(fit, n_sigma, tolerance)
     else:
-        status, sentence = _judge(fit, predicted, floor, n_sigma, margin, tolerance)
+        status, sentence = _judge(fit, predicted, floor, n_sigma, margin, tolerance, disagree)
         if status == "inconsistent" and fit.exponent < predicted and next_order is not None:
             status, sentence = _judge_two_terms(fit, predicted, next_order, n_sigma, sentence)
     sigmas = abs(fit.exponent - predicted) / fit.exponent_se if fit.exponent_se > 0 else float("inf")
@@ -334,7 +337,7 @@ def _judge_finite(fit: PowerLaw, n_sigma: float, tolerance: float) -> tuple[str,
 
 
 def _judge(fit: PowerLaw, p0: float, floor: FloorFit | None, n_sigma: float, margin: float,
-           tolerance: float) -> tuple[str, str]:
+           tolerance: float, disagree: str = "the DMFT and the networks disagree at infinite {name}") -> tuple[str, str]:
     """The status and sentence once the fit is resolved."""
     p, se, name, what = fit.exponent, fit.exponent_se, fit.size_name, fit.label
     measured, pred = format_measured(name, p, se), format_power(name, p0)
@@ -354,7 +357,7 @@ def _judge(fit: PowerLaw, p0: float, floor: FloorFit | None, n_sigma: float, mar
         return "not_converging", (
             f"the data do not support convergence: {what} falls as {measured}, slower than the predicted "
             f"{pred} ({zs:.1f} sigma), and levels off at {floor.floor:.3g} ± {floor.floor_se:.2g}: "
-            f"the DMFT and the networks disagree at infinite {name}")
+            + disagree.format(name=name))
     slower = "slower" if p > p0 else "faster"
     return "inconsistent", (f"{what} falls as {measured}, {slower} than the predicted {pred} ({zs:.1f} sigma)"
                             + ("; no significant floor" if p > p0 else "; sizes may be pre-asymptotic"))

@@ -61,12 +61,14 @@ def curves_figure(reference_curve, finite_means_by_size, finite_se_by_size, ylab
                   size_name="N", reference_se=None, title=None, logy=None):
     """Curves of every size (seed mean with a standard-error band) over the DMFT curve.
 
-    The lower panel shows (finite mean - DMFT), where small differences are visible.
+    The lower panel shows (finite mean - DMFT), where small differences are visible. With no DMFT
+    (`reference_curve` None: Adam) there is no black curve and the lower panel shows each size's mean
+    minus that of the largest size.
 
     Parameters
     ----------
-    reference_curve : array_like, shape (T+1,)
-        The DMFT curve (black).
+    reference_curve : array_like, shape (T+1,), or None
+        The DMFT curve (black); None where no DMFT exists.
     finite_means_by_size, finite_se_by_size : mapping of int to array_like, shape (T+1,)
         Seed means and their standard errors (see `seed_mean_se`).
     ylabel : str
@@ -85,8 +87,10 @@ def curves_figure(reference_curve, finite_means_by_size, finite_se_by_size, ylab
     """
     from matplotlib.ticker import MaxNLocator
 
-    ref = _curve(reference_curve, "DMFT curve")
     sizes = sorted(finite_means_by_size)
+    dmft = reference_curve is not None
+    ref = _curve(reference_curve if dmft else finite_means_by_size[sizes[-1]],
+                 "DMFT curve" if dmft else f"mean at {size_name}={sizes[-1]}")
     fig, (top, bottom) = _figure(2, height_ratios=(3, 2), sharex=True)
     t = np.arange(ref.size)
     for n, color in zip(sizes, _colors(len(sizes))):
@@ -94,15 +98,19 @@ def curves_figure(reference_curve, finite_means_by_size, finite_se_by_size, ylab
         se = _curve(finite_se_by_size[n], f"standard error at {size_name}={n}", ref.size)
         _band(top, t, mean, se, color, f"{size_words(size_name)} = {n}")
         _band(bottom, t, mean - ref, se, color, None)
-    _reference(top, bottom, t, ref, reference_se)
+    if dmft:
+        _reference(top, bottom, t, ref, reference_se)
+    else:
+        bottom.axhline(0.0, color="black", lw=1.0, zorder=5)
     top.set_ylabel(ylabel)
-    bottom.set_ylabel("finite − DMFT")
+    bottom.set_ylabel("finite − DMFT" if dmft else f"mean − mean at {size_name}={sizes[-1]}")
     bottom.set_xlabel("training step t")
     bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     if logy if logy is not None else _wants_log(ref, [finite_means_by_size[n] for n in sizes]):
         top.set_yscale("log")
     top.legend(fontsize=8, ncol=2)
-    top.set_title(title or f"{ylabel}: finite networks (seed mean ± s.e.) vs DMFT")
+    against = "vs DMFT" if dmft else "(no DMFT)"
+    top.set_title(title or f"{ylabel}: finite networks (seed mean ± s.e.) {against}")
     return fig
 
 
@@ -121,7 +129,8 @@ def convergence_figure(report, quantity):
     not drawn, which the upper bounds' legend entry says. Dashed lines are the predicted
     slopes through the fits' centres; grey crosses the naive distance
     |seed mean - DMFT|, which falls like n^-1/2 once noise dominates it.
-    Every series with no point is left out of the legend.
+    Every series with no point is left out of the legend. A report without a DMFT (mode "cauchy") plots
+    the distances of each size from the limit implied by the next size (`crosscheck.cauchy`).
 
     Parameters
     ----------
@@ -143,12 +152,17 @@ def convergence_figure(report, quantity):
                  f"bias upper bound (unresolved{no_fit})")
     _points(ax, n, np.array([d.fluct for d in q.distances]), np.array([d.fluct_se for d in q.distances]),
             _FLUCT, "s", "fluctuation")
-    _crosses(ax, n, np.array([d.naive for d in q.distances]), _NAIVE, "naive |seed mean − DMFT|")
+    cauchy = report.mode == "cauchy"
+    _crosses(ax, n, np.array([d.naive for d in q.distances]), _NAIVE,
+             "naive, from |seed mean − next size's|" if cauchy else "naive |seed mean − DMFT|")
     for fit, verdict, color in ((q.bias_fit, q.bias_verdict, _BIAS), (q.fluct_fit, q.fluct_verdict, _FLUCT)):
         _fit_lines(ax, fit, verdict, color)
     _floor_line(ax, n, q.bias_verdict)
-    _reference_floor(ax, q.distances)
+    if not cauchy:  # a Cauchy distance's reference noise (the next size's) is in its error bar
+        _reference_floor(ax, q.distances)
     _log_axes(ax, report.sizes, report.size_name)
+    if cauchy:
+        ax.set_ylabel(f"RMS distance to the {report.size_name} → ∞ limit\n(from successive sizes)")
     ax.set_title(f"{quantity_words(quantity)}: bias {q.bias_verdict.status}, fluctuation "
                  f"{q.fluct_verdict.status}", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)

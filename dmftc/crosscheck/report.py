@@ -33,6 +33,8 @@ _HEADS = {
     "inconsistent": "Check failed: a measured rate differs from the prediction",
     "unresolved": "Unresolved: the data cannot yet confirm the predicted rates",
 }
+#: what a report measures against: the DMFT, or (no DMFT: Adam) the next larger size (`crosscheck.cauchy`)
+MODES = ("dmft", "cauchy")
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class QuantityCheck:
     @property
     def status(self) -> str:
         """The more severe of the two verdicts."""
-        return _worst([self.bias_verdict.status, self.fluct_verdict.status])
+        return worst([self.bias_verdict.status, self.fluct_verdict.status])
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,14 @@ class Report:
         How the prediction was made, where that needs saying.
     criterion : str
         When a rate is consistent, inconsistent or unresolved, in words (printed after the summary).
+    mode : str
+        "dmft": distances to the DMFT; "cauchy": no DMFT exists, distances between successive sizes,
+        each the distance of `sizes[k]` from the next size `reference_sizes[k]` (`crosscheck.cauchy`).
+    reference_sizes : tuple of int
+        In "cauchy" mode, the larger size each distance is measured against (empty otherwise).
+    preface : str
+        What the reader must know before the numbers (in "cauchy" mode: why there is no DMFT and what
+        stands in for it); printed first.
     """
 
     size_name: str
@@ -99,6 +109,9 @@ class Report:
     summary: str
     notes: tuple[str, ...] = ()
     criterion: str = ""
+    mode: str = "dmft"
+    reference_sizes: tuple[int, ...] = ()
+    preface: str = ""
 
     @property
     def passed(self) -> bool:
@@ -125,6 +138,11 @@ class Report:
             problems.append(f"sizes {self.sizes} are not strictly ascending")
         if self.status not in SEVERITY:
             problems.append(f"status {self.status!r} is not one of {SEVERITY}")
+        if self.mode not in MODES:
+            problems.append(f"mode {self.mode!r} is not one of {MODES}")
+        if self.mode == "cauchy" and (len(self.reference_sizes) != len(self.sizes)
+                                      or any(m <= n for n, m in zip(self.sizes, self.reference_sizes))):
+            problems.append(f"reference sizes {self.reference_sizes} are not one larger size per size {self.sizes}")
         if problems:
             raise DmftcError("inconsistent cross-check report: " + "; ".join(problems))
 
@@ -132,6 +150,8 @@ class Report:
         """A JSON-ready dict (NaN and inf become null); `Report.from_json` inverts it."""
         return {
             "format": FORMAT,
+            "mode": self.mode,
+            "preface": self.preface,
             "size_name": self.size_name,
             "sizes": list(self.sizes),
             "predicted": {"bias": self.predicted_bias, "fluct": self.predicted_fluct},
@@ -141,6 +161,7 @@ class Report:
             "skipped": dict(self.skipped),
             "notes": list(self.notes),
             "criterion": self.criterion,
+            "reference_sizes": list(self.reference_sizes),
         }
 
     @classmethod
@@ -159,6 +180,9 @@ class Report:
             summary=data["summary"],
             notes=tuple(data.get("notes", ())),
             criterion=data.get("criterion", ""),
+            mode=data.get("mode", "dmft"),
+            reference_sizes=tuple(int(n) for n in data.get("reference_sizes", ())),
+            preface=data.get("preface", ""),
         )
 
     def table(self) -> str:
@@ -207,17 +231,17 @@ def crosscheck(reference: Mapping, finite_by_size: Mapping, *, size_name: str = 
     -------
     Report
     """
-    rates = _rates(predicted)
-    sizes = _sizes(finite_by_size, size_name)
+    rates = rates_of(predicted)
+    sizes = sizes_of(finite_by_size, size_name)
     names, skipped = _select(reference, finite_by_size, sizes, size_name, quantities)
     ses, runs = reference_se or {}, reference_runs or {}
     checks = tuple(
         _check_quantity(q, reference[q], [finite_by_size[n][q] for n in sizes], sizes, size_name,
                         rates, ses.get(q), runs.get(q), [(controls or {}).get(n) for n in sizes], n_sigma)
         for q in names)
-    status = _worst([q.status for q in checks]) if checks else "unresolved"
+    status = worst([q.status for q in checks]) if checks else "unresolved"
     rule = criterion(rates, n_sigma, size_name)
-    summary = _summary(status, checks, skipped, sizes, size_name) + "".join(f" {n}" for n in notes)
+    summary = summary_of(status, checks, skipped, sizes, size_name) + "".join(f" {n}" for n in notes)
     return Report(size_name, sizes, float(rates["bias"]), float(rates["fluct"]), checks, skipped, status, summary,
                   tuple(notes), rule)
 
@@ -274,14 +298,26 @@ def _check_quantity(name, ref, finite_list, sizes, size_name, rates, ref_se, ref
     dists = tuple(distance(x, ref, reference_se=ref_se, reference_runs=ref_runs, controls=z,
                            what=f"{name!r} at {size_name}={n}")
                   for n, x, z in zip(sizes, finite_list, controls))
+    q = judge_distances(name, dists, sizes, size_name, rates, n_sigma, hint=_bias_hint(dists, sizes, size_name))
+    return dataclasses.replace(q, bias_verdict=_note_reference_floor(q.bias_verdict, dists))
+
+
+def judge_distances(name: str, dists: Sequence[Distance], sizes, size_name: str, rates: Mapping[str, float],
+                    n_sigma: float, *, hint: str = "add seeds", disagree: str | None = None,
+                    spread: str | None = None) -> QuantityCheck:
+    """The two power laws of one quantity's distances (bias and fluctuation against the size) and their
+    verdicts against `rates` (`fit.compare_rate`); `disagree` and `spread` say what a significant floor of
+    the bias and of the fluctuation means (default: the DMFT and the networks disagree at infinite size)."""
+    dists = tuple(dists)
     bias_fit = fit_power_law(sizes, [d.bias for d in dists], [d.bias_se for d in dists],
                              resolved=[d.resolved for d in dists], size_name=size_name, label=f"{name} bias")
     fluct_fit = fit_power_law(sizes, [d.fluct for d in dists], [d.fluct_se for d in dists],
                               size_name=size_name, label=f"{name} fluctuation")
-    bias_v = compare_rate(bias_fit, rates["bias"], n_sigma=n_sigma, hint=_bias_hint(dists, sizes, size_name),
-                          next_order=rates.get("bias_next"))
-    bias_v = _note_reference_floor(bias_v, dists)
-    fluct_v = compare_rate(fluct_fit, rates["fluct"], n_sigma=n_sigma)
+    floor = {} if disagree is None else {"disagree": disagree}
+    bias_v = compare_rate(bias_fit, rates["bias"], n_sigma=n_sigma, hint=hint, next_order=rates.get("bias_next"),
+                          **floor)
+    fluct_floor = {} if spread is None else {"disagree": spread}
+    fluct_v = compare_rate(fluct_fit, rates["fluct"], n_sigma=n_sigma, **fluct_floor)
     return QuantityCheck(name, dists, bias_fit, fluct_fit, bias_v, fluct_v)
 
 
@@ -311,7 +347,7 @@ def _note_reference_floor(verdict: Verdict, dists: Sequence[Distance]) -> Verdic
     return dataclasses.replace(verdict, sentence=verdict.sentence + note)
 
 
-def _rates(predicted: Mapping | None) -> dict[str, float]:
+def rates_of(predicted: Mapping | None) -> dict[str, float]:
     """Predicted exponents, defaults filled in; unknown keys are an error (a typo would pass silently)."""
     unknown = sorted(set(predicted or {}) - set(KINDS))
     if unknown:
@@ -319,7 +355,7 @@ def _rates(predicted: Mapping | None) -> dict[str, float]:
     return {"bias": -1.0, "fluct": -0.5, **{k: float(v) for k, v in (predicted or {}).items()}}
 
 
-def _sizes(finite_by_size: Mapping, size_name: str) -> tuple[int, ...]:
+def sizes_of(finite_by_size: Mapping, size_name: str) -> tuple[int, ...]:
     """Sizes as ascending ints; at least one."""
     if not finite_by_size:
         raise DmftcError(f"no finite-network ensembles given; run at least 3 sizes, e.g. --sizes {size_name}=128,256,512")
@@ -345,17 +381,17 @@ def _select(reference, finite_by_size, sizes, size_name, quantities) -> tuple[tu
     return names, skipped
 
 
-def _worst(statuses: Sequence[str]) -> str:
+def worst(statuses: Sequence[str]) -> str:
     """The most severe status."""
     return min(statuses, key=SEVERITY.index)
 
 
-def _summary(status, checks, skipped, sizes, size_name) -> str:
-    """One paragraph: the overall verdict, then the verdicts behind it (all bias verdicts when
-    consistent, else every verdict that is not), most severe first."""
+def summary_of(status, checks, skipped, sizes, size_name, heads: Mapping[str, str] = _HEADS) -> str:
+    """One paragraph: the overall verdict (`heads`: one opening per status), then the verdicts behind it
+    (all bias verdicts when consistent, else every verdict that is not), most severe first."""
     seeds = sorted({d.n_seeds for q in checks for d in q.distances})
     span = f"{size_name} = {sizes[0]}..{sizes[-1]}" if len(sizes) > 1 else f"{size_name} = {sizes[0]}"
-    head = _HEADS[status].format(names=", ".join(q.name for q in checks))
+    head = heads[status].format(names=", ".join(q.name for q in checks))
     head += f" ({span}, {'/'.join(map(str, seeds)) or 0} seeds)"
     verdicts = [v for q in checks for v in (q.bias_verdict, q.fluct_verdict) if v.status != "consistent"]
     verdicts.sort(key=lambda v: SEVERITY.index(v.status))

@@ -13,9 +13,14 @@ def render_table(report) -> str:
 
     An unresolved bias (indistinguishable from zero at 2 sigma) is shown as an
     upper bound "< x"; "DMFT-limited" marks sizes where the DMFT's own Monte
-    Carlo error dominates the uncertainty of the bias.
+    Carlo error dominates the uncertainty of the bias. A report without a DMFT ("cauchy" mode) opens
+    with its preface, and its size column names both sizes of each difference ("64→128").
     """
-    lines = [f"DMFT vs finite networks as {report.size_name} grows", ""]
+    if report.mode == "cauchy":
+        lines = [f"Finite networks against each other as {report.size_name} grows (no DMFT)",
+                 *textwrap.wrap(report.preface, width=100), ""]
+    else:
+        lines = [f"DMFT vs finite networks as {report.size_name} grows", ""]
     lines += _distance_rows(report)
     lines += [""] + _rate_rows(report)
     lines += [""] + textwrap.wrap(report.summary, width=100)
@@ -24,13 +29,18 @@ def render_table(report) -> str:
 
 def _distance_rows(report) -> list[str]:
     width = max([len("quantity"), *(len(q.name) for q in report.quantities)])
-    head = f"{'quantity':<{width}}  {report.size_name:>6}  {'seeds':>5}  {'bias':<21}  {'fluct':<21}  {'naive':>8}  {'noise':>8}"
+    cauchy = report.mode == "cauchy"
+    labels = ([f"{n}→{m}" for n, m in zip(report.sizes, report.reference_sizes)] if cauchy
+              else [str(n) for n in report.sizes])
+    sw = max([6, len(report.size_name), *map(len, labels)])
+    limited = "  larger-size-limited" if cauchy else "  DMFT-limited"
+    head = f"{'quantity':<{width}}  {report.size_name:>{sw}}  {'seeds':>5}  {'bias':<21}  {'fluct':<21}  {'naive':>8}  {'noise':>8}"
     rows = [head, "-" * len(head)]
     for q in report.quantities:
-        for n, d in zip(report.sizes, q.distances):
+        for n, d in zip(labels, q.distances):
             bias = _pm(d.bias, d.bias_se) if d.resolved else f"< {d.bias_upper:.2e}"
-            note = "  DMFT-limited" if d.reference_limited else ""
-            rows.append(f"{q.name:<{width}}  {n:>6}  {d.n_seeds:>5}  {bias:<21}  {_pm(d.fluct, d.fluct_se):<21}  "
+            note = limited if d.reference_limited else ""
+            rows.append(f"{q.name:<{width}}  {n:>{sw}}  {d.n_seeds:>5}  {bias:<21}  {_pm(d.fluct, d.fluct_se):<21}  "
                         f"{d.naive:>8.2e}  {d.noise:>8.2e}{note}")
     return rows
 

@@ -26,6 +26,10 @@ from .walk import Walk, walk_system
 
 #: the update terms: a limit where all of them vanish is lazy
 LEARNING_TERMS = ("upd", "bupd")
+#: why there is no DMFT of Adam (the refusal of `derive`; `dmftc check` says it before its measurement)
+ADAM_NO_DMFT = ("its step divides each weight entry's gradient by that entry's own running scale, a nonlinear "
+                "function of the entry's history, so the update is no sum of outer products of forward and "
+                "backward fields and the single-site process does not close")
 
 
 def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> EquationSystem:
@@ -36,12 +40,10 @@ def derive(spec: Spec, graph: Graph, params: Mapping[str, WeightScaling]) -> Equ
     """
     if spec.training.adam:
         raise Unsupported(
-            "a mean-field solver for Adam: its step divides each weight entry's gradient by that entry's own "
-            "running scale, a nonlinear function of the entry's history, so the update is no sum of outer "
-            "products of forward and backward fields and the single-site process does not close "
-            "(docs/theory.md#training-setups)",
+            f"a mean-field solver for Adam: {ADAM_NO_DMFT} (docs/theory.md#training-setups)",
             "`dmftc analyze` gives Adam's regime and exponents, `dmftc simulate` and `dmftc heads` measure finite "
-            "networks; for a DMFT use `optimizer: sgd` with `momentum`")
+            "networks, `dmftc check` measures their convergence among themselves; for a DMFT use "
+            "`optimizer: sgd` with `momentum`")
     K = 0
     if "L" in spec.limit:
         K = spec.solver.depth_steps or int(spec.sizes["L"])
