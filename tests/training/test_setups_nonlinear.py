@@ -69,17 +69,24 @@ def test_dropping_the_momentum_from_the_transformer_dmft_is_caught(small_transfo
     assert min(z.values()) > 5, z
 
 
+#: the measured check (docs/theory.md#training-setups): two layers, 10 steps, 8192 draws, N = 4..32, 128 seeds
+CHECK = ["training.momentum=0.9", "training.batches={size: 2, seed: 1}", "data.synthetic.test=4",
+         "training.schedule=min(1, (t + 1) / 4)", "training.weight_decay=0.1", "training.steps=10",
+         "solver.samples=8192"]
+
+
 @pytest.mark.slow
 def test_transformer_losses_converge_at_the_predicted_rates():
-    """`dmftc check` over N = 8..64 on the one-layer transformer with the setup: the train, batch and held-out
-    losses' single-network fluctuations fall as N^-1/2 (consistent), and no bias fails to fall. Their bias
-    (predicted N^-1) is below the noise of 64 seeds at most sizes, so 'unresolved' is accepted for it
-    (docs/theory.md#training-setups, Measured)."""
+    """`dmftc check` over N = 4..32 on specs/transformer_mup.yaml with the setup: the train, batch and held-out
+    losses' biases fall as N^-1 and their single-network fluctuations as N^-1/2 (every verdict consistent).
+    Measured: biases N^-1.12 +- 0.11, N^-1.01 +- 0.11, N^-0.83 +- 0.15; fluctuations N^-0.56 +- 0.03,
+    N^-0.474 +- 0.021, N^-0.47 +- 0.04. At 64 seeds and 2048 draws on the one-layer cut (SMALL) the held-out
+    bias levels off at the reference's Monte Carlo floor (not_converging): the seeds and draws are needed."""
     from dmftc.check import run_check
 
-    spec = load(SPEC, overrides=SETUP + SMALL)
-    report = run_check(spec, {"N": [8, 16, 32, 64]}, seeds=64, out_dir=None, quantities=LOSSES)
+    spec = load(SPEC, overrides=CHECK)
+    report = run_check(spec, {"N": [4, 8, 16, 32]}, seeds=128, out_dir=None, quantities=LOSSES)
     for k in LOSSES:
         q = report.quantity(k)
+        assert q.bias_verdict.status == "consistent", (k, report.table())
         assert q.fluct_verdict.status == "consistent", (k, report.table())
-        assert q.bias_verdict.status in ("consistent", "unresolved"), (k, report.table())
