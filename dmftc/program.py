@@ -79,15 +79,13 @@ class Program:
         if not names:
             return X, y, {}
         st = training.setup(self.spec, steps=steps)
-        lr_W = 1.0
-        if self.equations.coupled_lr is not None:
-            lr_W = float(self.equations.coupled_lr.subs({sympy.Symbol(k, positive=True): v
-                                                          for k, v in self.spec.hyper.items()}))
-            if lr_W == 0:  # the coupled decay rate lr_W lambda vanishes in the limit
-                st = dataclasses.replace(st, decay=0.0)
-                lr_W = 1.0
+        if self.equations.coupled_rate is not None:
+            # the filters of coupled decay depend on lr_W lambda alone: its limit, at lr_W = 1
+            rate = float(self.equations.coupled_rate.subs({sympy.Symbol(k, positive=True): v
+                                                           for k, v in self.spec.hyper.items()}))
+            st = dataclasses.replace(st, decay=rate)
         per_point = X.shape[1] if X.ndim == 3 else 1
-        return X, y, {"training": training.arrays(st, names, per_point, lr_W)}
+        return X, y, {"training": training.arrays(st, names, per_point)}
 
     def solve(self, *, steps: int | None = None, samples: int | None = None, seed: int | None = None,
               dtype: str | None = None, depth_error: bool = True, errors: bool = True,

@@ -72,8 +72,8 @@ class EquationSystem:
     #: filter), adec (weight decay's factor of the initial weights), Omega, wtrain, wtest (error and loss
     #: weights: minibatches, held-out points); () for full-batch GD at a constant step
     training: tuple[str, ...] = ()
-    #: coupled weight decay: the limit of the weights' common learning rate (the decay rate is lr_W lambda)
-    coupled_lr: Expr | None = None
+    #: coupled weight decay: the limit of the weights' common decay rate lr_W lambda (the filters depend on it alone)
+    coupled_rate: Expr | None = None
     #: the training loss: mse or cross_entropy (two classes y = +-1, the output their logit)
     loss: str = "mse"
 

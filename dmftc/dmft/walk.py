@@ -419,7 +419,7 @@ def _assemble(spec: Spec, w: Walk, regime: str) -> EquationSystem:
         heads=("sites" if w.key_dim else "collapse") if w.attention else None, key_dim=w.key_dim,
         head_positions=tuple(sorted(int(num[p]) for p in w.head_fields)),
         stream_sites=tuple(int(num[p]) if p is not None else 0 for p in w.marks),
-        training=training_arrays(spec, w), coupled_lr=coupled_lr(spec, w), loss=spec.training.loss)
+        training=training_arrays(spec, w), coupled_rate=coupled_rate(spec, w), loss=spec.training.loss)
     sysm.check()
     return sysm
 
@@ -465,23 +465,38 @@ def training_arrays(spec: Spec, w: Walk) -> tuple[str, ...]:
     return out
 
 
-def coupled_lr(spec: Spec, w: Walk):
-    """Coupled weight decay: the common limit of the weights' learning rates (the decay rate is lr_W lambda,
-    so the filters depend on it); refused when it diverges or differs between weights."""
-    if spec.training.weight_decay == 0 or spec.training.decay != "coupled":
+def coupled_rate(spec: Spec, w: Walk):
+    """Coupled weight decay: the common limit of the weights' decay rates r = lr_W lambda.
+
+    The rule d = grad + lambda W, v <- beta v + d, W <- W - lr_W s D has W_t = a(t) W_0 - lr_W sum_s Kappa(t, s)
+    grad_s with a and Kappa functions of r alone (`dmftc.training.filters` at lr_W = 1, lambda = r), so the
+    limit needs r finite, not lr_W: under muP (lr_W ~ N) a decay lambda = lam / N has r = eta gamma0^2 lam.
+    Refused where r diverges or differs between weights (one filter each); decoupled decay (W <- W - lr s lambda W,
+    the global lr) is refused when lambda depends on a size going to infinity."""
+    lam = spec.training.weight_decay
+    if lam == 0:
+        return None
+    if spec.training.decay != "coupled":
+        if lam.free_symbols & {size_symbol(n) for n in spec.limit}:
+            raise Unsupported(f"decoupled weight decay that depends on a size going to infinity ({lam}): "
+                              "the DMFT reads lambda at the limit, the networks at their size",
+                              "write the decoupled decay in the hyperparameters alone")
         return None
     rates = {}
     for name, ws in w.params.items():
         try:
-            rates[name] = w.finite(take_limit(ws.lr, spec.limit, f"the learning rate of {name}", spec.hyper))
+            rates[name] = w.finite(take_limit(ws.lr * spec.training.weight_decay, spec.limit,
+                                              f"the coupled decay rate of {name}", spec.hyper))
         except LimitError:
             rates[name] = sympy.oo
     if any(r == sympy.oo for r in rates.values()):
-        bad = ", ".join(f"{k} ({w.params[k].lr})" for k, r in rates.items() if r == sympy.oo)
-        raise Unsupported(f"coupled weight decay with learning rates that grow with the width: {bad}; "
-                          "lr_W lambda W would diverge", "use `decay: decoupled` (W <- W - lr(t) lambda W)")
+        bad = ", ".join(f"{k} ({w.params[k].lr * spec.training.weight_decay})" for k, r in rates.items()
+                        if r == sympy.oo)
+        raise Unsupported(f"coupled weight decay whose rate lr_W lambda grows with the width: {bad}; "
+                          "lr_W lambda W would diverge",
+                          "use `decay: decoupled` (W <- W - lr(t) lambda W), or scale lambda as 1/N under muP")
     if len(set(rates.values())) > 1:
-        raise Unsupported("coupled weight decay with different learning rates per weight (one filter each)",
+        raise Unsupported("coupled weight decay with different rates lr_W lambda per weight (one filter each)",
                           "use `decay: decoupled`, or one learning rate for every weight")
     return next(iter(rates.values()))
 

@@ -77,9 +77,29 @@ def test_weight_decay_in_the_lazy_limit_is_refused_with_the_reason():
 def test_coupled_decay_under_mup_is_refused_with_the_reason():
     from dmftc.errors import Unsupported
 
-    with pytest.raises(Unsupported, match="grow with the width"):
+    with pytest.raises(Unsupported, match="grows with the width"):
         compile_spec(load("specs/mlp_mup_relu.yaml", overrides=["training.weight_decay=0.1",
                                                                 "training.decay=coupled"]))
+    with pytest.raises(Unsupported, match="decoupled weight decay that depends on a size"):
+        compile_spec(load("specs/mlp_mup_relu.yaml", overrides=["training.weight_decay=0.1/N"]))
+
+
+def test_coupled_decay_scaled_as_one_over_n_under_mup_agrees_with_networks():
+    """Coupled decay lambda = c / N under muP (lr_W = N eta gamma0^2): the filters depend on the rate
+    lr_W lambda = eta gamma0^2 c alone, which has a limit; the networks at N = 1024 agree with that DMFT,
+    and the DMFT without the decay is far off."""
+    sets = [s for s in SETUP if "weight_decay" not in s] + ["training.weight_decay=0.5/N", "training.decay=coupled"]
+    spec = load("specs/mlp_mup_linear.yaml", overrides=sets)
+    prog = compile_spec(spec)
+    assert str(prog.equations.coupled_rate) == "eta*gamma0**2/2"
+    sim = simulate(spec, {"N": 1024}, seeds=64, record="none", dtype="float64")
+    z = _z(prog.solve(errors=False).arrays, sim)
+    assert max(z.values()) < 4, z
+    X, y, _ = prog.data()
+    wrong = dataclasses.replace(training.setup(spec), decay=0.0)
+    out = prog.load_module().solve(X, y, dict(spec.hyper), steps=spec.training.steps,
+                                   training=training.arrays(wrong, prog.equations.training))
+    assert min(_z({k: np.asarray(v) for k, v in out.items()}, sim).values()) > 20
 
 
 @pytest.mark.slow
