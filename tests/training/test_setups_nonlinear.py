@@ -43,7 +43,7 @@ def z_scores(dmft: dict, dmft_se: dict, sim) -> dict:
 def small_transformer():
     spec = load(SPEC, overrides=SETUP + SMALL)
     prog = compile_spec(spec)
-    sol = prog.solve(depth_error=False)
+    sol = prog.solve(samples=spec.solver.samples, depth_error=False)   # fixed draws, no accuracy target
     sim = simulate(spec, {"N": 32}, seeds=32, record="none")
     return spec, prog, sol, sim
 
