@@ -144,9 +144,9 @@ def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
 
 def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8, out_dir: Path | None,
               dmft_seeds: int = 8, samples: int | None = None, program: Program | None = None,
-              quantities: Sequence[str] | None = None, progress: bool = False):
+              quantities: Sequence[str] | None = None, report_progress: bool = False):
     """Run the cross-check over one size axis; writes out_dir/check.json and PNG plots (unless None).
-    With `progress` (the CLI) the reference solve reports its draws on stderr with the time left.
+    With `report_progress` (the CLI) the reference solve reports its draws on stderr with the time left.
 
     `program` replaces the compiled spec (a test injects a deliberately wrong DMFT this way);
     `quantities` restricts what is compared (default: loss, f and every kernel both sides have).
@@ -174,7 +174,7 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     ref_samples = reference_samples(prog, dmft_seeds, samples)
     check_solve(prog.spec, prog.equations, steps=prog.spec.training.steps, samples=ref_samples,
                 dtype=prog.spec.solver.dtype, runs=3)
-    runs = dmft_runs(prog, samples=ref_samples, progress=progress)
+    runs = dmft_runs(prog, samples=ref_samples, progress=report_progress)
     along_depth = name == "L" and prog.equations.has_stream
     depth_note = ()
     if along_depth and (prog.equations.depth_steps or 0) >= 4:

@@ -192,7 +192,7 @@ def cmd_check(args) -> int:
     if not args.sizes:  # the default sizes too: a small spec may give too few, and they are the user's spec
         (name, values), = sizes.items()
         require_sizes(values, RATE_SIZES, name, "check")
-    report = run_check(spec, sizes, seeds=args.seeds, out_dir=Path(args.out), progress=True)
+    report = run_check(spec, sizes, seeds=args.seeds, out_dir=Path(args.out), report_progress=True)
     print(report.table())  # ends with the summary and the criterion, wrapped
     return 0 if report.passed else 1  # like heads: 1 when any rate is inconsistent or unresolved
 
