@@ -6,7 +6,7 @@ children. Every number comes from `resolve_parameterization` evaluated at the co
 sizes: the simulator never re-derives a scale.
 
 Order-parameter sites (`Network.sites`), named as the DMFT of the spec names the same kernel
-(docs/reading-output.md#the-simulator):
+(docs/reading-output.md#in-python-to_xarray-and-plot):
 - without residual blocks: the output h^l of each non-readout dense layer l = 1..L in
   forward order, with phi the chain of act and layernorm ops that directly follows it, up to
   the next dense, readout or residual (identity if none): Phi<l> = <phi(h^l) phi(h^l)>, G<l>;
