@@ -9,7 +9,9 @@ Order-parameter sites (`Network.sites`), named as the DMFT of the spec names the
 (docs/reading-output.md#in-python-to_xarray-and-plot):
 - without residual blocks: the output h^l of each non-readout dense layer l = 1..L in
   forward order, with phi the chain of act and layernorm ops that directly follows it, up to
-  the next dense, readout or residual (identity if none): Phi<l> = <phi(h^l) phi(h^l)>, G<l>;
+  the next dense, readout or residual (identity if none): Phi<l> = <phi(h^l) phi(h^l)>, G<l> (where
+  phi holds a layernorm the DMFT's kernel of those features sits at LayerNorm's own position, so this
+  Phi<l> has no counterpart in the solution);
 - with residual blocks: the residual stream at its marks l = 0 (the input of the first block)
   and l (after block l). A block is one iteration of a repeat whose body holds residual ops (a
   transformer block: attention and MLP residuals), or a residual op outside such a repeat.
@@ -294,7 +296,8 @@ def stream_positions(layers: tuple[Layer, ...]) -> tuple[int | None, ...]:
     out: list[int | None] = []
     count = 0
 
-    def walk(seq: tuple[Layer, ...], bare: bool) -> bool:
+    def walk(seq: tuple[Layer, ...], bare: bool) -> None:
+        """`bare`: the value entering `seq` is a stream field."""
         nonlocal count
         for la in seq:
             if la.kind == "stream":
@@ -305,7 +308,6 @@ def stream_positions(layers: tuple[Layer, ...]) -> tuple[int | None, ...]:
                 walk(la.children, True)
                 count += 1
             bare = la.kind == "residual"
-        return bare
 
     walk(layers, False)
     return tuple(out)
