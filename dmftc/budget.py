@@ -27,7 +27,7 @@ The model (bytes b of the dtype; the process itself `BASE`):
   `lax.map`'s batches; `simulate` chunks the seeds by its `budget`), weights, gradients and activations
   of the networks in flight, the recorded features of the chunk, and the recorded arrays of every seed
   (with record="full", two-time kernels of (T + 1)^2 (P S)^2 entries per site: Phi and G per hidden
-  layer, Phi, G and PhiAct per position of a residual stream) with the running chunk's copy. A check
+  layer, H, G and Phi per position of a residual stream) with the running chunk's copy. A check
   keeps every size's arrays until the end (`check_ensembles`).
 - data: P x S x D float64 made on the host, `DATA_COPIES` copies.
 Before the derivation (`check_compile`) a solve is also held to its floor, the least any method
@@ -588,7 +588,7 @@ def _simulation(spec, graph, sizes, seeds, record, dtype, budget, displacement, 
     chunk = min(seeds, max(1, budget // per_network)) if finite else seeds
     batch = min(chunk, max(1, (16 * 2**20) // (3 * per_network))) if finite else 1
     if acc.residual:
-        records = [(3 * (acc.blocks + 1), acc.stream)]     # Phi, G and PhiAct per stream position
+        records = [(3 * (acc.blocks + 1), acc.stream)]     # H, G and Phi per stream position
     else:
         records = [(2 * c, w) for c, w in acc.dense]        # Phi and G per hidden layer
     count = sum(c for c, _ in records)

@@ -131,8 +131,7 @@ def compared(prog: Program, sim_order: Sequence[str]) -> list[str]:
                 + sorted(k for k in sim_order if re.fullmatch(r"A\d+", k)))
     if prog.equations.has_stream:
         # residual streams: the stream kernels H, the kernels Phi = <phi(h) phi(h)> of the features the
-        # branches read and the backward kernels G at every position, under the DMFT's names (`run_check`
-        # renames the simulator's)
+        # branches read and the backward kernels G at every position
         kernels = [m for k in sim_order if (m := re.fullmatch(r"(H|Phi|G)(\d+)", k))]
         kernels.sort(key=lambda m: (("H", "Phi", "G").index(m.group(1)), int(m.group(2))))
         return ["loss", "f"] + [m.group(0) for m in kernels]
@@ -184,31 +183,16 @@ def run_check(spec: Spec, sizes: Mapping[str, Sequence[int]], *, seeds: int = 8,
     finite, order_names, logits = {}, [], {}
     for n in progress(sorted(values), total=len(values), desc=f"check {name}"):
         sim = simulate(spec, {name: n}, seeds, record=_record(prog, quantities))
-        order_names = [_plain(k) for k in sim.order]
-        finite[n] = {"loss": sim.loss, "f": sim.f, **{_plain(k): v for k, v in sim.order.items()}}
+        # the simulator names its kernels as the DMFT does (`dmftc.simulate.network.stream_positions`)
+        order_names = list(sim.order)
+        finite[n] = {"loss": sim.loss, "f": sim.f, **sim.order}
         if "logits" in sim.order:
             logits[n] = sim.order["logits"]
             finite[n].update(head_averaged_logits(sim.order["logits"]))
-        if prog.equations.tokens and name != "L":
-            # simulator stream site l (input of the first block, then after each layer) = the DMFT position
-            # the derivation marked there (EquationSystem.stream_sites)
-            sites = prog.equations.stream_sites
-            for k, v in sim.order.items():
-                m = re.fullmatch(r"Phi\{(\d+)\}", k)
-                if m and int(m.group(1)) < len(sites) and sites[int(m.group(1))]:
-                    finite[n][f"H{sites[int(m.group(1))]}"] = v
-            order_names = [k for k in finite[n] if re.fullmatch(r"(H|A)\d+", k)]
-        elif prog.equations.has_stream:
-            # simulator stream site l (l = 0 the embedding's output, l after block l) = DMFT position l + 1;
-            # its Phi{l} is the kernel of h itself (the DMFT's H), PhiAct{l} that of phi(h) (Phi), G{l}
-            # that of (df/dh) / s_hat (G)
-            dmft_name = {"Phi": "H", "PhiAct": "Phi", "G": "G"}
-            stream = {f"{dmft_name[m.group(1)]}{int(m.group(2)) + 1}": v for k, v in sim.order.items()
-                      if (m := re.fullmatch(r"(Phi|PhiAct|G)\{(\d+)\}", k))}
-            finite[n] = {"loss": sim.loss, "f": sim.f, **stream}
-            order_names = list(stream)
+            order_names += [k for k in finite[n] if re.fullmatch(r"A\d+", k)]
+        if prog.equations.has_stream:
             # the top of the stream (tau = 1), the one position that lines up across depths
-            finite[n]["Htop"] = stream[f"H{max(int(k[1:]) for k in stream if k[0] == 'H')}"]
+            finite[n]["Htop"] = sim.order[max((k for k in sim.order if re.fullmatch(r"H\d+", k)), key=lambda k: int(k[1:]))]
         finite[n].update(sim.losses)   # the batch and held-out losses (docs/theory.md#training-setups)
     if prog.equations.tokens:
         ref.update(dmft_logit_means(ref, spec))
@@ -361,8 +345,8 @@ def init_controls(prog: Program, arrays: Mapping[str, np.ndarray], n: int, size_
     iu = np.triu_indices(P)
     # a site whose features are not one activation of its preactivation (a chain of several pointwise
     # ops, or a layernorm: `Site.activation` None) has no Gaussian kernel map: no control of it
-    sites = {s.index: s for s in _network(prog, n, size_name)[0].sites}
-    acts = [sites[l].activation if l in sites else None for l in range(1, L + 1)]
+    sites = {s.name: s for s in _network(prog, n, size_name)[0].sites}
+    acts = [sites[f"Phi{l}"].activation if f"Phi{l}" in sites else None for l in range(1, L + 1)]
     cols = [np.asarray(arrays["f"])[:, 0, :]]
     for l in range(1, L + 1):
         if acts[l - 1] is not None:
@@ -455,11 +439,6 @@ def _conditional_on_f0(prog: Program, ref, finite, qs):
         out[n] = dict(d, f=d["f"] - pred_f, loss=d["loss"] - pred_loss)
     zero = {q: np.zeros_like(ref[q]) for q in qs}
     return zero, out, zero
-
-
-def _plain(name: str) -> str:
-    """Order-parameter names without braces: 'Phi{1}' -> 'Phi1' (the DMFT's spelling)."""
-    return re.sub(r"\{(\d+)\}", r"\1", name)
 
 
 def _write(report, ref, finite, out_dir: Path, name: str, ref_se=None) -> None:

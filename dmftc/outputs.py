@@ -9,7 +9,6 @@ docs/reading-output.md, "In Python: to_xarray and plot".
 from __future__ import annotations
 
 import json
-import re
 from numbers import Number
 from typing import Any, Mapping
 
@@ -27,8 +26,6 @@ LOSS_WORDS = {"loss_batch": "batch loss", "loss_test": "held-out loss"}
 #: the xarray dimension of each axis name of `solution_axes` and `simulation_axes`: the printed
 #: equations' indices (docs/symbols.md), mu and nu for the sites, s for the second time
 DIMS = {"site": "mu", "site2": "nu", "t2": "s"}
-#: a simulation's kernels in words (`simulation_words`)
-_SIMULATION_WORDS = {"Phi": "feature kernel", "PhiAct": "kernel of the activations", "G": "gradient kernel"}
 
 
 def versions() -> dict[str, str]:
@@ -116,11 +113,8 @@ def describe(kind: str, head: str, arrays: Mapping[str, np.ndarray]) -> str:
 
 
 def simulation_words(name: str) -> str | None:
-    """A simulation's array in words with its name ("feature kernel Phi{1}"); None for the loss and f.
-    Its kernels keep the simulator's site numbers, which are the DMFT's positions in an MLP only."""
-    m = re.fullmatch(r"(Phi|PhiAct|G)\{(\d+)\}", name)
-    if m:
-        return f"{_SIMULATION_WORDS[m.group(1)]} {name}"
+    """A simulation's own array in words (weight displacements, the stacked attention logits); None for the
+    loss, f and the kernels, whose names and words are the DMFT's (`crosscheck.plots.quantity_words`)."""
     if name.startswith("displacement:"):
         return f"relative displacement ||W(t) − W(0)|| / ||W(0)|| of {name.split(':', 1)[1]}"
     return "attention logits A" if name == "logits" else None

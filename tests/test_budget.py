@@ -255,7 +255,7 @@ def test_recorded_sites_bound_the_simulators(name):
     spec = load(SPECS / f"{name}.yaml")
     X, _ = load_data(spec)
     net = build_network(spec, None, X.shape)
-    actual = sum(1 + s.backward for s in net.sites)
+    actual = sum(1 + bool(s.grad) for s in net.sites)
     acc = budget._Walk()
     budget._walk(build_graph(spec).nodes, budget._values(spec, None, X.shape), 1.0, False, acc)
     bound = 3 * (acc.blocks + 1) if acc.residual else sum(2 * c for c, _ in acc.dense)

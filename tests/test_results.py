@@ -68,7 +68,7 @@ def test_simulation_file_records_sizes_seeds_dtype_and_spec(sim, tmp_path):
         np.testing.assert_array_equal(npz["t"], np.arange(4))
         axes, meta = json.loads(str(npz["axes"])), json.loads(str(npz["meta"]))
     assert axes["loss"] == ["seed", "t"] and axes["f"] == ["seed", "t", "sample"]
-    assert axes["Phi{1}"] == ["seed", "t", "site", "t2", "site2"]
+    assert axes["Phi1"] == ["seed", "t", "site", "t2", "site2"]
     assert meta["sizes"]["N"] == 32 and meta["seeds"] == 2 and meta["seed"] == 5
     assert meta["dtype"] == "float32" and meta["record"] == "full" and meta["final_loss"] == pytest.approx(
         float(sim.loss[:, -1].mean()))

@@ -50,9 +50,9 @@ def close_figures():
 def test_a_simulation_has_named_dimensions_and_coordinates(sim):
     ds = sim.to_xarray()
     assert ds["loss"].dims == ("seed", "t") and ds["f"].dims == ("seed", "t", "sample")
-    assert ds["f0"].dims == ("seed", "sample") and ds["Phi{1}"].dims == ("seed", *KERNEL)
+    assert ds["f0"].dims == ("seed", "sample") and ds["Phi1"].dims == ("seed", *KERNEL)
     assert set(ds.data_vars) == set(sim.arrays)                        # the names of simulation.npz
-    np.testing.assert_array_equal(ds["Phi{1}"].values, sim.order["Phi{1}"])
+    np.testing.assert_array_equal(ds["Phi1"].values, sim.order["Phi1"])
     np.testing.assert_array_equal(ds["seed"], [0, 1])
     np.testing.assert_array_equal(ds["t"], np.arange(4))
     np.testing.assert_array_equal(ds["s"], np.arange(4))
@@ -107,8 +107,8 @@ def test_a_simulation_plots_its_seed_mean_with_a_standard_error_band(sim, sol, c
     np.testing.assert_allclose(line.get_ydata(), sim.loss.mean(axis=0), rtol=1e-6)
     assert sol.plot(ax=ax) is ax and "DMFT (exact)" in ax.get_legend_handles_labels()[1]
     assert ax.get_title() == "mlp_mup_linear: finite networks"                 # the first plot's title stays
-    ax = sim.plot("Phi{1}", mu=0, nu=0, s=0)
-    assert ax.get_ylabel() == "feature kernel Phi{1} (mu = 0, nu = 0, s = 0)"
+    ax = sim.plot("Phi1", mu=0, nu=0, s=0)
+    assert ax.get_ylabel() == "feature kernel Φ at layer 1 (mu = 0, nu = 0, s = 0)"   # the DMFT's words
     ax = sol.plot("Phi1", mu=0, nu=0, s=0)
     assert ax.get_ylabel() == "feature kernel Φ at layer 1 (mu = 0, nu = 0, s = 0)"
 
@@ -118,8 +118,8 @@ def test_plot_asks_for_one_value_per_step(sol, sim):
         sol.plot("Phi1")
     with pytest.raises(DmftcError, match="no array 'Phi9'"):
         sim.plot("Phi9")
-    with pytest.raises(DmftcError, match=r"e.g. plot\('Phi\{1\}', mu=0, s=0, nu=0\)"):
-        sim.plot("Phi{1}")
+    with pytest.raises(DmftcError, match=r"e.g. plot\('Phi1', mu=0, s=0, nu=0\)"):
+        sim.plot("Phi1")
     with pytest.raises(DmftcError, match="no dimension head"):
         sim.plot("loss", head=0)
 
@@ -146,7 +146,7 @@ def test_the_losses_of_a_training_setup_have_their_time_axis():
 
 
 def test_a_simulations_arrays_in_words():
-    assert simulation_words("G{2}") == "gradient kernel G{2}" and simulation_words("PhiAct{0}").startswith("kernel of")
+    assert simulation_words("G2") is None     # a kernel: the DMFT's name, and its words (quantity_words)
     assert simulation_words("displacement:attn0_K[3]").endswith("of attn0_K[3]")
     assert simulation_words("logits") == "attention logits A" and simulation_words("loss") is None
 

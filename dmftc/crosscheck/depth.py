@@ -14,12 +14,12 @@ L (`dmftc.simulate` with record="diag" and the weights' displacement) and measur
 - kq_displacement  ||W(T) - W(0)||_F / ||W(0)||_F of every block's key and query weights after
                    the T training steps, averaged over blocks and over K and Q; per network, then
                    mean and standard error over seeds;
-- kernel_change    ||E Phi^L(0) - Phi^0(0)||: the seed-averaged change of the initial residual-stream
+- kernel_change    ||E H^top(0) - H^1(0)||: the seed-averaged change of the initial residual-stream
                    kernel from the input of the first block (l = 0) to the top (l = L), RMS over
                    its (sample, token) entries, with the seeds' noise removed (the U-statistic of
                    `dmftc.crosscheck.stats.distance`): the deterministic, width-limit part;
 - branch_sum       the RMS per coordinate of the random branch sum h^L(0) - h^0(0), from the
-                   diagonal of the same kernel change: E diag(Phi^L - Phi^0) = E |h^L - h^0|^2 / n,
+                   diagonal of the same kernel change: E diag(H^top - H^1) = E |h^L - h^0|^2 / n,
                    because the last weight of each branch enters linearly and independently of
                    h^0 (so E <h^0, branch> = 0);
 - logit_change     RMS over entries of the attention logits' change A(T) - A(0), per network;
@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -240,9 +241,9 @@ def depth_statistics(sim, kq_weights: Sequence[str]) -> dict[str, tuple[float, f
     if not keys:
         raise DmftcError(f"no key/query weights among the simulated weights ({', '.join(sim.displacement)})")
     moved = np.mean([np.asarray(sim.displacement[k][:, -1], np.float64) for k in keys], axis=0)
-    streams = sorted(int(k[4:-1]) for k in sim.order if k.startswith("Phi{"))
-    d = (np.asarray(sim.order[f"Phi{{{streams[-1]}}}"][:, 0], np.float64)
-         - np.asarray(sim.order[f"Phi{{{streams[0]}}}"][:, 0], np.float64))
+    streams = sorted(int(k[1:]) for k in sim.order if re.fullmatch(r"H\d+", k))
+    d = (np.asarray(sim.order[f"H{streams[-1]}"][:, 0], np.float64)
+         - np.asarray(sim.order[f"H{streams[0]}"][:, 0], np.float64))
     if not (np.all(np.isfinite(d)) and np.all(np.isfinite(moved))):
         raise DmftcError("the networks diverged (non-finite kernels or weights); lower the learning rate")
     kernel = distance(d, np.zeros(d.shape[1:]), what="initial stream kernel change")

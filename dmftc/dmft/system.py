@@ -64,7 +64,8 @@ class EquationSystem:
     key_dim: int = 0
     head_positions: tuple[int, ...] = ()
     #: the simulator's residual-stream sites l = 0, 1, ... (its `stream:l` marks) -> the position of the
-    #: field there (0: none, the value there is a function of a field)
+    #: field there (0: none, the value there is a function of a field); where that field is the stream's,
+    #: the simulator names its kernels by the same positions (`dmftc.simulate.network.stream_positions`)
     stream_sites: tuple[int, ...] = ()
     #: L -> oo solved on a grid of this many blocks (0: finite depth); the solve reports K vs K/2
     depth_steps: int = 0

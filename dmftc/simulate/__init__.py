@@ -6,7 +6,8 @@ block's (`dmftc.blocks`).
 
 - `simulate(spec, sizes, seeds, record=, dtype=, seed=, data=) -> Simulation`: train `seeds`
   networks with full-batch GD and record loss (seeds, T+1), f (seeds, T+1, P), f0 (seeds, P)
-  and the order parameters Phi{l}, G{l} (and logits for attention); `Simulation.save(dir)`
+  and the order parameters under the DMFT's names (Phi1, G1; H<p> on a residual stream) and
+  logits for attention; `Simulation.save(dir)`
   writes simulation.npz. `sweep` does the same over a list of sizes.
 - `measure_one_step(spec, sizes, seeds, seed) -> {name: RMS}`: coordinate sizes at init and
   after one step (fwd:, bwd:, dW:, dfwd:, f0, df, logit:, dlogit:, logit_headvar:, branch:,

@@ -5,15 +5,19 @@ index: "W1[0]", "W1[1]"; nested repeats "W1[0,1]"); residual branches stay neste
 children. Every number comes from `resolve_parameterization` evaluated at the concrete
 sizes: the simulator never re-derives a scale.
 
-Order-parameter sites (`Network.sites`):
+Order-parameter sites (`Network.sites`), named as the DMFT of the spec names the same kernel
+(docs/reading-output.md#in-python-to_xarray-and-plot):
 - without residual blocks: the output h^l of each non-readout dense layer l = 1..L in
   forward order, with phi the chain of act and layernorm ops that directly follows it, up to
-  the next dense, readout or residual (identity if none);
-- with residual blocks: the residual stream, l = 0 at the input of the first block and l
-  after block l. A block is one iteration of a repeat whose body holds residual ops (a
+  the next dense, readout or residual (identity if none): Phi<l> = <phi(h^l) phi(h^l)>, G<l> (where
+  phi holds a layernorm the DMFT's kernel of those features sits at LayerNorm's own position, so this
+  Phi<l> has no counterpart in the solution);
+- with residual blocks: the residual stream at its marks l = 0 (the input of the first block)
+  and l (after block l). A block is one iteration of a repeat whose body holds residual ops (a
   transformer block: attention and MLP residuals), or a residual op outside such a repeat.
-  Where the next branch (or the readout) starts with act/layernorm ops, at least one an act,
-  PhiAct{l} also records the kernel of phi(h^l) with phi that chain: the features that branch reads.
+  The stream at mark l is the DMFT's field at position p = `stream_positions(layers)[l]`: its
+  kernel H<p> = <h h>, G<p>, and, where the next branch (or the readout) starts with act ops,
+  Phi<p> = <phi(h) phi(h)> with phi that chain: the features that branch reads.
 """
 
 from __future__ import annotations
@@ -73,18 +77,18 @@ class Layer:
 
 @dataclass(frozen=True)
 class Site:
-    """Where an order parameter is measured: `name`{l} = phi(tap) . phi(tap) / n, and G{l} of the tap's
-    backward field unless `backward` is False (a second view of a tap that already records it).
+    """Where an order parameter is measured: the kernel `name` = phi(tap) . phi(tap) / n, and `grad` =
+    g . g / n of the tap's backward field g = (df/d tap) / s_hat (None: a second view of a tap that
+    already records it). Names are the DMFT's: "Phi1", "H2", "G2".
 
     `phi` is the chain of pointwise ops applied in order to the tap: act fns ("relu", "tanh", ...) and
     "layernorm"; () is the identity (`activation` gives the single activation name some code needs).
     """
 
-    index: int
     tap: str
     phi: tuple[str, ...]
-    name: str = "Phi"
-    backward: bool = True
+    name: str
+    grad: str | None = None
 
     @property
     def activation(self) -> str | None:
@@ -262,18 +266,51 @@ def _number_streams(layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
 
 def _sites(layers: tuple[Layer, ...], residual: bool) -> tuple[Site, ...]:
     if residual:
-        stream = [Site(int(la.id.split(":")[1]), la.id, ()) for la in layers if la.kind == "stream"]
-        # the features the next block's branch (or the readout) reads, phi(h^l): the DMFT's Phi at l + 1
-        # (a chain of layernorms alone, as where a transformer's branches start, has no such view)
-        acts = [Site(int(la.id.split(":")[1]), la.id, chain, "PhiAct", False)
-                for i, la in enumerate(layers) if la.kind == "stream"
-                and set(chain := _next_chain(layers[i + 1:])) - {"layernorm"}]
+        marks = [(i, la) for i, la in enumerate(layers) if la.kind == "stream"]
+        positions = stream_positions(layers)
+        stream = [Site(la.id, (), f"H{p}", f"G{p}") for (_, la), p in zip(marks, positions) if p]
+        # the features the next block's branch (or the readout) reads, phi(h) with phi a chain of acts: the
+        # DMFT's Phi at the same position (a chain with a layernorm reads LayerNorm's own field, a chain of
+        # layernorms alone, as where a transformer's branches start, no such view)
+        acts = [Site(la.id, chain, f"Phi{p}") for (i, la), p in zip(marks, positions)
+                if p and (chain := _next_chain(layers[i + 1:])) and "layernorm" not in chain]
         return tuple(stream + acts)
     sites = []
     for i, la in enumerate(layers):
         if la.kind == "dense":
-            sites.append(Site(len(sites) + 1, f"out:{la.params['W']}", _pointwise(layers[i + 1:])))
+            l = len(sites) + 1
+            sites.append(Site(f"out:{la.params['W']}", _pointwise(layers[i + 1:]), f"Phi{l}", f"G{l}"))
     return tuple(sites)
+
+
+def stream_positions(layers: tuple[Layer, ...]) -> tuple[int | None, ...]:
+    """The DMFT's position of the residual stream at each stream mark l = 0, 1, ... of `layers` (None where
+    the value there is not a stream field: a block that ends in another op, such as a post-LN layernorm).
+
+    The DMFT numbers the stream's fields first, 1, 2, ..., in the order its walk meets them
+    (`dmftc.dmft.walk.Walk.positions`): each residual op h' = h + c branch(h) opens one position for its
+    output h', after the positions its branch opens, and one before for its input h unless h is already
+    a stream field (the output of the op just before it, or the stream a branch starts from). Mark 0, the
+    input of the first block, is position 1. The derivation records the same map (EquationSystem.stream_sites).
+    """
+    out: list[int | None] = []
+    count = 0
+
+    def walk(seq: tuple[Layer, ...], bare: bool) -> None:
+        """`bare`: the value entering `seq` is a stream field."""
+        nonlocal count
+        for la in seq:
+            if la.kind == "stream":
+                out.append(1 if la.id == "stream:0" else count if bare else None)
+                continue
+            if la.kind == "residual":
+                count += 0 if bare else 1
+                walk(la.children, True)
+                count += 1
+            bare = la.kind == "residual"
+
+    walk(layers, False)
+    return tuple(out)
 
 
 def _pointwise(layers) -> tuple[str, ...]:

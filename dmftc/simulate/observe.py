@@ -2,8 +2,10 @@
 
 What is recorded at one time step (`record`):
 - "none": nothing beyond loss and f;
-- "diag": the equal-time kernels Phi{l}(t,t) = phi(h^l) . phi(h^l) / n (phi the site's chain of ops) and G{l}(t,t) = g^l . g^l / n
-  over the sites' (sample[, token]) index, and the attention logits;
+- "diag": the equal-time kernels of each site (`Network.sites`, named as the DMFT names them),
+  Phi<l>(t,t) = phi(h^l) . phi(h^l) / n (phi the site's chain of ops; H<l> on a residual stream, phi
+  the identity) and G<l>(t,t) = g^l . g^l / n over the sites' (sample[, token]) index, and the
+  attention logits;
 - "full": the site features phi(h^l) and g^l themselves (kernels over (t, s) are formed by
   `kernels_full` after the time loop), and the logits.
 g^l = (df / dh^l) / s_hat with s_hat = m_readout * std_readout, the readout's multiplier times its
@@ -81,10 +83,10 @@ def _records(net: Network, acts, back, record: str, s_readout) -> dict[str, jax.
     recs = {}
     for site in net.sites:
         F = _sites(_apply_chain(site.phi, acts[site.tap]))
-        recs[f"{site.name}{{{site.index}}}"] = F if record == "full" else _gram(F)
-        if site.backward:
+        recs[site.name] = F if record == "full" else _gram(F)
+        if site.grad:
             G = _sites(back[site.tap]) / s_readout
-            recs[f"G{{{site.index}}}"] = G if record == "full" else _gram(G)
+            recs[site.grad] = G if record == "full" else _gram(G)
     if net.attentions:
         # (L_attn, P, H, S, S) -> (L_attn, H, P, S, S)
         recs["logits"] = jnp.stack([acts[f"logits:{a}"] for a in net.attentions]).swapaxes(1, 2)

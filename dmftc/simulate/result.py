@@ -27,7 +27,8 @@ class Simulation:
 
     loss (seeds, T+1), f (seeds, T+1, P) and f0 (seeds, P) = f[:, 0]; t = 0 is before any
     update, t after t updates. `order` holds the empirical order parameters by name:
-    Phi{l}, G{l} ((seeds, T+1, M, T+1, M) with record="full", (seeds, T+1, M, M) with
+    the DMFT's names, Phi1, G1, ... (MLP), H<p>, Phi<p>, G<p> at the stream's positions p (residual
+    networks; `network.stream_positions`) ((seeds, T+1, M, T+1, M) with record="full", (seeds, T+1, M, M) with
     "diag"; M = P, or P*S for token sites) and logits (seeds, T+1, L_attn, H, P, S, S).
     `sizes` holds every size (P, D, S included); `timings` seconds for init, compile (0 when
     the program was cached) and run. `displacement` (only with `simulate(..., displacement=True)`)
@@ -91,7 +92,7 @@ class Simulation:
 
         Dimensions: seed (the network, 0..seeds-1), t (the step), mu and nu (the kernels' sites), s (the
         second time), sample (the input of f), block, head, token and token2 (the logits), each with integer
-        coordinates; the arrays keep their names in `arrays` and simulation.npz ("Phi{1}"). `attrs`: kind,
+        coordinates; the arrays keep their names in `arrays` and simulation.npz, the DMFT's ("Phi1"). `attrs`: kind,
         name, sizes (sizes_N, ...), seeds, the ensemble's seed, record, dtype, steps, final_loss (mean over
         seeds), the versions (versions_*) and the spec (`spec`, a Spec, or `spec_raw`) as JSON text,
         flattened for netCDF. `.to_netcdf(path)` writes it.
@@ -110,7 +111,7 @@ class Simulation:
         standard error of that mean; returns the matplotlib Axes.
 
         `name` as in `arrays`; `where` picks one entry of the other dimensions (`plot("f", sample=0)`,
-        `plot("Phi{1}", mu=0, nu=0, s=0)`); `ax` is drawn on, or a new pyplot figure is made (as xarray's
+        `plot("Phi1", mu=0, nu=0, s=0)`); `ax` is drawn on, or a new pyplot figure is made (as xarray's
         and pandas' plot do).
         """
         from ..crosscheck.plots import quantity_words

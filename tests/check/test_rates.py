@@ -35,7 +35,7 @@ def test_lazy_mlps_record_only_loss_and_f():
 def small_mup():
     spec = load(SPECS / "mlp_mup_relu.yaml", overrides=("training.steps=2",))
     sim = simulate(spec, {"N": 32}, seeds=2048)
-    arrays = {"loss": sim.loss, "f": sim.f, **{k.replace("{", "").replace("}", ""): v for k, v in sim.order.items()}}
+    arrays = {"loss": sim.loss, "f": sim.f, **sim.order}
     return compile_spec(spec), arrays
 
 

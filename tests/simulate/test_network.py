@@ -13,6 +13,7 @@ from dmftc.graph import build_graph
 from dmftc.notation import hyper_symbol, size_symbol
 from dmftc.scaling.parameterization import resolve_parameterization
 from dmftc.simulate import build_network
+from dmftc.simulate.network import stream_positions
 from dmftc.spec.types import Act, Dense, Readout, Repeat
 
 
@@ -29,8 +30,9 @@ def test_mlp_copies_and_numbers_come_from_the_parameterization():
         assert (p.multiplier, p.init_std, p.lr) == pytest.approx(
             tuple(float(e.subs(values)) for e in (ws.multiplier, ws.init_std, ws.lr)))
     assert net.readout_scale == pytest.approx(1 / 48)  # s_hat = m_readout * std_readout = 1 / (gamma0 N)
-    assert [(s.index, s.tap, s.phi) for s in net.sites] == [
-        (1, "out:W0", ("relu",)), (2, "out:W1[0]", ("relu",)), (3, "out:W1[1]", ("relu",))]
+    assert [(s.name, s.grad, s.tap, s.phi) for s in net.sites] == [
+        ("Phi1", "G1", "out:W0", ("relu",)), ("Phi2", "G2", "out:W1[0]", ("relu",)),
+        ("Phi3", "G3", "out:W1[1]", ("relu",))]
     assert net.sizes == {"D": 16, "L": 3, "N": 48, "P": 8}
 
 
@@ -44,13 +46,16 @@ def test_nested_repeats_key_every_copy():
 
 def test_streams_of_residual_networks_and_transformers():
     res = build_network(resnet_spec(L_=3), None, (8, 16))
-    assert [s.tap for s in res.sites if s.name == "Phi"] == ["stream:0", "stream:1", "stream:2", "stream:3"]
+    # the stream at mark l (the input of block 0, then after block l) is the DMFT's position l + 1
+    assert [(s.name, s.grad, s.tap) for s in res.sites if s.name.startswith("H")] == [
+        (f"H{l + 1}", f"G{l + 1}", f"stream:{l}") for l in range(4)]
     # every stream position is read through relu (by the next branch, or the readout at the top)
-    acts = [(s.tap, s.phi, s.backward) for s in res.sites if s.name == "PhiAct"]
-    assert acts == [(f"stream:{l}", ("relu",), False) for l in range(4)]
+    acts = [(s.name, s.tap, s.phi, s.grad) for s in res.sites if s.name.startswith("Phi")]
+    assert acts == [(f"Phi{l + 1}", f"stream:{l}", ("relu",), None) for l in range(4)]
     tr = build_network(transformer_spec(L_=2), None, (8, 4, 16))
-    # one per attention+MLP block; LayerNorm comes first in every branch, so no PhiAct view
-    assert [s.tap for s in tr.sites] == ["stream:0", "stream:1", "stream:2"]
+    # one per attention+MLP block (two adds to the stream); LayerNorm comes first in every branch, so no Phi view
+    assert [(s.name, s.tap) for s in tr.sites] == [("H1", "stream:0"), ("H3", "stream:1"), ("H5", "stream:2")]
+    assert stream_positions(tr.layers) == (1, 3, 5)
     assert tr.attentions == ("attn0[0]", "attn0[1]")
     assert tr.params["attn0_K[1]"].shape == (64, 64) and tr.tokens and tr.residual
 

@@ -18,10 +18,10 @@ from dmftc.spec.types import Parameterization, WeightOverride
 
 
 def hand_written(W0, W1, w, X, y, preset, eta, gamma0, steps):
-    """f, loss, Phi{1,2}(t,t), G{1,2}(t,t) of the preset table (docs/theory.md#width-presets), by backprop (float64)."""
+    """f, loss, Phi1, Phi2, G1, G2 at (t,t) of the preset table (docs/theory.md#width-presets), by backprop (float64)."""
     (P, D), N = X.shape, W0.shape[0]
     m_out, lr = (1 / (gamma0 * N), eta * gamma0**2 * N) if preset == "mup" else (1 / np.sqrt(N), eta)
-    out = {k: [] for k in ("f", "loss", "Phi{1}", "Phi{2}", "G{1}", "G{2}")}
+    out = {k: [] for k in ("f", "loss", "Phi1", "Phi2", "G1", "G2")}
     s_hat = m_out * 1.0                               # readout init std 1 in both presets
     for _ in range(steps + 1):
         h1 = X @ W0.T / np.sqrt(D)
@@ -31,9 +31,9 @@ def hand_written(W0, W1, w, X, y, preset, eta, gamma0, steps):
         f = m_out * a2 @ w[0]
         d2 = m_out * w[0] * (h2 > 0)                 # df/dh2
         d1 = (d2 @ W1 / np.sqrt(N)) * (h1 > 0)      # df/dh1
-        for k, v in (("f", f), ("loss", 0.5 * np.mean((f - y) ** 2)), ("Phi{1}", a1 @ a1.T / N),
-                     ("Phi{2}", a2 @ a2.T / N), ("G{1}", d1 @ d1.T / s_hat**2 / N),
-                     ("G{2}", d2 @ d2.T / s_hat**2 / N)):
+        for k, v in (("f", f), ("loss", 0.5 * np.mean((f - y) ** 2)), ("Phi1", a1 @ a1.T / N),
+                     ("Phi2", a2 @ a2.T / N), ("G1", d1 @ d1.T / s_hat**2 / N),
+                     ("G2", d2 @ d2.T / s_hat**2 / N)):
             out[k].append(v)
         e = (f - y) / P                               # dLoss/df
         gw = m_out * e @ a2
@@ -53,7 +53,7 @@ def test_gd_steps_and_kernels_equal_hand_written_backprop(preset):
         ref = hand_written(init["W0"][i], init["W1[0]"][i], init["w"][i], X, y, preset, 0.9, 0.7, 3)
         np.testing.assert_allclose(sim.f[i], ref["f"], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(sim.loss[i], ref["loss"], rtol=1e-10)
-        for k in ("Phi{1}", "Phi{2}", "G{1}", "G{2}"):
+        for k in ("Phi1", "Phi2", "G1", "G2"):
             np.testing.assert_allclose(sim.order[k][i], ref[k], rtol=1e-10, atol=1e-12, err_msg=k)
 
 

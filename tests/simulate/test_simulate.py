@@ -25,7 +25,7 @@ def test_mlp_shapes_full(full):
     shapes = {k: v.shape for k, v in full.arrays.items()}
     kernel = (3, T + 1, P, T + 1, P)
     assert shapes == {"loss": (3, T + 1), "f": (3, T + 1, P), "f0": (3, P),
-                      "Phi{1}": kernel, "Phi{2}": kernel, "G{1}": kernel, "G{2}": kernel}
+                      "Phi1": kernel, "Phi2": kernel, "G1": kernel, "G2": kernel}
     assert all(v.dtype == np.float32 for v in full.arrays.values())
     np.testing.assert_array_equal(full.f0, full.f[:, 0])
     assert full.sizes == {"D": 16, "L": 2, "N": 64, "P": 8}
@@ -38,7 +38,7 @@ def test_loss_is_half_mean_square_error(full, mlp):
 
 
 def test_kernels_are_symmetric_gram_matrices(full):
-    for name in ("Phi{1}", "G{2}"):
+    for name in ("Phi1", "G2"):
         K = full.order[name].reshape(3, (T + 1) * P, (T + 1) * P)
         np.testing.assert_allclose(K, K.transpose(0, 2, 1), rtol=1e-5, atol=1e-6)
         assert np.linalg.eigvalsh(K.astype(np.float64)).min() > -1e-4
@@ -48,7 +48,7 @@ def test_diag_is_the_equal_time_part_of_full(full, mlp):
     diag = simulate(mlp, seeds=3, record="diag", data=data_of(mlp))
     np.testing.assert_array_equal(diag.loss, full.loss)
     t = np.arange(T + 1)
-    for name in ("Phi{1}", "Phi{2}", "G{1}", "G{2}"):
+    for name in ("Phi1", "Phi2", "G1", "G2"):
         assert diag.order[name].shape == (3, T + 1, P, P)
         np.testing.assert_allclose(diag.order[name], full.order[name][:, t, :, t].transpose(1, 0, 2, 3),
                                    rtol=1e-5, atol=1e-7)
@@ -87,7 +87,7 @@ def test_seeds_beyond_the_memory_budget_run_in_chunks_that_are_the_same_networks
 
 def test_float64_agrees_with_float32(full, mlp):
     x64 = simulate(mlp, seeds=3, dtype="float64", data=data_of(mlp))
-    assert x64.loss.dtype == np.float64 and x64.order["G{1}"].dtype == np.float64
+    assert x64.loss.dtype == np.float64 and x64.order["G1"].dtype == np.float64
     np.testing.assert_allclose(x64.f, full.f, rtol=1e-3, atol=1e-5)
 
 
@@ -95,22 +95,23 @@ def test_transformer_shapes(transformer):
     sim = simulate(dataclasses.replace(transformer, training=dataclasses.replace(transformer.training, steps=2)),
                    seeds=2, data=data_of(transformer))
     M = 8 * 4  # P * S (sample, token) sites
-    assert sim.order["Phi{0}"].shape == (2, 3, M, 3, M) and sim.order["G{2}"].shape == (2, 3, M, 3, M)
-    assert set(sim.order) == {"Phi{0}", "Phi{1}", "Phi{2}", "G{0}", "G{1}", "G{2}", "logits"}
+    assert sim.order["H1"].shape == (2, 3, M, 3, M) and sim.order["G5"].shape == (2, 3, M, 3, M)
+    # the stream at the input and after each of the 2 blocks: the DMFT's positions 1, 3, 5 (each block
+    # adds twice to the stream, attention then MLP)
+    assert set(sim.order) == {"H1", "H3", "H5", "G1", "G3", "G5", "logits"}
     assert sim.order["logits"].shape == (2, 3, 2, 4, 8, 4, 4)  # (seeds, T+1, L_attn, H, P, S, S)
-    # the stream entering block 0 is the embedding: Phi{0}(0,0) has the data kernel's shape
     assert np.all(np.isfinite(sim.loss)) and sim.loss[:, -1].mean() < sim.loss[:, 0].mean()
 
 
 def test_residual_network_streams():
     spec = resnet_spec(L_=3, steps=2)
     sim = simulate(spec, seeds=2, record="diag", data=data_of(spec))
-    assert set(sim.order) == {f"{k}{{{l}}}" for k in ("Phi", "PhiAct", "G") for l in range(4)}
-    assert sim.order["G{3}"].shape == (2, 3, 8, 8)
-    # PhiAct{l} = <relu(h) relu(h)> of the stream's Phi{l} = <h h>: 0 <= relu(h)^2 <= h^2 per unit, and
+    assert set(sim.order) == {f"{k}{p}" for k in ("H", "Phi", "G") for p in range(1, 5)}
+    assert sim.order["G4"].shape == (2, 3, 8, 8)
+    # Phi<p> = <relu(h) relu(h)> of the stream's H<p> = <h h>: 0 <= relu(h)^2 <= h^2 per unit, and
     # about half of it at init where h is symmetric
-    for l in range(4):
-        act, stream = (np.diagonal(sim.order[f"{k}{{{l}}}"], axis1=-2, axis2=-1) for k in ("PhiAct", "Phi"))
+    for p in range(1, 5):
+        act, stream = (np.diagonal(sim.order[f"{k}{p}"], axis1=-2, axis2=-1) for k in ("Phi", "H"))
         assert np.all(act >= 0) and np.all(act <= stream + 1e-6)
         np.testing.assert_allclose(act[:, 0].mean(), stream[:, 0].mean() / 2, rtol=0.2)
 
@@ -124,7 +125,7 @@ def test_backward_fields_are_normalised_by_the_readout_scale_at_every_depth(alph
     for depth in (2, 16):
         spec = resnet_spec(alpha_L=alpha_L, N_=256, L_=depth, steps=0)
         sim = simulate(spec, seeds=2, record="diag", data=data_of(spec))
-        tops.append(np.mean(np.diagonal(sim.order[f"G{{{depth}}}"][:, 0], axis1=-2, axis2=-1)))
+        tops.append(np.mean(np.diagonal(sim.order[f"G{depth + 1}"][:, 0], axis1=-2, axis2=-1)))
     assert all(0.35 < g < 0.65 for g in tops), tops
 
 

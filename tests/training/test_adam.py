@@ -51,7 +51,7 @@ def test_finite_networks_measure_the_regimes():
     moved, final = [], []
     for n in (128, 512, 2048):
         sim = simulate(_spec(), {"N": n}, seeds=8, record="diag")
-        P1 = sim.order["Phi{1}"]
+        P1 = sim.order["Phi1"]
         moved.append(float(np.mean(np.abs(P1[:, -1] - P1[:, 0]))))
         final.append(float(simulate(_spec("parameterization.preset=ntk"), {"N": n}, seeds=4, record="none")
                            .loss.mean(0)[-1]))
