@@ -30,8 +30,8 @@ from dmftc.spec.types import Spec
 
 #: activations whose derivative jumps at 0: a lazy limit is approached as n^-1/2 (`dmftc.check.KINKED`)
 KINKED = frozenset({"relu"})
-#: order parameters compared across sizes (the simulator's names; check.json spells them without braces)
-ORDER = re.compile(r"(Phi|PhiAct|G)\{(\d+)\}")
+#: order parameters compared across sizes: the kernels, named as the DMFT names them (Phi1, G1, H3, ...)
+ORDER = re.compile(r"(Phi|H|G)\d+")
 
 
 def run_cauchy_check(spec: Spec, size_name: str, values: Sequence[int], *, seeds: int, out_dir: Path | None,
@@ -76,7 +76,7 @@ def simulate_sizes(spec: Spec, size_name: str, sizes: Sequence[int], seeds: int,
     finite = {}
     for k, n in enumerate(progress(sizes, total=len(sizes), desc=f"check {size_name}")):
         sim = simulate(spec, {size_name: n}, seeds, record=record, seed=k)
-        order = {f"{m.group(1)}{m.group(2)}": v for key, v in sim.order.items() if (m := ORDER.fullmatch(key))}
+        order = {key: v for key, v in sim.order.items() if ORDER.fullmatch(key)}
         finite[n] = {"loss": sim.loss, **sim.losses, "f": sim.f, **dict(sorted(order.items()))}
     return finite
 
