@@ -111,3 +111,35 @@ def test_the_mup_mlp_converges_at_n_to_the_minus_one_over_128_to_2048():
     report = run_check(spec, {"N": [128, 256, 512, 1024, 2048]}, seeds=1024, out_dir=None)
     assert report.status == "consistent", report.summary
     assert {q.name for q in report.quantities} == {"loss", "f", "G1", "G2", "Phi1", "Phi2"}
+
+
+def test_one_ensemble_seed_would_share_units_across_widths():
+    """Why each size needs its own ensemble: network i at N = 32 holds network i at N = 16's first-layer
+    units (the same numbers), so one ensemble for all sizes makes their seed means share their noise."""
+    from dmftc.simulate import build_network
+
+    spec = load(SPECS / "mlp_mup_tanh.yaml")
+    shape = compile_spec(spec).data()[0].shape
+    small, large = (build_network(spec, {"N": n}, shape).init(0, 1) for n in (16, 32))
+    w1 = next(k for k in small if small[k].shape[1:] == (16, shape[-1]))
+    np.testing.assert_array_equal(large[w1][0, :16], small[w1][0])
+
+
+def test_each_size_is_an_independent_ensemble(monkeypatch):
+    """check simulates ensemble k at the k-th size: the fits take the sizes' distances as independent, and
+    sizes that share networks carry one excursion of the seeds as a common floor (`dmftc.check.size_ensemble`)."""
+    import importlib
+
+    check = importlib.import_module("dmftc.check")   # the module (the package's `check` is a function)
+    seeds_used = {}
+
+    def recording(spec, sizes, seeds, **kw):
+        seeds_used[sizes["N"]] = kw.get("seed", 0)
+        return real(spec, sizes, seeds, **kw)
+
+    real = check.simulate
+    monkeypatch.setattr(check, "simulate", recording)
+    spec = load(SPECS / "mlp_mup_linear.yaml", overrides=("training.steps=2",))
+    run_check(spec, {"N": [16, 32, 64]}, seeds=4, out_dir=None, quantities=["loss"])
+    assert sorted(seeds_used) == [16, 32, 64]
+    assert len(set(seeds_used.values())) == 3, seeds_used
