@@ -212,7 +212,8 @@ def finite_limit(fit: PowerLaw) -> tuple[float, float, float, int]:
 
 def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = N_SIGMA, margin: float = 0.1,
                  tolerance: float = TOLERANCE, hint: str = "add seeds", next_order: float | None = None,
-                 disagree: str = "the DMFT and the networks disagree at infinite {name}") -> Verdict:
+                 disagree: str = "the DMFT and the networks disagree at infinite {name}",
+                 common_se: float = 0.0) -> Verdict:
     """Judge a fitted rate against the predicted exponent.
 
     Parameters
@@ -244,6 +245,11 @@ def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = N_SIGMA, m
         follows n^q alone leaves b unresolved and fails.
     disagree : str
         What a significant floor means, ending the not-converging sentence ({name}: the size symbol).
+    common_se : float
+        The part of the values' errors shared by every size (one Monte Carlo DMFT is the reference of
+        all of them: its error shifts every distance alike). The fit takes the sizes as independent, so
+        a common shift reads as a level the distance does not fall below; a "not_converging" whose level
+        is within n_sigma of it is "unresolved" instead (`reference_explains`).
 
     Returns
     -------
@@ -271,8 +277,28 @@ def compare_rate(fit: PowerLaw, predicted: float, *, n_sigma: float = N_SIGMA, m
         status, sentence = _judge(fit, predicted, floor, n_sigma, margin, tolerance, disagree)
         if status == "inconsistent" and fit.exponent < predicted and next_order is not None:
             status, sentence = _judge_two_terms(fit, predicted, next_order, n_sigma, sentence)
+    if status == "not_converging" and reference_explains(fit, floor, common_se, n_sigma):
+        status, sentence = "unresolved", (
+            f"unresolved: {fit.label} levels off at {_level(fit, floor):.2g}, within {n_sigma:g} sigma of the "
+            f"DMFT's Monte Carlo error common to every size ({common_se:.2g}); increase solver.samples")
     sigmas = abs(fit.exponent - predicted) / fit.exponent_se if fit.exponent_se > 0 else float("inf")
     return Verdict(status, sentence, sigmas=float(sigmas), **base)
+
+
+def _level(fit: PowerLaw, floor: FloorFit | None) -> float:
+    """The level a distance does not fall below: the fitted floor, else the value at the largest size."""
+    return float(floor.floor) if floor is not None else float(fit.values[-1])
+
+
+def reference_explains(fit: PowerLaw, floor: FloorFit | None, common_se: float, n_sigma: float = N_SIGMA) -> bool:
+    """Whether one shift common to every size, of standard error `common_se`, explains the level.
+
+    A reference R = R_true + delta enters every size's distance ||E X_n - R||: as E X_n -> R_true the
+    distances fall to ||delta|| ~ common_se at every size alike, a floor however many seeds there are.
+    It explains the level L when L <= n_sigma common_se (and only then: a wrong DMFT's floor stays when
+    the draws grow, the reference's falls as M^-1/2).
+    """
+    return common_se > 0 and _level(fit, floor) <= n_sigma * common_se
 
 
 def format_power(size_name: str, exponent: float) -> str:

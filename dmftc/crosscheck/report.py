@@ -315,10 +315,24 @@ def judge_distances(name: str, dists: Sequence[Distance], sizes, size_name: str,
                               size_name=size_name, label=f"{name} fluctuation")
     floor = {} if disagree is None else {"disagree": disagree}
     bias_v = compare_rate(bias_fit, rates["bias"], n_sigma=n_sigma, hint=hint, next_order=rates.get("bias_next"),
-                          **floor)
+                          common_se=common_reference_se(dists, sizes), **floor)
     fluct_floor = {} if spread is None else {"disagree": spread}
     fluct_v = compare_rate(fluct_fit, rates["fluct"], n_sigma=n_sigma, **fluct_floor)
     return QuantityCheck(name, dists, bias_fit, fluct_fit, bias_v, fluct_v)
+
+
+def common_reference_se(dists: Sequence[Distance], sizes) -> float:
+    """The standard error of the bias that the DMFT's Monte Carlo error puts on every size alike.
+
+    sqrt(reference_share) x bias_se at the largest size: there E X_n is closest to the DMFT, the
+    reference's part of Var(bias_sq) is its own noise, ||delta||^2 - E||delta||^2 and the error of
+    the runs' estimate of E||delta||^2, the same numbers at every size (one reference for all).
+    """
+    if not dists:
+        return 0.0
+    d = max(zip(sizes, dists), key=lambda p: p[0])[1]
+    share = d.reference_share if math.isfinite(d.reference_share) else 0.0
+    return math.sqrt(max(share, 0.0)) * d.bias_se if math.isfinite(d.bias_se) else 0.0
 
 
 def _bias_hint(dists: Sequence[Distance], sizes, size_name: str) -> str:

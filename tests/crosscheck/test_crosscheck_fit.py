@@ -160,3 +160,15 @@ def test_a_half_order_lead_with_its_next_order_term_may_fall_faster_but_a_pure_n
         pure = compare_rate(fit_power_law(L, law, ses * law / measured, size_name="L", label="x"), -0.5,
                             next_order=-1.0)
         assert pure.status == "inconsistent" and "does not explain it" in pure.sentence, pure.sentence
+
+
+def test_a_level_within_the_references_common_error_is_unresolved_not_a_floor():
+    """One Monte Carlo DMFT is the reference of every size: its error shifts all distances alike, a flat
+    level the independent-size fit reads as no convergence. Within 3 sigma of that common error the level
+    is the reference's (unresolved: more draws); well above it, still a disagreement."""
+    flat = _fit(0.02)
+    level = flat.values[-1]
+    explained = compare_rate(flat, -1.0, common_se=level / 2)
+    assert explained.status == "unresolved" and "increase solver.samples" in explained.sentence
+    assert compare_rate(flat, -1.0, common_se=level / 10).status == "not_converging"
+    assert compare_rate(flat, -1.0).status == "not_converging"
