@@ -116,8 +116,9 @@ class Program:
         if with_errors:
             accuracy.check_batches(K)
             kw["samples"] = accuracy.batch_samples(kw["samples"], K)
+        runs = accuracy.kept_runs(K) if with_errors else 1   # the solutions an error analysis holds at once
         check_solve(self.spec, self.equations, steps=kw["steps"], samples=kw["samples"],  # before any work
-                    dtype=kw["dtype"])
+                    dtype=kw["dtype"], runs=runs)
         X, y, setup = self.data(kw["steps"])
         mod = self.load_module()
         sites = int(np.prod(np.shape(X)[:-1]))  # samples, or sample x token positions
@@ -146,7 +147,8 @@ class Program:
         t0 = time.perf_counter()
         est, acc = None, None
         if target:
-            fits = lambda M: check_solve(self.spec, self.equations, steps=kw["steps"], samples=M, dtype=kw["dtype"])
+            fits = lambda M: check_solve(self.spec, self.equations, steps=kw["steps"], samples=M, dtype=kw["dtype"],
+                                         runs=runs)
             est, acc = accuracy.solve_to_accuracy(
                 lambda M, r: accuracy.estimate(lambda m, part: run(m, part, r), M, K), pilot, K,
                 rtol=rtol, atol=atol, fits=fits)

@@ -242,22 +242,31 @@ def source_draws(key, dims: dict, samples: int, method: str, dtype, rows: dict |
     """
     from .devices import shard_draws  # imported here: this function is the only user in the file
 
+    xi, w = _draws(key, dims, samples, method, dtype, rows)
+    # Splitting the draws over devices makes every expectation a cross-device reduction;
+    # sharding propagation carries the split to every per-draw field computed from them.
+    return {k: shard_draws(x) for k, x in xi.items()}, shard_draws(w)
+
+
+def _draws(key, dims: dict, samples: int, method: str, dtype, rows: dict | None = None):
+    """`source_draws` on one device. For independent batches (`batch_keys`: a stack of K keys) each key
+    draws its share, antithetic pairs within a batch, so a solve on batches a..b sees exactly the draws
+    the full solve gives those batches; the batches are drawn under vmap into (K, M/K, ...) and merged by
+    a reshape, which costs no copy (a concatenation of K drawn parts held the draws twice: measured on
+    transformer_mup, 10 steps, 2048 draws in 8 batches, 2.6 GiB peak against 1.2 GiB for one key)."""
     keys = sorted(dims)
     sizes = tuple(dims[k] for k in keys)
     if method != "exact_gaussian" and jnp.ndim(key) == 2:
-        # independent batches (`batch_keys`): each key draws its share, antithetic pairs within a batch,
-        # so a solve on batches a..b sees exactly the draws the full solve gives those batches
         per = samples // key.shape[0]
-        parts = [source_draws(k, dims, per, method, dtype, rows) for k in key]
-        xi = {name: jnp.concatenate([p[0][name] for p in parts]) for name in keys}
-        M = sum(p[1].shape[0] for p in parts)
-        return xi, jnp.full((M,), 1.0 / M, dtype)
+        xi, w = jax.vmap(lambda k: _draws(k, dims, per, method, dtype, rows))(key)
+        M = w.shape[0] * w.shape[1]
+        return {name: x.reshape((-1,) + x.shape[2:]) for name, x in xi.items()}, jnp.full((M,), 1.0 / M, dtype)
     if rows:
         # sources with several rows per draw (a head's N coordinates): drawn per source, same antithetic pairing
         M = samples + (samples % 2)
         ks = jax.random.split(key, len(keys))
         xs = [gaussian_draws(k, M * rows.get(name, 1), (d,), dtype)[0] for k, name, d in zip(ks, keys, sizes)]
-        return {k: shard_draws(x) for k, x in zip(keys, xs)}, shard_draws(jnp.full((M,), 1.0 / M, dtype))
+        return dict(zip(keys, xs)), jnp.full((M,), 1.0 / M, dtype)
     if method == "exact_gaussian":
         xs = basis_draws(sizes, dtype)
         w = jnp.ones((xs[0].shape[0],), dtype)
@@ -265,9 +274,7 @@ def source_draws(key, dims: dict, samples: int, method: str, dtype, rows: dict |
         M = samples + (samples % 2)
         xs = gaussian_draws(key, M, sizes, dtype)
         w = jnp.full((M,), 1.0 / M, dtype)
-    # Splitting the draws over devices makes every expectation a cross-device reduction;
-    # sharding propagation carries the split to every per-draw field computed from them.
-    return {k: shard_draws(x) for k, x in zip(keys, xs)}, shard_draws(w)
+    return dict(zip(keys, xs)), w
 
 
 def batch_keys(seed: int, batches: tuple[int, int, int] | None):
