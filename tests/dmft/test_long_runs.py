@@ -39,7 +39,7 @@ def test_the_dmft_ntk_tracks_the_networks_to_the_end_of_a_long_run():
     jax.config.update("jax_enable_x64", True)
     mod = dmftc.compile_spec(spec).load_module()
     dm = {k: np.asarray(v) for k, v in mod.solve(X, y, dict(spec.hyper), steps=T, samples=M, seed=0).items()}
-    top_net = ntk_top(lambda b, l: net[f"{b}{{{l}}}"], Phi0)
+    top_net = ntk_top(lambda b, l: net[f"{b}{l}"], Phi0)
     top_dmft = ntk_top(lambda b, l: dm[f"{b}{l}"][T, :, T, :], Phi0)
     # the networks at N = 1024 carry an O(1/N) bias and 4 seeds' noise, the DMFT its Monte Carlo
     # error at M = 2048: measured 25.49 vs 25.51; the runaway was 10x
