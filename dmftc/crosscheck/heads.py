@@ -258,14 +258,14 @@ class HeadReport:
         for i, size in enumerate(self.sizes):
             rows.append(f"{size:>6}  " + "  ".join(
                 f"{_pm(q.values[i], q.ses[i]):<{width + 11}}" for q in self.quantities))
-        rows += ["", f"{'quantity':<{width}}  {'measured':<22}  {'predicted':<10}  {'chi2/dof':>8}  verdict"]
+        rows += ["", f"{'quantity':<{width}}  {'measured':<22}  {'predicted':<14}  {'chi2/dof':>8}  verdict"]
         for q in self.quantities:
             f, p = q.fit, q.prediction
             measured = "-" if math.isnan(f.exponent) else format_measured(n, f.exponent, f.exponent_se)
             pred = p.label(n)
             chi2 = "-" if math.isnan(f.chi2_dof) else f"{f.chi2_dof:.2f}"
             status = verdict_text(q.verdict.status, q.verdict) if q.verdict else "(reported)"
-            rows.append(f"{q.name:<{width}}  {measured:<22}  {pred:<10}  {chi2:>8}  {status}")
+            rows.append(f"{q.name:<{width}}  {measured:<22}  {pred:<14}  {chi2:>8}  {status}")
         rows += ["", f"overall: {self.status}"]
         rows += [f"- {v.quantity}: {v.status}: {v.sentence}" for v in self.verdicts]
         noisy = self._noise_note()
